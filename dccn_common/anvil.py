@@ -1,0 +1,261 @@
+"""A real anvil node on loopback, for tests, benchmarks and the demo.
+
+The binary comes from the npm package @foundry-rs/anvil-linux-amd64 (pinned in
+package.json), found in node_modules/.bin; nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from web3 import HTTPProvider, Web3
+
+from dccn_common import PROJECT_ROOT
+
+# anvil's (and ape's) default development mnemonic; its accounts are funded and unlocked.
+DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
+DEFAULT_CHAIN_ID = 31337
+
+
+class AnvilError(RuntimeError):
+    """anvil could not be found, started or talked to."""
+
+
+def find_anvil_binary() -> str:
+    """ANVIL_BIN, then the project's node_modules, then PATH."""
+    candidates = [
+        os.environ.get("ANVIL_BIN", ""),
+        str(PROJECT_ROOT / "node_modules" / ".bin" / "anvil"),
+        shutil.which("anvil") or "",
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise AnvilError("anvil not found: run `npm ci` in the project root (package.json pins it) or set ANVIL_BIN")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class Anvil:
+    """One anvil process. Use as a context manager, or call start() / stop()."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        chain_id: int = DEFAULT_CHAIN_ID,
+        host: str = "127.0.0.1",
+        accounts: int = 10,
+        balance_eth: int = 10_000,
+        block_time: float | None = None,
+        gas_limit: int | None = None,
+        mnemonic: str = DEFAULT_MNEMONIC,
+        extra_args: Sequence[str] = (),
+        log_path: Path | None = None,
+    ) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise AnvilError("anvil is only ever bound to loopback")
+        self.host = host
+        self.port = port or free_port(host)
+        self.chain_id = chain_id
+        self.accounts = accounts
+        self.balance_eth = balance_eth
+        self.block_time = block_time
+        self.gas_limit = gas_limit
+        self.mnemonic = mnemonic
+        self.extra_args = list(extra_args)
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self._client = httpx.Client(timeout=30)
+        self._request_id = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            find_anvil_binary(),
+            "--host", self.host,
+            "--port", str(self.port),
+            "--chain-id", str(self.chain_id),
+            "--accounts", str(self.accounts),
+            "--balance", str(self.balance_eth),
+            "--mnemonic", self.mnemonic,
+        ]  # fmt: skip
+        if self.block_time:
+            cmd += ["--block-time", str(self.block_time)]
+        if self.gas_limit:
+            cmd += ["--gas-limit", str(self.gas_limit)]
+        return cmd + self.extra_args
+
+    def start(self, timeout: float = 30.0) -> Anvil:
+        if self._process is not None:
+            return self
+        if self.log_path:
+            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
+            out: Any = self._log_file
+        else:
+            out = subprocess.DEVNULL
+        self._process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise AnvilError(f"anvil exited with code {self._process.returncode} on port {self.port}")
+            try:
+                if int(self.rpc("eth_chainId"), 16) == self.chain_id:
+                    return self
+            except (httpx.HTTPError, AnvilError):
+                time.sleep(0.05)
+        self.stop()
+        raise AnvilError(f"anvil did not answer on {self.url} within {timeout}s")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- JSON-RPC ------------------------------------------------------------------
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        self._request_id += 1
+        response = self._client.post(
+            self.url, json={"jsonrpc": "2.0", "id": self._request_id, "method": method, "params": list(params)}
+        )
+        body = response.json()
+        if "error" in body:
+            raise AnvilError(f"{method}: {body['error'].get('message', body['error'])}")
+        return body["result"]
+
+    def web3(self) -> Web3:
+        return Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}))
+
+    # -- test controls --------------------------------------------------------------
+
+    def mine(self, blocks: int = 1) -> None:
+        self.rpc("anvil_mine", hex(blocks))
+
+    def warp(self, seconds: int) -> None:
+        """Move time forward and mine one block carrying the new timestamp."""
+        self.rpc("evm_increaseTime", hex(seconds))
+        self.mine()
+
+    def set_next_timestamp(self, timestamp: int) -> None:
+        self.rpc("evm_setNextBlockTimestamp", hex(timestamp))
+
+    def snapshot(self) -> str:
+        return str(self.rpc("evm_snapshot"))
+
+    def revert(self, snapshot_id: str) -> None:
+        if not self.rpc("evm_revert", snapshot_id):
+            raise AnvilError(f"snapshot {snapshot_id} could not be reverted")
+
+    def reorg(self, depth: int, replacement_txs: Sequence[tuple[dict[str, Any], int]] = ()) -> None:
+        """Replace the last `depth` blocks with new ones (different hashes).
+
+        `replacement_txs` are (transaction request, block offset) pairs placed in the
+        new blocks; without them the new blocks are empty, so everything the old ones
+        held is gone from the chain.
+        """
+        self.rpc("anvil_reorg", depth, [[tx, offset] for tx, offset in replacement_txs])
+
+    def rollback(self, depth: int) -> None:
+        """Drop the last `depth` blocks without replacing them."""
+        self.rpc("anvil_rollback", depth)
+
+    def set_automine(self, enabled: bool) -> None:
+        self.rpc("evm_setAutomine", enabled)
+
+    def set_balance(self, address: str, wei: int) -> None:
+        self.rpc("anvil_setBalance", address, hex(wei))
+
+    def set_code(self, address: str, code: bytes) -> None:
+        self.rpc("anvil_setCode", address, "0x" + code.hex())
+
+    def impersonate(self, address: str) -> None:
+        self.rpc("anvil_impersonateAccount", address)
+
+    def block_number(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def dev_accounts(self) -> list[str]:
+        return [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
+
+
+def dev_private_keys(count: int = 10, mnemonic: str = DEFAULT_MNEMONIC) -> list[str]:
+    """Private keys of anvil's dev accounts (well known; for local chains only)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}").key.hex() for i in range(count)
+    ]
+
+
+@click.command(help="Start anvil on loopback (from the project's node_modules) and wait until it answers.")
+@click.option("--port", type=int, default=None, help="Port (default: a free one).")
+@click.option("--chain-id", type=int, default=DEFAULT_CHAIN_ID, show_default=True)
+@click.option("--block-time", type=float, default=None, help="Seconds between blocks (default: automine).")
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the process id here and return once anvil answers (runs in the background).")
+def main(port: int | None, chain_id: int, block_time: float | None, pid_file: Path | None) -> None:
+    anvil = Anvil(port=port, chain_id=chain_id, block_time=block_time,
+                  log_path=Path(tempfile.gettempdir()) / f"anvil-{chain_id}.log")
+    try:
+        anvil.start()
+    except AnvilError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    click.echo(f"anvil chain {chain_id} at {anvil.url}")
+    if pid_file:
+        assert anvil._process is not None
+        pid_file.write_text(str(anvil._process.pid))
+        anvil._process = None  # leave it running in its own session
+        return
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        anvil.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The one shape every long-running service has.
+
+    service = Service("plasma-operator", w3=w3, db=db, follower=follower, sender=sender)
+
+    @service.every(5.0)
+    def build_block() -> None: ...
+
+    service.run()   # until SIGTERM / SIGINT
+
+Each tick: poll the follower (events -> declared handlers), run the periodic tasks
+that are due, drive the transaction outbox. Errors (an RPC outage, say) are logged
+and retried with backoff; the health endpoint reports them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from web3 import HTTPProvider, Web3
+
+from dccn_common.config import ConfigError
+from dccn_common.follower import ChainFollower
+from dccn_common.health import HealthServer
+from dccn_common.keys import KeystoreError
+from dccn_common.manifest import ManifestError
+from dccn_common.sender import TxSender
+
+log = logging.getLogger(__name__)
+
+# Errors a user can fix; the CLI prints them as one line and exits with code 2.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, KeystoreError, ManifestError)
+
+
+@dataclass
+class _Task:
+    name: str
+    interval: float
+    fn: Callable[[], Any]
+    next_run: float = 0.0
+
+
+class Service:
+    def __init__(
+        self,
+        name: str,
+        *,
+        w3: Web3,
+        db: sqlite3.Connection,
+        follower: ChainFollower | None = None,
+        sender: TxSender | None = None,
+        poll_interval: float = 1.0,
+        health_host: str = "127.0.0.1",
+        health_port: int | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.name = name
+        self.w3 = w3
+        self.db = db
+        self.follower = follower
+        self.sender = sender
+        self.poll_interval = poll_interval
+        self.stop_event = threading.Event()
+        self._tasks: list[_Task] = []
+        self._extra_status = status
+        self._last_error: str | None = None
+        self._last_tick = 0.0
+        self._health = HealthServer(self.status, health_host, health_port) if health_port is not None else None
+
+    def every(self, seconds: float, name: str | None = None) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
+            self._tasks.append(_Task(name or fn.__name__, seconds, fn))
+            return fn
+
+        return register
+
+    @property
+    def health_port(self) -> int | None:
+        return self._health.port if self._health else None
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "service": self.name,
+            "ok": self._last_error is None and self._last_tick > 0,
+            "last_tick": self._last_tick,
+            "last_error": self._last_error,
+        }
+        if self.follower:
+            body["cursor"] = self.follower.status.cursor
+            body["head"] = self.follower.status.head
+        if self.sender:
+            body["pending_transactions"] = self.sender.pending_count()
+        if self._extra_status:
+            body.update(self._extra_status())
+        return body
+
+    def tick(self) -> None:
+        """One pass of everything; raises on failure (run() catches and backs off)."""
+        if self.follower:
+            self.follower.poll_once()
+        now = time.monotonic()
+        for task in self._tasks:
+            if now >= task.next_run:
+                task.fn()
+                task.next_run = now + task.interval
+        if self.sender:
+            self.sender.process()
+
+    def run(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        if self._health:
+            self._health.start()
+            log.info("health endpoint up", extra={"port": self._health.port})
+        log.info("service started", extra={"service_name": self.name})
+        backoff = self.poll_interval
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self.tick()
+                    self._last_tick = time.time()
+                    self._last_error = None
+                    backoff = self.poll_interval
+                except Exception as err:
+                    self._last_error = f"{type(err).__name__}: {err}"[:500]
+                    log.warning("tick failed; retrying", extra={"error": self._last_error})
+                    backoff = min(backoff * 2, 30.0)
+                self.stop_event.wait(backoff)
+        finally:
+            if self._health:
+                self._health.stop()
+            log.info("service stopped", extra={"service_name": self.name})
+
+
+def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
+    """A web3 client for `rpc_url`; loopback or whatever the operator configured."""
+    return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+
+
+def exit_with_error(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def run_cli(fn: Callable[[], Any]) -> Any:
+    """Run a CLI body, turning user errors into one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except USER_ERRORS as err:
+        exit_with_error(str(err))

@@ -1,0 +1,1 @@
+"""One module per part: `TITLE` and `run(ctx)`. Ordered by dccn_demo.__main__.STORIES."""

@@ -1,0 +1,122 @@
+"""Fixtures shared by the whole suite.
+
+One anvil per pytest-xdist worker (session scope lives per worker process), a
+snapshot/revert around every test that touches it, actors named by role, and a
+contract factory over artifacts compiled once (dccn_common.contracts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from dccn_common import PROJECT_ROOT
+
+# ape and the compile cache stay inside the project; nothing touches ~/.ape.
+os.environ.setdefault("APE_DATA_FOLDER", str(PROJECT_ROOT / ".ape"))
+os.environ["PATH"] = f"{PROJECT_ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"
+
+from dccn_common.anvil import Anvil, dev_private_keys
+from dccn_common.contracts import deploy
+
+_SUPPRESS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+# Quick profile for CI and `make test`; `HYPOTHESIS_PROFILE=long make test` for a deep run.
+settings.register_profile("ci", max_examples=25, stateful_step_count=20, deadline=None,
+                          suppress_health_check=_SUPPRESS, print_blob=True)
+settings.register_profile("long", max_examples=1000, stateful_step_count=60, deadline=None,
+                          suppress_health_check=_SUPPRESS, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+ETHEREUM_CHAIN_ID = 31337
+ANKR_CHAIN_ID = 31338
+ROLE_NAMES = ("deployer", "operator", "tenant", "provider", "validator", "challenger",
+              "alice", "bob", "carol", "dave", "app_provider", "monitor", "guardian", "relayer",
+              "v1", "v2", "v3", "v4", "v5", "v6")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A funded, unlocked anvil account with its private key (local chains only)."""
+
+    role: str
+    address: str
+    key: str
+
+
+class Roles(dict[str, Actor]):
+    def __getattr__(self, role: str) -> Actor:
+        try:
+            return self[role]
+        except KeyError:
+            raise AttributeError(role) from None
+
+
+def _start_anvil(chain_id: int, tmp_root: Path) -> Anvil:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return Anvil(chain_id=chain_id, accounts=len(ROLE_NAMES),
+                 log_path=tmp_root / f"anvil-{chain_id}-{worker}.log").start()
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    """The Ethereum-side chain of this worker."""
+    node = _start_anvil(ETHEREUM_CHAIN_ID, tmp_path_factory.mktemp("anvil"))
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def ankr_anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    """A second chain (the Ankr side, another chain id), for the bridge."""
+    node = _start_anvil(ANKR_CHAIN_ID, tmp_path_factory.mktemp("anvil-ankr"))
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def chain(anvil: Anvil) -> Iterator[Anvil]:
+    """The worker's anvil, reverted to its prior state after the test."""
+    snapshot = anvil.snapshot()
+    yield anvil
+    anvil.revert(snapshot)
+
+
+@pytest.fixture
+def ankr_chain(ankr_anvil: Anvil) -> Iterator[Anvil]:
+    snapshot = ankr_anvil.snapshot()
+    yield ankr_anvil
+    ankr_anvil.revert(snapshot)
+
+
+@pytest.fixture
+def w3(chain: Anvil) -> Any:
+    return chain.web3()
+
+
+@pytest.fixture(scope="session")
+def roles() -> Roles:
+    keys = dev_private_keys(len(ROLE_NAMES))
+    from eth_account import Account
+
+    return Roles({name: Actor(name, Account.from_key(key).address, key) for name, key in zip(ROLE_NAMES, keys, strict=True)})
+
+
+@pytest.fixture
+def deploy_contract(w3: Any, roles: Roles) -> Callable[..., Any]:
+    """Factory: deploy_contract("Name", *args, sender=roles.x.address, value=0)."""
+
+    def factory(name: str, *args: Any, sender: str | None = None, value: int = 0) -> Any:
+        return deploy(w3, name, *args, sender=sender or roles.deployer.address, value=value)
+
+    return factory
+
+
+@pytest.fixture
+def ankr_token(deploy_contract: Callable[..., Any]) -> Any:
+    return deploy_contract("AnkrToken")

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install what is missing: the virtualenv (pinned by requirements.lock), the project
+# itself (editable), and node_modules (anvil, pinned by package-lock.json).
+# Re-running is cheap: each step is skipped when its inputs have not changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)'; then
+  echo "error: Python 3.11 is required (found $("$PYTHON" --version 2>&1))" >&2
+  exit 1
+fi
+command -v npm >/dev/null 2>&1 || { echo "error: npm is required (for the pinned anvil binary)" >&2; exit 1; }
+
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+py_stamp=".venv/.installed-$(stamp_of requirements.lock pyproject.toml)"
+if [ ! -f "$py_stamp" ]; then
+  echo "==> Python environment (.venv, requirements.lock)"
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  rm -f .venv/.installed-*
+  touch "$py_stamp"
+fi
+
+node_stamp="node_modules/.installed-$(stamp_of package.json package-lock.json)"
+if [ ! -f "$node_stamp" ]; then
+  echo "==> anvil (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$node_stamp"
+fi
+
+# ape's data folder stays inside the project.
+export APE_DATA_FOLDER="$PWD/.ape"
+export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
+if [ ! -f .build/__local__.json ] || [ -n "$(find contracts -newer .build/__local__.json -name '*.vy*' -print -quit)" ]; then
+  echo "==> compiling contracts (ape compile)"
+  ape compile >/dev/null
+fi

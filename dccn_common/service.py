@@ -114,8 +114,9 @@ class Service:
             self.sender.process()
 
     def run(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+        if threading.current_thread() is threading.main_thread():  # signals reach only the main thread
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop_event.set())
         if self._health:
             self._health.start()
             log.info("health endpoint up", extra={"port": self._health.port})

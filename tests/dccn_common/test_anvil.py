@@ -1,0 +1,58 @@
+"""The anvil harness: start, control, and stop a real node."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from dccn_common.anvil import Anvil, AnvilError
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_two_instances__different_chain_ids__both_answer_and_stop_cleanly() -> None:
+    with Anvil(chain_id=4242) as first, Anvil(chain_id=4343) as second:
+        assert first.web3().eth.chain_id == 4242
+        assert second.web3().eth.chain_id == 4343
+        ports = (first.port, second.port)
+    assert all(_port_is_free(port) for port in ports)
+
+
+def test_mine_and_warp__advance_blocks_and_time(chain: Anvil) -> None:
+    w3 = chain.web3()
+    start_block = w3.eth.block_number
+    start_time = w3.eth.get_block("latest")["timestamp"]
+    chain.mine(5)
+    chain.warp(3_600)
+    assert w3.eth.block_number == start_block + 6
+    assert w3.eth.get_block("latest")["timestamp"] >= start_time + 3_600
+
+
+def test_snapshot_revert__restores_balances(chain: Anvil, roles) -> None:
+    w3 = chain.web3()
+    before = w3.eth.get_balance(roles.bob.address)
+    snapshot = chain.snapshot()
+    w3.eth.send_transaction({"from": roles.alice.address, "to": roles.bob.address, "value": 10**18})
+    assert w3.eth.get_balance(roles.bob.address) == before + 10**18
+    chain.revert(snapshot)
+    assert w3.eth.get_balance(roles.bob.address) == before
+
+
+def test_reorg__replaces_blocks_and_drops_their_transactions(chain: Anvil, roles) -> None:
+    w3 = chain.web3()
+    tx_hash = w3.eth.send_transaction({"from": roles.alice.address, "to": roles.bob.address, "value": 1})
+    mined_in = w3.eth.get_transaction_receipt(tx_hash)
+    old_hash = mined_in["blockHash"]
+    chain.reorg(1)
+    assert w3.eth.get_block(mined_in["blockNumber"])["hash"] != old_hash
+    with pytest.raises(Exception, match="not found"):
+        w3.eth.get_transaction_receipt(tx_hash)
+
+
+def test_loopback_only__other_hosts_refused() -> None:
+    with pytest.raises(AnvilError, match="loopback"):
+        Anvil(host="0.0.0.0")

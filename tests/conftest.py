@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boa.interpret
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -24,6 +25,9 @@ os.environ["PATH"] = f"{PROJECT_ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.e
 
 from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.contracts import deploy
+
+# titanoboa's compile cache too (its default is ~/.cache/titanoboa).
+boa.interpret.set_cache_dir(str(PROJECT_ROOT / ".cache" / "titanoboa"))
 
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 # Quick profile for CI and `make test`; `HYPOTHESIS_PROFILE=long make test` for a deep run.

@@ -56,3 +56,26 @@ def test_reorg__replaces_blocks_and_drops_their_transactions(chain: Anvil, roles
 def test_loopback_only__other_hosts_refused() -> None:
     with pytest.raises(AnvilError, match="loopback"):
         Anvil(host="0.0.0.0")
+
+
+def test_cli__starts_in_background_and_writes_pid(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from dccn_common.anvil import free_port
+
+    port = free_port()
+    pid_file = tmp_path / "anvil.pid"
+    result = subprocess.run(
+        [sys.executable, "-m", "dccn_common.anvil", "--port", str(port), "--chain-id", "777", "--pid-file", str(pid_file)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"chain 777 at http://127.0.0.1:{port}" in result.stdout
+    pid = int(pid_file.read_text())
+    try:
+        assert Anvil(port=port, chain_id=777).web3().eth.chain_id == 777
+    finally:
+        os.kill(pid, signal.SIGTERM)

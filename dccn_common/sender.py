@@ -87,6 +87,7 @@ class TxSender:
         self.max_attempts = max_attempts
         self.gas_multiplier = gas_multiplier
         self._chain_id: int | None = None
+        self._resent_after_start = False
         with transaction(db):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -197,10 +198,13 @@ class TxSender:
         rows = self.db.execute(
             "SELECT * FROM outbox WHERE sender = ? AND status = 'pending' ORDER BY created_at, rowid", (self.address,)
         ).fetchall()
+        if not rows:
+            return
+        # One fee quote and one nonce read per pass; nonces then advance locally.
+        fees = self._fees()
+        nonce = self._next_nonce()
         for row in rows:
-            fees = self._fees()
             try:
-                nonce = self._next_nonce()
                 raw, tx_hash, gas = self._sign(row, nonce, fees)
             except Exception as err:
                 # Estimation reverts: the call would fail now. Record it; the service decides.
@@ -218,6 +222,7 @@ class TxSender:
                     (self.address, nonce + 1),
                 )
             self._broadcast(raw)
+            nonce += 1
 
     def _broadcast(self, raw: bytes) -> None:
         try:
@@ -234,7 +239,14 @@ class TxSender:
             "SELECT * FROM outbox WHERE sender = ? AND status = 'sent' ORDER BY nonce", (self.address,)
         ).fetchall()
         finished = 0
+        mined_nonce = self.w3.eth.get_transaction_count(self.account.address, "latest") if rows else 0
+        first_pass, self._resent_after_start = not self._resent_after_start, True
         for row in rows:
+            if row["nonce"] >= mined_nonce and time.time() - float(row["sent_at"]) <= self.bump_after:
+                if first_pass:
+                    # After a restart the stored bytes may never have reached the node.
+                    self._broadcast(bytes(row["raw"]))
+                continue  # not mined yet and not due for a bump: nothing to do this pass
             receipt = self._receipt(row["tx_hash"])
             if receipt is not None:
                 status = "mined" if receipt["status"] == 1 else "reverted"
@@ -247,14 +259,14 @@ class TxSender:
                 continue
             # The nonce was used, but not by the hash we hold last: an earlier
             # replacement of ours was mined. Find it by its stored hash history.
-            nonce_used = self.w3.eth.get_transaction_count(self.account.address, "latest") > row["nonce"]
-            if nonce_used and self._resolve_replaced(row):
+            if mined_nonce > row["nonce"] and self._resolve_replaced(row):
                 finished += 1
                 continue
-            if time.time() - float(row["sent_at"]) > self.bump_after:
-                self._bump(row)
-            else:
-                self._broadcast(bytes(row["raw"]))
+            if mined_nonce > row["nonce"]:
+                # Our nonce went to a transaction this outbox never signed (the key is shared?).
+                self._fail(row["key"], f"nonce {row['nonce']} was used by another transaction")
+                continue
+            self._bump(row)
         return finished
 
     def _resolve_replaced(self, row: sqlite3.Row) -> bool:

@@ -1,0 +1,94 @@
+"""Shared core: how fast the chain follower and the durable sender go, next to the
+physical limits measured in the same run on the same anvil.
+
+    python -m bench.bench_foundation
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from eth_account import Account
+
+from bench.report import table, write_section
+from dccn_common.anvil import Anvil, dev_private_keys
+from dccn_common.contracts import deploy
+from dccn_common.follower import ChainFollower
+from dccn_common.sender import TxSender
+from dccn_common.store import open_db, transaction
+
+TRANSFERS = 600
+
+
+def raw_transfers_per_second(anvil: Anvil, token, sender: Account, count: int) -> float:
+    """The limit: signed token transfers sent back to back by one Python client, automine."""
+    w3 = anvil.web3()
+    nonce = w3.eth.get_transaction_count(sender.address)
+    chain_id = w3.eth.chain_id
+    started = time.perf_counter()
+    for i in range(count):
+        tx = token.functions.transfer(sender.address, 1).build_transaction(
+            {"from": sender.address, "nonce": nonce + i, "gas": 60_000, "chainId": chain_id,
+             "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1}
+        )
+        w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+    w3.eth.wait_for_transaction_receipt(w3.keccak(sender.sign_transaction(tx).raw_transaction))
+    return count / (time.perf_counter() - started)
+
+
+def raw_get_logs_per_second(anvil: Anvil, token, start: int) -> float:
+    w3 = anvil.web3()
+    started = time.perf_counter()
+    logs = token.events.Transfer().get_logs(from_block=start)
+    return len(logs) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    keys = dev_private_keys(3)
+    owner, relayer = Account.from_key(keys[0]), Account.from_key(keys[2])
+    with Anvil() as anvil, tempfile.TemporaryDirectory() as tmp:
+        w3 = anvil.web3()
+        token = deploy(w3, "AnkrToken", sender=owner)
+        token.functions.transfer(relayer.address, 10**24).transact({"from": owner.address})
+        start = w3.eth.block_number + 1
+        raw_tx_rate = raw_transfers_per_second(anvil, token, owner, TRANSFERS)
+
+        db = open_db(Path(tmp) / "bench.db", "CREATE TABLE IF NOT EXISTS seen (n INTEGER)")
+        follower = ChainFollower(w3, db, "bench", start_block=start)
+        follower.subscribe(token.address, token.abi, "Transfer", lambda event, tx: tx.execute("INSERT INTO seen VALUES (1)"))
+        raw_log_rate = raw_get_logs_per_second(anvil, token, start)
+        started = time.perf_counter()
+        handled = follower.poll_once()
+        follow_rate = handled / (time.perf_counter() - started)
+
+        sender = TxSender(w3, open_db(Path(tmp) / "sender.db"), relayer)
+        data = bytes.fromhex(token.functions.transfer(owner.address, 1)._encode_transaction_data()[2:])
+        with transaction(sender.db):
+            for i in range(TRANSFERS):
+                sender.enqueue(sender.db, f"t{i}", token.address, data, gas=60_000)
+        started = time.perf_counter()
+        while sender.pending_count():
+            sender.process()
+        send_rate = TRANSFERS / (time.perf_counter() - started)
+
+    rows = [
+        ["follower: events handled exactly once (SQLite commit each)", f"{follow_rate:,.0f}/s",
+         f"{raw_log_rate:,.0f}/s (eth_getLogs + decode, no handling)", f"{follow_rate / raw_log_rate:.2f}"],
+        ["sender: outbox transactions signed, persisted, sent, confirmed", f"{send_rate:,.0f}/s",
+         f"{raw_tx_rate:,.0f}/s (signed transfers, fire and forget)", f"{send_rate / raw_tx_rate:.2f}"],
+    ]
+    body = (
+        f"{TRANSFERS} ANKR transfers on one anvil (automine).\n\n"
+        + table(["what", "rate", "physical limit in the same run", "ratio"], rows)
+        + "\n\nPer transaction the sender commits the signed bytes to SQLite before broadcasting and"
+        " fetches the receipt before marking it mined; the limit does neither."
+    )
+    write_section("foundation", "Shared core: chain follower and transaction sender", body,
+                  "python -m bench.bench_foundation")
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -37,5 +37,6 @@ export APE_DATA_FOLDER="$PWD/.ape"
 export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 if [ ! -f .build/__local__.json ] || [ -n "$(find contracts -newer .build/__local__.json -name '*.vy*' -print -quit)" ]; then
   echo "==> compiling contracts (ape compile)"
-  ape compile >/dev/null
+  # --force: ape does not notice a changed module inside an unchanged contract.
+  ape compile --force >/dev/null
 fi

@@ -1,0 +1,301 @@
+# pragma version ~=0.4.3
+"""
+@title DCCN reputation
+@custom:contract-name DccnReputation
+@license MIT
+@notice Reputation in [0, 1] (WAD) per seed 000's tables:
+        0.4 TotalFee + 0.2 TotalCompletedDeals + 0.2 CompletedDealsRatio
+        + 0.1 ServiceLevel (p / p_max) + 0.1 RatingScore (p / 100),
+        where both totals are EMAs p_t = psi * log10(p) / divisor
+        + (1 - psi) * p_{t-1} (divisor 1000 in the seed). The deal
+        escrow records deals, service levels and ratings; the staking
+        contract (w3) and the scheduler read `reputation`.
+"""
+
+from snekmate.auth import access_control
+from snekmate.utils import math
+from ..interfaces import dccn_reputation
+
+implements: dccn_reputation
+
+initializes: access_control
+
+exports: (
+    access_control.supportsInterface,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.set_role_admin,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.DEFAULT_ADMIN_ROLE,
+)
+
+# May record deals, service levels and ratings (the deal escrow).
+RECORDER_ROLE: public(constant(bytes32)) = keccak256("RECORDER_ROLE")
+
+WAD: constant(uint256) = 10**18
+MASK32: constant(uint256) = 2**32 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK128: constant(uint256) = 2**128 - 1
+LN10_WAD: constant(uint256) = 2_302_585_092_994_045_684
+MAX_LEVEL: constant(uint256) = 100
+# Seed 000 weights, in WAD.
+W_TOTAL_FEE: constant(uint256) = 4 * 10**17
+W_COMPLETED: constant(uint256) = 2 * 10**17
+W_RATIO: constant(uint256) = 2 * 10**17
+W_SERVICE: constant(uint256) = 10**17
+W_RATING: constant(uint256) = 10**17
+
+
+struct Deals:
+    ema_fee: uint64  # WAD
+    ema_completed: uint64  # WAD
+    completed: uint32
+    failed: uint32
+
+
+struct Scores:
+    total_fee: uint128  # ANKR wei
+    rating_sum: uint32
+    rating_count: uint32
+    service_sum: uint32
+    service_count: uint32
+
+
+event DealRecorded:
+    account: indexed(address)
+    completed: bool
+    fee: uint256
+    old_reputation: uint256
+    new_reputation: uint256
+
+event ServiceLevelRecorded:
+    account: indexed(address)
+    level: uint256
+    old_reputation: uint256
+    new_reputation: uint256
+
+event RatingRecorded:
+    account: indexed(address)
+    score: uint256
+    old_reputation: uint256
+    new_reputation: uint256
+
+event ParameterChanged:
+    name: String[32]
+    old_value: uint256
+    new_value: uint256
+
+
+# Vyper gives every value its own slot, so each struct is packed by hand into one word.
+_deals: HashMap[address, uint256]
+_scores: HashMap[address, uint256]
+psi: public(uint256)  # WAD
+log_divisor: public(uint256)
+
+
+@deploy
+def __init__(psi: uint256, log_divisor: uint256):
+    """
+    @notice Sets the EMA factor psi (WAD, 0 < psi <= 1) and the log
+            divisor (seed: 1000). The deployer holds the admin role.
+    """
+    access_control.__init__()
+    self._set_params(psi, log_divisor)
+
+
+@external
+def record_deal(account: address, completed: bool, fee: uint256):
+    """
+    @notice Recorder only: a deal of `account` ended (completed or
+            failed) with `fee` ANKR paid or earned; updates both EMAs.
+    """
+    access_control._check_role(RECORDER_ROLE, msg.sender)
+    old: uint256 = self._reputation(account)
+    d: Deals = self._load_deals(account)
+    s: Scores = self._load_scores(account)
+    s.total_fee += convert(fee, uint128)
+    psi: uint256 = self.psi
+    divisor: uint256 = self.log_divisor
+    d.ema_fee = convert(self._ema(convert(d.ema_fee, uint256), convert(s.total_fee, uint256), psi, divisor), uint64)
+    if completed:
+        d.completed += 1
+        d.ema_completed = convert(
+            self._ema(convert(d.ema_completed, uint256), convert(d.completed, uint256) * WAD, psi, divisor), uint64)
+    else:
+        d.failed += 1
+    self._store_deals(account, d)
+    self._store_scores(account, s)
+    log DealRecorded(account=account, completed=completed, fee=fee, old_reputation=old,
+                     new_reputation=self._reputation(account))
+
+
+@external
+def record_service_level(account: address, level: uint256):
+    """
+    @notice Recorder only: a measured service level (0..100) of `account`.
+    """
+    access_control._check_role(RECORDER_ROLE, msg.sender)
+    assert level <= MAX_LEVEL, "reputation: level above 100"
+    old: uint256 = self._reputation(account)
+    s: Scores = self._load_scores(account)
+    s.service_sum += convert(level, uint32)
+    s.service_count += 1
+    self._store_scores(account, s)
+    log ServiceLevelRecorded(account=account, level=level, old_reputation=old,
+                             new_reputation=self._reputation(account))
+
+
+@external
+def record_rating(account: address, score: uint256):
+    """
+    @notice Recorder only: a tenant's rating (0..100) of `account`.
+    """
+    access_control._check_role(RECORDER_ROLE, msg.sender)
+    assert score <= MAX_LEVEL, "reputation: score above 100"
+    old: uint256 = self._reputation(account)
+    s: Scores = self._load_scores(account)
+    s.rating_sum += convert(score, uint32)
+    s.rating_count += 1
+    self._store_scores(account, s)
+    log RatingRecorded(account=account, score=score, old_reputation=old, new_reputation=self._reputation(account))
+
+
+@external
+def set_params(psi: uint256, log_divisor: uint256):
+    """
+    @notice Admin only: sets psi (WAD) and the log divisor.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._set_params(psi, log_divisor)
+
+
+@view
+@external
+def reputation(account: address) -> uint256:
+    """
+    @notice Reputation of `account` in [0, 1e18].
+    """
+    return self._reputation(account)
+
+
+@view
+@external
+def components(account: address) -> (uint256, uint256, uint256, uint256, uint256):
+    """
+    @notice The five indices of seed 000, each in [0, 1e18]:
+            (TotalFee EMA, TotalCompletedDeals EMA, CompletedDealsRatio,
+            ServiceLevel, RatingScore).
+    """
+    return self._components(account)
+
+
+@view
+@external
+def deals(account: address) -> Deals:
+    """
+    @notice (TotalFee EMA, TotalCompletedDeals EMA, completed, failed) of `account`.
+    """
+    return self._load_deals(account)
+
+
+@view
+@external
+def scores(account: address) -> Scores:
+    """
+    @notice (total fee, rating sum, ratings, service level sum, levels) of `account`.
+    """
+    return self._load_scores(account)
+
+
+@view
+@internal
+def _components(account: address) -> (uint256, uint256, uint256, uint256, uint256):
+    d: Deals = self._load_deals(account)
+    s: Scores = self._load_scores(account)
+    ratio: uint256 = 0
+    ended: uint256 = convert(d.completed, uint256) + convert(d.failed, uint256)
+    if ended > 0:
+        ratio = convert(d.completed, uint256) * WAD // ended
+    service: uint256 = 0
+    if s.service_count > 0:
+        service = convert(s.service_sum, uint256) * WAD // (convert(s.service_count, uint256) * MAX_LEVEL)
+    rating: uint256 = 0
+    if s.rating_count > 0:
+        rating = convert(s.rating_sum, uint256) * WAD // (convert(s.rating_count, uint256) * MAX_LEVEL)
+    return (min(convert(d.ema_fee, uint256), WAD), min(convert(d.ema_completed, uint256), WAD), ratio, service,
+            rating)
+
+
+@view
+@internal
+def _reputation(account: address) -> uint256:
+    fee: uint256 = 0
+    completed: uint256 = 0
+    ratio: uint256 = 0
+    service: uint256 = 0
+    rating: uint256 = 0
+    fee, completed, ratio, service, rating = self._components(account)
+    score: uint256 = (W_TOTAL_FEE * fee + W_COMPLETED * completed + W_RATIO * ratio + W_SERVICE * service
+                      + W_RATING * rating) // WAD
+    return min(score, WAD)
+
+
+@pure
+@internal
+def _log10_wad(x_wad: uint256) -> uint256:
+    """log10 of a WAD number, clamped at 0 below 1."""
+    if x_wad <= WAD:
+        return 0
+    return convert(math._wad_ln(convert(x_wad, int256)), uint256) * WAD // LN10_WAD
+
+
+@pure
+@internal
+def _ema(previous: uint256, total_wad: uint256, psi: uint256, divisor: uint256) -> uint256:
+    sample: uint256 = self._log10_wad(total_wad) // divisor
+    return min((psi * sample + (WAD - psi) * previous) // WAD, WAD)
+
+
+@internal
+def _set_params(psi: uint256, log_divisor: uint256):
+    assert psi > 0 and psi <= WAD, "reputation: psi out of (0, 1]"
+    assert log_divisor > 0, "reputation: zero divisor"
+    log ParameterChanged(name="psi", old_value=self.psi, new_value=psi)
+    log ParameterChanged(name="log_divisor", old_value=self.log_divisor, new_value=log_divisor)
+    self.psi = psi
+    self.log_divisor = log_divisor
+
+
+# -- packing: one storage word per struct ---------------------------------------------
+
+
+@view
+@internal
+def _load_deals(account: address) -> Deals:
+    w: uint256 = self._deals[account]
+    return Deals(ema_fee=convert(w & MASK64, uint64), ema_completed=convert((w >> 64) & MASK64, uint64),
+                 completed=convert((w >> 128) & MASK32, uint32), failed=convert(w >> 160, uint32))
+
+
+@internal
+def _store_deals(account: address, d: Deals):
+    self._deals[account] = (convert(d.ema_fee, uint256) | convert(d.ema_completed, uint256) << 64
+                            | convert(d.completed, uint256) << 128 | convert(d.failed, uint256) << 160)
+
+
+@view
+@internal
+def _load_scores(account: address) -> Scores:
+    w: uint256 = self._scores[account]
+    return Scores(total_fee=convert(w & MASK128, uint128), rating_sum=convert((w >> 128) & MASK32, uint32),
+                  rating_count=convert((w >> 160) & MASK32, uint32), service_sum=convert((w >> 192) & MASK32, uint32),
+                  service_count=convert(w >> 224, uint32))
+
+
+@internal
+def _store_scores(account: address, s: Scores):
+    self._scores[account] = (convert(s.total_fee, uint256) | convert(s.rating_sum, uint256) << 128
+                             | convert(s.rating_count, uint256) << 160 | convert(s.service_sum, uint256) << 192
+                             | convert(s.service_count, uint256) << 224)

@@ -1,0 +1,678 @@
+# pragma version ~=0.4.3
+"""
+@title DCCN staking and participant rewards
+@custom:contract-name DccnStaking
+@license MIT
+@notice Providers stake ANKR. A stake counts from the next epoch and
+        leaves through an unbonding period; only the escrow role can
+        slash it, paying the harmed tenant minus a finder fee.
+        Rewards follow seed 000: Rewards = sum w_i * p_i with
+        w0 per day on stake held (an O(1) accumulator), w1 on stake
+        consumed and w2 on fees earned (credited by the escrow), and
+        w3 per month times reputation. Rewards are paid from a pool
+        funded with ANKR; what the pool cannot pay stays owed.
+@dev Gas: the stake-holding accumulator `rpt` is the sum of
+     w0 (WAD per day) x elapsed seconds, an exact integer, so an
+     account's accrual is one division by WAD x DAY (at most 1 wei
+     lost per update). Hot state is packed one slot per path.
+"""
+
+from ethereum.ercs import IERC20
+from snekmate.auth import access_control
+from ..interfaces import dccn_reputation
+from ..interfaces import dccn_staking
+
+implements: dccn_staking
+
+initializes: access_control
+
+exports: (
+    access_control.supportsInterface,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.set_role_admin,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.DEFAULT_ADMIN_ROLE,
+)
+
+# May slash stakes (the deal escrow).
+ESCROW_ROLE: public(constant(bytes32)) = keccak256("ESCROW_ROLE")
+# May credit w1 / w2 activity rewards (the deal escrow).
+REWARDER_ROLE: public(constant(bytes32)) = keccak256("REWARDER_ROLE")
+
+WAD: constant(uint256) = 10**18
+DAY: constant(uint256) = 86_400
+MONTH: constant(uint256) = 30 * DAY
+BPS: constant(uint256) = 10_000
+ACCRUAL_DENOMINATOR: constant(uint256) = WAD * DAY
+MASK32: constant(uint256) = 2**32 - 1
+MASK96: constant(uint256) = 2**96 - 1
+MASK128: constant(uint256) = 2**128 - 1
+
+
+struct Checkpoint:
+    rpt: uint96  # sum of w0 (WAD/day) * seconds since genesis
+    reward_pool: uint96
+    last_update: uint32
+    pending_epoch: uint32  # when `Totals.pending` turns active; 0 = none
+
+
+struct Totals:
+    active: uint96
+    pending: uint96
+    w0: uint64  # WAD per day per staked token
+
+
+struct Position:
+    active: uint96
+    pending: uint96
+    pending_epoch: uint32
+    reputation_month: uint32  # month the w3 reward is paid up to; 0 = never
+
+
+struct Accrual:
+    rpt_paid: uint128
+    earned: uint128
+
+
+struct Unbonding:
+    amount: uint96
+    unlock_at: uint64
+
+
+event Staked:
+    account: indexed(address)
+    amount: uint256
+    active_from_epoch: uint256
+
+event UnstakeRequested:
+    account: indexed(address)
+    amount: uint256
+    unbonding: uint256
+    unlock_at: uint256
+
+event Withdrawn:
+    account: indexed(address)
+    amount: uint256
+
+event RewardClaimed:
+    account: indexed(address)
+    paid: uint256
+    still_owed: uint256
+
+event RewardCredited:
+    account: indexed(address)
+    amount: uint256
+    kind: uint256  # 1 = stake consumed (w1), 2 = fee earned (w2), 3 = reputation (w3)
+
+event ReputationRewardAccrued:
+    account: indexed(address)
+    months: uint256  # 0 when the first call starts the clock
+    reputation: uint256
+    amount: uint256
+
+event RewardsFunded:
+    funder: indexed(address)
+    amount: uint256
+    reward_pool: uint256
+
+event Slashed:
+    provider: indexed(address)
+    victim: indexed(address)
+    finder: indexed(address)
+    amount: uint256
+    finder_fee: uint256
+
+event ParameterChanged:
+    name: String[32]
+    old_value: uint256
+    new_value: uint256
+
+event ReputationSourceChanged:
+    old_source: indexed(address)
+    new_source: indexed(address)
+
+
+TOKEN: public(immutable(IERC20))
+EPOCH_LENGTH: public(immutable(uint256))
+GENESIS: public(immutable(uint256))
+
+# Vyper gives every value its own slot, so each struct is packed by hand into one word.
+_glob: uint256
+_totals: uint256
+_positions: HashMap[address, uint256]
+_accruals: HashMap[address, uint256]
+_unbondings: HashMap[address, uint256]
+# Accumulator at the start of each epoch that had pending stake.
+epoch_rpt: public(HashMap[uint32, uint96])
+
+w1: public(uint256)
+w2: public(uint256)
+w3: public(uint256)
+unbonding_period: public(uint256)
+finder_fee_bps: public(uint256)
+reputation_source: public(dccn_reputation)
+
+
+@deploy
+def __init__(token: IERC20, epoch_length: uint256, unbonding_period: uint256, w0: uint256, w1: uint256,
+             w2: uint256, w3: uint256, finder_fee_bps: uint256):
+    """
+    @notice Sets the currency, the epoch length, the unbonding period,
+            the reward weights (w0..w2 in WAD, w3 in ANKR wei per month)
+            and the finder fee. The deployer holds the admin role.
+    """
+    access_control.__init__()
+    assert epoch_length > 0, "staking: zero epoch length"
+    assert finder_fee_bps <= BPS, "staking: finder fee above 100%"
+    TOKEN = token
+    EPOCH_LENGTH = epoch_length
+    GENESIS = block.timestamp
+    self._store_checkpoint(Checkpoint(rpt=0, reward_pool=0, last_update=convert(block.timestamp, uint32),
+                                      pending_epoch=0))
+    self._store_totals(Totals(active=0, pending=0, w0=convert(w0, uint64)))
+    self.w1 = w1
+    self.w2 = w2
+    self.w3 = w3
+    self.unbonding_period = unbonding_period
+    self.finder_fee_bps = finder_fee_bps
+
+
+# -- staking --------------------------------------------------------------------------
+
+
+@external
+@nonreentrant
+def stake(amount: uint256):
+    """
+    @notice Stakes `amount` ANKR (approved beforehand); it counts
+            from the next epoch.
+    """
+    assert amount > 0, "staking: zero amount"
+    p: Position = self._settle(msg.sender)
+    epoch: uint32 = convert(self._epoch(block.timestamp) + 1, uint32)
+    p.pending += convert(amount, uint96)
+    p.pending_epoch = epoch
+    self._store_position(msg.sender, p)
+    g: Checkpoint = self._load_checkpoint()
+    g.pending_epoch = epoch
+    self._store_checkpoint(g)
+    t: Totals = self._load_totals()
+    t.pending += convert(amount, uint96)
+    self._store_totals(t)
+    assert extcall TOKEN.transferFrom(msg.sender, self, amount, default_return_value=True), "staking: transfer failed"
+    log Staked(account=msg.sender, amount=amount, active_from_epoch=convert(epoch, uint256))
+
+
+@external
+def request_unstake(amount: uint256):
+    """
+    @notice Moves `amount` of the caller's stake (pending first, then
+            active) into unbonding; it stops earning at once and can be
+            withdrawn after the unbonding period (which restarts).
+    """
+    assert amount > 0, "staking: zero amount"
+    p: Position = self._settle(msg.sender)
+    from_pending: uint96 = min(p.pending, convert(amount, uint96))
+    from_active: uint96 = convert(amount, uint96) - from_pending
+    assert from_active <= p.active, "staking: amount above stake"
+    p.pending -= from_pending
+    p.active -= from_active
+    if p.pending == 0:
+        p.pending_epoch = 0
+    self._store_position(msg.sender, p)
+    self._reduce_totals(from_pending, from_active)
+    u: Unbonding = self._load_unbonding(msg.sender)
+    u.amount += convert(amount, uint96)
+    u.unlock_at = convert(block.timestamp + self.unbonding_period, uint64)
+    self._store_unbonding(msg.sender, u)
+    log UnstakeRequested(account=msg.sender, amount=amount, unbonding=convert(u.amount, uint256),
+                         unlock_at=convert(u.unlock_at, uint256))
+
+
+@external
+@nonreentrant
+def withdraw():
+    """
+    @notice Pays out the caller's unbonded stake once its unbonding
+            period is over.
+    """
+    u: Unbonding = self._load_unbonding(msg.sender)
+    assert u.amount > 0, "staking: nothing unbonding"
+    assert block.timestamp >= convert(u.unlock_at, uint256), "staking: still unbonding"
+    amount: uint256 = convert(u.amount, uint256)
+    self._unbondings[msg.sender] = 0
+    assert extcall TOKEN.transfer(msg.sender, amount, default_return_value=True), "staking: transfer failed"
+    log Withdrawn(account=msg.sender, amount=amount)
+
+
+@external
+@nonreentrant
+def slash(provider: address, amount: uint256, victim: address, finder: address) -> uint256:
+    """
+    @notice Escrow role only: takes up to `amount` of `provider`'s stake
+            (pending, then active, then unbonding) and pays it to
+            `victim`, minus the finder fee paid to `finder`.
+    @return uint256 The amount actually slashed.
+    """
+    access_control._check_role(ESCROW_ROLE, msg.sender)
+    assert victim != empty(address), "staking: zero victim"
+    p: Position = self._settle(provider)
+    want: uint96 = convert(min(amount, convert(max_value(uint96), uint256)), uint96)
+    from_pending: uint96 = min(p.pending, want)
+    want -= from_pending
+    from_active: uint96 = min(p.active, want)
+    want -= from_active
+    u: Unbonding = self._load_unbonding(provider)
+    from_unbonding: uint96 = min(u.amount, want)
+    p.pending -= from_pending
+    p.active -= from_active
+    if p.pending == 0:
+        p.pending_epoch = 0
+    self._store_position(provider, p)
+    self._reduce_totals(from_pending, from_active)
+    if from_unbonding > 0:
+        u.amount -= from_unbonding
+        self._store_unbonding(provider, u)
+    slashed: uint256 = convert(from_pending + from_active + from_unbonding, uint256)
+    finder_fee: uint256 = 0
+    if finder != empty(address):
+        finder_fee = slashed * self.finder_fee_bps // BPS
+    if finder_fee > 0:
+        assert extcall TOKEN.transfer(finder, finder_fee, default_return_value=True), "staking: transfer failed"
+    if slashed > finder_fee:
+        assert extcall TOKEN.transfer(victim, slashed - finder_fee, default_return_value=True), "staking: transfer failed"
+    log Slashed(provider=provider, victim=victim, finder=finder, amount=slashed, finder_fee=finder_fee)
+    return slashed
+
+
+# -- rewards --------------------------------------------------------------------------
+
+
+@external
+@nonreentrant
+def fund_rewards(amount: uint256):
+    """
+    @notice Adds `amount` ANKR (approved beforehand) to the reward pool.
+    """
+    assert amount > 0, "staking: zero amount"
+    g: Checkpoint = self._load_checkpoint()
+    g.reward_pool += convert(amount, uint96)
+    self._store_checkpoint(g)
+    assert extcall TOKEN.transferFrom(msg.sender, self, amount, default_return_value=True), "staking: transfer failed"
+    log RewardsFunded(funder=msg.sender, amount=amount, reward_pool=convert(g.reward_pool, uint256))
+
+
+@external
+@nonreentrant
+def claim() -> uint256:
+    """
+    @notice Pays the caller's accrued rewards from the pool; what the
+            pool cannot cover stays owed.
+    @return uint256 The amount paid.
+    """
+    self._settle(msg.sender)
+    a: Accrual = self._load_accrual(msg.sender)
+    g: Checkpoint = self._load_checkpoint()
+    paid: uint128 = min(a.earned, convert(g.reward_pool, uint128))
+    assert paid > 0, "staking: nothing to claim"
+    a.earned -= paid
+    self._store_accrual(msg.sender, a)
+    g.reward_pool -= convert(paid, uint96)
+    self._store_checkpoint(g)
+    assert extcall TOKEN.transfer(msg.sender, convert(paid, uint256), default_return_value=True), "staking: transfer failed"
+    log RewardClaimed(account=msg.sender, paid=convert(paid, uint256), still_owed=convert(a.earned, uint256))
+    return convert(paid, uint256)
+
+
+@external
+def credit_activity(tenant: address, consumed: uint256, provider: address, provider_earned: uint256,
+                    app_provider: address, app_earned: uint256):
+    """
+    @notice Rewarder role only: credits w1 x stake consumed to the
+            tenant and w2 x fees earned to the resource and application
+            providers (seed 000, "calculated on each transaction").
+    """
+    access_control._check_role(REWARDER_ROLE, msg.sender)
+    self._credit(tenant, consumed * self.w1 // WAD, 1)
+    w2: uint256 = self.w2
+    self._credit(provider, provider_earned * w2 // WAD, 2)
+    self._credit(app_provider, app_earned * w2 // WAD, 2)
+
+
+@external
+def accrue_reputation_reward(account: address) -> uint256:
+    """
+    @notice Credits w3 x reputation for every whole month since the
+            last accrual (the first call starts the clock). Anyone may
+            call it for any account.
+    @return uint256 The amount credited.
+    """
+    source: dccn_reputation = self.reputation_source
+    assert source.address != empty(address), "staking: no reputation source"
+    month: uint32 = convert(block.timestamp // MONTH, uint32)
+    p: Position = self._load_position(account)
+    last: uint32 = p.reputation_month
+    if last == month:
+        return 0
+    p.reputation_month = month
+    self._store_position(account, p)
+    if last == 0:
+        log ReputationRewardAccrued(account=account, months=0, reputation=0, amount=0)
+        return 0
+    reputation: uint256 = min(staticcall source.reputation(account), WAD)
+    months: uint256 = convert(month - last, uint256)
+    amount: uint256 = months * self.w3 * reputation // WAD
+    self._credit(account, amount, 3)
+    log ReputationRewardAccrued(account=account, months=months, reputation=reputation, amount=amount)
+    return amount
+
+
+# -- governance -----------------------------------------------------------------------
+
+
+@external
+def set_weights(w0: uint256, w1: uint256, w2: uint256, w3: uint256):
+    """
+    @notice Admin only: sets the reward weights (w0..w2 in WAD, w3 in
+            ANKR wei per month). Stake held so far accrues at the old w0.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._checkpoint()
+    t: Totals = self._load_totals()
+    log ParameterChanged(name="w0", old_value=convert(t.w0, uint256), new_value=w0)
+    t.w0 = convert(w0, uint64)
+    self._store_totals(t)
+    log ParameterChanged(name="w1", old_value=self.w1, new_value=w1)
+    self.w1 = w1
+    log ParameterChanged(name="w2", old_value=self.w2, new_value=w2)
+    self.w2 = w2
+    log ParameterChanged(name="w3", old_value=self.w3, new_value=w3)
+    self.w3 = w3
+
+
+@external
+def set_unbonding_period(period: uint256):
+    """
+    @notice Admin only: sets the unbonding period for later requests.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    log ParameterChanged(name="unbonding_period", old_value=self.unbonding_period, new_value=period)
+    self.unbonding_period = period
+
+
+@external
+def set_finder_fee_bps(fee_bps: uint256):
+    """
+    @notice Admin only: sets the finder's share of a slash, in basis points.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert fee_bps <= BPS, "staking: finder fee above 100%"
+    log ParameterChanged(name="finder_fee_bps", old_value=self.finder_fee_bps, new_value=fee_bps)
+    self.finder_fee_bps = fee_bps
+
+
+@external
+def set_reputation_source(source: dccn_reputation):
+    """
+    @notice Admin only: sets the reputation contract the w3 reward reads.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    log ReputationSourceChanged(old_source=self.reputation_source.address, new_source=source.address)
+    self.reputation_source = source
+
+
+# -- views ----------------------------------------------------------------------------
+
+
+@view
+@external
+def w0() -> uint256:
+    """
+    @notice The stake-holding weight, WAD per staked token per day.
+    """
+    return convert(self._load_totals().w0, uint256)
+
+
+@view
+@external
+def reward_pool() -> uint256:
+    """
+    @notice ANKR available to pay rewards.
+    """
+    return convert(self._load_checkpoint().reward_pool, uint256)
+
+
+@view
+@external
+def current_epoch() -> uint256:
+    """
+    @notice The epoch now (epochs start at 1 at deployment).
+    """
+    return self._epoch(block.timestamp)
+
+
+@view
+@external
+def staked(account: address) -> uint256:
+    """
+    @notice The stake of `account` that counts now (active).
+    """
+    p: Position = self._load_position(account)
+    active: uint256 = convert(p.active, uint256)
+    if p.pending > 0 and self._epoch(block.timestamp) >= convert(p.pending_epoch, uint256):
+        active += convert(p.pending, uint256)
+    return active
+
+
+@view
+@external
+def stake_info(account: address) -> (uint256, uint256, uint256, uint256, uint256):
+    """
+    @notice (active, pending, epoch the pending stake turns active,
+            unbonding, unlock time) of `account`, as stored.
+    """
+    p: Position = self._load_position(account)
+    u: Unbonding = self._load_unbonding(account)
+    return (convert(p.active, uint256), convert(p.pending, uint256), convert(p.pending_epoch, uint256),
+            convert(u.amount, uint256), convert(u.unlock_at, uint256))
+
+
+@view
+@external
+def total_staked() -> uint256:
+    """
+    @notice The total stake that counts now (participation is a
+            provider's `staked` over this).
+    """
+    t: Totals = self._load_totals()
+    total: uint256 = convert(t.active, uint256)
+    pending_epoch: uint32 = self._load_checkpoint().pending_epoch
+    if pending_epoch != 0 and self._epoch(block.timestamp) >= convert(pending_epoch, uint256):
+        total += convert(t.pending, uint256)
+    return total
+
+
+@view
+@external
+def earned(account: address) -> uint256:
+    """
+    @notice Rewards owed to `account` now, claimed or not yet.
+    """
+    g: Checkpoint = self._load_checkpoint()
+    t: Totals = self._load_totals()
+    now: uint256 = block.timestamp
+    rpt: uint256 = convert(g.rpt, uint256) + convert(t.w0, uint256) * (now - convert(g.last_update, uint256))
+    p: Position = self._load_position(account)
+    a: Accrual = self._load_accrual(account)
+    scaled: uint256 = 0
+    if p.active > 0:
+        scaled = convert(p.active, uint256) * (rpt - convert(a.rpt_paid, uint256))
+    if p.pending > 0 and self._epoch(now) >= convert(p.pending_epoch, uint256):
+        start_rpt: uint256 = convert(self.epoch_rpt[p.pending_epoch], uint256)
+        if g.pending_epoch == p.pending_epoch:  # epoch start not yet recorded
+            start_rpt = convert(g.rpt, uint256) + convert(t.w0, uint256) * (
+                self._epoch_start(p.pending_epoch) - convert(g.last_update, uint256))
+        scaled += convert(p.pending, uint256) * (rpt - start_rpt)
+    return convert(a.earned, uint256) + scaled // ACCRUAL_DENOMINATOR
+
+
+# -- internals ------------------------------------------------------------------------
+
+
+@view
+@internal
+def _epoch(timestamp: uint256) -> uint256:
+    return (timestamp - GENESIS) // EPOCH_LENGTH + 1
+
+
+@view
+@internal
+def _epoch_start(epoch: uint32) -> uint256:
+    return GENESIS + (convert(epoch, uint256) - 1) * EPOCH_LENGTH
+
+
+@internal
+def _checkpoint() -> uint256:
+    """Brings the accumulator to now; activates pending totals whose epoch began."""
+    g: Checkpoint = self._load_checkpoint()
+    now: uint256 = block.timestamp
+    last: uint256 = convert(g.last_update, uint256)
+    if now == last:
+        return convert(g.rpt, uint256)
+    t: Totals = self._load_totals()
+    w0: uint256 = convert(t.w0, uint256)
+    if g.pending_epoch != 0:
+        start: uint256 = self._epoch_start(g.pending_epoch)
+        if start <= now:
+            # Remember the accumulator at the epoch start for accounts that settle later.
+            self.epoch_rpt[g.pending_epoch] = g.rpt + convert(w0 * (start - last), uint96)
+            t.active += t.pending
+            t.pending = 0
+            self._store_totals(t)
+            g.pending_epoch = 0
+    g.rpt += convert(w0 * (now - last), uint96)
+    g.last_update = convert(now, uint32)
+    self._store_checkpoint(g)
+    return convert(g.rpt, uint256)
+
+
+@internal
+def _settle(account: address) -> Position:
+    """Accrues the account's stake-holding reward and activates its pending stake if due."""
+    rpt: uint256 = self._checkpoint()
+    p: Position = self._load_position(account)
+    if p.active == 0 and p.pending == 0:
+        return p
+    scaled: uint256 = 0
+    touched: bool = False
+    rolled: bool = False
+    if p.active > 0:
+        touched = True
+    if p.pending > 0 and self._epoch(block.timestamp) >= convert(p.pending_epoch, uint256):
+        scaled = convert(p.pending, uint256) * (rpt - convert(self.epoch_rpt[p.pending_epoch], uint256))
+        touched = True
+        rolled = True
+    if touched:
+        a: Accrual = self._load_accrual(account)
+        if p.active > 0:
+            scaled += convert(p.active, uint256) * (rpt - convert(a.rpt_paid, uint256))
+        # One division per update: at most 1 wei lost.
+        a.earned += convert(scaled // ACCRUAL_DENOMINATOR, uint128)
+        a.rpt_paid = convert(rpt, uint128)
+        self._store_accrual(account, a)
+    if rolled:
+        p.active += p.pending
+        p.pending = 0
+        p.pending_epoch = 0
+        self._store_position(account, p)
+    return p
+
+
+@internal
+def _credit(account: address, amount: uint256, kind: uint256):
+    if account == empty(address) or amount == 0:
+        return
+    a: Accrual = self._load_accrual(account)
+    a.earned += convert(amount, uint128)
+    self._store_accrual(account, a)
+    log RewardCredited(account=account, amount=amount, kind=kind)
+
+
+@internal
+def _reduce_totals(from_pending: uint96, from_active: uint96):
+    t: Totals = self._load_totals()
+    t.pending -= from_pending
+    t.active -= from_active
+    self._store_totals(t)
+
+
+# -- packing: one storage word per struct ---------------------------------------------
+
+
+@view
+@internal
+def _load_checkpoint() -> Checkpoint:
+    w: uint256 = self._glob
+    return Checkpoint(rpt=convert(w & MASK96, uint96), reward_pool=convert((w >> 96) & MASK96, uint96),
+                      last_update=convert((w >> 192) & MASK32, uint32), pending_epoch=convert(w >> 224, uint32))
+
+
+@internal
+def _store_checkpoint(g: Checkpoint):
+    self._glob = (convert(g.rpt, uint256) | convert(g.reward_pool, uint256) << 96
+                  | convert(g.last_update, uint256) << 192 | convert(g.pending_epoch, uint256) << 224)
+
+
+@view
+@internal
+def _load_totals() -> Totals:
+    w: uint256 = self._totals
+    return Totals(active=convert(w & MASK96, uint96), pending=convert((w >> 96) & MASK96, uint96),
+                  w0=convert(w >> 192, uint64))
+
+
+@internal
+def _store_totals(t: Totals):
+    self._totals = convert(t.active, uint256) | convert(t.pending, uint256) << 96 | convert(t.w0, uint256) << 192
+
+
+@view
+@internal
+def _load_position(account: address) -> Position:
+    w: uint256 = self._positions[account]
+    return Position(active=convert(w & MASK96, uint96), pending=convert((w >> 96) & MASK96, uint96),
+                    pending_epoch=convert((w >> 192) & MASK32, uint32), reputation_month=convert(w >> 224, uint32))
+
+
+@internal
+def _store_position(account: address, p: Position):
+    self._positions[account] = (convert(p.active, uint256) | convert(p.pending, uint256) << 96
+                                | convert(p.pending_epoch, uint256) << 192
+                                | convert(p.reputation_month, uint256) << 224)
+
+
+@view
+@internal
+def _load_accrual(account: address) -> Accrual:
+    w: uint256 = self._accruals[account]
+    return Accrual(rpt_paid=convert(w & MASK128, uint128), earned=convert(w >> 128, uint128))
+
+
+@internal
+def _store_accrual(account: address, a: Accrual):
+    self._accruals[account] = convert(a.rpt_paid, uint256) | convert(a.earned, uint256) << 128
+
+
+@view
+@internal
+def _load_unbonding(account: address) -> Unbonding:
+    w: uint256 = self._unbondings[account]
+    return Unbonding(amount=convert(w & MASK96, uint96), unlock_at=convert(w >> 96, uint64))
+
+
+@internal
+def _store_unbonding(account: address, u: Unbonding):
+    self._unbondings[account] = convert(u.amount, uint256) | convert(u.unlock_at, uint256) << 96

@@ -1,0 +1,522 @@
+# pragma version ~=0.4.3
+"""
+@title NOS oracle
+@custom:contract-name NosOracle
+@license MIT
+@notice Request/response oracle of seed 001 section 5 (m1..m4). A
+        requester pays a fee with `request` (m1); the relay hands the
+        request to an enclave (m2); the enclave fetches the source over
+        TLS and signs an EIP-712 `Response(requestId, paramsHash,
+        dataHash)` (m3); anyone submits it with `deliver` or
+        `deliverBatch`, and the oracle calls the requester's callback
+        with exactly the gas it paid for (m4).
+        Gas sustainability: the fee covers `DELIVERY_OVERHEAD` plus the
+        callback gas limit at the requester's maximum gas price; at
+        delivery the submitter is paid what it spent (capped at that
+        price and at the fee) and the rest is credited to the
+        requester. All payouts are pull withdrawals.
+        Storage per request: two words (three when the callback is not
+        the requester); params are only emitted, never stored.
+"""
+
+from snekmate.auth import ownable
+from snekmate.utils import ecdsa
+from snekmate.utils import eip712_domain_separator as eip712
+
+from ..interfaces import nos_oracle
+
+from . import nos_enclave_registry as registry
+
+implements: nos_oracle
+
+initializes: ownable
+initializes: ecdsa
+initializes: eip712
+initializes: registry[ownable := ownable]
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    eip712.eip712Domain,
+    registry.enclave_measurement,
+    registry.registerEnclave,
+    registry.revokeEnclave,
+    registry.rotateEnclave,
+)
+
+
+MAX_PARAMS: constant(uint256) = 1024
+MAX_DATA: constant(uint256) = 512
+MAX_BATCH: constant(uint256) = 64
+MAX_CALLBACK_GAS: public(constant(uint256)) = 5_000_000
+
+STATUS_NONE: constant(uint256) = 0
+STATUS_PENDING: constant(uint256) = 1
+STATUS_DELIVERED: constant(uint256) = 2
+STATUS_FAILED: constant(uint256) = 3
+STATUS_CANCELLED: constant(uint256) = 4
+
+RESPONSE_TYPEHASH: constant(bytes32) = keccak256(
+    "Response(bytes32 requestId,bytes32 paramsHash,bytes32 dataHash)"
+)
+CALLBACK_SELECTOR: constant(bytes4) = method_id("nosCallback(bytes32,bytes)", output_type=bytes4)
+
+# Word A of a request: the top 192 bits of the params hash | the fee (64 bits).
+FEE_BITS: constant(uint256) = 64
+FEE_MASK: constant(uint256) = (1 << FEE_BITS) - 1
+# Word B: requester (160) | callback gas limit (32) | expiry (40) | status (8) | separate callback (1).
+ADDRESS_MASK: constant(uint256) = (1 << 160) - 1
+LIMIT_SHIFT: constant(uint256) = 160
+EXPIRY_SHIFT: constant(uint256) = 192
+LIMIT_MASK: constant(uint256) = (1 << 32) - 1
+EXPIRY_MASK: constant(uint256) = (1 << 40) - 1
+STATUS_SHIFT: constant(uint256) = 232
+CALLBACK_FLAG: constant(uint256) = 1 << 240
+# An account: requester nonce (64 bits) | withdrawable credit (192 bits).
+NONCE_SHIFT: constant(uint256) = 192
+CREDIT_MASK: constant(uint256) = (1 << NONCE_SHIFT) - 1
+
+# Gas the CALL itself may need before the callee starts (cold account,
+# memory); kept back so the callee still gets its full limit.
+CALL_RESERVE: constant(uint256) = 5_000
+# Delivery gas that the per-response measurement does not see: before it
+# (calldata decoding, ABI head) and after it (credit, event), minus the
+# refund for clearing word A. Calibrated by the accounting tests.
+RESPONSE_UNMEASURED_GAS: constant(uint256) = 7_400
+SLOT_CLEAR_REFUND: constant(uint256) = 4_800
+# Per transaction: intrinsic gas, crediting the submitter, entry and exit.
+TX_FIXED_GAS: constant(uint256) = 21_000 + 5_000 + 1_500
+CALLDATA_GAS_PER_BYTE: constant(uint256) = 16
+
+
+struct Response:
+    requestId: bytes32
+    paramsHash: bytes32
+    data: Bytes[MAX_DATA]
+    signature: Bytes[65]
+
+
+event Request:
+    requestId: indexed(bytes32)
+    requester: indexed(address)
+    paramsHash: bytes32
+    params: Bytes[MAX_PARAMS]
+    fee: uint256
+    expiresAt: uint256
+    callback: address
+    callbackGasLimit: uint256
+    maxGasPrice: uint256
+
+
+event Delivered:
+    requestId: indexed(bytes32)
+    enclave: indexed(address)
+    submitter: indexed(address)
+    callbackSucceeded: bool
+    payment: uint256
+    refund: uint256
+    data: Bytes[MAX_DATA]
+
+
+event DeliverySkipped:
+    requestId: indexed(bytes32)
+    status: uint256
+
+
+event Cancelled:
+    requestId: indexed(bytes32)
+    requester: indexed(address)
+    refund: uint256
+
+
+event Withdrawn:
+    account: indexed(address)
+    recipient: indexed(address)
+    amount: uint256
+
+
+# Seconds a request stays answerable; afterwards the requester may cancel.
+REQUEST_TTL: public(immutable(uint256))
+# Gas of one delivery apart from the callback, reserved in every fee.
+DELIVERY_OVERHEAD: public(immutable(uint256))
+
+_request_a: HashMap[bytes32, uint256]
+_request_b: HashMap[bytes32, uint256]
+_callbacks: HashMap[bytes32, address]
+_accounts: HashMap[address, uint256]
+
+
+@deploy
+def __init__(request_ttl: uint256, delivery_overhead: uint256):
+    """
+    @notice Deploys the oracle; the deployer is the registry admin.
+    @param request_ttl Seconds before an unanswered request can be cancelled.
+    @param delivery_overhead Gas reserved per request for its delivery,
+           excluding the callback (must cover a single `deliver`).
+    """
+    assert request_ttl > 0, "nos: zero request ttl"
+    assert delivery_overhead >= 40_000, "nos: delivery overhead too low"
+    ownable.__init__()
+    ecdsa.__init__()
+    eip712.__init__("NOS", "1")
+    REQUEST_TTL = request_ttl
+    DELIVERY_OVERHEAD = delivery_overhead
+
+
+# -- requests --------------------------------------------------------------------
+
+
+@external
+@payable
+def request(params: Bytes[MAX_PARAMS], callback: address, callbackGasLimit: uint32) -> bytes32:
+    """
+    @notice Asks the oracle for data (m1). `msg.value` is the fee; it
+            sets the maximum gas price the requester accepts:
+            fee / (DELIVERY_OVERHEAD + callbackGasLimit).
+    @param params What to fetch (JSON, or an encrypted private request).
+    @param callback Contract whose `nosCallback` receives the data;
+           the zero address for no callback (data only in the event).
+    @param callbackGasLimit Gas the callback gets, exactly.
+    @return bytes32 The request id: keccak256(chain id, oracle, requester, nonce).
+    """
+    assert callback != self, "nos: callback into the oracle"
+    limit: uint256 = convert(callbackGasLimit, uint256)
+    assert limit <= MAX_CALLBACK_GAS, "nos: callback gas limit too high"
+    assert msg.value <= FEE_MASK, "nos: fee too large"
+    max_gas_price: uint256 = msg.value // (DELIVERY_OVERHEAD + limit)
+    assert max_gas_price > 0, "nos: fee does not cover delivery"
+
+    account: uint256 = self._accounts[msg.sender]
+    nonce: uint256 = account >> NONCE_SHIFT
+    self._accounts[msg.sender] = account + (1 << NONCE_SHIFT)
+    request_id: bytes32 = self._request_id(msg.sender, nonce)
+    assert self._request_b[request_id] == 0, "nos: duplicate request id"
+
+    params_hash: bytes32 = keccak256(params)
+    expires_at: uint256 = block.timestamp + REQUEST_TTL
+    self._request_a[request_id] = ((convert(params_hash, uint256) >> FEE_BITS) << FEE_BITS) | msg.value
+    word_b: uint256 = (
+        convert(msg.sender, uint256)
+        | (limit << LIMIT_SHIFT)
+        | (expires_at << EXPIRY_SHIFT)
+        | (STATUS_PENDING << STATUS_SHIFT)
+    )
+    if callback != msg.sender:
+        word_b |= CALLBACK_FLAG
+        self._callbacks[request_id] = callback
+    self._request_b[request_id] = word_b
+
+    log Request(
+        requestId=request_id,
+        requester=msg.sender,
+        paramsHash=params_hash,
+        params=params,
+        fee=msg.value,
+        expiresAt=expires_at,
+        callback=callback,
+        callbackGasLimit=limit,
+        maxGasPrice=max_gas_price,
+    )
+    return request_id
+
+
+@external
+@nonreentrant
+def cancel(requestId: bytes32):
+    """
+    @notice After expiry, the requester takes back the whole fee of an
+            unanswered request (credited; withdraw to receive it).
+    @param requestId The request to cancel.
+    """
+    word_b: uint256 = self._request_b[requestId]
+    assert word_b != 0, "nos: unknown request"
+    requester: address = convert(word_b & ADDRESS_MASK, address)
+    assert msg.sender == requester, "nos: only the requester can cancel"
+    assert (word_b >> STATUS_SHIFT) & 255 == STATUS_PENDING, "nos: request not pending"
+    assert block.timestamp > (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK, "nos: request not expired"
+    fee: uint256 = self._request_a[requestId] & FEE_MASK
+    self._request_a[requestId] = 0
+    self._request_b[requestId] = self._with_status(word_b, STATUS_CANCELLED)
+    self._accounts[requester] += fee
+    log Cancelled(requestId=requestId, requester=requester, refund=fee)
+
+
+# -- deliveries ------------------------------------------------------------------
+
+
+@external
+@nonreentrant
+def deliver(requestId: bytes32, paramsHash: bytes32, data: Bytes[MAX_DATA], signature: Bytes[65]):
+    """
+    @notice Delivers one enclave-signed response (m3 -> m4). Reverts
+            unless the request is pending and unexpired, the params
+            hash matches and a registered enclave signed it. A failing
+            callback does not revert: the request is marked failed.
+    @param requestId The request answered.
+    @param paramsHash keccak256 of the request's params.
+    @param data The response data passed to the callback.
+    @param signature The enclave's EIP-712 signature of the response.
+    """
+    tx_gas: uint256 = TX_FIXED_GAS + CALLDATA_GAS_PER_BYTE * len(msg.data)
+    delivered: bool = False
+    payment: uint256 = 0
+    delivered, payment = self._deliver(requestId, paramsHash, data, signature, tx_gas, False)
+    if payment > 0:
+        self._accounts[msg.sender] += payment
+
+
+@external
+@nonreentrant
+def deliverBatch(responses: DynArray[Response, MAX_BATCH]) -> uint256:
+    """
+    @notice Delivers many responses in one transaction, sharing the
+            intrinsic gas. Requests already answered, cancelled or
+            expired are skipped (event `DeliverySkipped`), so relays
+            racing each other waste only their own gas; any other
+            invalid response reverts the batch.
+    @param responses The signed responses.
+    @return uint256 How many were delivered.
+    """
+    count: uint256 = len(responses)
+    assert count > 0, "nos: empty batch"
+    tx_gas: uint256 = (TX_FIXED_GAS + CALLDATA_GAS_PER_BYTE * len(msg.data)) // count
+    total: uint256 = 0
+    delivered: uint256 = 0
+    for response: Response in responses:
+        done: bool = False
+        payment: uint256 = 0
+        done, payment = self._deliver(
+            response.requestId, response.paramsHash, response.data, response.signature, tx_gas, True
+        )
+        if done:
+            total += payment
+            delivered += 1
+    if total > 0:
+        self._accounts[msg.sender] += total
+    return delivered
+
+
+@external
+@nonreentrant
+def withdraw(recipient: address = msg.sender):
+    """
+    @notice Pays out everything credited to the caller (refunds,
+            cancelled fees, delivery payments).
+    @param recipient Where to send it (default: the caller).
+    """
+    account: uint256 = self._accounts[msg.sender]
+    amount: uint256 = account & CREDIT_MASK
+    assert amount > 0, "nos: nothing to withdraw"
+    self._accounts[msg.sender] = account - amount
+    log Withdrawn(account=msg.sender, recipient=recipient, amount=amount)
+    raw_call(recipient, b"", value=amount)
+
+
+# -- views -----------------------------------------------------------------------
+
+
+@external
+@view
+def requestFee(callbackGasLimit: uint32, maxGasPrice: uint256) -> uint256:
+    """
+    @notice The fee to send with `request` for a maximum gas price.
+    @param callbackGasLimit The callback's gas limit.
+    @param maxGasPrice The highest gas price (wei) a delivery may cost.
+    @return uint256 The fee in wei.
+    """
+    return (DELIVERY_OVERHEAD + convert(callbackGasLimit, uint256)) * maxGasPrice
+
+
+@external
+@view
+def requests(
+    requestId: bytes32,
+) -> (address, address, uint256, uint256, uint256, uint256):
+    """
+    @notice A request's record.
+    @param requestId The request.
+    @return (requester, callback, callbackGasLimit, expiresAt, fee held, status)
+            with status 0 none, 1 pending, 2 delivered, 3 callback failed, 4 cancelled.
+    """
+    word_b: uint256 = self._request_b[requestId]
+    requester: address = convert(word_b & ADDRESS_MASK, address)
+    return (
+        requester,
+        self._callback_of(requestId, word_b),
+        (word_b >> LIMIT_SHIFT) & LIMIT_MASK,
+        (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK,
+        self._request_a[requestId] & FEE_MASK,
+        (word_b >> STATUS_SHIFT) & 255,
+    )
+
+
+@external
+@view
+def statusOf(requestId: bytes32) -> uint256:
+    """
+    @notice 0 none, 1 pending, 2 delivered, 3 callback failed, 4 cancelled.
+    @param requestId The request.
+    @return uint256 The status.
+    """
+    return (self._request_b[requestId] >> STATUS_SHIFT) & 255
+
+
+@external
+@view
+def nonces(requester: address) -> uint256:
+    """
+    @notice How many requests `requester` has made.
+    @param requester The requester.
+    @return uint256 The next nonce.
+    """
+    return self._accounts[requester] >> NONCE_SHIFT
+
+
+@external
+@view
+def nextRequestId(requester: address) -> bytes32:
+    """
+    @notice The id `requester`'s next request will get (private
+            requests bind their ciphertext to it).
+    @param requester The requester.
+    @return bytes32 The id.
+    """
+    return self._request_id(requester, self._accounts[requester] >> NONCE_SHIFT)
+
+
+@external
+@view
+def credits(account: address) -> uint256:
+    """
+    @notice What `account` can withdraw.
+    @param account The account.
+    @return uint256 Wei owed.
+    """
+    return self._accounts[account] & CREDIT_MASK
+
+
+@external
+@view
+def DOMAIN_SEPARATOR() -> bytes32:
+    """
+    @notice The EIP-712 domain separator (name "NOS", version "1").
+    @return bytes32 The domain separator.
+    """
+    return eip712._domain_separator_v4()
+
+
+@external
+@view
+def responseDigest(requestId: bytes32, paramsHash: bytes32, dataHash: bytes32) -> bytes32:
+    """
+    @notice The EIP-712 digest an enclave signs for a response.
+    @param requestId The request.
+    @param paramsHash keccak256 of its params.
+    @param dataHash keccak256 of the response data.
+    @return bytes32 The digest.
+    """
+    return self._digest(requestId, paramsHash, dataHash)
+
+
+# -- internals -------------------------------------------------------------------
+
+
+@internal
+@view
+def _request_id(requester: address, nonce: uint256) -> bytes32:
+    return keccak256(abi_encode(chain.id, self, requester, nonce))
+
+
+@internal
+@view
+def _digest(request_id: bytes32, params_hash: bytes32, data_hash: bytes32) -> bytes32:
+    return eip712._hash_typed_data_v4(
+        keccak256(abi_encode(RESPONSE_TYPEHASH, request_id, params_hash, data_hash))
+    )
+
+
+@internal
+@view
+def _callback_of(request_id: bytes32, word_b: uint256) -> address:
+    if word_b & CALLBACK_FLAG != 0:
+        return self._callbacks[request_id]
+    return convert(word_b & ADDRESS_MASK, address)
+
+
+@internal
+@pure
+def _with_status(word_b: uint256, status: uint256) -> uint256:
+    return (word_b & ~(255 << STATUS_SHIFT)) | (status << STATUS_SHIFT)
+
+
+@internal
+def _deliver(
+    request_id: bytes32,
+    params_hash: bytes32,
+    data: Bytes[MAX_DATA],
+    signature: Bytes[65],
+    tx_gas: uint256,
+    skip_settled: bool,
+) -> (bool, uint256):
+    # Returns (delivered, the submitter's payment); (False, 0) when skipped.
+    gas_start: uint256 = msg.gas
+    word_b: uint256 = self._request_b[request_id]
+    assert word_b != 0, "nos: unknown request"
+    status: uint256 = (word_b >> STATUS_SHIFT) & 255
+    expired: bool = block.timestamp > (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK
+    if skip_settled and (status != STATUS_PENDING or expired):
+        log DeliverySkipped(requestId=request_id, status=status)
+        return False, 0
+    assert status == STATUS_PENDING, "nos: request not pending"
+    assert not expired, "nos: request expired"
+
+    word_a: uint256 = self._request_a[request_id]
+    assert (convert(params_hash, uint256) >> FEE_BITS) == (word_a >> FEE_BITS), "nos: params hash mismatch"
+    signer: address = ecdsa._recover_sig(self._digest(request_id, params_hash, keccak256(data)), signature)
+    assert registry._is_enclave(signer), "nos: signer is not a registered enclave"
+
+    # Settle before the callback runs (checks-effects-interactions).
+    self._request_a[request_id] = 0
+    self._request_b[request_id] = self._with_status(word_b, STATUS_DELIVERED)
+    limit: uint256 = (word_b >> LIMIT_SHIFT) & LIMIT_MASK
+    callback: address = self._callback_of(request_id, word_b)
+    succeeded: bool = True
+    if callback != empty(address):
+        succeeded = self._call_back(callback, request_id, data, limit)
+        if not succeeded:
+            self._request_b[request_id] = self._with_status(word_b, STATUS_FAILED)
+
+    fee: uint256 = word_a & FEE_MASK
+    gas_spent: uint256 = gas_start - msg.gas + RESPONSE_UNMEASURED_GAS - SLOT_CLEAR_REFUND + tx_gas
+    price: uint256 = min(tx.gasprice, fee // (DELIVERY_OVERHEAD + limit))
+    payment: uint256 = min(gas_spent * price, fee)
+    refund: uint256 = fee - payment
+    requester: address = convert(word_b & ADDRESS_MASK, address)
+    if refund > 0:
+        self._accounts[requester] += refund
+    log Delivered(
+        requestId=request_id,
+        enclave=signer,
+        submitter=msg.sender,
+        callbackSucceeded=succeeded,
+        payment=payment,
+        refund=refund,
+        data=data,
+    )
+    return True, payment
+
+
+@internal
+def _call_back(callback: address, request_id: bytes32, data: Bytes[MAX_DATA], limit: uint256) -> bool:
+    if callback.codesize == 0:
+        return False
+    # EIP-150 forwards at most 63/64 of what is left: make sure that is
+    # at least `limit`, or a submitter could starve the callback on purpose.
+    assert msg.gas * 63 // 64 > limit + CALL_RESERVE, "nos: not enough gas for the callback"
+    return raw_call(
+        callback,
+        abi_encode(request_id, data, method_id=CALLBACK_SELECTOR),
+        gas=limit,
+        max_outsize=0,
+        revert_on_failure=False,
+    )

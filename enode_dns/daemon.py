@@ -1,0 +1,277 @@
+"""enode-dns: the dynamic-DNS daemon of the enode registry, and its helper commands.
+
+\b
+    enode-dns keygen node.keystore            # a node key, encrypted (password from the env)
+    enode-dns enode-id node.keystore          # its enode id, registry key and address
+    enode-dns run --config enode-dns.yaml     # the daemon (health at /health)
+    enode-dns push-update --config ... --host 203.0.113.7
+    enode-dns render --config ...             # follow once and rewrite Besu's files
+    enode-dns check-host boot1.example.org
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from pydantic import BaseModel, Field, field_validator
+from rich.console import Console
+
+from dccn_common.config import ConfigError, load_config
+from dccn_common.follower import ChainFollower
+from dccn_common.keys import load_account, password_from_env, write_keystore
+from dccn_common.logs import configure_logging
+from dccn_common.manifest import Manifest
+from dccn_common.sender import FINAL_STATUSES, TxSender
+from dccn_common.service import Service, connect, exit_with_error, run_cli
+from dccn_common.store import open_db
+from enode_dns.besu_files import BesuFiles, RenderResult, render
+from enode_dns.enode import EnodeId
+from enode_dns.hosts import HostKind, classify_host
+from enode_dns.pusher import EndpointPusher
+from enode_dns.registry import mirrored_nodes, register_handlers
+from enode_dns.resolver import Resolver, parse_resolver
+from enode_dns.sources import AddressSource, parse_source
+
+log = logging.getLogger("enode_dns")
+ENV_PREFIX = "ENODE_DNS"
+
+
+class DaemonConfig(BaseModel):
+    """Settings: a YAML/TOML file, then ENODE_DNS_<FIELD> environment variables, then flags."""
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    manifest: Path
+    db: Path = Path("enode-dns.sqlite")
+    node_keystore: Path
+    node_password_env: str = "ENODE_DNS_NODE_PASSWORD"
+    # The account paying for transactions; the enode key's signature is what authorises them.
+    sender_keystore: Path | None = None
+    sender_password_env: str = "ENODE_DNS_SENDER_PASSWORD"
+    address_source: str | None = None
+    p2p_port: int = Field(30303, ge=1, le=65535)
+    follow: bool = False
+    besu_config: Path | None = None
+    static_nodes: Path | None = None
+    permissions_config: Path | None = None
+    resolver: str = "system"
+    confirmations: int = Field(2, ge=0)
+    poll_interval: float = Field(2.0, gt=0)
+    address_interval: float = Field(5.0, gt=0)
+    health_port: int | None = Field(None, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("address_source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_source(value)
+        return value
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolver(cls, value: str) -> str:
+        parse_resolver(value)
+        return value
+
+
+@dataclass
+class FileStatus:
+    writes: int = 0
+    last_render: RenderResult | None = None
+
+
+class EnodeDnsDaemon:
+    """The wired-up parts; `service.run()` runs it, `service.tick()` steps it (tests)."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.node_key: LocalAccount = load_account(config.node_keystore, config.node_password_env)
+        self.enode = EnodeId.of_account(self.node_key)
+        payer = (
+            load_account(config.sender_keystore, config.sender_password_env)
+            if config.sender_keystore else self.node_key
+        )
+        self.w3 = connect(config.rpc_url)
+        manifest = Manifest.load(config.manifest)
+        self.ingress = manifest.contract(self.w3, "EnodeIngress")
+        self.db = open_db(config.db)
+        self.sender = TxSender(self.w3, self.db, payer)
+        self.follower: ChainFollower | None = None
+        if config.follow:
+            self.follower = ChainFollower(
+                self.w3, self.db, "enode-dns", confirmations=config.confirmations,
+                start_block=manifest.get("EnodeIngress").block,
+            )
+            register_handlers(self.follower, self.ingress)
+        source: AddressSource | None = parse_source(config.address_source) if config.address_source else None
+        self.pusher = EndpointPusher(
+            db=self.db, sender=self.sender, ingress=self.ingress, rules_abi=manifest.get("EnodeRules").abi,
+            node_key=self.node_key, source=source, port=config.p2p_port,
+        )
+        self.resolver: Resolver = parse_resolver(config.resolver)
+        self.files = BesuFiles(config.besu_config, config.static_nodes, config.permissions_config)
+        self.file_status = FileStatus()
+        self.service = Service(
+            "enode-dns", w3=self.w3, db=self.db, follower=self.follower, sender=self.sender,
+            poll_interval=config.poll_interval, health_port=config.health_port, status=self.status,
+        )
+        self.service.every(config.address_interval, "watch_address")(self.pusher.tick)
+        if config.follow:
+            self.service.every(config.poll_interval, "rewrite_besu_files")(self.rewrite_files)
+
+    def rewrite_files(self) -> list[Path]:
+        """Render from the mirror (re-resolving names) and write what changed."""
+        result = render(mirrored_nodes(self.db), self.resolver, self.enode.hex)
+        changed = self.files.write(result)
+        self.file_status.last_render = result
+        if changed:
+            self.file_status.writes += len(changed)
+            log.info("besu files rewritten", extra={
+                "files": [str(p) for p in changed], "bootnodes": len(result.bootnodes),
+                "static_nodes": len(result.static_nodes), "unresolved": result.unresolved,
+            })
+        return changed
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "enode": self.enode.hex,
+            "address": asdict(self.pusher.status),
+            "file_writes": self.file_status.writes,
+        }
+        if self.file_status.last_render is not None:
+            body["bootnodes"] = len(self.file_status.last_render.bootnodes)
+            body["unresolved"] = self.file_status.last_render.unresolved
+        return body
+
+
+def _load(config_path: Path | None, **overrides: Any) -> DaemonConfig:
+    return load_config(DaemonConfig, config_path, ENV_PREFIX, **overrides)
+
+
+def _guard(fn: Any) -> Any:
+    """User errors (config, keystore, manifest, bad values) -> one line and exit code 2."""
+    try:
+        return run_cli(fn)
+    except ValueError as err:
+        exit_with_error(str(err))
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/TOML settings file (ENODE_DNS_* environment variables override it).",
+)
+
+
+@click.group(help=__doc__)
+def main() -> None:
+    pass
+
+
+@main.command(help="Run the daemon until SIGTERM/SIGINT: push self-updates, rewrite Besu's files.")
+@config_option
+@click.option("--health-port", type=int, help="Serve GET /health on 127.0.0.1 at this port.")
+def run(config_path: Path | None, health_port: int | None) -> None:
+    def body() -> None:
+        config = _load(config_path, health_port=health_port)
+        configure_logging("enode-dns", config.log_level)
+        daemon = EnodeDnsDaemon(config)
+        if daemon.follower is not None:
+            daemon.rewrite_files()  # files match the mirror before the first poll
+        daemon.service.run()
+
+    _guard(body)
+
+
+@main.command(help="Generate a node key into an encrypted keystore; prints its enode id.")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--password-env", default="ENODE_DNS_NODE_PASSWORD", show_default=True,
+              help="Environment variable holding the keystore password.")
+def keygen(path: Path, password_env: str) -> None:
+    def body() -> None:
+        if path.exists():
+            raise ConfigError(f"{path} exists; refusing to overwrite a node key")
+        account = Account.create()
+        write_keystore(path, account.key, password_from_env(password_env))
+        click.echo(EnodeId.of_account(account).hex)
+
+    _guard(body)
+
+
+@main.command("enode-id", help="Print a keystore's enode id, high/low halves, registry key and address.")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--password-env", default="ENODE_DNS_NODE_PASSWORD", show_default=True,
+              help="Environment variable holding the keystore password.")
+def enode_id(path: Path, password_env: str) -> None:
+    def body() -> None:
+        enode = EnodeId.of_account(load_account(path, password_env))
+        click.echo(f"enode id:  {enode.hex}\nhigh:      0x{enode.high.hex()}\nlow:       0x{enode.low.hex()}\n"
+                   f"key:       0x{enode.key.hex()}\naddress:   {enode.address}")
+
+    _guard(body)
+
+
+@main.command("check-host", help="Say how the registry reads a host (IPv4, IPv6, DNS name or invalid).")
+@click.argument("host")
+def check_host(host: str) -> None:
+    kind, packed = classify_host(host)
+    if kind == HostKind.INVALID:
+        exit_with_error(f"{host!r} is not an IP literal or a valid lower-case DNS name")
+    click.echo(f"{kind.name.lower()}" + (f" {packed.hex()}" if kind != HostKind.DNS else ""))
+
+
+@main.command("push-update", help="Push one signed self-update (host, port) and wait until it is mined.")
+@config_option
+@click.option("--host", required=True, help="New IP literal or DNS name.")
+@click.option("--port", type=click.IntRange(1, 65535), help="New TCP port (default: p2p_port).")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the transaction.")
+def push_update(config_path: Path | None, host: str, port: int | None, timeout: float) -> None:
+    def body() -> None:
+        if classify_host(host)[0] == HostKind.INVALID:
+            raise ConfigError(f"{host!r} is not an IP literal or a valid lower-case DNS name")
+        config = _load(config_path)
+        daemon = EnodeDnsDaemon(config)
+        key = daemon.pusher.push(host, port or config.p2p_port)
+        if key is None:
+            click.echo(f"nothing to do: {daemon.pusher.status.state}")
+            return
+        deadline = time.monotonic() + timeout
+        with Console(stderr=True).status(f"waiting for {key} to be mined"):
+            while True:
+                daemon.sender.process()
+                entry = daemon.sender.entry(key)
+                if entry is not None and entry.status in FINAL_STATUSES:
+                    break
+                if time.monotonic() > deadline:
+                    exit_with_error(f"{key} not mined within {timeout:.0f}s; `enode-dns run` will keep driving it", 1)
+                time.sleep(0.2)
+        if entry.status != "mined":
+            exit_with_error(f"{key} {entry.status}: {entry.error or ''}", 1)
+        click.echo(f"{key} mined in block {entry.block_number} ({entry.tx_hash})")
+
+    _guard(body)
+
+
+@main.command("render", help="Follow the registry once (to the confirmed head) and rewrite Besu's files.")
+@config_option
+def render_files(config_path: Path | None) -> None:
+    def body() -> None:
+        daemon = EnodeDnsDaemon(_load(config_path, follow=True))
+        assert daemon.follower is not None
+        with Console(stderr=True).status("following the registry"):
+            daemon.follower.poll_once()
+        changed = daemon.rewrite_files()
+        click.echo(f"rewrote {len(changed)} file(s): {', '.join(map(str, changed)) or 'none changed'}")
+
+    _guard(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

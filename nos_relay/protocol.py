@@ -1,0 +1,159 @@
+"""What the contract, enclave, relay and requesters agree on: request params,
+private-request envelopes, result encoding and the EIP-712 response digest.
+
+Public params are UTF-8 JSON:
+
+    {"url": "https://host:port/path", "path": "json:data.price",
+     "type": "uint256", "decimals": 2}
+
+`path` is the selector: `json:a.b[0].c`, `xml:./quote/price` (ElementTree
+path) or `regex:price=(\\d+)` (first group). `type` is how the selected text
+becomes the response data: uint256 / int256 (ABI-encoded, times
+10**decimals), string (UTF-8) or bytes32.
+
+A private request is PRIVATE_MARKER || ECIES(enclave encryption key, the same
+JSON plus "reply_to": <requester-named public key, hex>), with associated data
+requester || request id. Its response data is ECIES(reply_to, encoded result)
+with the request id as associated data, so only the holder of the reply key
+reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_canonical_address
+
+from nos_relay.crypto import ecies_encrypt
+
+PRIVATE_MARKER = b"\x01"
+MAX_PARAMS = 1024
+MAX_DATA = 512
+SELECTOR_KINDS = ("json", "xml", "regex")
+RESULT_TYPES = ("uint256", "int256", "string", "bytes32")
+
+DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+RESPONSE_TYPEHASH = keccak(b"Response(bytes32 requestId,bytes32 paramsHash,bytes32 dataHash)")
+
+
+class ParamsError(ValueError):
+    """Params that the enclave cannot act on."""
+
+
+@dataclass(frozen=True)
+class Params:
+    url: str
+    path: str
+    type: str = "uint256"
+    decimals: int = 0
+    reply_to: bytes | None = None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 443
+
+    @property
+    def target(self) -> str:
+        parts = urlsplit(self.url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {"url": self.url, "path": self.path, "type": self.type}
+        if self.decimals:
+            body["decimals"] = self.decimals
+        if self.reply_to is not None:
+            body["reply_to"] = self.reply_to.hex()
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def parse_params(raw: bytes) -> Params:
+    try:
+        body = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ParamsError(f"params are not JSON: {err}") from err
+    if not isinstance(body, dict):
+        raise ParamsError("params must be a JSON object")
+    url, path = body.get("url"), body.get("path")
+    if not isinstance(url, str) or urlsplit(url).scheme != "https" or not urlsplit(url).hostname:
+        raise ParamsError("params.url must be an https:// URL")
+    if not isinstance(path, str) or path.split(":", 1)[0] not in SELECTOR_KINDS or ":" not in path:
+        raise ParamsError(f"params.path must start with one of {', '.join(k + ':' for k in SELECTOR_KINDS)}")
+    result_type = body.get("type", "uint256")
+    if result_type not in RESULT_TYPES:
+        raise ParamsError(f"params.type must be one of {', '.join(RESULT_TYPES)}")
+    decimals = body.get("decimals", 0)
+    if not isinstance(decimals, int) or not 0 <= decimals <= 36:
+        raise ParamsError("params.decimals must be an integer in 0..36")
+    reply_to = body.get("reply_to")
+    try:
+        reply_key = bytes.fromhex(reply_to) if reply_to is not None else None
+    except (TypeError, ValueError) as err:
+        raise ParamsError("params.reply_to must be a hex public key") from err
+    return Params(url, path, result_type, decimals, reply_key)
+
+
+def private_associated_data(requester: str, request_id: bytes) -> bytes:
+    return to_canonical_address(requester) + request_id
+
+
+def encrypt_params(enclave_public_key: bytes, params: Params, requester: str, request_id: bytes) -> bytes:
+    """What a requester puts on chain for a private request."""
+    if params.reply_to is None:
+        raise ParamsError("a private request names a reply_to public key")
+    sealed = ecies_encrypt(enclave_public_key, params.to_json(), private_associated_data(requester, request_id))
+    raw = PRIVATE_MARKER + sealed
+    if len(raw) > MAX_PARAMS:
+        raise ParamsError(f"params are {len(raw)} bytes; the oracle takes at most {MAX_PARAMS}")
+    return raw
+
+
+def encode_result(value: str, params: Params) -> bytes:
+    """The selected text as response data."""
+    text = value.strip()
+    if params.type == "string":
+        data = text.encode()
+    elif params.type == "bytes32":
+        raw = bytes.fromhex(text.removeprefix("0x"))
+        if len(raw) != 32:
+            raise ParamsError("selected value is not 32 bytes of hex")
+        data = raw
+    else:
+        try:
+            scaled = Decimal(text) * (Decimal(10) ** params.decimals)
+        except InvalidOperation as err:
+            raise ParamsError(f"selected value {text[:40]!r} is not a number") from err
+        if scaled != scaled.to_integral_value():
+            raise ParamsError(f"{text} has more than {params.decimals} decimals")
+        number = int(scaled)
+        if params.type == "uint256" and number < 0:
+            raise ParamsError(f"{text} is negative; use type int256")
+        data = abi_encode([params.type], [number])
+    if len(data) > MAX_DATA:
+        raise ParamsError(f"result is {len(data)} bytes; the oracle takes at most {MAX_DATA}")
+    return data
+
+
+def domain_separator(chain_id: int, oracle: str) -> bytes:
+    return keccak(
+        abi_encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [DOMAIN_TYPEHASH, keccak(b"NOS"), keccak(b"1"), chain_id, oracle],
+        )
+    )
+
+
+def response_digest(chain_id: int, oracle: str, request_id: bytes, params_hash: bytes, data: bytes) -> bytes:
+    """The EIP-712 digest of Response(requestId, paramsHash, dataHash) in the NOS domain."""
+    struct_hash = keccak(
+        abi_encode(["bytes32", "bytes32", "bytes32", "bytes32"], [RESPONSE_TYPEHASH, request_id, params_hash, keccak(data)])
+    )
+    return keccak(b"\x19\x01" + domain_separator(chain_id, oracle) + struct_hash)

@@ -1,0 +1,435 @@
+"""The NOS relay: follows `Request` events, has enclaves answer them, delivers.
+
+State (SQLite, WAL) is one `jobs` row per request, moving
+new -> signed -> submitted -> done, or to expired / cancelled / failed:
+
+- the follower inserts jobs (exactly once per event) and marks them done or
+  cancelled when it sees `Delivered` / `Cancelled`, whoever sent them;
+- fetch workers (threads, one enclave connection each) turn `new` jobs into
+  `signed` ones; a crash before that just fetches again (signing is free);
+- every tick, all `signed` jobs go into one `deliverBatch` (or `deliver` when
+  there is one), enqueued in the outbox in the same SQLite transaction that
+  marks them `submitted`, so a restart neither loses nor repeats a delivery.
+
+Several relays can serve one oracle: each answers its own share of request ids
+at once (id mod relay_count) and the others' only after `backup_delay`; a race
+costs the loser only its own gas, because `deliverBatch` skips settled ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import queue
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from hexbytes import HexBytes
+from pydantic import BaseModel, field_validator
+
+from dccn_common.config import ConfigError, load_config
+from dccn_common.follower import ChainEvent, ChainFollower
+from dccn_common.keys import load_account
+from dccn_common.logs import configure_logging
+from dccn_common.manifest import Manifest
+from dccn_common.sender import TxSender
+from dccn_common.service import Service, connect, run_cli
+from dccn_common.store import open_db, transaction
+from nos_relay.carrier import FetchFailed, TcpCarrier, fetch_signed
+from nos_relay.wire import EnclaveClient, WireError
+
+log = logging.getLogger("nos.relay")
+
+ORACLE = "NosOracle"
+MAX_FETCH_ATTEMPTS = 3
+MAX_SUBMIT_ATTEMPTS = 5
+# Upper bounds of what a batch may use (the submitter pays only what it uses).
+BATCH_BASE_GAS = 60_000
+RESPONSE_GAS = 70_000
+# Leave this much of a request's life for the delivery to be mined.
+EXPIRY_MARGIN_SECONDS = 2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    request_id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    params BLOB NOT NULL,
+    params_hash TEXT NOT NULL,
+    fee TEXT NOT NULL,
+    max_gas_price TEXT NOT NULL,
+    callback_gas_limit INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    block_number INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    data BLOB,
+    signature BLOB,
+    batch_key TEXT,
+    fetch_attempts INTEGER NOT NULL DEFAULT 0,
+    submit_attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    seen_at REAL NOT NULL,
+    ready_at REAL NOT NULL,
+    signed_at REAL,
+    settled_block INTEGER,
+    settled_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, ready_at)
+"""
+
+
+class RelayConfig(BaseModel):
+    rpc_url: str
+    manifest: Path
+    keystore: Path
+    password_env: str = "NOS_RELAY_PASSWORD"
+    db: Path
+    enclave_sockets: list[str]
+    confirmations: int = 0
+    poll_interval: float = 0.5
+    health_port: int | None = None
+    workers: int = 4
+    batch_max: int = 64
+    relay_index: int = 0
+    relay_count: int = 1
+    backup_delay: float = 30.0
+    retry_delay: float = 2.0
+    log_level: str = "INFO"
+
+    @field_validator("enclave_sockets", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return [s for s in value.split(",") if s] if isinstance(value, str) else value
+
+
+class Relay:
+    """Declarative handlers + fetch workers + the batching submitter."""
+
+    def __init__(self, settings: RelayConfig, *, carrier: TcpCarrier | None = None) -> None:
+        if not settings.enclave_sockets:
+            raise ConfigError("enclave_sockets: name at least one enclave socket")
+        if not 0 <= settings.relay_index < settings.relay_count:
+            raise ConfigError("relay_index must be in 0..relay_count-1")
+        self.settings = settings
+        self.carrier = carrier or TcpCarrier()
+        manifest = Manifest.load(settings.manifest)
+        self.account = load_account(settings.keystore, settings.password_env)
+        self.w3 = connect(settings.rpc_url)
+        try:
+            self.chain_id = int(self.w3.eth.chain_id)
+        except Exception as err:  # any transport error: the operator fixes the URL or the node
+            raise ConfigError(f"cannot reach the chain at {settings.rpc_url}: {type(err).__name__}") from err
+        if self.chain_id != manifest.chain_id:
+            raise ConfigError(f"{settings.rpc_url} is chain {self.chain_id}, the manifest is for {manifest.chain_id}")
+        self.oracle = manifest.contract(self.w3, ORACLE)
+        self.db = open_db(settings.db, SCHEMA)
+        self.follower = ChainFollower(self.w3, self.db, "nos-relay", confirmations=settings.confirmations,
+                                      start_block=manifest.get(ORACLE).block)
+        self.sender = TxSender(self.w3, self.db, self.account)
+        self.stop_event = threading.Event()
+        self._work: queue.Queue[str] = queue.Queue()
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
+        self._enclaves = itertools.cycle(settings.enclave_sockets)
+        self._declare_handlers()
+
+    # -- chain events ------------------------------------------------------------------
+
+    def _declare_handlers(self) -> None:
+        follower = self.follower
+
+        @follower.on(self.oracle, "Request")
+        def on_request(event: ChainEvent, db: sqlite3.Connection) -> None:
+            args = event.args
+            request_id = HexBytes(args["requestId"]).to_0x_hex()
+            mine = int(request_id, 16) % self.settings.relay_count == self.settings.relay_index
+            now = time.time()
+            db.execute(
+                "INSERT OR IGNORE INTO jobs (request_id, requester, params, params_hash, fee, max_gas_price, "
+                "callback_gas_limit, expires_at, block_number, seen_at, ready_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (request_id, args["requester"], bytes(args["params"]), HexBytes(args["paramsHash"]).to_0x_hex(),
+                 str(args["fee"]), str(args["maxGasPrice"]), int(args["callbackGasLimit"]), int(args["expiresAt"]),
+                 event.block_number, now, now if mine else now + self.settings.backup_delay),
+            )
+
+        @follower.on(self.oracle, "Delivered")
+        def on_delivered(event: ChainEvent, db: sqlite3.Connection) -> None:
+            self._settle(db, event, "done")
+
+        @follower.on(self.oracle, "Cancelled")
+        def on_cancelled(event: ChainEvent, db: sqlite3.Connection) -> None:
+            self._settle(db, event, "cancelled")
+
+        @follower.on_rewind
+        def on_rewind(first_removed: int, db: sqlite3.Connection) -> None:
+            # Requests that are no longer on chain are forgotten unless already submitted;
+            # settlements that vanished put their job back to work.
+            db.execute("DELETE FROM jobs WHERE block_number >= ? AND status IN ('new', 'signed')", (first_removed,))
+            db.execute(
+                "UPDATE jobs SET status = CASE WHEN signature IS NULL THEN 'new' ELSE 'signed' END, "
+                "settled_block = NULL, batch_key = NULL WHERE settled_block >= ?",
+                (first_removed,),
+            )
+
+    @staticmethod
+    def _settle(db: sqlite3.Connection, event: ChainEvent, status: str) -> None:
+        db.execute(
+            "UPDATE jobs SET status = ?, settled_block = ?, settled_at = ? WHERE request_id = ? "
+            "AND status NOT IN ('done', 'cancelled')",
+            (status, event.block_number, time.time(), HexBytes(event.args["requestId"]).to_0x_hex()),
+        )
+
+    # -- fetching ----------------------------------------------------------------------
+
+    def dispatch_fetches(self) -> None:
+        """Queue `new` jobs that are due and not already being fetched."""
+        now = time.time()
+        rows = self.db.execute(
+            "SELECT request_id FROM jobs WHERE status = 'new' AND ready_at <= ? ORDER BY block_number LIMIT 1000",
+            (now,),
+        ).fetchall()
+        with self._in_flight_lock:
+            for row in rows:
+                if row["request_id"] not in self._in_flight:
+                    self._in_flight.add(row["request_id"])
+                    self._work.put(row["request_id"])
+
+    def _worker(self, socket_path: str) -> None:
+        db = open_db(self.settings.db)
+        client: EnclaveClient | None = None
+        while not self.stop_event.is_set():
+            try:
+                request_id = self._work.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                if client is None:
+                    client = EnclaveClient(socket_path)
+                self._fetch_one(db, client, request_id)
+            except WireError as err:
+                log.warning("enclave unavailable", extra={"socket": socket_path, "error": str(err)})
+                if client is not None:
+                    client.close()
+                client = None
+                self.stop_event.wait(0.5)
+            finally:
+                with self._in_flight_lock:
+                    self._in_flight.discard(request_id)
+        if client is not None:
+            client.close()
+        db.close()
+
+    def _fetch_one(self, db: sqlite3.Connection, client: EnclaveClient, request_id: str) -> None:
+        row = db.execute("SELECT * FROM jobs WHERE request_id = ? AND status = 'new'", (request_id,)).fetchone()
+        if row is None:
+            return
+        request = {"chain_id": self.chain_id, "oracle": self.oracle.address, "request_id": request_id,
+                   "requester": row["requester"], "params": bytes(row["params"]).hex()}
+        try:
+            response = fetch_signed(client, request, self.carrier)
+        except (FetchFailed, OSError) as err:
+            attempts = int(row["fetch_attempts"]) + 1
+            status = "failed" if attempts >= MAX_FETCH_ATTEMPTS else "new"
+            db.execute(
+                "UPDATE jobs SET fetch_attempts = ?, error = ?, status = ?, ready_at = ? "
+                "WHERE request_id = ? AND status = 'new'",
+                (attempts, str(err)[:500], status, time.time() + self.settings.retry_delay * 2 ** (attempts - 1), request_id),
+            )
+            log.info("fetch failed", extra={"request_id": request_id, "error": str(err), "attempt": attempts})
+            return
+        if response.get("params_hash") != row["params_hash"]:
+            log.error("enclave answered other params", extra={"request_id": request_id})
+            return
+        db.execute(
+            "UPDATE jobs SET status = 'signed', data = ?, signature = ?, signed_at = ?, error = NULL "
+            "WHERE request_id = ? AND status = 'new'",
+            (HexBytes(response["data"]), HexBytes(response["signature"]), time.time(), request_id),
+        )
+
+    # -- delivering --------------------------------------------------------------------
+
+    def track_submissions(self) -> None:
+        """Settle jobs whose delivery transaction reached a final state."""
+        keys = [r["batch_key"] for r in self.db.execute(
+            "SELECT DISTINCT batch_key FROM jobs WHERE status = 'submitted'").fetchall()]
+        for key in keys:
+            entry = self.sender.entry(key)
+            if entry is None or entry.status not in ("mined", "reverted", "failed"):
+                continue
+            with transaction(self.db):
+                if entry.status == "mined":
+                    # Delivered (or skipped because another relay was first): either way settled.
+                    self.db.execute(
+                        "UPDATE jobs SET status = 'done', settled_block = ?, settled_at = ? "
+                        "WHERE batch_key = ? AND status = 'submitted'",
+                        (entry.block_number, time.time(), key),
+                    )
+                else:
+                    log.warning("delivery not mined", extra={"key": key, "error": entry.error})
+                    self.db.execute(
+                        "UPDATE jobs SET status = CASE WHEN submit_attempts >= ? THEN 'failed' ELSE 'signed' END, "
+                        "batch_key = NULL, error = ? WHERE batch_key = ? AND status = 'submitted'",
+                        (MAX_SUBMIT_ATTEMPTS, entry.error, key),
+                    )
+
+    def submit_signed(self) -> None:
+        """Everything signed, still answerable and worth its gas: one transaction per batch."""
+        latest = self.w3.eth.get_block("latest")
+        chain_time = int(latest["timestamp"])
+        gas_price = int(self.w3.eth.gas_price)
+        with transaction(self.db):
+            self.db.execute(
+                "UPDATE jobs SET status = 'expired' WHERE status IN ('new', 'signed') AND expires_at < ?",
+                (chain_time + EXPIRY_MARGIN_SECONDS,),
+            )
+        signed = [r for r in self.db.execute("SELECT * FROM jobs WHERE status = 'signed' ORDER BY block_number")
+                  if int(r["max_gas_price"]) >= gas_price]  # never deliver at a loss
+        for start in range(0, len(signed), self.settings.batch_max):
+            self._enqueue_delivery(signed[start : start + self.settings.batch_max])
+
+    def _enqueue_delivery(self, rows: list[sqlite3.Row]) -> None:
+        ids = [r["request_id"] for r in rows]
+        attempt = max(int(r["submit_attempts"]) for r in rows) + 1
+        key = "nos:" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:32] + f":{attempt}"
+        gas: int | None = None
+        if len(rows) == 1:
+            # Estimated: if another relay was first, estimation fails and nothing is sent.
+            row = rows[0]
+            call = self.oracle.functions.deliver(
+                row["request_id"], row["params_hash"], bytes(row["data"]), bytes(row["signature"]))
+        else:
+            # A batch cannot revert for a settled id (it skips it), so its gas is computed, not estimated.
+            call = self.oracle.functions.deliverBatch(
+                [(r["request_id"], r["params_hash"], bytes(r["data"]), bytes(r["signature"])) for r in rows])
+            gas = BATCH_BASE_GAS + sum(
+                RESPONSE_GAS + int(r["callback_gas_limit"]) * 64 // 63 + 16 * len(bytes(r["data"])) for r in rows)
+        with transaction(self.db):
+            self.sender.enqueue_call(self.db, key, call, gas=gas)
+            self.db.executemany(
+                "UPDATE jobs SET status = 'submitted', batch_key = ?, submit_attempts = ? WHERE request_id = ?",
+                [(key, attempt, request_id) for request_id in ids],
+            )
+        log.info("delivery enqueued", extra={"key": key, "responses": len(ids)})
+
+    # -- status and running ----------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    def service(self) -> Service:
+        service = Service("nos-relay", w3=self.w3, db=self.db, follower=self.follower, sender=self.sender,
+                          poll_interval=self.settings.poll_interval, health_port=self.settings.health_port,
+                          status=lambda: {"oracle": self.oracle.address, "operator": self.account.address,
+                                          "jobs": self.counts()})
+        service.every(0)(self.track_submissions)
+        service.every(0)(self.dispatch_fetches)
+        service.every(0)(self.submit_signed)
+        self.stop_event = service.stop_event
+        return service
+
+    def start_workers(self) -> list[threading.Thread]:
+        threads = []
+        for number in range(self.settings.workers):
+            socket_path = next(self._enclaves)
+            thread = threading.Thread(target=self._worker, args=(socket_path,), daemon=True, name=f"fetch-{number}")
+            thread.start()
+            threads.append(thread)
+        return threads
+
+    def run(self) -> None:
+        service = self.service()
+        self.start_workers()
+        service.run()
+
+
+def load_settings(config: Path | None, **overrides: Any) -> RelayConfig:
+    return load_config(RelayConfig, config, "NOS_RELAY", **overrides)
+
+
+@click.group(help="The NOS relay: follows oracle requests, has enclaves answer them, delivers in batches.")
+def main() -> None:
+    pass
+
+
+_config_option = click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                              help="YAML/TOML config file (env NOS_RELAY_<FIELD> overrides it).")
+
+
+@main.command("run", help="Run the relay until SIGTERM (health at --health-port).")
+@_config_option
+@click.option("--rpc-url", default=None, help="JSON-RPC URL of the chain.")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Deployment manifest (deployments/<chain-id>.json).")
+@click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Encrypted keystore of the account that submits deliveries.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, help="SQLite state file.")
+@click.option("--enclave-socket", "enclave_sockets", multiple=True, help="Enclave Unix socket (repeatable).")
+@click.option("--health-port", type=int, default=None, help="Loopback port of GET /health.")
+def run(config: Path | None, rpc_url: str | None, manifest: Path | None, keystore: Path | None, db: Path | None,
+        enclave_sockets: tuple[str, ...], health_port: int | None) -> None:
+    def body() -> None:
+        settings = load_settings(config, rpc_url=rpc_url, manifest=manifest, keystore=keystore, db=db,
+                                 enclave_sockets=list(enclave_sockets) or None, health_port=health_port)
+        configure_logging("nos-relay", settings.log_level)
+        Relay(settings).run()
+
+    run_cli(body)
+
+
+@main.command("register-enclave", help="Admin: register the enclave behind --enclave-socket with the oracle.")
+@click.option("--rpc-url", required=True, help="JSON-RPC URL of the chain.")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Deployment manifest holding NosOracle.")
+@click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Keystore of the oracle owner.")
+@click.option("--password-env", default="NOS_ADMIN_PASSWORD", show_default=True)
+@click.option("--enclave-socket", required=True, help="The enclave's Unix socket (asked for key and measurement).")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="SQLite file of the admin's transaction outbox (makes re-runs idempotent).")
+def register_enclave(rpc_url: str, manifest: Path, keystore: Path, password_env: str, enclave_socket: str,
+                     db: Path) -> None:
+    def body() -> None:
+        w3 = connect(rpc_url)
+        oracle = Manifest.load(manifest).contract(w3, ORACLE)
+        account = load_account(keystore, password_env)
+        try:
+            with EnclaveClient(enclave_socket) as client:
+                info = client.call({"op": "info"})
+        except WireError as err:
+            raise ConfigError(str(err)) from err
+        address, measurement = info["address"], HexBytes(info["measurement"])
+        if bytes(oracle.functions.enclave_measurement(address).call()) == bytes(measurement):
+            click.echo(f"enclave {address} already registered with measurement {measurement.to_0x_hex()}")
+            return
+        sender = TxSender(w3, open_db(db), account)
+        call = oracle.functions.registerEnclave(address, bytes(measurement))
+        entry = sender.send_now(f"register:{address}:{measurement.to_0x_hex()}", oracle.address,
+                                HexBytes(call._encode_transaction_data()))
+        if entry.status != "mined":
+            click.echo(f"error: registration {entry.status}: {entry.error or entry.tx_hash}", err=True)
+            sys.exit(1)
+        click.echo(f"registered enclave {address} (measurement {measurement.to_0x_hex()}) in tx {entry.tx_hash}")
+
+    run_cli(body)
+
+
+@main.command("status", help="Print the relay's job counts from its database.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), required=True, help="SQLite state file.")
+def status(db: Path) -> None:
+    if not db.is_file():
+        click.echo(f"error: no relay database at {db}", err=True)
+        sys.exit(2)
+    conn = open_db(db, SCHEMA)
+    for row in conn.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status ORDER BY status"):
+        click.echo(f"{row['status']:<10} {row['n']}")
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Rewards = sum w_i p_i (seed 000) with the issue's default weights, paid from the pool."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import boa
+import pytest
+
+from dccn_scheduler.economy import DAY, RECORDER_ROLE, WAD
+
+MONTH = 30 * DAY
+
+
+def _to_next_epoch(economy) -> None:
+    genesis, length = economy.staking.GENESIS(), economy.staking.EPOCH_LENGTH()
+    now = boa.env.evm.patch.timestamp
+    boa.env.time_travel(seconds=genesis + (now - genesis) // length * length + length - now)
+
+
+def test_w0__100000_staked_for_a_day__earns_5(economy):
+    provider = economy.actors.provider
+    economy.stake(provider, 100_000 * WAD)
+    _to_next_epoch(economy)  # the stake counts from here
+    assert economy.staking.earned(provider) == 0
+    boa.env.time_travel(seconds=DAY)
+    # Seed: "holding 10w ankr token, get 50 Ankr token/day" is off by 10x; 100,000 x 0.00005 = 5.
+    assert economy.staking.earned(provider) == 5 * WAD
+
+
+def test_claim__pays_from_pool(economy):
+    provider = economy.actors.provider
+    economy.fund_rewards(1_000 * WAD)
+    economy.stake(provider, 100_000 * WAD)
+    _to_next_epoch(economy)
+    boa.env.time_travel(seconds=10 * DAY)
+    before = economy.token.balanceOf(provider)
+    paid = economy.staking.claim(sender=provider)
+    assert paid == 50 * WAD
+    assert economy.token.balanceOf(provider) - before == 50 * WAD
+    assert economy.staking.reward_pool() == 950 * WAD
+    assert economy.staking.earned(provider) == 0
+
+
+def test_claim__pool_short__pays_what_it_has_and_keeps_the_rest_owed(economy):
+    provider = economy.actors.provider
+    economy.fund_rewards(2 * WAD)
+    economy.stake(provider, 100_000 * WAD)
+    _to_next_epoch(economy)
+    boa.env.time_travel(seconds=DAY)
+    assert economy.staking.claim(sender=provider) == 2 * WAD
+    assert economy.staking.earned(provider) == 3 * WAD
+    economy.fund_rewards(10 * WAD)
+    assert economy.staking.claim(sender=provider) == 3 * WAD
+
+
+def test_period_without_stakers__loses_no_rewards(economy):
+    economy.fund_rewards(1_000 * WAD)
+    boa.env.time_travel(seconds=30 * DAY)  # nobody stakes
+    assert economy.staking.reward_pool() == 1_000 * WAD
+    provider = economy.actors.provider
+    economy.stake(provider, 100_000 * WAD)
+    _to_next_epoch(economy)
+    boa.env.time_travel(seconds=DAY)
+    assert economy.staking.claim(sender=provider) == 5 * WAD
+    assert economy.staking.reward_pool() == 995 * WAD
+
+
+def test_pending_stake__earns_from_its_epoch_even_when_settled_much_later(economy):
+    a, b = economy.actors.alice, economy.actors.bob
+    economy.stake(a, 100_000 * WAD)
+    economy.stake(b, 100_000 * WAD)
+    _to_next_epoch(economy)
+    boa.env.time_travel(seconds=3 * DAY)
+    economy.stake(b, 1)  # bob touches: the epoch start is recorded
+    boa.env.time_travel(seconds=DAY)
+    assert economy.staking.earned(a) == 20 * WAD
+    assert economy.staking.earned(b) == 20 * WAD
+
+
+def test_set_weights__old_w0_until_the_change(economy):
+    provider = economy.actors.provider
+    economy.stake(provider, 100_000 * WAD)
+    _to_next_epoch(economy)
+    boa.env.time_travel(seconds=DAY)
+    p = economy.params
+    economy.staking.set_weights(2 * p.w0, p.w1, p.w2, p.w3, sender=economy.actors.deployer)
+    boa.env.time_travel(seconds=DAY)
+    assert economy.staking.earned(provider) == 15 * WAD
+
+
+def test_rounding__loses_at_most_one_wei_per_update(economy):
+    """Odd stakes and odd intervals, settled often: the shortfall against exact
+    arithmetic never exceeds the number of updates."""
+    provider = economy.actors.provider
+    economy.fund_rewards(1_000_000 * WAD)
+    economy.stake(provider, 123_456_789_123_456_789_123)
+    _to_next_epoch(economy)
+    stake = Fraction(123_456_789_123_456_789_123)
+    exact = Fraction(0)
+    paid = 0
+    for updates, seconds in enumerate((1, 7, 13, 3_601, 86_399, 11, 999_983), start=1):
+        boa.env.time_travel(seconds=seconds)
+        exact += stake * economy.params.w0 * seconds / (WAD * DAY)
+        paid += economy.staking.claim(sender=provider)
+        assert 0 <= exact - paid <= updates
+
+
+def test_w1_w2__consumed_10000__earns_20(economy):
+    """Seed: "consumed 1w ankr token, get 20 Ankr token" (w1 = 0.002); w2 on fees earned."""
+    a = economy.actors
+    rate = 10**18
+    deal = economy.open_deal(rate, 10_000, 10_000 * WAD)
+    boa.env.time_travel(seconds=10_000)
+    economy.escrow.collect(deal, sender=a.tenant)
+    assert economy.staking.earned(a.tenant) == 20 * WAD
+    provider_share = 10_000 * WAD * (10_000 - economy.params.fee_bps - economy.params.app_bps) // 10_000
+    app_share = 10_000 * WAD * economy.params.app_bps // 10_000
+    assert economy.staking.earned(a.provider) == provider_share * 2 // 1_000
+    assert economy.staking.earned(a.app_provider) == app_share * 2 // 1_000
+
+
+def test_w3__reputation_half__earns_50_per_month(make_economy):
+    # psi = 1 and divisor 1 make the totals exactly log10(p), so reputation is 0.5:
+    # 0.4 x log10(10 ANKR) + 0.2 x log10(1 deal) + 0.2 x (1 of 2 deals completed) = 0.4 + 0 + 0.1.
+    economy = make_economy(psi=WAD, log_divisor=1)
+    a = economy.actors
+    economy.reputation.grantRole(RECORDER_ROLE, a.alice, sender=a.deployer)  # alice records as the escrow would
+    economy.reputation.record_deal(a.provider, True, 10 * WAD, sender=a.alice)
+    economy.reputation.record_deal(a.provider, False, 0, sender=a.alice)
+    assert economy.reputation.reputation(a.provider) == pytest.approx(WAD // 2, abs=10)
+    economy.staking.accrue_reputation_reward(a.provider)  # starts the clock
+    boa.env.time_travel(seconds=MONTH)
+    credited = economy.staking.accrue_reputation_reward(a.provider)
+    assert credited == pytest.approx(50 * WAD, abs=10**5)
+    assert economy.staking.earned(a.provider) == credited
+    assert economy.staking.accrue_reputation_reward(a.provider) == 0  # nothing more this month
+
+
+def test_w3__two_months__pays_both(make_economy):
+    economy = make_economy(psi=WAD, log_divisor=1)
+    a = economy.actors
+    economy.reputation.grantRole(RECORDER_ROLE, a.alice, sender=a.deployer)
+    economy.reputation.record_rating(a.provider, 100, sender=a.alice)  # reputation 0.1
+    economy.staking.accrue_reputation_reward(a.provider)
+    boa.env.time_travel(seconds=2 * MONTH)
+    assert economy.staking.accrue_reputation_reward(a.provider) == 2 * 100 * WAD // 10
+
+
+def test_credit_activity__only_rewarder(economy):
+    a = economy.actors
+    with boa.reverts("access_control: account is missing role"):
+        economy.staking.credit_activity(a.tenant, 1, a.provider, 1, a.app_provider, 1, sender=a.tenant)

@@ -1,0 +1,159 @@
+"""Stateful property test of the enode registry: the node list, sequences and admin set
+always match a plain Python model, whatever sequence of admin and node actions runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boa
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from enode_dns.enode import sign_endpoint_update
+
+from .conftest import PROPOSAL_TTL, Node
+
+HOSTS = st.sampled_from(["10.0.0.1", "10.0.0.2", "2001:db8::1", "boot1.example.org", "v1.lacchain.example"])
+PORTS = st.sampled_from([30303, 30304])
+
+
+@dataclass
+class ModelNode:
+    host: str
+    port: int
+    sequence: int
+
+
+class RegistryMachine(RuleBasedStateMachine):
+    deployers: tuple[Any, Any]
+    nodes = Bundle("nodes")
+
+    @initialize()
+    def deploy(self) -> None:
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        ingress_deployer, rules_deployer = self.deployers
+        self.admins = [boa.env.generate_address(f"admin{i}") for i in range(3)]
+        self.threshold = 2
+        self.ingress = ingress_deployer.deploy()
+        self.rules = rules_deployer.deploy(self.ingress.address, self.admins, self.threshold, PROPOSAL_TTL)
+        self.ingress.set_rules(self.rules.address)
+        self.model: dict[bytes, ModelNode] = {}
+
+    def teardown(self) -> None:
+        if hasattr(self, "_anchor"):
+            self._anchor.__exit__(None, None, None)
+
+    def _propose_and_pass(self, propose: str, *args: Any) -> None:
+        with boa.env.prank(self.admins[0]):
+            proposal_id = getattr(self.rules, propose)(*args)
+        for admin in self.admins[1:self.threshold]:
+            with boa.env.prank(admin):
+                self.rules.approve(proposal_id)
+
+    def _sign(self, node: Node, host: str, port: int, sequence: int) -> bytes:
+        return sign_endpoint_update(node.key, boa.env.evm.patch.chain_id, self.rules.address, host, port, sequence)
+
+    @rule(target=nodes, host=HOSTS, port=PORTS)
+    def add_node(self, host: str, port: int) -> Node:
+        node = Node.create()
+        self._propose_and_pass("proposeAddNode", node.enode.high, node.enode.low, host, port, 1, "org", False)
+        self.model[node.enode.key] = ModelNode(host, port, 0)
+        return node
+
+    @rule(node=nodes)
+    def remove_node(self, node: Node) -> None:
+        if node.enode.key not in self.model:
+            with boa.reverts("permissioning: unknown node"), boa.env.prank(self.admins[0]):
+                self.rules.proposeRemoveNode(node.enode.high, node.enode.low)
+            return
+        self._propose_and_pass("proposeRemoveNode", node.enode.high, node.enode.low)
+        del self.model[node.enode.key]
+
+    @rule(node=nodes, host=HOSTS, port=PORTS, step=st.integers(-2, 3))
+    def self_update(self, node: Node, host: str, port: int, step: int) -> None:
+        sequence = max(0, self.ingress.sequence_of(node.enode.key) + step)
+        signature = self._sign(node, host, port, sequence)
+        entry = self.model.get(node.enode.key)
+        if entry is None:
+            with boa.reverts("permissioning: unknown node"):
+                self.rules.updateEndpoint(node.enode.key, host, port, sequence, signature)
+        elif sequence <= entry.sequence:
+            with boa.reverts("permissioning: stale sequence"):
+                self.rules.updateEndpoint(node.enode.key, host, port, sequence, signature)
+        else:
+            self.rules.updateEndpoint(node.enode.key, host, port, sequence, signature)
+            self.model[node.enode.key] = ModelNode(host, port, sequence)
+
+    @rule(node=nodes, host=HOSTS)
+    def forged_update_refused(self, node: Node, host: str) -> None:
+        sequence = self.ingress.sequence_of(node.enode.key) + 1
+        forged = self._sign(Node.create(), host, 30303, sequence)
+        with boa.reverts():
+            self.rules.updateEndpoint(node.enode.key, host, 30303, sequence, forged)
+
+    @rule(add=st.booleans())
+    def change_admins(self, add: bool) -> None:
+        if add:
+            newcomer = boa.env.generate_address()
+            self._propose_and_pass("proposeAddAdmin", newcomer)
+            self.admins.append(newcomer)
+        elif len(self.admins) > self.threshold:
+            leaving = self.admins[-1]
+            self._propose_and_pass("proposeRemoveAdmin", leaving)
+            self.admins.remove(leaving)
+
+    @rule(host=HOSTS)
+    def expired_proposal_never_executes(self, host: str) -> None:
+        node = Node.create()
+        with boa.env.prank(self.admins[0]):
+            proposal_id = self.rules.proposeAddNode(node.enode.high, node.enode.low, host, 30303, 0, "org", False)
+        boa.env.time_travel(seconds=PROPOSAL_TTL)
+        with boa.reverts("permissioning: proposal expired"), boa.env.prank(self.admins[1]):
+            self.rules.approve(proposal_id)
+
+    @rule(node=nodes)
+    def connection_allowed_matches_model(self, node: Node) -> None:
+        # A rule, not an invariant: connectionAllowed is slow on py-evm, so one node per step.
+        entry = self.model.get(node.enode.key)
+        if entry is None:
+            assert not self.ingress.connectionAllowed(node.enode.hex, "10.0.0.1", 30303)
+            return
+        assert self.ingress.connectionAllowed(node.enode.hex, entry.host, entry.port)
+        assert not self.ingress.connectionAllowed(node.enode.hex, entry.host, entry.port + 1)
+
+    @invariant()
+    def node_list_matches_model(self) -> None:
+        if not hasattr(self, "ingress"):
+            return
+        assert self.ingress.node_count() == len(self.model)
+        for key, entry in self.model.items():
+            stored = self.ingress.node(key)
+            assert stored.active and (stored.host, stored.port, stored.sequence) == (
+                entry.host, entry.port, entry.sequence)
+
+    @invariant()
+    def admins_match_model(self) -> None:
+        if not hasattr(self, "rules"):
+            return
+        assert self.rules.adminCount() == len(self.admins)
+        assert all(self.rules.is_admin(a) for a in self.admins)
+        assert self.rules.threshold() == self.threshold <= len(self.admins)
+
+
+def test_registry_invariants__hold_under_any_action_sequence(registry_deployers: tuple[Any, Any]) -> None:
+    RegistryMachine.deployers = registry_deployers
+    # py-evm runs ~50k opcodes/s: half the profile's examples and steps keep this test under 10 s
+    # under "ci" (12 x 10 steps); HYPOTHESIS_PROFILE=long still runs 500 x 30.
+    profile = settings()
+    run_state_machine_as_test(RegistryMachine, settings=settings(
+        profile, max_examples=max(12, profile.max_examples // 2), stateful_step_count=max(10, profile.stateful_step_count // 2)))

@@ -1,0 +1,59 @@
+"""The enode-dns command line: help everywhere, keys in keystores, bad input -> one line and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dccn_common import PROJECT_ROOT
+from enode_dns.daemon import main
+
+from .conftest import NODE_PASSWORD_ENV, PASSWORD
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["keygen"], ["enode-id"], ["check-host"], ["push-update"],
+                                     ["render"]])
+def test_help__every_command(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_keygen_then_enode_id__key_only_in_encrypted_keystore(tmp_path: Path) -> None:
+    env = {NODE_PASSWORD_ENV: PASSWORD}
+    keystore = tmp_path / "node.keystore"
+    created = CliRunner().invoke(main, ["keygen", str(keystore)], env=env)
+    assert created.exit_code == 0, created.output
+    enode_hex = created.output.strip()
+    assert len(enode_hex) == 128 and '"crypto"' in keystore.read_text() and enode_hex not in keystore.read_text()
+    shown = CliRunner().invoke(main, ["enode-id", str(keystore)], env=env)
+    assert shown.exit_code == 0 and enode_hex in shown.output
+    again = CliRunner().invoke(main, ["keygen", str(keystore)], env=env)
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output
+
+
+def test_enode_id__password_missing_or_wrong__exit_2_without_traceback(tmp_path: Path) -> None:
+    keystore = tmp_path / "node.keystore"
+    CliRunner().invoke(main, ["keygen", str(keystore)], env={NODE_PASSWORD_ENV: PASSWORD})
+    missing = subprocess.run([sys.executable, "-m", "enode_dns.daemon", "enode-id", str(keystore)],
+                             cwd=PROJECT_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+    wrong = CliRunner().invoke(main, ["enode-id", str(keystore)], env={NODE_PASSWORD_ENV: "nope"})
+    assert wrong.exit_code == 2 and "cannot unlock" in wrong.output
+
+
+def test_run__bad_config__exit_2_names_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("manifest: /nowhere.json\nnode_keystore: /nowhere\naddress_source: ftp://x\np2p_port: 0\n")
+    result = CliRunner().invoke(main, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "address_source" in result.output and "p2p_port" in result.output
+
+
+def test_check_host__valid_and_invalid() -> None:
+    assert CliRunner().invoke(main, ["check-host", "boot1.example.org"]).output.strip() == "dns"
+    bad = CliRunner().invoke(main, ["check-host", "boot1..example.org"])
+    assert bad.exit_code == 2 and "not an IP literal" in bad.output

@@ -1,0 +1,141 @@
+"""The enclave against real HTTPS sources on 127.0.0.1, through the relay's carrier."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from coincurve import PrivateKey
+from eth_account import Account
+from eth_utils import keccak
+
+from dccn_common.config import ConfigError
+from nos_relay.carrier import FetchFailed, TcpCarrier, fetch_signed
+from nos_relay.crypto import DecryptionError, ecies_decrypt, sign_digest
+from nos_relay.enclave import CODE_FILES, EnclaveKeys, load_or_create_keys, measurement
+from nos_relay.protocol import Params, encrypt_params, response_digest
+from nos_relay.wire import EnclaveClient
+from tests.nos_relay.conftest import price_params
+
+ORACLE = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+REQUESTER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+REQUEST_ID = keccak(b"request 1")
+
+
+class ByteFlippingCarrier(TcpCarrier):
+    """A malicious relay: flips one byte of what the source sends, after the handshake started."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.seen = 0
+        self.at = at
+
+    def incoming(self, data: bytes) -> bytes:
+        start, self.seen = self.seen, self.seen + len(data)
+        if start <= self.at < self.seen:
+            index = self.at - start
+            data = data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
+        return data
+
+
+def fetch(socket_path: str, params: bytes, carrier: TcpCarrier | None = None, requester: str = REQUESTER) -> dict:
+    request = {"chain_id": 31337, "oracle": ORACLE, "request_id": "0x" + REQUEST_ID.hex(), "requester": requester,
+               "params": params.hex()}
+    with EnclaveClient(socket_path) as client:
+        return fetch_signed(client, request, carrier or TcpCarrier())
+
+
+def signer_of(response: dict, params: bytes) -> str:
+    digest = response_digest(31337, ORACLE, REQUEST_ID, keccak(params), bytes.fromhex(response["data"][2:]))
+    return Account._recover_hash(digest, signature=bytes.fromhex(response["signature"][2:]))
+
+
+@pytest.mark.parametrize(("path", "selector"), [
+    ("/price.json", "json:data.price"),
+    ("/price.xml", "xml:./price"),
+    ("/price.txt", r"regex:price=([0-9.]+)"),
+])
+def test_fetch__trusted_source__signed_by_enclave_key(enclave_socket, enclave_keys, price_source, path, selector):
+    params = price_params(price_source, path, selector)
+    response = fetch(enclave_socket, params)
+    assert int(response["data"], 16) == 234567  # 2345.67 with 2 decimals
+    assert response["params_hash"] == "0x" + keccak(params).hex()
+    assert signer_of(response, params) == enclave_keys.address
+
+
+def test_fetch__source_certificate_from_untrusted_ca__fails_cleanly(enclave_socket, rogue_source, price_source):
+    with pytest.raises(FetchFailed, match="not trusted"):
+        fetch(enclave_socket, price_params(rogue_source))
+    assert fetch(enclave_socket, price_params(price_source))["data"]  # the enclave keeps serving
+
+
+@pytest.mark.parametrize("offset", [60, 400, 900])
+def test_fetch__relay_flips_a_byte__fails_instead_of_signing(enclave_socket, price_source, offset):
+    with pytest.raises(FetchFailed, match=r"TLS failure|closed|not trusted"):
+        fetch(enclave_socket, price_params(price_source), ByteFlippingCarrier(offset))
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    (b"not json", "not JSON"),
+    (b'{"url":"http://127.0.0.1/x","path":"json:a"}', "https"),
+    (b'{"url":"https://127.0.0.1/x","path":"css:a"}', "params.path"),
+])
+def test_fetch__bad_params__error_reply(enclave_socket, params, message):
+    with pytest.raises(FetchFailed, match=message):
+        fetch(enclave_socket, params)
+
+
+def test_fetch__selector_misses__error_reply(enclave_socket, price_source):
+    with pytest.raises(FetchFailed, match="not found"):
+        fetch(enclave_socket, price_params(price_source, selector="json:data.volume"))
+
+
+def test_private_request__only_reply_key_reads_result(enclave_socket, enclave_keys, price_source):
+    reply_key = PrivateKey()
+    params = Params(price_source.url(), "json:data.price", "uint256", 2, reply_key.public_key.format())
+    sealed = encrypt_params(enclave_keys.encryption_public_key, params, REQUESTER, REQUEST_ID)
+    assert b"price" not in sealed and b"127.0.0.1" not in sealed  # the chain and relay see ciphertext
+    response = fetch(enclave_socket, sealed)
+    data = bytes.fromhex(response["data"][2:])
+    assert int.from_bytes(ecies_decrypt(reply_key.secret, data, REQUEST_ID), "big") == 234567
+    with pytest.raises(DecryptionError):
+        ecies_decrypt(PrivateKey().secret, data, REQUEST_ID)
+    assert signer_of(response, sealed) == enclave_keys.address
+
+
+def test_private_request__moved_to_another_requester__refused(enclave_socket, enclave_keys, price_source):
+    params = Params(price_source.url(), "json:data.price", "uint256", 2, PrivateKey().public_key.format())
+    sealed = encrypt_params(enclave_keys.encryption_public_key, params, REQUESTER, REQUEST_ID)
+    with pytest.raises(FetchFailed, match="does not authenticate"):
+        fetch(enclave_socket, sealed, requester=ORACLE)
+
+
+def test_sealed_keys__reloaded_with_secret__refused_with_wrong_one(tmp_path: Path):
+    path = tmp_path / "enclave.sealed"
+    keys = load_or_create_keys(path, "right secret")
+    assert load_or_create_keys(path, "right secret") == keys
+    assert keys.signing_key not in path.read_bytes()
+    with pytest.raises(ConfigError, match="cannot unseal"):
+        load_or_create_keys(path, "wrong secret")
+
+
+def test_measurement__hash_of_the_enclave_code():
+    assert len(measurement()) == 32 and "enclave.py" in CODE_FILES
+    assert measurement() == measurement()
+
+
+def test_sign_digest__recovers_to_the_enclave_address():
+    keys = EnclaveKeys.generate()
+    digest = keccak(b"anything")
+    assert Account._recover_hash(digest, signature=sign_digest(keys.signing_key, digest)) == keys.address
+
+
+def test_sandbox__enclave_process_cannot_connect_out(price_source):
+    code = (
+        "import socket\nfrom nos_relay.sandbox import deny_network\ndeny_network()\n"
+        f"socket.create_connection(('127.0.0.1', {price_source.port}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "enclave has no network access" in result.stderr

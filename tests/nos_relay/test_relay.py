@@ -1,0 +1,125 @@
+"""The relay end to end on anvil: follows requests, has the enclave answer over
+real TLS, delivers (batched), skips what is settled, shares work with peers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coincurve import PrivateKey
+
+from dccn_common.contracts import transact
+from nos_relay.crypto import ecies_decrypt
+from nos_relay.protocol import Params, encrypt_params
+from tests.nos_relay.conftest import MAX_GAS_PRICE, REQUEST_TTL, drive, price_params, request_price
+
+DELIVERED, CANCELLED = 2, 4
+
+
+def statuses(oracle: Any, ids: list[bytes]) -> list[int]:
+    return [oracle.functions.statusOf(i).call() for i in ids]
+
+
+def delivered_logs(oracle: Any) -> list[Any]:
+    return list(oracle.events.Delivered().get_logs(from_block=0))
+
+
+def test_relay__consumer_request__price_delivered_and_stored(w3, deployment, roles, enclave_socket, price_source,
+                                                            make_relay):
+    request_id = request_price(w3, deployment, roles, price_params(price_source))
+    relay = make_relay([enclave_socket])
+    drive([relay], lambda: relay.counts() == {"done": 1})
+    assert deployment["consumer"].functions.price().call() == 234567
+    assert statuses(deployment["oracle"], [request_id]) == [DELIVERED]
+
+
+def test_relay__many_pending__one_deliver_batch(w3, deployment, roles, enclave_socket, price_source, make_relay):
+    ids = [request_price(w3, deployment, roles, price_params(price_source)) for _ in range(5)]
+    relay = make_relay([enclave_socket])
+    drive([relay], lambda: relay.counts() == {"done": 5})
+    assert statuses(deployment["oracle"], ids) == [DELIVERED] * 5
+    transactions = {entry["transactionHash"] for entry in delivered_logs(deployment["oracle"])}
+    assert len(transactions) < 5  # batched: fewer transactions than responses
+
+
+def test_relay__expired_requests__skipped(w3, chain, deployment, roles, enclave_socket, price_source, make_relay):
+    request_id = request_price(w3, deployment, roles, price_params(price_source))
+    chain.warp(REQUEST_TTL + 1)
+    relay = make_relay([enclave_socket])
+    drive([relay], lambda: relay.counts().get("expired") == 1)
+    assert statuses(deployment["oracle"], [request_id]) == [1]
+    assert relay.sender.pending_count() == 0 and not delivered_logs(deployment["oracle"])
+
+
+def test_relay__cancelled_requests__skipped(w3, chain, deployment, roles, enclave_socket, price_source, make_relay):
+    request_id = request_price(w3, deployment, roles, price_params(price_source))
+    chain.warp(REQUEST_TTL + 1)
+    transact(w3, deployment["consumer"].functions.cancelRequest(request_id), sender=roles.tenant.address)
+    relay = make_relay([enclave_socket])
+    drive([relay], lambda: relay.counts().get("cancelled") == 1)
+    assert not delivered_logs(deployment["oracle"])
+
+
+def test_relay__untrusted_source__request_left_to_expire(w3, deployment, roles, enclave_socket, rogue_source,
+                                                        make_relay):
+    request_price(w3, deployment, roles, price_params(rogue_source))
+    relay = make_relay([enclave_socket])
+    drive([relay], lambda: relay.counts().get("failed") == 1)
+    row = relay.db.execute("SELECT error FROM jobs").fetchone()
+    assert "not trusted" in row["error"] and not delivered_logs(deployment["oracle"])
+
+
+def test_relay__private_request__chain_sees_ciphertext_requester_reads_result(w3, deployment, roles, enclave_keys,
+                                                                             enclave_socket, price_source, make_relay):
+    oracle, requester = deployment["oracle"], roles.alice.address
+    reply_key = PrivateKey()
+    request_id = bytes(oracle.functions.nextRequestId(requester).call())
+    params = Params(price_source.url(), "json:data.price", "uint256", 2, reply_key.public_key.format())
+    sealed = encrypt_params(enclave_keys.encryption_public_key, params, requester, request_id)
+    fee = oracle.functions.requestFee(0, MAX_GAS_PRICE).call()
+    transact(w3, oracle.functions.request(sealed, "0x" + "00" * 20, 0), sender=requester, value=fee, gas=500_000)
+    relay = make_relay([enclave_socket])
+    drive([relay], lambda: statuses(oracle, [request_id]) == [DELIVERED])
+    data = bytes(delivered_logs(oracle)[0]["args"]["data"])
+    assert (234567).to_bytes(32, "big") not in data
+    assert int.from_bytes(ecies_decrypt(reply_key.secret, data, request_id), "big") == 234567
+
+
+def test_relay__two_hosts_side_by_side__each_request_delivered_once_nothing_reverted(
+        w3, deployment, roles, enclave_keys, start_enclave, price_source, make_relay):
+    first_socket, _ = start_enclave(enclave_keys, "first")
+    second_socket, _ = start_enclave(enclave_keys, "second")
+    ids = [request_price(w3, deployment, roles, price_params(price_source)) for _ in range(6)]
+    # Both believe they own every request: the worst case for double delivery.
+    relays = [make_relay([first_socket], role="relayer", name="a"), make_relay([second_socket], role="operator",
+                                                                                  name="b")]
+    drive(relays, lambda: statuses(deployment["oracle"], ids) == [DELIVERED] * 6
+          and all(r.sender.pending_count() == 0 for r in relays))
+    delivered = [bytes(entry["args"]["requestId"]) for entry in delivered_logs(deployment["oracle"])]
+    assert sorted(delivered) == sorted(ids)  # exactly once each
+    for relay in relays:
+        outcomes = {row["status"] for row in relay.db.execute("SELECT status FROM outbox")}
+        assert "reverted" not in outcomes  # losing a race costs no one a reverted delivery
+
+
+def test_relay__shares_work_by_request_id(w3, deployment, roles, enclave_keys, start_enclave, price_source,
+                                          make_relay):
+    socket_path, _ = start_enclave(enclave_keys, "shared")
+    ids = [request_price(w3, deployment, roles, price_params(price_source)) for _ in range(6)]
+    relays = [make_relay([socket_path], role="relayer", name="a", relay_index=0, relay_count=2, backup_delay=600),
+              make_relay([socket_path], role="operator", name="b", relay_index=1, relay_count=2, backup_delay=600)]
+    drive(relays, lambda: statuses(deployment["oracle"], ids) == [DELIVERED] * 6)
+    submitters = {entry["args"]["submitter"] for entry in delivered_logs(deployment["oracle"])}
+    expected = {roles.relayer.address if int.from_bytes(i, "big") % 2 == 0 else roles.operator.address for i in ids}
+    assert submitters == expected
+
+
+def test_relay__request_reorged_out__job_forgotten(w3, chain, deployment, roles, enclave_socket, price_source,
+                                                   make_relay):
+    relay = make_relay([enclave_socket])
+    relay.follower.poll_once()  # the relay has been following the chain before the request
+    request_price(w3, deployment, roles, price_params(price_source))
+    relay.follower.poll_once()
+    assert relay.counts() == {"new": 1}
+    chain.reorg(1)  # the block holding the request is replaced by an empty one
+    relay.follower.poll_once()
+    assert relay.counts() == {}

@@ -40,6 +40,11 @@ class DeployedContract:
     args: list[Any] = field(default_factory=list)
     part: str = ""
     gas_used: int = 0
+    contract_type: str = ""  # the compiled contract's name when `name` is a label
+
+    @property
+    def type_name(self) -> str:
+        return self.contract_type or self.name
 
 
 @dataclass

@@ -74,7 +74,7 @@ class DeployContext:
         entry = self.manifest.get(name)
         if self.dry_run and entry.tx_hash == "dry-run":
             return DryRunContract(name, entry.address)
-        return getattr(project, name).at(entry.address)
+        return getattr(project, entry.type_name).at(entry.address)
 
     def deploy(self, name: str, *args: Any, part: str, value: int = 0, label: str | None = None) -> Any:
         """Deploy `name` unless the manifest already holds a live copy with the same ABI."""
@@ -98,7 +98,8 @@ class DeployContext:
             gas = self._estimate(container, plain_args, value)
             self.echo(f"  ~ {key:<22} would deploy at {address} (~{gas:,} gas)")
             self.manifest.add(
-                DeployedContract(key, address, -1, "dry-run", abi, abi_hash(abi), _jsonable(plain_args), part, gas)
+                DeployedContract(key, address, -1, "dry-run", abi, abi_hash(abi), _jsonable(plain_args), part, gas,
+                                 contract_type=name)
             )
             self.gas_used[key] = gas
             return DryRunContract(key, address)
@@ -111,7 +112,7 @@ class DeployContext:
         self.manifest.add(
             DeployedContract(
                 key, str(instance.address), block, tx_hash, abi, abi_hash(abi), _jsonable(plain_args), part,
-                self.gas_used[key],
+                self.gas_used[key], contract_type=name,
             )
         )
         self.manifest.save(self.manifest_file)  # after every contract: a crash keeps what is done

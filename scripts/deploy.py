@@ -36,6 +36,33 @@ def cli(provider, params_file, account_alias, side, only, dry_run, deployments_d
         raise DeployError("this is not a local network: pass --account ALIAS (see `ape accounts list`)")
     ctx = run_deploy(network=network, deployer=deployer, side=side, params_file=params_file, only=only,
                      dry_run=dry_run, deployments=deployments_dir)
+    if not dry_run:
+        print_next_steps(ctx, getattr(provider, "uri", "<rpc-url>"))
+
+
+# What an operator runs next, per deployed part (full options in docs/<part>.md).
+NEXT_STEPS = {
+    "plasma": [
+        "plasma-operator --rpc-url {rpc} --manifest {manifest} --keystore operator.json --db plasma.db --api-port 8700",
+        "plasma-watcher --manifest {manifest} --keystore you.json --operator-url http://127.0.0.1:8700  (docs/plasma_operator.md)",
+    ],
+    "oracle": [
+        "nos-enclave run --socket enclave.sock --sealed-key enclave.sealed --ca-bundle <CA file> --health-port 9101",
+        "nos-relay register-enclave ...  then  nos-relay run --rpc-url {rpc} --manifest {manifest} --keystore relayer.json "
+        "--db relay.db --enclave-socket enclave.sock  (docs/oracle.md)",
+    ],
+    "dccn": ["dccn-scheduler schedule market.json --rpc {rpc} --manifest {manifest}  (docs/dccn.md)"],
+    "permissioning": ["enode-dns run --config enode-dns.yaml  (docs/permissioning.md)"],
+    "bridge": ["token-bridge validator --config validator.yaml; token-bridge relayer --config relayer.yaml  (docs/bridge.md)"],
+}
+
+
+def print_next_steps(ctx, rpc: str) -> None:
+    parts = {entry.part for entry in ctx.manifest.contracts.values()}
+    lines = [line for part, steps in NEXT_STEPS.items() if part in parts for line in steps]
+    if not lines:
+        return
     click.echo("")
-    click.echo("next: start the services against the manifest, e.g.")
-    click.echo(f"  plasma-operator --manifest {ctx.manifest_file} --rpc-url {provider.uri if hasattr(provider, 'uri') else '<rpc>'}")
+    click.echo("next: start the services against this manifest (keystore passwords come from the environment):")
+    for line in lines:
+        click.echo("  " + line.format(rpc=rpc, manifest=ctx.manifest_file))

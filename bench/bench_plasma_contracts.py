@@ -1,0 +1,242 @@
+"""Plasma root chain gas benchmark: every operation's gas from anvil receipts beside the
+OMG plasma-mvp anchors, and the heap at n = 1, 1,000, 10,000.
+
+    python -m bench.bench_plasma_contracts [--heap-sizes 1,1000,10000] [--queue 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from eth_account import Account
+
+from bench.report import table, verdict, write_section
+from dccn_common.anvil import Anvil, dev_private_keys
+from dccn_common.contracts import deploy, transact
+from plasma_operator import wire
+
+ZERO = "0x" + "00" * 20
+EXIT_BOND = 10**16
+EXIT_PERIOD = 1000
+OPERATOR_BOND = 10**18
+CEILING = 400_000
+ANCHORS = {
+    "deposit": 75_517,
+    "submitBlock": 77_000,
+    "startExit": 173_196,
+    "challengeExit": 63_585,
+    "finalize per exit": 28_000,
+    "heap pop at n≈1,000": 144_832,
+}
+
+
+class RootChainBench:
+    """A native root chain on anvil with dev accounts as operator and users."""
+
+    def __init__(self, anvil: Anvil, token: Any = None) -> None:
+        self.w3 = anvil.web3()
+        self.anvil = anvil
+        keys = dev_private_keys(10)
+        self.keys = {Account.from_key(k).address: k for k in keys}
+        self.deployer, self.operator, *self.users = list(self.keys)
+        self.token = token
+        self.rc = deploy(self.w3, "RootChain", self.operator, token.address if token else ZERO, EXIT_BOND,
+                         EXIT_PERIOD, sender=self.operator, value=OPERATOR_BOND)
+        self.blocks: dict[int, tuple[list[wire.Transaction], wire.MerkleTree]] = {}
+        self.deposit_owner: dict[int, str] = {}
+
+    def gas(self, call: Any, sender: str, value: int = 0, limit: int | None = None) -> int:
+        return int(transact(self.w3, call, sender=sender, value=value, gas=limit)["gasUsed"])
+
+    def finalize(self, max_exits: int, sender: str) -> int:
+        # finalizeExits stops early when gas runs low, so estimateGas would under-fill it: set the limit.
+        return self.gas(self.rc.functions.finalizeExits(max_exits), sender, limit=5_000_000)
+
+    def deposit(self, owner: str, amount: int, limit: int | None = None) -> tuple[int, int]:
+        blknum = self.rc.functions.currentChildBlock().call() - 1000 + self.rc.functions.currentDepositBlock().call()
+        if self.token is None:
+            gas = self.gas(self.rc.functions.deposit(), owner, value=amount, limit=limit)
+        else:
+            gas = self.gas(self.rc.functions.depositToken(amount), owner)
+        self.deposit_owner[blknum] = owner
+        return blknum, gas
+
+    def submit(self, txs: list[wire.Transaction]) -> tuple[int, int]:
+        blknum = self.rc.functions.currentChildBlock().call()
+        tree = wire.MerkleTree([wire.leaf(tx) for tx in txs])
+        gas = self.gas(self.rc.functions.submitBlock(tree.root), self.operator)
+        self.blocks[blknum] = (txs, tree)
+        return blknum, gas
+
+    def spend(self, inputs: list[tuple[int, int, int]], owners: list[str], outputs: list[tuple[str, int]]
+              ) -> wire.Transaction:
+        fields: dict[str, Any] = {}
+        for slot, (blknum, txindex, oindex) in enumerate(inputs):
+            fields |= {f"blknum{slot + 1}": blknum, f"txindex{slot + 1}": txindex, f"oindex{slot + 1}": oindex}
+        for index, (owner, amount) in enumerate(outputs):
+            fields |= {f"newowner{index + 1}": owner, f"denom{index + 1}": amount}
+        tx = wire.Transaction(**fields)
+        for slot, owner in enumerate(owners):
+            tx = wire.sign(tx, self.keys[owner], slot)
+        return tx
+
+    def start_exit(self, blknum: int, txindex: int, oindex: int, exitor: str, confirmers: list[str] = (),  # type: ignore[assignment]
+                   limit: int | None = None) -> int:
+        if blknum % 1000:
+            return self.gas(self.rc.functions.startExit(blknum, 0, 0, b"", b"", b""), exitor, value=EXIT_BOND,
+                            limit=limit)
+        txs, tree = self.blocks[blknum]
+        leaf = wire.leaf(txs[txindex])
+        confirm = b"".join(wire.confirm_sign(leaf, tree.root, self.keys[c]) for c in confirmers)
+        call = self.rc.functions.startExit(blknum, txindex, oindex, wire.encode(txs[txindex]), tree.proof(txindex),
+                                           confirm)
+        return self.gas(call, exitor, value=EXIT_BOND)
+
+    def challenge(self, exit_id: int, blknum: int, txindex: int, slot: int, exitor: str, challenger: str) -> int:
+        txs, tree = self.blocks[blknum]
+        confirm = wire.confirm_sign(wire.leaf(txs[txindex]), tree.root, self.keys[exitor])
+        call = self.rc.functions.challengeExit(exit_id, blknum, txindex, slot, wire.encode(txs[txindex]),
+                                               tree.proof(txindex), confirm)
+        return self.gas(call, challenger)
+
+
+def _average(values: list[int]) -> int:
+    return round(statistics.mean(values))
+
+
+def measure_root_chain(anvil: Anvil, queue: int) -> tuple[list[list[object]], list[str]]:
+    b = RootChainBench(anvil)
+    alice, bob, carol, dave, challenger = b.users[:5]
+    rows: list[list[object]] = []
+    notes: list[str] = []
+
+    def row(name: str, gas: int, anchor_key: str | None, note: str = "") -> None:
+        anchor = ANCHORS.get(anchor_key or "")
+        goal = verdict(gas, anchor) if anchor else verdict(gas, CEILING)
+        rows.append([name, gas, anchor if anchor else f"< {CEILING:,}", goal, note])
+
+    # Deposits: four share a packed timestamp word; the first of a word pays for a new slot.
+    deposit_gas = [b.deposit(u, 10**18)[1] for u in (alice, bob, carol, dave) * 2]
+    row("deposit (native), mean of 8", _average(deposit_gas), "deposit")
+    row("deposit (native), worst (new timestamp word)", max(deposit_gas), "deposit")
+    submit_gas = [b.submit([])[1] for _ in range(8)]
+    row("submitBlock, mean of 8", _average(submit_gas), "submitBlock")
+    row("submitBlock, worst (new timestamp word)", max(submit_gas), "submitBlock")
+
+    d_alice, _ = b.deposit(alice, 10**18)
+    d_bob, _ = b.deposit(bob, 10**18)
+    d_carol, _ = b.deposit(carol, 10**18)
+    one_in = b.spend([(d_alice, 0, 0)], [alice], [(dave, 6 * 10**17), (alice, 4 * 10**17)])
+    two_in = b.spend([(d_bob, 0, 0), (d_carol, 0, 0)], [bob, carol], [(dave, 2 * 10**18)])
+    block, _ = b.submit([one_in, two_in])
+    row("startExit, deposit output", b.start_exit(d_alice, 0, 0, alice), "startExit")
+    row("startExit, 1-input spend", b.start_exit(block, 0, 0, dave, [alice]), "startExit")
+    row("startExit, 2-input spend", b.start_exit(block, 1, 0, dave, [bob, carol]), "startExit")
+    row("challengeExit (challenger's first credit)",
+        b.challenge(wire.utxo_position(d_alice, 0, 0), block, 0, 0, alice, challenger), "challengeExit",
+        "pays 22,100 for a new ledger slot")
+    b.start_exit(d_bob, 0, 0, bob)
+    row("challengeExit (challenger already owed)",
+        b.challenge(wire.utxo_position(d_bob, 0, 0), block, 1, 0, bob, challenger), "challengeExit")
+
+    # Finalization: 10 matured exits of distinct owners vs 1; the marginal cost per exit.
+    anvil.warp(3 * EXIT_PERIOD)
+    b.finalize(10, challenger)  # drain the two pending exits above
+    for i in range(11):
+        owner = b.users[i % len(b.users)]
+        blknum, _ = b.deposit(owner, 10**15)
+        b.start_exit(blknum, 0, 0, owner)
+    anvil.warp(3 * EXIT_PERIOD)
+    one = b.finalize(1, challenger)
+    ten = b.finalize(10, challenger)
+    row("finalizeExits, 1 exit (whole tx)", one, None)
+    row("finalizeExits, per exit (marginal, 10 exits)", round((ten - one) / 9), "finalize per exit",
+        f"10 exits in one tx: {ten:,}")
+    row("withdraw (native)", b.gas(b.rc.functions.withdraw(), b.users[0]), None)
+
+    # The same operations with `queue` exits pending in the root chain's own heap.
+    b.submit([])
+    for i in range(queue):
+        owner = b.users[i % len(b.users)]
+        blknum, _ = b.deposit(owner, 10**15, limit=200_000)
+        b.start_exit(blknum, 0, 0, owner, limit=400_000)
+        if (i + 1) % 900 == 0:
+            b.submit([])
+    d_late, _ = b.deposit(alice, 10**18)
+    spend_late = b.spend([(d_late, 0, 0)], [alice], [(bob, 10**18)])
+    late_block, _ = b.submit([spend_late])
+    row(f"startExit with {queue:,} exits queued", b.start_exit(d_late, 0, 0, alice), "startExit")
+    row(f"challengeExit with {queue + 1:,} exits queued",
+        b.challenge(wire.utxo_position(d_late, 0, 0), late_block, 0, 0, alice, challenger), "challengeExit")
+    anvil.warp(3 * EXIT_PERIOD)
+    row(f"finalizeExits(1) with {queue:,} exits queued", b.finalize(1, challenger), None)
+    notes.append(f"Exit bond {EXIT_BOND} wei, period {EXIT_PERIOD} s; native-coin chain.")
+    return rows, notes
+
+
+def measure_token_chain(anvil: Anvil) -> list[list[object]]:
+    keys = dev_private_keys(10)
+    deployer = Account.from_key(keys[0]).address
+    w3 = anvil.web3()
+    token = deploy(w3, "AnkrToken", sender=deployer)
+    b = RootChainBench(anvil, token)
+    user = b.users[0]
+    transact(w3, token.functions.transfer(user, 10**24), sender=deployer)
+    transact(w3, token.functions.approve(b.rc.address, 2**256 - 1), sender=user)
+    gas = [b.deposit(user, 10**18)[1] for _ in range(4)]
+    return [["depositToken (ANKR), mean of 4", _average(gas), f"< {CEILING:,}", verdict(_average(gas), CEILING),
+             "no anchor (the deposit anchor is a native deposit); includes the ERC-20 transferFrom"]]
+
+
+def measure_heap(anvil: Anvil, sizes: list[int]) -> list[list[object]]:
+    w3 = anvil.web3()
+    sender = Account.from_key(dev_private_keys(1)[0]).address
+    rows: list[list[object]] = []
+    for size in sizes:
+        heap = deploy(w3, "PriorityQueueHarness", sender=sender)
+        step, first = 10, 10**12
+        for start in range(0, size, 250):
+            batch = min(250, size - start)
+            transact(w3, heap.functions.insertMany(first + start * step, batch, step), sender=sender)
+        largest = first + size * step
+        append = int(transact(w3, heap.functions.insert(largest, 1), sender=sender)["gasUsed"])
+        worst_insert = int(transact(w3, heap.functions.insert(1, 1), sender=sender)["gasUsed"])
+        pop = int(transact(w3, heap.functions.pop(), sender=sender)["gasUsed"])
+        middle = heap.functions.at(max(1, size // 2)).call()
+        remove = int(transact(w3, heap.functions.remove(middle), sender=sender)["gasUsed"])
+        pop_goal = ANCHORS["heap pop at n≈1,000"] if size == 1000 else CEILING
+        rows.append([f"{size:,}", append, worst_insert, pop, remove, f"pop < {pop_goal:,}, all < {CEILING:,}",
+                     "meets goal" if pop < pop_goal and max(append, worst_insert, remove) < CEILING
+                     else "MISSES goal"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--heap-sizes", default="1,1000,10000")
+    parser.add_argument("--queue", type=int, default=1000, help="exits queued in the root chain for the at-size rows")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.heap_sizes.split(",")]
+    with Anvil(accounts=10, balance_eth=10**9, gas_limit=60_000_000) as anvil:
+        rows, notes = measure_root_chain(anvil, args.queue)
+        rows += measure_token_chain(anvil)
+        heap_rows = measure_heap(anvil, sizes)
+    body = (
+        "Gas from anvil receipts (whole transaction, 21,000 base included). Anchors: OMG plasma-mvp "
+        f"under Prague rules; goal: below the anchor, and no operation at or above {CEILING:,} gas.\n\n"
+        + table(["operation", "gas", "anchor", "goal", "note"], rows)
+        + "\n\nPriority queue harness (`PriorityQueueHarness`), gas of one transaction at heap size n: "
+        "append = insert of a key larger than all; worst insert = a key smaller than all (sift to the root); "
+        "pop = remove the root (sift to the bottom); remove = a node in the middle.\n\n"
+        + table(["n", "append", "worst insert", "pop", "remove middle", "goal", "verdict"],
+                heap_rows)
+        + "\n\n" + " ".join(notes)
+    )
+    write_section("plasma_contracts", "Plasma root chain (gas)", body, "python -m bench.bench_plasma_contracts")
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

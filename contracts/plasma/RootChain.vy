@@ -1,0 +1,871 @@
+# pragma version ~=0.4.3
+"""
+@title Plasma MVP root chain
+@custom:contract-name RootChain
+@license MIT
+@notice Root chain of a Plasma MVP child chain bound at deployment to one
+        currency (the native coin, or one ERC-20 such as ANKR). The operator
+        submits block roots; users deposit, exit outputs through a priority
+        queue after a challenge period, and challenge exits of spent outputs
+        with the exitor's confirm signature. A fraud proof of an invalid
+        block pays the operator's bond to the prover and freezes the chain.
+        Wire format, exit game and fraud proof format: docs/plasma.md.
+@dev Gas choices: block numbering, deposit offset, the deposit pool and the
+     frozen flag share one storage word; block and deposit timestamps are
+     packed four to a word; a deposit block stores its one output (owner,
+     amount) instead of a root (the root is computed in `getChildChain`);
+     an exit is one word (owner, amount, challenged flag) and its maturity
+     time rides in the priority queue's index entry.
+"""
+
+from ethereum.ercs import IERC20
+from snekmate.utils import ecdsa
+from snekmate.utils import math
+
+from . import priority_queue
+
+initializes: priority_queue
+
+
+event BlockSubmitted:
+    blknum: indexed(uint256)
+    root: bytes32
+    timestamp: uint256
+
+
+event Deposit:
+    depositor: indexed(address)
+    blknum: indexed(uint256)
+    amount: uint256
+
+
+event ExitStarted:
+    exitor: indexed(address)
+    blknum: uint256
+    txindex: uint256
+    oindex: uint256
+    amount: uint256
+
+
+event ExitChallenged:
+    exitId: indexed(uint256)
+    challenger: indexed(address)
+    blknum: uint256
+    txindex: uint256
+    bond: uint256
+
+
+event ExitFinalized:
+    exitId: indexed(uint256)
+    exitor: indexed(address)
+    amount: uint256
+
+
+event ExcessBondRefunded:
+    exitor: indexed(address)
+    amount: uint256
+
+
+event Withdrawal:
+    account: indexed(address)
+    amount: uint256
+    bondAmount: uint256
+
+
+event InvalidBlockProven:
+    blknum: indexed(uint256)
+    txindex: uint256
+    prover: indexed(address)
+    kind: uint256
+    bond: uint256
+
+
+CHILD_BLOCK_INTERVAL: public(constant(uint256)) = 1000
+# Outputs and the deposit pool fit 95 bits (3.9e28 base units, above ANKR's 1e28 supply).
+MAX_AMOUNT: public(constant(uint256)) = 2**95 - 1
+FRAUD_NONEXISTENT_INPUT: public(constant(uint256)) = 1
+FRAUD_DOUBLE_SPEND: public(constant(uint256)) = 2
+FRAUD_OUTPUTS_EXCEED_INPUTS: public(constant(uint256)) = 3
+MAX_FINALIZE_PER_CALL: public(constant(uint256)) = 512
+
+EXIT_STATUS_NONE: constant(uint256) = 0
+EXIT_STATUS_PENDING: constant(uint256) = 1
+EXIT_STATUS_FINALIZED: constant(uint256) = 2
+EXIT_STATUS_CHALLENGED: constant(uint256) = 3
+
+_BLKNUM_FACTOR: constant(uint256) = 1_000_000_000
+_TXINDEX_FACTOR: constant(uint256) = 10_000
+_MAX_TXINDEX: constant(uint256) = 65_536
+_TREE_DEPTH: constant(uint256) = 16
+_PROOF_LENGTH: constant(uint256) = 512
+_SIG_LENGTH: constant(uint256) = 65
+# Both signature items are `184 65 || 65 bytes`; the signing RLP drops them.
+_SIG_ITEMS_LENGTH: constant(uint256) = 134
+
+_MASK_16: constant(uint256) = 2**16 - 1
+_MASK_64: constant(uint256) = 2**64 - 1
+_MASK_96: constant(uint256) = 2**96 - 1
+_MASK_160: constant(uint256) = 2**160 - 1
+_DEPOSIT_SHIFT: constant(uint256) = 64
+_POOL_SHIFT: constant(uint256) = 80
+_FROZEN_BIT: constant(uint256) = 1 << 255
+_CHALLENGED_BIT: constant(uint256) = 1 << 255
+
+# Gas kept back per finalized exit: fixed work plus one heap level per log2(size).
+_FINALIZE_GAS_BASE: constant(uint256) = 80_000
+_FINALIZE_GAS_PER_LEVEL: constant(uint256) = 12_000
+
+# keccak256 of an all-zero subtree of height i (the tree's empty leaves are bytes32(0)).
+_ZERO_HASHES: constant(bytes32[16]) = [
+    0x0000000000000000000000000000000000000000000000000000000000000000,
+    0xad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5,
+    0xb4c11951957c6f8f642c4af61cd6b24640fec6dc7fc607ee8206a99e92410d30,
+    0x21ddb9a356815c3fac1026b6dec5df3124afbadb485c9ba5a3e3398a04b7ba85,
+    0xe58769b32a1beaf1ea27375a44095a0d1fb664ce2dd358e7fcbfb78c26a19344,
+    0x0eb01ebfc9ed27500cd4dfc979272d1f0913cc9f66540d7e8005811109e1cf2d,
+    0x887c22bd8750d34016ac3c66b5ff102dacdd73f6b014e710b51e8022af9a1968,
+    0xffd70157e48063fc33c97a050f7f640233bf646cc98d9524c6b92bcf3ab56f83,
+    0x9867cc5f7f196b93bae1e27e6320742445d290f2263827498b54fec539f756af,
+    0xcefad4e508c098b9a7e1d8feb19955fb02ba9675585078710969d3440f5054e0,
+    0xf9dc3e7fe016e050eff260334f18a5d4fe391d82092319f5964f2e2eb7c1c3a5,
+    0xf8b13a49e282f609c317a833fb8d976d11517c571d1221a265d25af778ecf892,
+    0x3490c6ceeb450aecdc82e28293031d10c7d73bf85e57bf041a97360aa2c5d99c,
+    0xc1df82d9c4b87413eae2ef048f94b4d3554cea73d92b0f7af96e0271c691e2bb,
+    0x5c67add7c6caf302256adedf7ab114da0acfe870d449a3a489f781d659e8becc,
+    0xda7bce9f4e8618b6bd2f4132ce798cdc7a60e7e1460a7299e3c6342a579626d2,
+]
+
+operator: public(immutable(address))
+token: public(immutable(address))
+exitBond: public(immutable(uint256))
+exitPeriod: public(immutable(uint256))
+
+# Amounts of the chain's currency owed to each account (exits; on a native chain also bonds).
+balances: public(HashMap[address, uint256])
+# Native-coin bonds owed to each account on a token chain.
+bondBalances: public(HashMap[address, uint256])
+operatorBond: public(uint256)
+
+# currentChildBlock (64 bits) | currentDepositBlock << 64 (16 bits) | pool << 80 (96 bits) | frozen << 255
+_state: uint256
+_roots: HashMap[uint256, bytes32]
+# Operator block k = blknum / 1000: word k >> 2, 64-bit lane k & 3.
+_block_times: HashMap[uint256, uint256]
+# Deposit block: owner | amount << 160.
+_deposits: HashMap[uint256, uint256]
+# Deposit block blknum: word blknum >> 2, 64-bit lane blknum & 3.
+_deposit_times: HashMap[uint256, uint256]
+# Exit (keyed by exit id): owner | amount << 160 | challenged << 255; never cleared, so no output exits twice.
+_exits: HashMap[uint256, uint256]
+
+
+@deploy
+@payable
+def __init__(_operator: address, _token: address, _exit_bond: uint256, _exit_period: uint256):
+    """
+    @notice Binds the chain to its operator and currency; `msg.value` is the operator bond.
+    @param _operator The only address that may submit blocks.
+    @param _token The ERC-20 this chain carries, or the zero address for the native coin.
+    @param _exit_bond Native-coin bond posted with every exit.
+    @param _exit_period Challenge period in seconds (one week on a testnet).
+    """
+    assert _operator != empty(address), "plasma: zero operator"
+    assert msg.value > 0, "plasma: operator bond required"
+    assert _exit_bond > 0, "plasma: zero exit bond"
+    assert _exit_period > 0, "plasma: zero exit period"
+    priority_queue.__init__()
+    operator = _operator
+    token = _token
+    exitBond = _exit_bond
+    exitPeriod = _exit_period
+    self.operatorBond = msg.value
+    self._state = CHILD_BLOCK_INTERVAL | (1 << _DEPOSIT_SHIFT)
+
+
+# ---------------------------------------------------------------- blocks and deposits
+
+
+@external
+def submitBlock(root: bytes32):
+    """
+    @notice Stores the next operator block's Merkle root and timestamp.
+    @dev Operator only; refused once a fraud proof froze the chain.
+    @param root Root of the block's depth-16 transaction tree.
+    """
+    assert msg.sender == operator, "plasma: caller is not the operator"
+    assert root != empty(bytes32), "plasma: empty root"
+    state: uint256 = self._state
+    assert state & _FROZEN_BIT == 0, "plasma: chain frozen"
+    blknum: uint256 = state & _MASK_64
+    self._roots[blknum] = root
+    k: uint256 = blknum // CHILD_BLOCK_INTERVAL
+    self._block_times[k >> 2] = self._block_times[k >> 2] | (block.timestamp << ((k & 3) * 64))
+    # Next operator block; deposit offsets restart at 1.
+    self._state = (state & ~(_MASK_64 | (_MASK_16 << _DEPOSIT_SHIFT))) \
+        | (blknum + CHILD_BLOCK_INTERVAL) | (1 << _DEPOSIT_SHIFT)
+    log BlockSubmitted(blknum=blknum, root=root, timestamp=block.timestamp)
+
+
+@external
+@payable
+def deposit():
+    """
+    @notice Deposits `msg.value` of the native coin into a new deposit block owned by the caller.
+    """
+    assert token == empty(address), "plasma: this chain takes token deposits"
+    self._deposit(msg.sender, msg.value)
+
+
+@external
+@nonreentrant
+def depositToken(amount: uint256):
+    """
+    @notice Deposits `amount` of the chain's ERC-20 (approved beforehand) into a new deposit block.
+    @param amount Token amount, in base units.
+    """
+    assert token != empty(address), "plasma: this chain takes native deposits"
+    self._deposit(msg.sender, amount)
+    assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True), \
+        "plasma: token transfer failed"
+
+
+@internal
+def _deposit(owner: address, amount: uint256):
+    assert amount > 0, "plasma: zero deposit"
+    state: uint256 = self._state
+    assert state & _FROZEN_BIT == 0, "plasma: chain frozen"
+    pool: uint256 = (state >> _POOL_SHIFT) & _MASK_96
+    assert amount <= MAX_AMOUNT - pool, "plasma: deposit pool full"
+    offset: uint256 = (state >> _DEPOSIT_SHIFT) & _MASK_16
+    assert offset < CHILD_BLOCK_INTERVAL, "plasma: too many deposits since the last block"
+    blknum: uint256 = (state & _MASK_64) - CHILD_BLOCK_INTERVAL + offset
+    self._deposits[blknum] = convert(owner, uint256) | (amount << 160)
+    self._deposit_times[blknum >> 2] = self._deposit_times[blknum >> 2] | (block.timestamp << ((blknum & 3) * 64))
+    # offset + 1 and pool + amount cannot carry out of their fields (checked above).
+    self._state = state + (1 << _DEPOSIT_SHIFT) + (amount << _POOL_SHIFT)
+    log Deposit(depositor=owner, blknum=blknum, amount=amount)
+
+
+# ---------------------------------------------------------------- exits
+
+
+@external
+@payable
+def startExit(
+    blknum: uint256,
+    txindex: uint256,
+    oindex: uint256,
+    txBytes: Bytes[1024],
+    proof: Bytes[512],
+    confirmSig: Bytes[130],
+):
+    """
+    @notice Starts the exit of output `oindex` of the transaction at (`blknum`, `txindex`).
+    @dev Only the output's owner. For an operator block: `txBytes` is the 13-field RLP,
+         `proof` its 16 x 32-byte inclusion proof, `confirmSig` the confirm signatures of
+         the used inputs in slot order (65 bytes each). For a deposit block the stored
+         deposit is the output: `txBytes` and `proof` are not read and `confirmSig` is empty.
+         `msg.value` must cover the exit bond; the excess is credited to the caller's
+         pull-payment balance. Exitable at max(block time + 2 * period, now + period).
+    @param blknum Block of the output.
+    @param txindex Index of the transaction in the block (< 2**16).
+    @param oindex Output index, 0 or 1.
+    @param txBytes The transaction's RLP.
+    @param proof Merkle proof of the transaction.
+    @param confirmSig Concatenated confirm signatures of its inputs.
+    """
+    assert msg.value >= exitBond, "plasma: exit bond too small"
+    assert oindex < 2, "plasma: oindex out of range"
+    assert blknum != 0 and blknum < self._state & _MASK_64, "plasma: unknown block"
+    exit_id: uint256 = blknum * _BLKNUM_FACTOR + txindex * _TXINDEX_FACTOR + oindex
+    assert self._exits[exit_id] == 0, "plasma: output already exited"
+
+    owner: address = empty(address)
+    amount: uint256 = 0
+    created: uint256 = 0
+    if blknum % CHILD_BLOCK_INTERVAL != 0:
+        record: uint256 = self._deposits[blknum]
+        assert record != 0, "plasma: unknown block"
+        assert txindex == 0 and oindex == 0, "plasma: no such output"
+        assert len(confirmSig) == 0, "plasma: deposit exits take no confirm signature"
+        owner = convert(convert(record & _MASK_160, uint160), address)
+        amount = record >> 160
+        created = self._deposit_time(blknum)
+    else:
+        fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
+        owner = self._owner(fields, oindex)
+        amount = fields[9 + 2 * oindex]
+        self._check_confirm_sigs(txBytes, fields, keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig)
+        created = self._block_time(blknum)
+
+    assert owner == msg.sender, "plasma: caller does not own the output"
+    assert amount != 0, "plasma: empty output"
+    assert amount <= MAX_AMOUNT, "plasma: amount too large"
+    exitable_at: uint256 = max(created + 2 * exitPeriod, block.timestamp + exitPeriod)
+    self._exits[exit_id] = convert(owner, uint256) | (amount << 160)
+    priority_queue._insert(exit_id, exitable_at)
+
+    excess: uint256 = msg.value - exitBond
+    if excess != 0:
+        self._credit_bond(msg.sender, excess)
+        log ExcessBondRefunded(exitor=msg.sender, amount=excess)
+    log ExitStarted(exitor=owner, blknum=blknum, txindex=txindex, oindex=oindex, amount=amount)
+
+
+@external
+def challengeExit(
+    exitId: uint256,
+    blknum: uint256,
+    txindex: uint256,
+    oindex: uint256,
+    txBytes: Bytes[1024],
+    proof: Bytes[512],
+    confirmSig: Bytes[65],
+):
+    """
+    @notice Cancels a pending exit of an output that was spent, and pays its bond to the caller.
+    @param exitId The exit (= position of the exiting output).
+    @param blknum Block of the spending transaction (a submitted operator block).
+    @param txindex Index of the spending transaction in that block.
+    @param oindex Input slot (0 or 1) of the spending transaction that spends the exiting output.
+    @param txBytes RLP of the spending transaction.
+    @param proof Merkle proof of the spending transaction.
+    @param confirmSig The exitor's confirm signature of the spending transaction.
+    """
+    assert priority_queue._contains(exitId), "plasma: no such pending exit"
+    assert oindex < 2, "plasma: oindex out of range"
+    fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
+    assert fields[4 * oindex] == exitId // _BLKNUM_FACTOR \
+        and fields[4 * oindex + 1] == (exitId % _BLKNUM_FACTOR) // _TXINDEX_FACTOR \
+        and fields[4 * oindex + 2] == exitId % _TXINDEX_FACTOR, \
+        "plasma: transaction does not spend the exiting output"
+    assert len(confirmSig) == _SIG_LENGTH, "plasma: confirm signature must be 65 bytes"
+    record: uint256 = self._exits[exitId]
+    signer: address = self._recover(keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig, 0)
+    assert signer == convert(convert(record & _MASK_160, uint160), address), "plasma: bad confirm signature"
+
+    priority_queue._remove(exitId)
+    self._exits[exitId] = record | _CHALLENGED_BIT
+    self._credit_bond(msg.sender, exitBond)
+    log ExitChallenged(exitId=exitId, challenger=msg.sender, blknum=blknum, txindex=txindex, bond=exitBond)
+
+
+@external
+def finalizeExits(maxExits: uint256) -> uint256:
+    """
+    @notice Pays matured exits in priority order into the pull-payment ledger.
+    @dev Anyone may call. Stops at the first exit not yet exitable, after `maxExits`
+         (at most 512 per call) or when gas runs low, keeping what it did. A payout is
+         capped by the deposit pool, so a defrauded chain pays in priority order until
+         the pool is dry.
+    @param maxExits Most exits to finalize in this call.
+    @return Number of exits finalized.
+    """
+    state: uint256 = self._state
+    pool: uint256 = (state >> _POOL_SHIFT) & _MASK_96
+    done: uint256 = 0
+    for _: uint256 in range(min(maxExits, MAX_FINALIZE_PER_CALL), bound=MAX_FINALIZE_PER_CALL):
+        size: uint256 = priority_queue._size_of()
+        if size == 0:
+            break
+        if msg.gas < _FINALIZE_GAS_BASE + _FINALIZE_GAS_PER_LEVEL * math._log2(size, True):
+            break
+        exit_id: uint256 = priority_queue._top()
+        if priority_queue._payload(exit_id) > block.timestamp:
+            break
+        priority_queue._remove(exit_id)
+        record: uint256 = self._exits[exit_id]
+        owner: address = convert(convert(record & _MASK_160, uint160), address)
+        paid: uint256 = min(record >> 160, pool)
+        pool -= paid
+        if token == empty(address):
+            self.balances[owner] += paid + exitBond
+        else:
+            self.balances[owner] += paid
+            self.bondBalances[owner] += exitBond
+        log ExitFinalized(exitId=exit_id, exitor=owner, amount=paid)
+        done += 1
+    if done != 0:
+        self._state = (state & ~(_MASK_96 << _POOL_SHIFT)) | (pool << _POOL_SHIFT)
+    return done
+
+
+@external
+@nonreentrant
+def withdraw():
+    """
+    @notice Pays the caller everything the ledger owes it: exits in the chain's currency,
+            and bonds in the native coin.
+    """
+    amount: uint256 = self.balances[msg.sender]
+    bond_amount: uint256 = self.bondBalances[msg.sender]
+    assert amount != 0 or bond_amount != 0, "plasma: nothing to withdraw"
+    self.balances[msg.sender] = 0
+    self.bondBalances[msg.sender] = 0
+    if token == empty(address):
+        raw_call(msg.sender, b"", value=amount + bond_amount)
+    else:
+        if amount != 0:
+            assert extcall IERC20(token).transfer(msg.sender, amount, default_return_value=True), \
+                "plasma: token transfer failed"
+        if bond_amount != 0:
+            raw_call(msg.sender, b"", value=bond_amount)
+    log Withdrawal(account=msg.sender, amount=amount, bondAmount=bond_amount)
+
+
+# ---------------------------------------------------------------- fraud proof
+
+
+@external
+def proveInvalidBlock(
+    blknum: uint256,
+    txindex: uint256,
+    txBytes: Bytes[1024],
+    proof: Bytes[512],
+    kind: uint256,
+    slot: uint256,
+    evidencePosition: uint256,
+    evidenceTxs: DynArray[Bytes[1024], 2],
+    evidenceProofs: DynArray[Bytes[512], 2],
+):
+    """
+    @notice Proves that the transaction at (`blknum`, `txindex`) makes its block invalid;
+            pays the operator bond to the caller and freezes block submissions and deposits.
+            Exits keep working so everyone can leave.
+    @dev kind 1 (FRAUD_NONEXISTENT_INPUT): input `slot` names no output: a later or the same
+         block, a bad index, a missing deposit, or, with evidenceTxs[0] = the entry at the
+         input's position (empty for an empty leaf) and evidenceProofs[0] its proof, an empty
+         leaf or an unused output (zero owner).
+         kind 2 (FRAUD_DOUBLE_SPEND): evidenceTxs[0] is an included transaction at the earlier
+         position evidencePosition = blknum * 10**9 + txindex * 10**4 + its input slot (or this
+         same transaction with the other slot) spending the same output as input `slot`.
+         kind 3 (FRAUD_OUTPUTS_EXCEED_INPUTS): for each used input in slot order, the
+         transaction that created it with its proof (empty for a deposit input); the outputs
+         plus fee exceed the inputs' values, or the transaction spends nothing.
+    @param blknum The invalid transaction's operator block.
+    @param txindex Its index in the block.
+    @param txBytes Its RLP.
+    @param proof Its Merkle proof.
+    @param kind Which rule it breaks (1, 2 or 3).
+    @param slot The input slot concerned (kinds 1 and 2).
+    @param evidencePosition Position of the earlier spend (kind 2).
+    @param evidenceTxs Supporting transactions, as described for each kind.
+    @param evidenceProofs Their Merkle proofs.
+    """
+    state: uint256 = self._state
+    assert state & _FROZEN_BIT == 0, "plasma: chain frozen"
+    assert len(evidenceTxs) == len(evidenceProofs), "plasma: one proof per evidence transaction"
+    fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
+    if kind == FRAUD_NONEXISTENT_INPUT:
+        assert self._input_missing(blknum, fields, slot, evidenceTxs, evidenceProofs), "plasma: input exists"
+    elif kind == FRAUD_DOUBLE_SPEND:
+        assert self._spent_before(blknum, txindex, fields, slot, evidencePosition, evidenceTxs, evidenceProofs), \
+            "plasma: not a double spend"
+    elif kind == FRAUD_OUTPUTS_EXCEED_INPUTS:
+        assert self._overspends(fields, evidenceTxs, evidenceProofs), "plasma: outputs do not exceed inputs"
+    else:
+        raise "plasma: unknown fraud kind"
+
+    bond: uint256 = self.operatorBond
+    self._state = state | _FROZEN_BIT
+    self.operatorBond = 0
+    self._credit_bond(msg.sender, bond)
+    log InvalidBlockProven(blknum=blknum, txindex=txindex, prover=msg.sender, kind=kind, bond=bond)
+
+
+@internal
+@view
+def _input_missing(
+    blknum: uint256, fields: uint256[13], slot: uint256, txs: DynArray[Bytes[1024], 2], proofs: DynArray[Bytes[512], 2]
+) -> bool:
+    assert slot < 2, "plasma: slot out of range"
+    in_blknum: uint256 = fields[4 * slot]
+    in_txindex: uint256 = fields[4 * slot + 1]
+    in_oindex: uint256 = fields[4 * slot + 2]
+    assert in_blknum != 0, "plasma: input slot unused"
+    if in_blknum >= blknum or in_txindex >= _MAX_TXINDEX or in_oindex > 1:
+        return True
+    if in_blknum % CHILD_BLOCK_INTERVAL != 0:
+        return self._deposits[in_blknum] == 0 or in_txindex != 0 or in_oindex != 0
+    assert len(txs) == 1, "plasma: evidence must be the entry at the input's position"
+    leaf: bytes32 = empty(bytes32)
+    if len(txs[0]) != 0:
+        leaf = keccak256(txs[0])
+    assert self._root_from_proof(leaf, in_txindex, proofs[0]) == self._roots[in_blknum], \
+        "plasma: evidence not in block"
+    if len(txs[0]) == 0:
+        return True
+    return self._owner(self._decode(txs[0]), in_oindex) == empty(address)
+
+
+@internal
+@view
+def _spent_before(
+    blknum: uint256,
+    txindex: uint256,
+    fields: uint256[13],
+    slot: uint256,
+    position: uint256,
+    txs: DynArray[Bytes[1024], 2],
+    proofs: DynArray[Bytes[512], 2],
+) -> bool:
+    assert slot < 2, "plasma: slot out of range"
+    assert fields[4 * slot] != 0, "plasma: input slot unused"
+    other_blknum: uint256 = position // _BLKNUM_FACTOR
+    other_txindex: uint256 = (position % _BLKNUM_FACTOR) // _TXINDEX_FACTOR
+    other_slot: uint256 = position % _TXINDEX_FACTOR
+    assert other_slot < 2, "plasma: slot out of range"
+    other: uint256[13] = fields
+    if other_blknum == blknum and other_txindex == txindex:
+        assert other_slot != slot, "plasma: evidence is the same input"
+    else:
+        assert other_blknum < blknum or (other_blknum == blknum and other_txindex < txindex), \
+            "plasma: evidence must be the earlier spend"
+        assert len(txs) == 1, "plasma: evidence must be one earlier spend"
+        other = self._included(other_blknum, other_txindex, txs[0], proofs[0])
+    return other[4 * other_slot] == fields[4 * slot] \
+        and other[4 * other_slot + 1] == fields[4 * slot + 1] \
+        and other[4 * other_slot + 2] == fields[4 * slot + 2]
+
+
+@internal
+@view
+def _overspends(fields: uint256[13], txs: DynArray[Bytes[1024], 2], proofs: DynArray[Bytes[512], 2]) -> bool:
+    total_in: uint256 = 0
+    used: uint256 = 0
+    for s: uint256 in range(2):
+        in_blknum: uint256 = fields[4 * s]
+        if in_blknum == 0:
+            continue
+        in_txindex: uint256 = fields[4 * s + 1]
+        in_oindex: uint256 = fields[4 * s + 2]
+        assert used < len(txs), "plasma: one evidence entry per used input"
+        input_value: uint256 = 0
+        if in_blknum % CHILD_BLOCK_INTERVAL != 0:
+            if in_txindex == 0 and in_oindex == 0:
+                input_value = self._deposits[in_blknum] >> 160
+        elif self._roots[in_blknum] != empty(bytes32) and in_oindex < 2:
+            input_value = self._included(in_blknum, in_txindex, txs[used], proofs[used])[9 + 2 * in_oindex]
+        total_in = self._saturating_add(total_in, input_value)
+        used += 1
+    if used == 0:
+        return True
+    assert used == len(txs), "plasma: one evidence entry per used input"
+    # Compare without overflowing: a fraudulent transaction may carry huge amounts.
+    for i: uint256 in [9, 11, 12]:
+        if fields[i] > total_in:
+            return True
+        total_in -= fields[i]
+    return False
+
+
+@internal
+@view
+def _included(blknum: uint256, txindex: uint256, tx_bytes: Bytes[1024], proof: Bytes[512]) -> uint256[13]:
+    # Decoded fields of a transaction proven to sit at `txindex` of submitted operator block `blknum`.
+    root: bytes32 = self._roots[blknum]
+    assert root != empty(bytes32), "plasma: unknown block"
+    assert self._root_from_proof(keccak256(tx_bytes), txindex, proof) == root, "plasma: transaction not in block"
+    return self._decode(tx_bytes)
+
+
+@internal
+@pure
+def _saturating_add(a: uint256, b: uint256) -> uint256:
+    if b > max_value(uint256) - a:
+        return max_value(uint256)
+    return a + b
+
+
+# ---------------------------------------------------------------- views
+
+
+@external
+@view
+def currentChildBlock() -> uint256:
+    """
+    @notice Number the next operator block gets (a multiple of 1000).
+    """
+    return self._state & _MASK_64
+
+
+@external
+@view
+def currentDepositBlock() -> uint256:
+    """
+    @notice Offset (1..999) of the next deposit block after the last operator block.
+    """
+    return (self._state >> _DEPOSIT_SHIFT) & _MASK_16
+
+
+@external
+@view
+def frozen() -> bool:
+    """
+    @notice Whether a fraud proof stopped block submissions and deposits.
+    """
+    return self._state & _FROZEN_BIT != 0
+
+
+@external
+@view
+def depositPool() -> uint256:
+    """
+    @notice Deposited funds not yet paid out to exits (the most exits can still be paid).
+    """
+    return (self._state >> _POOL_SHIFT) & _MASK_96
+
+
+@external
+@view
+def getChildChain(blknum: uint256) -> (bytes32, uint256):
+    """
+    @notice Root and timestamp of block `blknum`; a deposit block's root is computed here.
+    @return (root, timestamp), zeros for a block that does not exist.
+    """
+    if blknum % CHILD_BLOCK_INTERVAL == 0:
+        root: bytes32 = self._roots[blknum]
+        if root == empty(bytes32):
+            return empty(bytes32), 0
+        return root, self._block_time(blknum)
+    record: uint256 = self._deposits[blknum]
+    if record == 0:
+        return empty(bytes32), 0
+    return self._deposit_root(record), self._deposit_time(blknum)
+
+
+@external
+@view
+def getNextExit() -> (uint256, uint256):
+    """
+    @notice The exit that finalizes next.
+    @return (exitId, exitableAt); reverts "plasma: no exits" when the queue is empty.
+    """
+    assert priority_queue._size_of() != 0, "plasma: no exits"
+    exit_id: uint256 = priority_queue._top()
+    return exit_id, priority_queue._payload(exit_id)
+
+
+@external
+@view
+def exits(exitId: uint256) -> (address, uint256, uint256, uint256):
+    """
+    @notice An exit's state.
+    @return (owner, amount, exitableAt, status): status 0 none, 1 pending, 2 finalized,
+            3 challenged; exitableAt is 0 once the exit left the queue.
+    """
+    record: uint256 = self._exits[exitId]
+    status: uint256 = EXIT_STATUS_NONE
+    if priority_queue._contains(exitId):
+        status = EXIT_STATUS_PENDING
+    elif record & _CHALLENGED_BIT != 0:
+        status = EXIT_STATUS_CHALLENGED
+    elif record != 0:
+        status = EXIT_STATUS_FINALIZED
+    owner: address = convert(convert(record & _MASK_160, uint160), address)
+    return owner, (record >> 160) & MAX_AMOUNT, priority_queue._payload(exitId), status
+
+
+@external
+@view
+def exitQueueSize() -> uint256:
+    """
+    @notice Number of pending exits.
+    """
+    return priority_queue._size_of()
+
+
+# ---------------------------------------------------------------- internals
+
+
+@internal
+def _credit_bond(account: address, amount: uint256):
+    if token == empty(address):
+        self.balances[account] += amount
+    else:
+        self.bondBalances[account] += amount
+
+
+@internal
+@view
+def _block_time(blknum: uint256) -> uint256:
+    k: uint256 = blknum // CHILD_BLOCK_INTERVAL
+    return (self._block_times[k >> 2] >> ((k & 3) * 64)) & _MASK_64
+
+
+@internal
+@view
+def _deposit_time(blknum: uint256) -> uint256:
+    return (self._deposit_times[blknum >> 2] >> ((blknum & 3) * 64)) & _MASK_64
+
+
+@internal
+@pure
+def _owner(fields: uint256[13], oindex: uint256) -> address:
+    return convert(convert(fields[8 + 2 * oindex], uint160), address)
+
+
+@internal
+@pure
+def _root_from_proof(leaf: bytes32, index: uint256, proof: Bytes[512]) -> bytes32:
+    # Positional tree (snekmate's sorted-pair proofs do not fit): bit d of index = sibling on the left.
+    assert len(proof) == _PROOF_LENGTH, "plasma: proof must be 16 x 32 bytes"
+    assert index < _MAX_TXINDEX, "plasma: txindex out of range"
+    node: bytes32 = leaf
+    for d: uint256 in range(_TREE_DEPTH):
+        sibling: bytes32 = extract32(proof, d * 32)
+        if (index >> d) & 1 == 1:
+            node = keccak256(concat(sibling, node))
+        else:
+            node = keccak256(concat(node, sibling))
+    return node
+
+
+@internal
+@pure
+def _deposit_root(record: uint256) -> bytes32:
+    amount: uint256 = record >> 160
+    amount_rlp: Bytes[33] = b""
+    if amount < 128:
+        amount_rlp = slice(convert(amount, bytes32), 31, 1)
+    else:
+        length: uint256 = 32 - self._leading_zero_bytes(amount)
+        amount_rlp = concat(slice(convert(128 + length, bytes32), 31, 1), slice(convert(amount, bytes32), 32 - length, length))
+    zero_input: Bytes[70] = concat(b"\x80\x80\x80\xb8\x41", empty(bytes32), empty(bytes32), b"\x00")
+    body: Bytes[256] = concat(
+        zero_input,
+        zero_input,
+        b"\x94",
+        convert(convert(record & _MASK_160, uint160), bytes20),
+        amount_rlp,
+        b"\x94",
+        empty(bytes20),
+        b"\x80\x80",
+    )
+    node: bytes32 = keccak256(concat(b"\xf8", slice(convert(len(body), bytes32), 31, 1), body))
+    for d: uint256 in range(_TREE_DEPTH):
+        node = keccak256(concat(node, _ZERO_HASHES[d]))
+    return node
+
+
+@internal
+@pure
+def _leading_zero_bytes(x: uint256) -> uint256:
+    count: uint256 = 0
+    for i: uint256 in range(32):
+        if x >> (248 - 8 * i) != 0:
+            break
+        count += 1
+    return count
+
+
+@internal
+@pure
+def _decode(tx_bytes: Bytes[1024]) -> uint256[13]:
+    """
+    @dev Parses the 13-field RLP. Integers come back as values, owners as uint256 of the
+         address, and each signature as its byte offset in `tx_bytes`.
+    """
+    n: uint256 = len(tx_bytes)
+    buf: Bytes[1056] = concat(tx_bytes, empty(bytes32))
+    head: uint256 = extract32(buf, 0, output_type=uint256)
+    prefix: uint256 = head >> 248
+    pos: uint256 = 1
+    payload: uint256 = 0
+    if prefix >= 248:
+        length_bytes: uint256 = prefix - 247
+        assert length_bytes <= 2, "plasma: malformed transaction"
+        payload = (head >> (248 - 8 * length_bytes)) & ((1 << (8 * length_bytes)) - 1)
+        pos += length_bytes
+    else:
+        assert prefix >= 192, "plasma: malformed transaction"
+        payload = prefix - 192
+    assert n != 0 and pos + payload == n, "plasma: malformed transaction"
+
+    fields: uint256[13] = empty(uint256[13])
+    for i: uint256 in range(13):
+        assert pos < n, "plasma: malformed transaction"
+        word: uint256 = extract32(buf, pos, output_type=uint256)
+        prefix = word >> 248
+        start: uint256 = pos + 1
+        length: uint256 = 0
+        if prefix < 128:
+            start = pos
+            length = 1
+        elif prefix <= 183:
+            length = prefix - 128
+        elif prefix == 184:
+            length = (word >> 240) & 255
+            start = pos + 2
+        else:
+            raise "plasma: malformed transaction"
+        pos = start + length
+        assert pos <= n, "plasma: malformed transaction"
+        if i == 3 or i == 7:
+            assert length == _SIG_LENGTH and prefix == 184, "plasma: signature must be 65 bytes"
+            fields[i] = start
+        elif i == 8 or i == 10:
+            assert length == 20, "plasma: owner must be 20 bytes"
+            fields[i] = extract32(buf, start, output_type=uint256) >> 96
+        else:
+            assert length <= 32, "plasma: integer too long"
+            if length != 0:
+                fields[i] = extract32(buf, start, output_type=uint256) >> (256 - 8 * length)
+    assert pos == n, "plasma: malformed transaction"
+    return fields
+
+
+@internal
+@pure
+def _signing_hash(tx_bytes: Bytes[1024], fields: uint256[13]) -> bytes32:
+    # keccak256 of the 11-field RLP: the 13-field list without both signature items.
+    n: uint256 = len(tx_bytes)
+    start: uint256 = 1
+    first: uint256 = convert(slice(tx_bytes, 0, 1), uint256)
+    if first >= 248:
+        start += first - 247
+    sig1: uint256 = fields[3] - 2
+    sig2: uint256 = fields[7] - 2
+    payload: uint256 = n - start - _SIG_ITEMS_LENGTH
+    header: Bytes[3] = b""
+    if payload <= 55:
+        header = slice(convert(192 + payload, bytes32), 31, 1)
+    elif payload < 256:
+        header = slice(convert((248 << 8) | payload, bytes32), 30, 2)
+    else:
+        header = slice(convert((249 << 16) | payload, bytes32), 29, 3)
+    return keccak256(concat(
+        header,
+        slice(tx_bytes, start, sig1 - start),
+        slice(tx_bytes, sig1 + 67, sig2 - sig1 - 67),
+        slice(tx_bytes, sig2 + 67, n - sig2 - 67),
+    ))
+
+
+@internal
+@pure
+def _recover(digest: bytes32, data: Bytes[1024], offset: uint256) -> address:
+    # 65-byte r || s || v at `offset`; snekmate refuses high s and a zero (failed) recovery,
+    # and ecrecover itself returns zero for v outside {27, 28}.
+    r: uint256 = extract32(data, offset, output_type=uint256)
+    s: uint256 = extract32(data, offset + 32, output_type=uint256)
+    v: uint256 = convert(slice(data, offset + 64, 1), uint256)
+    return ecdsa._recover_vrs(digest, v, r, s)
+
+
+@internal
+@pure
+def _check_confirm_sigs(tx_bytes: Bytes[1024], fields: uint256[13], confirm_hash: bytes32, confirm_sigs: Bytes[130]):
+    # Each used input's owner (who signed the transaction) must also have confirmed it.
+    signing_hash: bytes32 = self._signing_hash(tx_bytes, fields)
+    used: uint256 = 0
+    for s: uint256 in range(2):
+        if fields[4 * s] == 0:
+            continue
+        assert len(confirm_sigs) >= _SIG_LENGTH * (used + 1), "plasma: missing confirm signature"
+        signer: address = self._recover(signing_hash, tx_bytes, fields[4 * s + 3])
+        confirmer: address = self._recover(confirm_hash, confirm_sigs, _SIG_LENGTH * used)
+        assert signer == confirmer, "plasma: bad confirm signature"
+        used += 1
+    assert used != 0, "plasma: transaction spends nothing"
+    assert len(confirm_sigs) == _SIG_LENGTH * used, "plasma: wrong number of confirm signatures"

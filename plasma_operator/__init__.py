@@ -1,0 +1,1 @@
+"""Plasma child-chain operator, client and watcher, with the shared wire format (wire.py)."""

@@ -1,0 +1,383 @@
+"""The operator's child chain: accept transactions into the open block, seal blocks,
+and apply what the root chain says (deposits, exits, submitted roots, reorgs).
+
+Every method takes the SQLite connection it works on, so the API thread and the
+service loop each use their own connection to the same WAL database.
+
+A transaction is placed at its final position (open block, next index) the moment it
+is accepted: its inputs are marked spent and its outputs exist at once, so a pending
+transaction's outputs can already be spent in the same block, and a restart finds
+exactly what was acknowledged. Sealing appends the fee transaction, builds the Merkle
+tree and enqueues `submitBlock` in one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from dccn_common.follower import ChainEvent
+from dccn_common.store import get_meta, set_meta, transaction
+from plasma_operator import store, wire
+from plasma_operator.fastpath import keccak, merkle_levels, merkle_root
+from plasma_operator.validation import (
+    CheckedTx,
+    TxRejected,
+    check_fee_transaction,
+    check_transaction,
+    fee_transaction,
+    parse,
+    parse_bytes,
+)
+
+log = logging.getLogger(__name__)
+
+# The fee transaction takes the last leaf, so users get one fewer.
+USER_TXS_PER_BLOCK = wire.MAX_LEAVES - 1
+
+SubmitRoot = Callable[[sqlite3.Connection, int, bytes], None]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    blknum: int
+    txindex: int
+    leaf: bytes
+
+    def as_json(self) -> dict[str, object]:
+        return {"blknum": self.blknum, "txindex": self.txindex, "hash": "0x" + self.leaf.hex()}
+
+
+class ChildChain:
+    def __init__(self, operator: str, submit_root: SubmitRoot, *, block_size: int = USER_TXS_PER_BLOCK,
+                 fee_outputs: bool = False) -> None:
+        self.operator = wire.to_checksum_address(operator)
+        self.submit_root = submit_root
+        self.block_size = min(block_size, USER_TXS_PER_BLOCK)
+        # An input-less fee transaction is fraud to a RootChain that does not exempt it
+        # (ours: proveInvalidBlock kind 3, "spends nothing"), so it is opt-in.
+        self.fee_outputs = fee_outputs
+
+    # -- the open block ----------------------------------------------------------------
+
+    def open_block(self, db: sqlite3.Connection) -> tuple[int, int]:
+        """(blknum, next txindex) of the block being filled; created on first use."""
+        row = db.execute("SELECT blknum FROM blocks WHERE status = 'open'").fetchone()
+        if row is None:
+            last = db.execute("SELECT MAX(blknum) AS b FROM blocks WHERE kind = 'child'").fetchone()["b"]
+            floor = int(get_meta(db, "plasma.first_child_block", str(wire.CHILD_BLOCK_INTERVAL)) or 0)
+            blknum = max(floor, (int(last) + wire.CHILD_BLOCK_INTERVAL) if last is not None else floor)
+            db.execute("INSERT INTO blocks (blknum, kind, status) VALUES (?, 'child', 'open')", (blknum,))
+            return blknum, 0
+        blknum = int(row["blknum"])
+        top = db.execute("SELECT MAX(txindex) AS i FROM txs WHERE blknum = ?", (blknum,)).fetchone()["i"]
+        return blknum, 0 if top is None else int(top) + 1
+
+    def set_first_child_block(self, db: sqlite3.Connection, blknum: int) -> None:
+        """Align numbering with the contract's currentChildBlock when this database is new."""
+        with transaction(db):
+            set_meta(db, "plasma.first_child_block", str(blknum))
+
+    def submit(self, db: sqlite3.Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
+        """Validate and apply a batch atomically: all accepted, or TxRejected and nothing changes."""
+        parsed = []
+        for index, raw_hex in enumerate(raw_hexes):
+            try:
+                parsed.append(parse(raw_hex))
+            except TxRejected as err:
+                err.index = index
+                raise
+        accepted: list[Accepted] = []
+        with transaction(db):
+            writes = _BatchWrites(db, [item.leaf for item in parsed])
+            blknum, txindex = self.open_block(db)
+            for index, item in enumerate(parsed):
+                duplicate = writes.position_of(item.leaf)
+                if duplicate is not None:
+                    # Idempotent for a client that retries after a timeout.
+                    accepted.append(Accepted(*duplicate, item.leaf))
+                    continue
+                try:
+                    checked = check_transaction(item, writes.lookup)
+                except TxRejected as err:
+                    err.index = index
+                    raise
+                if txindex >= self.block_size:
+                    writes.flush()
+                    self.seal(db)
+                    blknum, txindex = self.open_block(db)
+                writes.record(blknum, txindex, checked)
+                accepted.append(Accepted(blknum, txindex, item.leaf))
+                txindex += 1
+            writes.flush()
+        return accepted
+
+    def pending_count(self, db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT COUNT(*) AS n FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'").fetchone()
+        return int(row["n"])
+
+    def summary(self, db: sqlite3.Connection) -> dict[str, object]:
+        """Block numbers by status and the pending count, without creating anything."""
+        def newest(status: str) -> int | None:
+            row = db.execute("SELECT MAX(blknum) AS b FROM blocks WHERE kind = 'child' AND status = ?",
+                             (status,)).fetchone()
+            return None if row["b"] is None else int(row["b"])
+
+        return {"open_block": newest("open"), "last_sealed_block": newest("sealed"),
+                "last_submitted_block": newest("submitted"), "last_final_block": newest("final"),
+                "pending_transactions": self.pending_count(db), "operator": self.operator}
+
+    # -- sealing -----------------------------------------------------------------------
+
+    def seal(self, db: sqlite3.Connection) -> int | None:
+        """Close the open block if it holds transactions; returns its number."""
+        with transaction(db):
+            row = db.execute("SELECT blknum FROM blocks WHERE status = 'open'").fetchone()
+            if row is None:
+                return None
+            blknum = int(row["blknum"])
+            rows = db.execute("SELECT txindex, leaf, fee FROM txs WHERE blknum = ? ORDER BY txindex", (blknum,)).fetchall()
+            if not rows:
+                return None
+            leaves = [wire.ZERO_HASH] * (int(rows[-1]["txindex"]) + 1)  # a reorg may have left holes
+            for r in rows:
+                leaves[int(r["txindex"])] = bytes(r["leaf"])
+            fees = sum(int(r["fee"]) for r in rows)
+            if fees and self.fee_outputs:
+                fee_tx = fee_transaction(self.operator, fees)
+                raw = wire.encode(fee_tx)
+                store.insert_tx(db, blknum, len(leaves), "fee", raw, fee_tx)
+                leaves.append(wire.keccak(raw))
+            levels = merkle_levels(leaves)
+            root = merkle_root(levels)
+            db.execute("UPDATE blocks SET status = 'sealed', root = ?, leaf_count = ?, tree = ?, fees = ?, sealed_at = ? "
+                       "WHERE blknum = ?", (root, len(leaves), store.tree_blob(levels), str(fees), time.time(), blknum))
+            self.submit_root(db, blknum, root)
+        log.info("block sealed", extra={"blknum": blknum, "txs": len(leaves), "fees": str(fees), "root": "0x" + root.hex()})
+        return blknum
+
+    def apply_block(self, db: sqlite3.Connection, blknum: int, eth_block: int, raws: Sequence[bytes | None]) -> None:
+        """Replay a downloaded block (the watcher): every rule; all or nothing. A fee transaction
+        (last, no inputs) is accepted only when this chain has `fee_outputs` on.
+
+        `raws` is indexed by txindex (None for an empty leaf). Raises TxRejected with `index`.
+        """
+        levels = merkle_levels([wire.ZERO_HASH if raw is None else keccak(raw) for raw in raws])
+        with transaction(db):
+            db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
+                       "VALUES (?, 'child', 'final', ?, ?, ?, ?)",
+                       (blknum, merkle_root(levels), len(raws), store.tree_blob(levels), eth_block))
+            transfers: list[wire.Transaction] = []
+            for index, raw in enumerate(raws):
+                if raw is None:
+                    continue
+                try:
+                    item = parse_bytes(raw)
+                    if item.tx.is_deposit and index == len(raws) - 1 and self.fee_outputs:
+                        check_fee_transaction(item.tx, self.operator, transfers)
+                        store.insert_tx(db, blknum, index, "fee", raw, item.tx)
+                        continue
+                    _record(db, blknum, index, check_transaction(item, lambda pos: _ignoring_exits(db, pos)))
+                    transfers.append(item.tx)
+                except TxRejected as err:
+                    err.index = index
+                    raise
+
+    def mark_submitted(self, db: sqlite3.Connection, blknum: int) -> None:
+        db.execute("UPDATE blocks SET status = 'submitted' WHERE blknum = ? AND status = 'sealed'", (blknum,))
+
+    # -- root-chain events ---------------------------------------------------------------
+
+    def on_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+        """Apply a RootChain event (a ChainFollower handler; operator and watcher share it)."""
+        args = event.args
+        if event.name == "Deposit":
+            self.on_deposit(db, args["depositor"], int(args["blknum"]), int(args["amount"]), event.block_number)
+        elif event.name == "BlockSubmitted":
+            self.on_block_submitted(db, int(args["blknum"]), bytes(args["root"]), event.block_number)
+        elif event.name == "ExitStarted":
+            exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
+            self.on_exit_started(db, exit_id, args["exitor"], int(args["amount"]), event.block_number)
+        elif event.name in ("ExitFinalized", "ExitChallenged"):
+            status = "finalized" if event.name == "ExitFinalized" else "challenged"
+            self.on_exit_closed(db, int(args["exitId"]), status, event.block_number)
+
+    def on_deposit(self, db: sqlite3.Connection, depositor: str, blknum: int, amount: int, eth_block: int) -> None:
+        tx = wire.deposit_transaction(depositor, amount)
+        raw = wire.encode(tx)
+        levels = merkle_levels([keccak(raw)])
+        db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
+                   "VALUES (?, 'deposit', 'final', ?, 1, ?, ?)",
+                   (blknum, merkle_root(levels), store.tree_blob(levels), eth_block))
+        store.insert_tx(db, blknum, 0, "deposit", raw, tx)
+        db.execute("UPDATE utxos SET eth_block = ? WHERE pos = ?", (eth_block, store.tx_id(blknum, 0)))
+
+    def on_block_submitted(self, db: sqlite3.Connection, blknum: int, root: bytes, eth_block: int) -> None:
+        row = store.get_block(db, blknum)
+        if row is None or row["root"] is None:
+            log.error("root chain holds a block this operator never sealed", extra={"blknum": blknum})
+            return
+        if bytes(row["root"]) != bytes(root):
+            log.critical("root on chain differs from the sealed block", extra={
+                "blknum": blknum, "chain_root": "0x" + bytes(root).hex(), "our_root": "0x" + bytes(row["root"]).hex()})
+            return
+        db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (eth_block, blknum))
+
+    def on_exit_started(self, db: sqlite3.Connection, exit_id: int, exitor: str, amount: int, eth_block: int) -> None:
+        db.execute("INSERT OR REPLACE INTO exits (exit_id, exitor, amount, status, eth_block) VALUES (?, ?, ?, 'started', ?)",
+                   (exit_id, exitor, str(amount), eth_block))
+        # An output being exited can no longer be spent here; if it already was, the watcher challenges.
+        db.execute("UPDATE utxos SET exiting = 1 WHERE pos = ?", (exit_id,))
+
+    def on_exit_closed(self, db: sqlite3.Connection, exit_id: int, status: str, eth_block: int) -> None:
+        db.execute("UPDATE exits SET status = ?, closed_eth_block = ? WHERE exit_id = ?", (status, eth_block, exit_id))
+
+    def rewind(self, db: sqlite3.Connection, first_removed: int) -> None:
+        """Undo what root-chain blocks >= first_removed did (a reorg removed them)."""
+        db.execute("UPDATE exits SET status = 'started', closed_eth_block = NULL WHERE closed_eth_block >= ?",
+                   (first_removed,))
+        for row in db.execute("SELECT exit_id FROM exits WHERE eth_block >= ?", (first_removed,)).fetchall():
+            db.execute("UPDATE utxos SET exiting = 0 WHERE pos = ?", (row["exit_id"],))
+        db.execute("DELETE FROM exits WHERE eth_block >= ?", (first_removed,))
+        db.execute("UPDATE blocks SET status = 'submitted', eth_block = NULL WHERE kind = 'child' AND status = 'final' "
+                   "AND eth_block >= ?", (first_removed,))
+        deposits = db.execute("SELECT blknum FROM blocks WHERE kind = 'deposit' AND eth_block >= ?",
+                              (first_removed,)).fetchall()
+        for row in deposits:
+            blknum = int(row["blknum"])
+            log.warning("reorg removed a deposit; removing what spent it", extra={"blknum": blknum})
+            self._remove_tx(db, store.tx_id(blknum, 0))
+            db.execute("DELETE FROM blocks WHERE blknum = ?", (blknum,))
+
+    def _remove_tx(self, db: sqlite3.Connection, ident: int) -> None:
+        """Remove a transaction, everything that spent its outputs, and unspend its inputs."""
+        for spent in store.spenders_of(db, ident):
+            assert spent.spent_by is not None
+            self._remove_tx(db, spent.spent_by)
+        stored = store.get_tx_by_id(db, ident)
+        if stored is None:
+            return
+        block = store.get_block(db, stored.blknum)
+        if stored.kind == "transfer" and block is not None and block["status"] != "open":
+            # Too late to take it out of a sealed root: only the confirmation depth prevents this.
+            log.critical("a sealed block spends an output a reorg removed", extra={"blknum": stored.blknum,
+                                                                                   "txindex": stored.txindex})
+        db.execute("UPDATE utxos SET spent_by = NULL, spent_slot = NULL WHERE spent_by = ?", (ident,))
+        db.execute("DELETE FROM utxos WHERE pos IN (?, ?)", (ident, ident + 1))
+        db.execute("DELETE FROM confirm_sigs WHERE tx_id = ?", (ident,))
+        db.execute("DELETE FROM txs WHERE id = ?", (ident,))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def exit_data(self, db: sqlite3.Connection, blknum: int, txindex: int) -> dict[str, object] | None:
+        """Everything a client needs to exit an output of, or challenge with, one transaction."""
+        stored = store.get_tx(db, blknum, txindex)
+        block = store.get_block(db, blknum)
+        if stored is None or block is None:
+            return None
+        tx = wire.decode(stored.raw)
+        body: dict[str, object] = {
+            "blknum": blknum, "txindex": txindex, "kind": stored.kind, "tx": "0x" + stored.raw.hex(),
+            "hash": "0x" + stored.leaf.hex(), "fee": str(stored.fee), "block_status": block["status"],
+            "final": block["status"] == "final",
+            "inputs": [{"slot": s, "blknum": tx.input(s)[0], "txindex": tx.input(s)[1], "oindex": tx.input(s)[2]}
+                       for s in (0, 1) if tx.input_used(s)],
+            "outputs": [{"oindex": o, "owner": tx.output(o)[0], "amount": str(tx.output(o)[1])}
+                        for o in (0, 1) if tx.output(o)[1]],
+            "root": None, "proof": None,
+        }
+        if block["root"] is not None:
+            body["root"] = "0x" + bytes(block["root"]).hex()
+            body["proof"] = "0x" + store.proof_from_blob(bytes(block["tree"]), int(block["leaf_count"]), txindex).hex()
+        sigs = store.confirm_sigs(db, stored.id)
+        body["confirm_sigs"] = {str(slot): "0x" + sig.hex() for slot, sig in sorted(sigs.items())}
+        # What startExit takes: one confirm signature per used input, concatenated (empty for a deposit).
+        used = [s for s in (0, 1) if tx.input_used(s)]
+        body["exit_confirm_sig"] = ("0x" + b"".join(sigs[s] for s in used).hex()) if all(s in sigs for s in used) else None
+        return body
+
+    def add_confirm_sig(self, db: sqlite3.Connection, blknum: int, txindex: int, slot: int, sig: bytes) -> None:
+        """Store an input owner's confirm signature after checking who signed it."""
+        stored = store.get_tx(db, blknum, txindex)
+        if stored is None or stored.kind != "transfer":
+            raise LookupError(f"no transfer at ({blknum}, {txindex})")
+        block = store.get_block(db, blknum)
+        if block is None or block["root"] is None:
+            raise TxRejected(f"block {blknum} is not sealed yet: there is no root to confirm")
+        tx = wire.decode(stored.raw)
+        if slot not in (0, 1) or not tx.input_used(slot):
+            raise TxRejected(f"input slot {slot} is not used by this transaction")
+        owner = store.get_utxo(db, wire.utxo_position(*tx.input(slot)))
+        try:
+            signer = wire.recover_hash_signer(wire.confirm_hash(stored.leaf, bytes(block["root"])), sig)
+        except wire.WireError as err:
+            raise TxRejected(f"confirm signature: {err}") from None
+        if owner is None or signer != owner.owner:
+            raise TxRejected(f"confirm signature is by {signer}, not by the owner of input {slot}")
+        with transaction(db):
+            store.put_confirm_sig(db, stored.id, slot, sig)
+
+
+def _record(db: sqlite3.Connection, blknum: int, txindex: int, checked: CheckedTx) -> None:
+    """Store a checked transfer at its position and mark its inputs spent."""
+    ident = store.insert_tx(db, blknum, txindex, "transfer", checked.raw, checked.tx, checked.parsed.leaf)
+    db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?",
+                   [(ident, slot, utxo.pos) for utxo, slot in zip(checked.inputs, checked.slots, strict=True)])
+
+
+def _ignoring_exits(db: sqlite3.Connection, pos: int) -> store.Utxo | None:
+    # The operator may include a spend before it sees the exit: that is the exitor's problem
+    # (the exit gets challenged), not an invalid block.
+    utxo = store.get_utxo(db, pos)
+    return replace(utxo, exiting=False) if utxo else None
+
+
+class _BatchWrites:
+    """A batch's changes kept in memory (later transactions of the batch see them) and
+    written with one executemany per table: the same rows `_record` writes, fewer calls."""
+
+    def __init__(self, db: sqlite3.Connection, leaves: list[bytes]) -> None:
+        self.db = db
+        self.changed: dict[int, store.Utxo] = {}
+        # Transfers of this batch already accepted earlier (a client's retry), found in one query per chunk.
+        self.leaves: dict[bytes, tuple[int, int]] = {}
+        for start in range(0, len(leaves), 500):
+            chunk = leaves[start:start + 500]
+            rows = db.execute(f"SELECT leaf, blknum, txindex FROM txs WHERE kind = 'transfer' AND leaf IN "
+                              f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            self.leaves.update({bytes(r["leaf"]): (int(r["blknum"]), int(r["txindex"])) for r in rows})
+        self.txs: list[tuple[object, ...]] = []
+        self.outputs: list[tuple[object, ...]] = []
+        self.spends: list[tuple[int, int, int]] = []
+
+    def lookup(self, pos: int) -> store.Utxo | None:
+        utxo = self.changed.get(pos)
+        return utxo if utxo is not None else store.get_utxo(self.db, pos)
+
+    def position_of(self, leaf: bytes) -> tuple[int, int] | None:
+        return self.leaves.get(leaf)
+
+    def record(self, blknum: int, txindex: int, checked: CheckedTx) -> None:
+        ident = store.tx_id(blknum, txindex)
+        tx = checked.tx
+        self.txs.append((ident, blknum, txindex, "transfer", checked.raw, checked.parsed.leaf, str(tx.fee)))
+        self.leaves[checked.parsed.leaf] = (blknum, txindex)
+        for oindex in (0, 1):
+            owner, amount = tx.output(oindex)
+            if amount:
+                self.changed[ident + oindex] = store.Utxo(ident + oindex, blknum, owner, amount, None, None, False)
+                self.outputs.append((ident + oindex, blknum, owner, str(amount)))
+        for utxo, slot in zip(checked.inputs, checked.slots, strict=True):
+            self.changed[utxo.pos] = replace(utxo, spent_by=ident, spent_slot=slot)
+            self.spends.append((ident, slot, utxo.pos))
+
+    def flush(self) -> None:
+        self.db.executemany("INSERT INTO txs (id, blknum, txindex, kind, raw, leaf, fee) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            self.txs)
+        self.db.executemany("INSERT INTO utxos (pos, blknum, owner, amount) VALUES (?, ?, ?, ?)", self.outputs)
+        self.db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?", self.spends)
+        self.txs, self.outputs, self.spends = [], [], []
+        self.changed.clear()

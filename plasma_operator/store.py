@@ -1,0 +1,206 @@
+"""SQLite state of a child chain (operator and watcher share it): blocks, transactions,
+outputs (the UTXO set and its spent history), confirm signatures and root-chain exits.
+
+Amounts are uint256, wider than SQLite's INTEGER, so they are stored as decimal TEXT.
+An output's position (`pos`) is wire.utxo_position(blknum, txindex, oindex), which is
+also its exit id on the root chain; a transaction's id is the position of its output 0.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from dccn_common.store import open_db
+from plasma_operator import wire
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    blknum INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,                 -- 'child' (operator block) or 'deposit'
+    status TEXT NOT NULL,               -- child: open, sealed, submitted, final (deposit: final)
+    root BLOB,
+    leaf_count INTEGER NOT NULL DEFAULT 0,
+    tree BLOB,                          -- every Merkle level, leaves first, 32 bytes per node
+    fees TEXT,                          -- sum of the fee fields of its transactions
+    sealed_at REAL,
+    eth_block INTEGER                   -- root-chain block that made it final (or held the deposit)
+);
+CREATE INDEX IF NOT EXISTS blocks_by_status ON blocks (status);
+CREATE TABLE IF NOT EXISTS txs (
+    id INTEGER PRIMARY KEY,             -- utxo_position(blknum, txindex, 0)
+    blknum INTEGER NOT NULL,
+    txindex INTEGER NOT NULL,
+    kind TEXT NOT NULL,                 -- 'transfer', 'deposit' or 'fee'
+    raw BLOB NOT NULL,
+    leaf BLOB NOT NULL,                 -- not unique: equal deposits and fee txs have equal bytes
+    fee TEXT NOT NULL,
+    UNIQUE (blknum, txindex)
+);
+CREATE INDEX IF NOT EXISTS txs_by_leaf ON txs (leaf);
+CREATE TABLE IF NOT EXISTS utxos (
+    pos INTEGER PRIMARY KEY,
+    blknum INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    spent_by INTEGER,                   -- id of the spending transaction
+    spent_slot INTEGER,                 -- input slot (0/1) of the spending transaction
+    exiting INTEGER NOT NULL DEFAULT 0, -- an exit of it started on the root chain
+    eth_block INTEGER                   -- for deposit outputs: the root-chain block of the Deposit event
+);
+CREATE INDEX IF NOT EXISTS utxos_unspent_by_owner ON utxos (owner) WHERE spent_by IS NULL;
+CREATE INDEX IF NOT EXISTS utxos_by_spender ON utxos (spent_by);
+CREATE TABLE IF NOT EXISTS confirm_sigs (
+    tx_id INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    sig BLOB NOT NULL,
+    PRIMARY KEY (tx_id, slot)
+);
+CREATE TABLE IF NOT EXISTS exits (
+    exit_id INTEGER PRIMARY KEY,
+    exitor TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    status TEXT NOT NULL,               -- started, challenged, finalized
+    eth_block INTEGER NOT NULL,
+    closed_eth_block INTEGER
+)
+"""
+
+BLOCK_STATUSES = ("open", "sealed", "submitted", "final")
+
+
+@dataclass(frozen=True)
+class Utxo:
+    pos: int
+    blknum: int
+    owner: str
+    amount: int
+    spent_by: int | None
+    spent_slot: int | None
+    exiting: bool
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        return wire.decode_position(self.pos)
+
+    def as_json(self) -> dict[str, object]:
+        blknum, txindex, oindex = self.position
+        return {"pos": self.pos, "blknum": blknum, "txindex": txindex, "oindex": oindex,
+                "owner": self.owner, "amount": str(self.amount), "exiting": self.exiting,
+                "spent_by": self.spent_by}
+
+
+@dataclass(frozen=True)
+class StoredTx:
+    id: int
+    blknum: int
+    txindex: int
+    kind: str
+    raw: bytes
+    leaf: bytes
+    fee: int
+
+
+def open_chain_db(path: str | Path) -> sqlite3.Connection:
+    return open_db(path, SCHEMA)
+
+
+def tx_id(blknum: int, txindex: int) -> int:
+    return wire.utxo_position(blknum, txindex, 0)
+
+
+def _utxo(row: sqlite3.Row) -> Utxo:
+    return Utxo(int(row["pos"]), int(row["blknum"]), row["owner"], int(row["amount"]), row["spent_by"],
+                row["spent_slot"], bool(row["exiting"]))
+
+
+def _tx(row: sqlite3.Row) -> StoredTx:
+    return StoredTx(int(row["id"]), int(row["blknum"]), int(row["txindex"]), row["kind"], bytes(row["raw"]),
+                    bytes(row["leaf"]), int(row["fee"]))
+
+
+def get_utxo(db: sqlite3.Connection, pos: int) -> Utxo | None:
+    row = db.execute("SELECT * FROM utxos WHERE pos = ?", (pos,)).fetchone()
+    return _utxo(row) if row else None
+
+
+def unspent_of(db: sqlite3.Connection, owner: str) -> list[Utxo]:
+    rows = db.execute("SELECT * FROM utxos WHERE owner = ? AND spent_by IS NULL ORDER BY pos", (owner,)).fetchall()
+    return [_utxo(r) for r in rows]
+
+
+def spenders_of(db: sqlite3.Connection, tx: int) -> list[Utxo]:
+    """Outputs of transaction `tx` that a later transaction spent."""
+    rows = db.execute("SELECT * FROM utxos WHERE pos IN (?, ?) AND spent_by IS NOT NULL", (tx, tx + 1)).fetchall()
+    return [_utxo(r) for r in rows]
+
+
+def get_tx(db: sqlite3.Connection, blknum: int, txindex: int) -> StoredTx | None:
+    row = db.execute("SELECT * FROM txs WHERE id = ?", (tx_id(blknum, txindex),)).fetchone()
+    return _tx(row) if row else None
+
+
+def get_tx_by_id(db: sqlite3.Connection, ident: int) -> StoredTx | None:
+    row = db.execute("SELECT * FROM txs WHERE id = ?", (ident,)).fetchone()
+    return _tx(row) if row else None
+
+
+def block_txs(db: sqlite3.Connection, blknum: int) -> list[StoredTx]:
+    rows = db.execute("SELECT * FROM txs WHERE blknum = ? ORDER BY txindex", (blknum,)).fetchall()
+    return [_tx(r) for r in rows]
+
+
+def get_block(db: sqlite3.Connection, blknum: int) -> sqlite3.Row | None:
+    return db.execute("SELECT * FROM blocks WHERE blknum = ?", (blknum,)).fetchone()
+
+
+def insert_tx(db: sqlite3.Connection, blknum: int, txindex: int, kind: str, raw: bytes, tx: wire.Transaction,
+              leaf: bytes | None = None) -> int:
+    """Store a transaction and create its outputs; returns its id."""
+    ident = tx_id(blknum, txindex)
+    db.execute("INSERT INTO txs (id, blknum, txindex, kind, raw, leaf, fee) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (ident, blknum, txindex, kind, raw, leaf or wire.keccak(raw), str(tx.fee)))
+    db.executemany(
+        "INSERT INTO utxos (pos, blknum, owner, amount) VALUES (?, ?, ?, ?)",
+        [(ident + oindex, blknum, owner, str(amount))
+         for oindex, (owner, amount) in enumerate((tx.output(0), tx.output(1))) if amount > 0],
+    )
+    return ident
+
+
+def put_confirm_sig(db: sqlite3.Connection, ident: int, slot: int, sig: bytes) -> None:
+    db.execute("INSERT INTO confirm_sigs (tx_id, slot, sig) VALUES (?, ?, ?) "
+               "ON CONFLICT(tx_id, slot) DO UPDATE SET sig = excluded.sig", (ident, slot, sig))
+
+
+def confirm_sigs(db: sqlite3.Connection, ident: int) -> dict[int, bytes]:
+    rows = db.execute("SELECT slot, sig FROM confirm_sigs WHERE tx_id = ?", (ident,)).fetchall()
+    return {int(r["slot"]): bytes(r["sig"]) for r in rows}
+
+
+# -- Merkle levels ---------------------------------------------------------------------
+
+
+def tree_blob(levels: list[list[bytes]]) -> bytes:
+    """Every Merkle level (wire.MerkleTree.levels layout), leaves first, as one blob."""
+    return b"".join(b"".join(level) for level in levels)
+
+
+def proof_from_blob(blob: bytes, leaf_count: int, index: int) -> bytes:
+    """A 16 x 32-byte proof read from stored levels (the layout of wire.MerkleTree.levels);
+    an index past the last leaf proves an empty leaf."""
+    if not 0 <= index < wire.MAX_LEAVES:
+        raise IndexError(f"leaf {index} outside the tree")
+    siblings = []
+    offset, width = 0, leaf_count
+    for height in range(wire.TREE_DEPTH):
+        sibling = (index >> height) ^ 1
+        if sibling < width:
+            start = (offset + sibling) * 32
+            siblings.append(blob[start:start + 32])
+        else:
+            siblings.append(wire.ZERO_SUBTREE_HASHES[height])
+        offset += width
+        width = (width + 1) // 2
+    return b"".join(siblings)

@@ -1,0 +1,358 @@
+"""`plasma-watcher`: guards one user's funds on a child chain.
+
+- Follows `BlockSubmitted`, downloads each block from the operator, checks it against the
+  root on chain and replays it with the operator's own validation rules into a local
+  UTXO set (its own SQLite database, same schema as the operator's).
+- Follows `ExitStarted`: an exit of an output its replay shows spent is challenged with the
+  spending transaction and the exitor's confirm signature (from the operator's API, or
+  signed locally when the exitor is this user).
+- A block whose data is not served within `withhold_grace` seconds (or does not match
+  its root) or that breaks a rule raises the alarm: the watcher warns, and exits every
+  output of its user from the blocks before it (proveInvalidBlock for a rule-breaking one).
+
+Transactions go through the durable TxSender, keyed by exit id, so a restart never
+challenges or exits twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from dccn_common.config import load_config
+from dccn_common.follower import ChainEvent, ChainFollower
+from dccn_common.keys import load_account
+from dccn_common.logs import configure_logging
+from dccn_common.sender import TxSender
+from dccn_common.service import Service, run_cli
+from dccn_common.store import get_meta, set_meta, transaction
+from plasma_operator import store, wire
+from plasma_operator.config import WatcherConfig, connect_checked, load_rootchain
+from plasma_operator.fraud import build_fraud_proof
+from plasma_operator.ledger import ChildChain
+from plasma_operator.remote import OperatorApiError, OperatorClient
+from plasma_operator.validation import TxRejected
+from plasma_operator.wallet import ChallengeArgs, ExitArgs, deposit_exit_args
+
+log = logging.getLogger("plasma_watcher")
+
+# Fixed gas for the fraud proof: a racing prover makes estimation revert, and that is fine.
+PROVE_GAS = 1_500_000
+
+WATCHER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watched_blocks (
+    blknum INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    eth_block INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    status TEXT NOT NULL,               -- pending, verified, withheld, invalid
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS watched_exits (
+    exit_id INTEGER PRIMARY KEY,
+    exitor TEXT NOT NULL,
+    eth_block INTEGER NOT NULL,
+    status TEXT NOT NULL,               -- open, challenging, challenged, finalized
+    note TEXT
+)
+"""
+
+
+def _no_submissions(db: sqlite3.Connection, blknum: int, root: bytes) -> None:
+    raise RuntimeError("the watcher never seals blocks")
+
+
+class Watcher:
+    def __init__(self, cfg: WatcherConfig, account: LocalAccount, w3: Web3, *, health_port: int | None = None) -> None:
+        self.cfg = cfg
+        self.account = account
+        self.me = account.address
+        self.rootchain, deploy_block = load_rootchain(w3, cfg)
+        self.exit_bond = int(self.rootchain.functions.exitBond().call())
+        self.db = store.open_chain_db(cfg.db)
+        with transaction(self.db):
+            for statement in WATCHER_SCHEMA.split(";"):
+                self.db.execute(statement)
+        self.operator = OperatorClient(cfg.operator_url, timeout=10)
+        self.chain = ChildChain(self.rootchain.functions.operator().call(), _no_submissions)
+        self.follower = ChainFollower(w3, self.db, f"plasma-watcher-{self.me}", confirmations=cfg.confirmations,
+                                      start_block=deploy_block)
+        self.sender = TxSender(w3, self.db, account)
+        self._declare_handlers()
+        self.service = Service("plasma-watcher", w3=w3, db=self.db, follower=self.follower, sender=self.sender,
+                               poll_interval=cfg.poll_interval, health_port=health_port, status=self.status)
+        self.service.every(cfg.poll_interval, "verify_blocks")(self.verify_blocks)
+        self.service.every(cfg.poll_interval, "check_exits")(self.check_exits)
+
+    # -- events ------------------------------------------------------------------------
+
+    def _declare_handlers(self) -> None:
+        chain, follower, rootchain = self.chain, self.follower, self.rootchain
+
+        follower.on(rootchain, "Deposit")(chain.on_event)
+
+        @follower.on(rootchain, "BlockSubmitted")
+        def block_submitted(event: ChainEvent, db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR IGNORE INTO watched_blocks (blknum, root, eth_block, first_seen, status) "
+                       "VALUES (?, ?, ?, ?, 'pending')",
+                       (int(event.args["blknum"]), bytes(event.args["root"]), event.block_number, time.time()))
+
+        @follower.on(rootchain, "ExitStarted")
+        def exit_started(event: ChainEvent, db: sqlite3.Connection) -> None:
+            args = event.args
+            exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
+            chain.on_event(event, db)
+            db.execute("INSERT OR REPLACE INTO watched_exits (exit_id, exitor, eth_block, status) "
+                       "VALUES (?, ?, ?, 'open')", (exit_id, args["exitor"], event.block_number))
+
+        @follower.on(rootchain, "ExitChallenged")
+        def exit_challenged(event: ChainEvent, db: sqlite3.Connection) -> None:
+            chain.on_event(event, db)
+            db.execute("UPDATE watched_exits SET status = 'challenged' WHERE exit_id = ?", (int(event.args["exitId"]),))
+
+        @follower.on(rootchain, "ExitFinalized")
+        def exit_finalized(event: ChainEvent, db: sqlite3.Connection) -> None:
+            chain.on_event(event, db)
+            db.execute("UPDATE watched_exits SET status = 'finalized' WHERE exit_id = ?", (int(event.args["exitId"]),))
+
+        @follower.on_rewind
+        def rewind(first_removed: int, db: sqlite3.Connection) -> None:
+            chain.rewind(db, first_removed)
+            db.execute("DELETE FROM watched_blocks WHERE eth_block >= ? AND status != 'verified'", (first_removed,))
+            db.execute("DELETE FROM watched_exits WHERE eth_block >= ?", (first_removed,))
+
+    # -- blocks ------------------------------------------------------------------------
+
+    def verify_blocks(self) -> None:
+        """Check submitted blocks in order; stop at the first one not yet served."""
+        pending = self.db.execute("SELECT * FROM watched_blocks WHERE status = 'pending' ORDER BY blknum").fetchall()
+        for row in pending:
+            blknum, root = int(row["blknum"]), bytes(row["root"])
+            try:
+                block = self.operator.block(blknum)
+            except OperatorApiError as err:
+                block = None
+                log.warning("operator unreachable", extra={"blknum": blknum, "error": str(err)})
+            raws = _block_raws(block) if block and block.get("root") else None
+            if raws is None or wire.MerkleTree([wire.ZERO_HASH if r is None else wire.keccak(r) for r in raws]).root != root:
+                if time.time() - float(row["first_seen"]) >= self.cfg.withhold_grace:
+                    reason = "block data not served" if raws is None else "served block does not match its root"
+                    self._mark(blknum, "withheld", reason)
+                    self.raise_alarm(blknum, reason)
+                return
+            try:
+                self.chain.apply_block(self.db, blknum, int(row["eth_block"]), raws)
+            except TxRejected as err:
+                self._mark(blknum, "invalid", f"transaction {err.index}: {err.reason}")
+                self.prove_invalid(blknum, raws, err)
+                self.raise_alarm(blknum, f"invalid transaction {err.index}: {err.reason}")
+                return
+            self._mark(blknum, "verified", None)
+            log.info("block verified", extra={"blknum": blknum, "txs": len(raws)})
+
+    def _mark(self, blknum: int, status: str, reason: str | None) -> None:
+        with transaction(self.db):
+            self.db.execute("UPDATE watched_blocks SET status = ?, reason = ? WHERE blknum = ?", (status, reason, blknum))
+
+    def prove_invalid(self, blknum: int, raws: list[bytes | None], err: TxRejected) -> None:
+        """Send proveInvalidBlock when the broken rule is one the root chain can check."""
+        try:
+            fraud = build_fraud_proof(self.db, blknum, raws, err)
+        except Exception as exc:  # never let the proof stop the exits that follow
+            log.error("could not build a fraud proof", extra={"blknum": blknum, "error": f"{type(exc).__name__}: {exc}"})
+            fraud = None
+        if fraud is None:
+            log.warning("invalid block, but not provable on chain", extra={"blknum": blknum, "reason": err.reason})
+            return
+        with transaction(self.db):
+            if self.sender.enqueue_call(self.db, f"prove:{blknum}", fraud.call(self.rootchain), gas=PROVE_GAS):
+                log.warning("proving the block invalid", extra={"blknum": blknum, "txindex": fraud.txindex,
+                                                                "kind": fraud.kind})
+
+    def raise_alarm(self, blknum: int, reason: str) -> None:
+        """Warn once, and exit every output of this user from before `blknum`."""
+        with transaction(self.db):
+            first = get_meta(self.db, "watcher.alarm") is None
+            if first:
+                set_meta(self.db, "watcher.alarm", f"block {blknum}: {reason}")
+        if first:
+            log.warning("OPERATOR MISBEHAVES: exiting this user's outputs", extra={"blknum": blknum, "reason": reason})
+        if not self.cfg.exit_on_fraud:
+            return
+        # Outputs of blocks before the bad one, and deposits (they exit on their own record).
+        mine = self.db.execute("SELECT pos FROM utxos WHERE owner = ? AND spent_by IS NULL AND exiting = 0 "
+                               "AND (blknum < ? OR blknum % ? != 0) ORDER BY pos",
+                               (self.me, blknum, wire.CHILD_BLOCK_INTERVAL)).fetchall()
+        for row in mine:
+            args = self.local_exit_args(int(row["pos"]))
+            if args is None:
+                continue
+            with transaction(self.db):
+                if self.sender.enqueue_call(self.db, f"exit:{args.exit_id}", args.call(self.rootchain),
+                                            value=self.exit_bond):
+                    log.warning("exit started", extra={"exit_id": args.exit_id})
+
+    def local_exit_args(self, pos: int) -> ExitArgs | None:
+        """startExit arguments from the watcher's own replay (no operator needed)."""
+        utxo = store.get_utxo(self.db, pos)
+        blknum, txindex, oindex = wire.decode_position(pos)
+        stored = store.get_tx(self.db, blknum, txindex)
+        block = store.get_block(self.db, blknum)
+        if utxo is None or stored is None or block is None:
+            return None
+        if stored.kind == "deposit":
+            return deposit_exit_args(blknum, utxo.owner, utxo.amount)
+        proof = store.proof_from_blob(bytes(block["tree"]), int(block["leaf_count"]), txindex)
+        sigs = self._confirm_sigs(stored)
+        if sigs is None:
+            log.warning("cannot exit: input owners' confirm signatures unknown", extra={"pos": pos})
+            return None
+        return ExitArgs(blknum, txindex, oindex, stored.raw, proof, b"".join(sigs))
+
+    def _confirm_sigs(self, stored: store.StoredTx) -> list[bytes] | None:
+        """One confirm signature per used input: signed here when the input was ours, else published ones."""
+        tx = wire.decode(stored.raw)
+        root = bytes(store.get_block(self.db, stored.blknum)["root"])  # type: ignore[index]
+        known = store.confirm_sigs(self.db, stored.id)
+        sigs = []
+        for slot in (0, 1):
+            if not tx.input_used(slot):
+                continue
+            owner = store.get_utxo(self.db, wire.utxo_position(*tx.input(slot)))
+            if owner is not None and owner.owner == self.me:
+                sigs.append(wire.confirm_sign(stored.leaf, root, self.account.key))
+            elif slot in known:
+                sigs.append(known[slot])
+            else:
+                return None
+        return sigs
+
+    # -- exits -------------------------------------------------------------------------
+
+    def check_exits(self) -> None:
+        """Challenge every open exit of an output that a verified block spends."""
+        self._collect_confirm_sigs()
+        rows = self.db.execute("SELECT * FROM watched_exits WHERE status = 'open' ORDER BY exit_id").fetchall()
+        for row in rows:
+            exit_id = int(row["exit_id"])
+            utxo = store.get_utxo(self.db, exit_id)
+            if utxo is None or utxo.spent_by is None or utxo.spent_slot is None:
+                continue  # unspent as far as verified blocks go; checked again next time
+            args = self._challenge_args(exit_id, utxo.spent_by, utxo.spent_slot, row["exitor"])
+            if args is None:
+                continue
+            with transaction(self.db):
+                self.sender.enqueue_call(self.db, f"challenge:{exit_id}", args.call(self.rootchain))
+                self.db.execute("UPDATE watched_exits SET status = 'challenging' WHERE exit_id = ?", (exit_id,))
+            log.warning("challenging the exit of a spent output", extra={"exit_id": exit_id, "exitor": row["exitor"]})
+
+    def _challenge_args(self, exit_id: int, spender_id: int, slot: int, exitor: str) -> ChallengeArgs | None:
+        spender = store.get_tx_by_id(self.db, spender_id)
+        if spender is None:
+            return None
+        block = store.get_block(self.db, spender.blknum)
+        if block is None or block["status"] != "final":
+            return None
+        root = bytes(block["root"])
+        sig = store.confirm_sigs(self.db, spender_id).get(slot)
+        if sig is None and exitor == self.me:
+            sig = wire.confirm_sign(spender.leaf, root, self.account.key)
+        if sig is None:
+            sig = self._fetch_confirm_sig(spender, slot)
+        if sig is None:
+            log.warning("exit of a spent output, but no confirm signature to challenge with yet",
+                        extra={"exit_id": exit_id})
+            return None
+        proof = store.proof_from_blob(bytes(block["tree"]), int(block["leaf_count"]), spender.txindex)
+        return ChallengeArgs(exit_id, spender.blknum, spender.txindex, slot, spender.raw, proof, sig)
+
+    def _fetch_confirm_sig(self, stored: store.StoredTx, slot: int) -> bytes | None:
+        try:
+            data = self.operator.tx(stored.blknum, stored.txindex)
+        except OperatorApiError:
+            return None
+        text = (data or {}).get("confirm_sigs", {}).get(str(slot))
+        if text is None:
+            return None
+        try:
+            self.chain.add_confirm_sig(self.db, stored.blknum, stored.txindex, slot, bytes.fromhex(text[2:]))
+        except (TxRejected, LookupError, ValueError) as err:
+            log.warning("operator served a bad confirm signature", extra={"error": str(err)})
+            return None
+        return store.confirm_sigs(self.db, stored.id).get(slot)
+
+    def _collect_confirm_sigs(self) -> None:
+        """Keep the confirm signatures this user will need to exit what it received."""
+        rows = self.db.execute(
+            "SELECT DISTINCT u.pos - u.pos % 10000 AS tx_id FROM utxos u JOIN txs t ON t.id = u.pos - u.pos % 10000 "
+            "WHERE u.owner = ? AND u.spent_by IS NULL AND t.kind = 'transfer'", (self.me,)).fetchall()
+        for row in rows:
+            stored = store.get_tx_by_id(self.db, int(row["tx_id"]))
+            if stored is None:
+                continue
+            tx = wire.decode(stored.raw)
+            known = store.confirm_sigs(self.db, stored.id)
+            for slot in (0, 1):
+                owner = store.get_utxo(self.db, wire.utxo_position(*tx.input(slot))) if tx.input_used(slot) else None
+                if owner is not None and owner.owner != self.me and slot not in known:
+                    self._fetch_confirm_sig(stored, slot)
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        counts = {r["status"]: int(r["n"]) for r in self.db.execute(
+            "SELECT status, COUNT(*) AS n FROM watched_blocks GROUP BY status").fetchall()}
+        exits = {r["status"]: int(r["n"]) for r in self.db.execute(
+            "SELECT status, COUNT(*) AS n FROM watched_exits GROUP BY status").fetchall()}
+        return {"user": self.me, "alarm": get_meta(self.db, "watcher.alarm"), "blocks": counts, "exits": exits}
+
+    def run(self) -> None:
+        self.service.run()
+
+
+def _block_raws(block: dict[str, Any]) -> list[bytes | None] | None:
+    """Transactions by txindex (None for an empty leaf); None if the answer is unusable."""
+    try:
+        entries = {int(t["txindex"]): bytes.fromhex(str(t["tx"]).removeprefix("0x")) for t in block["transactions"]}
+        count = int(block["leaf_count"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if any(not 0 <= i < count for i in entries) or count > wire.MAX_LEAVES:
+        return None
+    return [entries.get(i) for i in range(count)]
+
+
+@click.command(help="Watch a Plasma child chain for one user: challenge bad exits, exit when the operator cheats.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML/TOML settings file; PLASMA_WATCHER_<FIELD> environment variables override it.")
+@click.option("--rpc-url", default=None, help="Root-chain JSON-RPC URL.")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Encrypted keystore of the user this watcher protects (pays gas, receives bonds).")
+@click.option("--password-env", default=None, help="Environment variable holding the keystore password.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--operator-url", default=None, help="The operator's HTTP API.")
+@click.option("--health-port", type=int, default=None)
+@click.option("--withhold-grace", type=float, default=None, help="Seconds a submitted block may stay unserved.")
+@click.option("--confirmations", type=int, default=None)
+@click.option("--poll-interval", type=float, default=None)
+@click.option("--log-level", default="INFO", show_default=True)
+def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
+    def body() -> None:
+        cfg = load_config(WatcherConfig, config_path, "PLASMA_WATCHER", **overrides)
+        configure_logging("plasma-watcher", log_level)
+        account = load_account(cfg.keystore, cfg.password_env)
+        Watcher(cfg, account, connect_checked(cfg.rpc_url), health_port=cfg.health_port).run()
+
+    run_cli(body)
+
+
+if __name__ == "__main__":
+    main()

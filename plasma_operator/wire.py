@@ -1,0 +1,336 @@
+"""Wire format of the Plasma child chain, shared by the root-chain tests, the operator and the client.
+
+A transaction is the seed's 13-field RLP list::
+
+    [blknum1, txindex1, oindex1, sig1, blknum2, txindex2, oindex2, sig2,
+     newowner1, denom1, newowner2, denom2, fee]
+
+Integers are canonical RLP big-endian integers (at most 32 bytes), every `sig` is exactly
+65 bytes `r || s || v` (65 zero bytes for an unused input), every `newowner` exactly 20 bytes
+(20 zero bytes for an unused output). Signatures are over the raw 32-byte hash (no EIP-191
+prefix), low s, v in {27, 28}; the root chain checks them the same way.
+
+Input slots are numbered 0 and 1 (slot 0 is `sig1`), the same numbering `challengeExit` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import coincurve
+import rlp
+from Crypto.Hash import keccak as _keccak_mod
+from eth_utils import to_canonical_address, to_checksum_address
+
+CHILD_BLOCK_INTERVAL = 1000
+TREE_DEPTH = 16
+MAX_LEAVES = 1 << TREE_DEPTH
+SIG_LENGTH = 65
+PROOF_LENGTH = 32 * TREE_DEPTH
+ZERO_SIG = b"\x00" * SIG_LENGTH
+ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_HASH = b"\x00" * 32
+
+# secp256k1 group order; s above half of it is the malleable twin and is refused.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_N = SECP256K1_N // 2
+
+_FIELD_COUNT = 13
+_SIG_FIELDS = (3, 7)
+_ADDRESS_FIELDS = (8, 10)
+
+
+class WireError(ValueError):
+    """Malformed transaction bytes, signature or proof; the message says what is wrong."""
+
+
+def keccak(data: bytes) -> bytes:
+    return _keccak_mod.new(data=data, digest_bits=256).digest()
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """The 13 fields of a child-chain transaction; owners are checksummed hex addresses."""
+
+    blknum1: int = 0
+    txindex1: int = 0
+    oindex1: int = 0
+    sig1: bytes = ZERO_SIG
+    blknum2: int = 0
+    txindex2: int = 0
+    oindex2: int = 0
+    sig2: bytes = ZERO_SIG
+    newowner1: str = ZERO_ADDRESS
+    denom1: int = 0
+    newowner2: str = ZERO_ADDRESS
+    denom2: int = 0
+    fee: int = 0
+
+    def input(self, slot: int) -> tuple[int, int, int]:
+        """(blknum, txindex, oindex) of input `slot` (0 or 1)."""
+        if slot == 0:
+            return (self.blknum1, self.txindex1, self.oindex1)
+        if slot == 1:
+            return (self.blknum2, self.txindex2, self.oindex2)
+        raise WireError(f"input slot must be 0 or 1, got {slot}")
+
+    def input_used(self, slot: int) -> bool:
+        return self.input(slot)[0] != 0
+
+    def sig(self, slot: int) -> bytes:
+        self.input(slot)
+        return self.sig1 if slot == 0 else self.sig2
+
+    def output(self, oindex: int) -> tuple[str, int]:
+        """(owner, amount) of output `oindex` (0 or 1)."""
+        if oindex == 0:
+            return (self.newowner1, self.denom1)
+        if oindex == 1:
+            return (self.newowner2, self.denom2)
+        raise WireError(f"output index must be 0 or 1, got {oindex}")
+
+    @property
+    def is_deposit(self) -> bool:
+        return not self.input_used(0) and not self.input_used(1)
+
+
+def _fields(tx: Transaction, with_sigs: bool) -> list[object]:
+    values: list[object] = [
+        tx.blknum1, tx.txindex1, tx.oindex1, tx.sig1,
+        tx.blknum2, tx.txindex2, tx.oindex2, tx.sig2,
+        _address_bytes(tx.newowner1), tx.denom1, _address_bytes(tx.newowner2), tx.denom2, tx.fee,
+    ]
+    for index, value in enumerate(values):
+        if index in _SIG_FIELDS:
+            if not isinstance(value, bytes) or len(value) != SIG_LENGTH:
+                raise WireError(f"field {index}: a signature must be exactly {SIG_LENGTH} bytes")
+        elif isinstance(value, int) and not 0 <= value < 2**256:
+            raise WireError(f"field {index}: integer {value} out of uint256 range")
+    if not with_sigs:
+        return [v for i, v in enumerate(values) if i not in _SIG_FIELDS]
+    return values
+
+
+def _address_bytes(owner: str) -> bytes:
+    try:
+        raw = to_canonical_address(owner)
+    except (ValueError, TypeError) as exc:
+        raise WireError(f"invalid owner address {owner!r}") from exc
+    return raw
+
+
+def encode(tx: Transaction) -> bytes:
+    """The full 13-field RLP of `tx` (what goes into a block)."""
+    return rlp.encode(_fields(tx, with_sigs=True))
+
+
+def signing_bytes(tx: Transaction) -> bytes:
+    """The 11-field RLP without the two signatures."""
+    return rlp.encode(_fields(tx, with_sigs=False))
+
+
+def signing_hash(tx: Transaction) -> bytes:
+    return keccak(signing_bytes(tx))
+
+
+def decode(raw: bytes) -> Transaction:
+    """Parse the 13-field RLP; raise WireError on malformed RLP, wrong shape or field sizes."""
+    if not isinstance(raw, bytes | bytearray):
+        raise WireError("transaction must be bytes")
+    try:
+        items = rlp.decode(bytes(raw), strict=True)
+    except rlp.exceptions.DecodingError as exc:
+        raise WireError(f"malformed RLP: {exc}") from None
+    if not isinstance(items, list):
+        raise WireError("transaction must be an RLP list")
+    if len(items) != _FIELD_COUNT:
+        raise WireError(f"transaction must have {_FIELD_COUNT} fields, got {len(items)}")
+    values: list[object] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, bytes):
+            raise WireError(f"field {index} must be a byte string, not a list")
+        if index in _SIG_FIELDS:
+            if len(item) != SIG_LENGTH:
+                raise WireError(f"field {index}: signature must be {SIG_LENGTH} bytes, got {len(item)}")
+            values.append(item)
+        elif index in _ADDRESS_FIELDS:
+            if len(item) != 20:
+                raise WireError(f"field {index}: owner must be 20 bytes, got {len(item)}")
+            values.append(to_checksum_address(item))
+        else:
+            if len(item) > 32:
+                raise WireError(f"field {index}: integer longer than 32 bytes")
+            if item[:1] == b"\x00":
+                raise WireError(f"field {index}: integer with leading zero bytes")
+            values.append(int.from_bytes(item, "big"))
+    return Transaction(*values)  # type: ignore[arg-type]
+
+
+def _private_key(key: bytes | str | int) -> coincurve.PrivateKey:
+    if isinstance(key, int):
+        key = key.to_bytes(32, "big")
+    elif isinstance(key, str):
+        key = bytes.fromhex(key.removeprefix("0x"))
+    if len(key) != 32:
+        raise WireError("private key must be 32 bytes")
+    return coincurve.PrivateKey(key)
+
+
+def sign_hash(message_hash: bytes, key: bytes | str | int) -> bytes:
+    """65-byte r || s || v signature (low s, v in {27, 28}) of a raw 32-byte hash."""
+    if len(message_hash) != 32:
+        raise WireError("a signed hash must be 32 bytes")
+    signature = _private_key(key).sign_recoverable(message_hash, hasher=None)
+    # libsecp256k1 always produces low-s signatures.
+    return signature[:64] + bytes([signature[64] + 27])
+
+
+def recover_hash_signer(message_hash: bytes, signature: bytes) -> str:
+    """Address that signed `message_hash`; the same checks as the root chain."""
+    if len(signature) != SIG_LENGTH:
+        raise WireError(f"signature must be {SIG_LENGTH} bytes, got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise WireError(f"signature v must be 27 or 28, got {v}")
+    if not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_HALF_N:
+        raise WireError("signature r/s out of range (s must be low)")
+    try:
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), message_hash, hasher=None
+        )
+    except Exception as exc:  # coincurve raises plain Exception on an unrecoverable point
+        raise WireError(f"signature does not recover: {exc}") from None
+    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
+
+
+def sign(tx: Transaction, key: bytes | str | int, slot: int) -> Transaction:
+    """Return `tx` with input `slot`'s signature (0 → sig1, 1 → sig2) set by `key`."""
+    tx.input(slot)
+    signature = sign_hash(signing_hash(tx), key)
+    return replace(tx, sig1=signature) if slot == 0 else replace(tx, sig2=signature)
+
+
+def recover_signer(tx: Transaction, slot: int) -> str | None:
+    """Signer of input `slot`; None for the all-zero signature of an unused input."""
+    signature = tx.sig(slot)
+    if signature == ZERO_SIG:
+        return None
+    return recover_hash_signer(signing_hash(tx), signature)
+
+
+def leaf(raw_or_tx: bytes | Transaction) -> bytes:
+    """Merkle leaf = keccak256 of the full 13-field RLP."""
+    raw = encode(raw_or_tx) if isinstance(raw_or_tx, Transaction) else bytes(raw_or_tx)
+    return keccak(raw)
+
+
+def _zero_hashes(depth: int) -> list[bytes]:
+    hashes = [ZERO_HASH]
+    for _ in range(depth):
+        hashes.append(keccak(hashes[-1] + hashes[-1]))
+    return hashes
+
+
+ZERO_SUBTREE_HASHES: tuple[bytes, ...] = tuple(_zero_hashes(TREE_DEPTH))
+
+
+class MerkleTree:
+    """Positional binary Merkle tree of fixed depth; unfilled leaves are bytes32(0).
+
+    Only the non-empty prefix is hashed; the right part uses the precomputed zero-subtree hashes.
+    """
+
+    def __init__(self, leaves: Sequence[bytes], depth: int = TREE_DEPTH) -> None:
+        if len(leaves) > 1 << depth:
+            raise WireError(f"too many leaves for depth {depth}: {len(leaves)}")
+        for item in leaves:
+            if len(item) != 32:
+                raise WireError("every leaf must be 32 bytes")
+        self.depth = depth
+        zeros = ZERO_SUBTREE_HASHES if depth <= TREE_DEPTH else tuple(_zero_hashes(depth))
+        self._zeros = zeros
+        self.levels: list[list[bytes]] = [list(leaves)]
+        level = self.levels[0]
+        for height in range(depth):
+            if len(level) % 2:
+                level = [*level, zeros[height]]
+            new_hasher = _keccak_mod.new
+            level = [
+                new_hasher(data=level[i] + level[i + 1], digest_bits=256).digest()
+                for i in range(0, len(level), 2)
+            ]
+            self.levels.append(level)
+
+    @property
+    def root(self) -> bytes:
+        top = self.levels[self.depth]
+        return top[0] if top else self._zeros[self.depth]
+
+    def proof(self, index: int) -> bytes:
+        """Siblings from level 0 up, 32 bytes each (depth * 32 bytes)."""
+        if not 0 <= index < 1 << self.depth:
+            raise WireError(f"leaf index {index} outside the tree")
+        siblings = []
+        for height in range(self.depth):
+            level = self.levels[height]
+            sibling_index = index ^ 1
+            siblings.append(level[sibling_index] if sibling_index < len(level) else self._zeros[height])
+            index >>= 1
+        return b"".join(siblings)
+
+
+def compute_root(leaf_hash: bytes, index: int, proof: bytes) -> bytes:
+    """Root implied by `leaf_hash` at `index` with `proof`; raises WireError on bad shapes."""
+    if len(proof) % 32 or len(proof) // 32 > 256:
+        raise WireError("proof length must be a multiple of 32 bytes")
+    depth = len(proof) // 32
+    if not 0 <= index < 1 << depth:
+        raise WireError(f"leaf index {index} outside a tree of depth {depth}")
+    node = leaf_hash
+    for height in range(depth):
+        sibling = proof[32 * height: 32 * height + 32]
+        node = keccak(sibling + node) if (index >> height) & 1 else keccak(node + sibling)
+    return node
+
+
+def verify_proof(leaf_hash: bytes, index: int, proof: bytes, root: bytes) -> bool:
+    """True when `proof` (16 * 32 bytes) shows `leaf_hash` at `index` (< 2^16) under `root`."""
+    if len(proof) != PROOF_LENGTH or not 0 <= index < MAX_LEAVES or len(leaf_hash) != 32:
+        return False
+    return compute_root(leaf_hash, index, proof) == root
+
+
+def confirm_hash(leaf_hash: bytes, root: bytes) -> bytes:
+    return keccak(leaf_hash + root)
+
+
+def confirm_sign(leaf_hash: bytes, root: bytes, key: bytes | str | int) -> bytes:
+    """An input owner's 65-byte confirm signature of keccak256(leaf || block root)."""
+    return sign_hash(confirm_hash(leaf_hash, root), key)
+
+
+def deposit_transaction(owner: str, amount: int) -> Transaction:
+    """The single transaction of a deposit block (what the root chain hashes on chain)."""
+    return Transaction(newowner1=to_checksum_address(owner), denom1=amount)
+
+
+def deposit_block_root(owner: str, amount: int) -> bytes:
+    return MerkleTree([leaf(deposit_transaction(owner, amount))]).root
+
+
+def utxo_position(blknum: int, txindex: int, oindex: int) -> int:
+    """Position of an output, equal to its exit id / exit priority on the root chain."""
+    if not 0 <= txindex < MAX_LEAVES or oindex not in (0, 1) or blknum < 0:
+        raise WireError(f"bad output position ({blknum}, {txindex}, {oindex})")
+    return blknum * 1_000_000_000 + txindex * 10_000 + oindex
+
+
+exit_id = utxo_position
+
+
+def decode_position(position: int) -> tuple[int, int, int]:
+    """Inverse of utxo_position: (blknum, txindex, oindex)."""
+    return position // 1_000_000_000, (position % 1_000_000_000) // 10_000, position % 10_000

@@ -1,0 +1,122 @@
+"""Bridge contracts on titanoboa: both sides in one EVM (fast), real signatures."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boa
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from dccn_common import PROJECT_ROOT
+from token_bridge.transfer import Destination, Transfer, sign_transfer, sorted_for_contract
+
+ANKR = 10**18
+NATIVE_SUPPLY = 1_000_000_000 * ANKR
+LIMITS = [1 * ANKR, 1_000_000 * ANKR, 5_000_000 * ANKR]  # min, max per transfer, daily
+HOLD = [100_000 * ANKR, 3_600]  # transfers of 100k ANKR or more wait an hour
+_TX_COUNTER = itertools.count(1)
+
+
+@dataclass
+class Bridges:
+    """ANKR token, both bridges, the validators and the roles, in one boa EVM."""
+
+    token: Any
+    foreign: Any
+    home: Any
+    validators: list[LocalAccount]
+    threshold: int
+    admin: str
+    pauser: str
+    guardian: str
+    user: str
+    chain_id: int
+    outsiders: list[LocalAccount] = field(default_factory=list)
+
+    def destination(self, bridge: Any) -> Destination:
+        return Destination(self.chain_id, str(bridge.address))
+
+    def source_of(self, bridge: Any) -> Any:
+        return self.home if bridge is self.foreign else self.foreign
+
+    def transfer_to(self, bridge: Any, recipient: str, amount: int, *, tx_hash: str | None = None,
+                    log_index: int = 0) -> Transfer:
+        """A transfer as if a lock on the other side had happened (the contract trusts the signers)."""
+        tx_hash = tx_hash or "0x" + next(_TX_COUNTER).to_bytes(32, "big").hex()
+        return Transfer(self.chain_id, str(self.source_of(bridge).address), tx_hash, log_index, recipient, amount)
+
+    def sign(self, bridge: Any, transfer: Transfer, signers: list[LocalAccount] | None = None,
+             destination: Destination | None = None) -> list[tuple[int, int, int]]:
+        signers = signers if signers is not None else self.validators[: self.threshold]
+        destination = destination or self.destination(bridge)
+        signatures = {s.address: sign_transfer(s, transfer, destination) for s in signers}
+        return sorted_for_contract(signatures, len(signatures))
+
+    def execute(self, bridge: Any, transfer: Transfer, signatures: list[tuple[int, int, int]] | None = None) -> Any:
+        signatures = signatures if signatures is not None else self.sign(bridge, transfer)
+        return bridge.executeSignatures(transfer.as_tuple(), signatures)
+
+    def native_outside(self) -> int:
+        return NATIVE_SUPPLY - boa.env.get_balance(str(self.home.address))
+
+
+@pytest.fixture(scope="session")
+def bridge_sources() -> dict[str, Any]:
+    root = PROJECT_ROOT / "contracts"
+    return {
+        "token": boa.load_partial(str(root / "token" / "AnkrToken.vy")),
+        "foreign": boa.load_partial(str(root / "bridge" / "ForeignBridge.vy")),
+        "home": boa.load_partial(str(root / "bridge" / "HomeBridge.vy")),
+        "two_locks": boa.load_partial(str(Path(__file__).parent / "TwoLocks.vy")),
+    }
+
+
+def deploy_bridges(sources: dict[str, Any], n_validators: int = 4, threshold: int = 3) -> Bridges:
+    validators = [Account.create() for _ in range(n_validators)]
+    admin, pauser, guardian, user = (boa.env.generate_address(label) for label in ("admin", "pauser", "guardian", "user"))
+    chain_id = boa.env.evm.patch.chain_id
+    with boa.env.prank(admin):
+        token = sources["token"].deploy()
+        foreign = sources["foreign"].deploy(token.address, [v.address for v in validators], threshold, chain_id,
+                                            LIMITS, HOLD)
+        home = sources["home"].deploy([v.address for v in validators], threshold, chain_id, foreign.address,
+                                      LIMITS, HOLD)
+        foreign.setPeer(chain_id, home.address)
+        for bridge in (foreign, home):
+            bridge.grantRole(bridge.PAUSER_ROLE(), pauser)
+            bridge.grantRole(bridge.GUARDIAN_ROLE(), guardian)
+        token.transfer(user, 50_000_000 * ANKR)
+    boa.env.set_balance(str(home.address), NATIVE_SUPPLY)
+    boa.env.set_balance(user, 0)
+    return Bridges(token, foreign, home, validators, threshold, admin, pauser, guardian, user, chain_id,
+                   [Account.create() for _ in range(3)])
+
+
+@pytest.fixture
+def bridges(bridge_sources: dict[str, Any]) -> Iterator[Bridges]:
+    """3-of-4 validators; the user holds 50M ANKR on Ethereum; the home bridge holds 1B native."""
+    with boa.env.anchor():
+        yield deploy_bridges(bridge_sources)
+
+
+@pytest.fixture
+def bridges_5_of_7(bridge_sources: dict[str, Any]) -> Iterator[Bridges]:
+    with boa.env.anchor():
+        yield deploy_bridges(bridge_sources, 7, 5)
+
+
+def lock(b: Bridges, amount: int, recipient: str | None = None) -> None:
+    """The user locks ANKR in the foreign bridge."""
+    with boa.env.prank(b.user):
+        b.token.approve(b.foreign.address, amount)
+        b.foreign.relayTokens(recipient or b.user, amount)
+
+
+def key_of(transfer: Transfer) -> bytes:
+    return bytes.fromhex(transfer.key()[2:])

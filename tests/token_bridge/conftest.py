@@ -1,0 +1,119 @@
+"""Two anvils, a bridge pair deployed on them, and validators/relayer run in-process
+(or as real subprocesses, see test_restart.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from dccn_common.anvil import Anvil
+from dccn_common.contracts import deploy, transact
+from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
+from token_bridge.local import (
+    BridgeParams,
+    LocalBridge,
+    LocalNetwork,
+    deploy_local_bridge,
+    start_local_network,
+)
+from token_bridge.validator import SignatureServer, Validator
+
+ANKR_WEI = 10**18
+NATIVE_SUPPLY = 1_000_000_000 * ANKR_WEI
+VALIDATOR_ROLES = ("v1", "v2", "v3", "v4", "v5", "v6", "validator")
+CONFIRMATIONS = {ETHEREUM: 2, ANKR: 1}
+
+
+@dataclass
+class BridgeHarness:
+    eth: Anvil
+    ankr: Anvil
+    eth_w3: Web3
+    ankr_w3: Web3
+    bridge: LocalBridge
+    validator_accounts: list[LocalAccount]
+    roles: Any
+    workdir: Path
+    networks: list[LocalNetwork] = field(default_factory=list)
+
+    def sides(self, *, eth_rpc: str | None = None) -> dict[str, Side]:
+        return {
+            ETHEREUM: open_side(ETHEREUM, eth_rpc or self.eth.url, self.bridge.ethereum_manifest,
+                                CONFIRMATIONS[ETHEREUM], None),
+            ANKR: open_side(ANKR, self.ankr.url, self.bridge.ankr_manifest, CONFIRMATIONS[ANKR], None),
+        }
+
+    def start_validator(self, account: LocalAccount, *, eth_rpc: str | None = None) -> tuple[Validator, SignatureServer]:
+        validator = Validator(self.sides(eth_rpc=eth_rpc), self.workdir / f"validator-{account.address}.db", account)
+        return validator, SignatureServer(validator).start()
+
+    def network(self) -> LocalNetwork:
+        network = start_local_network(self.sides, self.validator_accounts, Account.from_key(self.roles.relayer.key),
+                                      self.workdir)
+        self.networks.append(network)
+        return network
+
+    def mine_both(self, blocks: int = 1) -> None:
+        self.eth.mine(blocks)
+        self.ankr.mine(blocks)
+
+    def lock(self, sender: Any, recipient: str, amount: int) -> Any:
+        token, foreign = self.bridge.token, self.bridge.foreign
+        transact(self.eth_w3, token.functions.approve(foreign.address, amount), sender=sender.address)
+        return transact(self.eth_w3, foreign.functions.relayTokens(recipient, amount), sender=sender.address)
+
+    def bridge_out(self, sender: Any, recipient: str, amount: int) -> Any:
+        return transact(self.ankr_w3, self.bridge.home.functions.relayNative(recipient), sender=sender.address,
+                        value=amount)
+
+    def locked(self) -> int:
+        return int(self.bridge.token.functions.balanceOf(self.bridge.foreign.address).call())
+
+    def native_outside(self) -> int:
+        return NATIVE_SUPPLY - int(self.ankr_w3.eth.get_balance(self.bridge.home.address))
+
+    def pump_until(self, network: LocalNetwork, condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            self.mine_both()
+            network.pump()
+
+
+def _params(harness_roles: Any, validators: list[str], threshold: int, **overrides: Any) -> BridgeParams:
+    return BridgeParams(validators=validators, threshold=threshold, pausers=[harness_roles.guardian.address],
+                        guardians=[harness_roles.guardian.address], **overrides)
+
+
+@pytest.fixture
+def make_bridge(chain: Anvil, ankr_chain: Anvil, roles: Any, tmp_path: Path) -> Iterator[Callable[..., BridgeHarness]]:
+    """Factory: make_bridge(validators=4, threshold=3, **BridgeParams overrides) -> BridgeHarness."""
+    made: list[BridgeHarness] = []
+
+    def factory(validators: int = 4, threshold: int = 3, **overrides: Any) -> BridgeHarness:
+        eth_w3, ankr_w3 = chain.web3(), ankr_chain.web3()
+        accounts = [Account.from_key(roles[role].key) for role in VALIDATOR_ROLES[:validators]]
+        token = deploy(eth_w3, "AnkrToken", sender=roles.deployer.address)
+        transact(eth_w3, token.functions.transfer(roles.alice.address, 1_000_000 * ANKR_WEI), sender=roles.deployer.address)
+        bridge = deploy_local_bridge(
+            eth_w3, ankr_w3, token=token, deployer=roles.deployer.address,
+            params=_params(roles, [a.address for a in accounts], threshold, **overrides),
+            native_supply=NATIVE_SUPPLY, set_balance=ankr_chain.set_balance, deployments=tmp_path / "deployments",
+        )
+        harness = BridgeHarness(chain, ankr_chain, eth_w3, ankr_w3, bridge, accounts, roles, tmp_path)
+        made.append(harness)
+        return harness
+
+    yield factory
+    for harness in made:
+        for network in harness.networks:
+            network.stop()

@@ -1,0 +1,114 @@
+"""Both directions between two anvils, through in-process validators and the relayer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from token_bridge.jsonhttp import JsonServer
+from token_bridge.transfer import Destination, Transfer, sign_transfer
+from token_bridge.validator import read_signatures
+
+from .conftest import ANKR_WEI, BridgeHarness
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize(("validators", "threshold"), [(4, 3), (7, 5)], ids=["3-of-4", "5-of-7"])
+def test_bridge__both_directions__paid_once_and_supply_invariant_holds(
+    make_bridge: Any, roles: Any, validators: int, threshold: int
+) -> None:
+    h: BridgeHarness = make_bridge(validators, threshold)
+    network = h.network()
+    alice, bob, carol = roles.alice, roles.bob, roles.carol
+    bob_before = h.ankr_w3.eth.get_balance(bob.address)
+
+    # Ethereum -> Ankr: 1,000 ANKR locked, paid as native coin.
+    h.lock(alice, bob.address, 1_000 * ANKR_WEI)
+    assert h.locked() - h.native_outside() == 1_000 * ANKR_WEI  # in flight
+    h.pump_until(network, lambda: h.ankr_w3.eth.get_balance(bob.address) > bob_before)
+    assert h.ankr_w3.eth.get_balance(bob.address) - bob_before == 1_000 * ANKR_WEI
+    assert h.locked() == h.native_outside() == 1_000 * ANKR_WEI
+
+    # Ankr -> Ethereum: 400 native back, paid as ERC20 to carol.
+    h.bridge_out(bob, carol.address, 400 * ANKR_WEI)
+    assert h.locked() - h.native_outside() == 400 * ANKR_WEI  # in flight
+    token = h.bridge.token.functions
+    h.pump_until(network, lambda: token.balanceOf(carol.address).call() > 0)
+    assert token.balanceOf(carol.address).call() == 400 * ANKR_WEI
+    assert h.locked() == h.native_outside() == 600 * ANKR_WEI
+
+    # More rounds change nothing: each transfer executed once, by exactly `threshold` signatures.
+    for _ in range(3):
+        h.mine_both()
+        network.pump()
+    assert h.locked() == h.native_outside() == 600 * ANKR_WEI
+    for relay in network.relays.values():
+        assert relay.counts() == {"done": 1}
+        assert relay.sender.pending_count() == 0
+    for validator in network.validators:
+        assert validator.status()["signed"] == 2
+
+
+@pytest.mark.anvil
+def test_bridge__one_validator_down__threshold_still_pays(make_bridge: Any, roles: Any) -> None:
+    h: BridgeHarness = make_bridge(4, 3)
+    network = h.network()
+    network.servers[0].stop()  # its signatures are unreachable; 3 of 4 remain
+    network.servers.pop(0)
+    h.lock(roles.alice, roles.dave.address, 10 * ANKR_WEI)
+    before = h.ankr_w3.eth.get_balance(roles.dave.address)
+    h.pump_until(network, lambda: h.ankr_w3.eth.get_balance(roles.dave.address) > before)
+    assert h.locked() == h.native_outside()
+
+
+@pytest.mark.anvil
+def test_bridge__large_transfer__held_then_released_by_relayer(make_bridge: Any, roles: Any) -> None:
+    h: BridgeHarness = make_bridge(4, 3, hold_threshold=100 * ANKR_WEI, hold_period=600)
+    network = h.network()
+    before = h.ankr_w3.eth.get_balance(roles.dave.address)
+    h.lock(roles.alice, roles.dave.address, 150 * ANKR_WEI)
+    relay = network.relays["ankr"]
+    h.pump_until(network, lambda: relay.counts().get("held") == 1)
+    assert h.ankr_w3.eth.get_balance(roles.dave.address) == before
+    h.ankr.warp(601)
+    h.pump_until(network, lambda: relay.counts().get("done") == 1)
+    assert h.ankr_w3.eth.get_balance(roles.dave.address) - before == 150 * ANKR_WEI
+
+
+@pytest.mark.anvil
+def test_relayer__faulty_signature_source__ignored_and_transfer_still_paid(make_bridge: Any, roles: Any) -> None:
+    h: BridgeHarness = make_bridge(4, 3)
+    network = h.network()
+    outsider = Account.create()
+    garbage: list[Any] = [
+        {"seq": 1, "transfer": {"src_chain_id": "x"}, "v": 27, "r": "0x1", "s": "0x1"},
+        {"seq": 2, "transfer": None, "v": 99, "r": "zz", "s": "0x1"},
+        "not an object",
+    ]
+
+    def app(_method: str, _path: str, _query: str, _body: bytes) -> tuple[int, Any]:
+        forged = _forged_entry(h, outsider)
+        return 200, {"validator": outsider.address, "signatures": [*garbage, forged] if forged else garbage}
+
+    faulty = JsonServer(app).start()
+    network.servers.append(faulty)
+    for relay in network.relays.values():
+        relay.validator_urls.append(faulty.url)
+    before = h.ankr_w3.eth.get_balance(roles.dave.address)
+    h.lock(roles.alice, roles.dave.address, 11 * ANKR_WEI)
+    h.pump_until(network, lambda: h.ankr_w3.eth.get_balance(roles.dave.address) > before)
+    assert h.ankr_w3.eth.get_balance(roles.dave.address) - before == 11 * ANKR_WEI
+    signers = {row["signer"] for row in network.relays["ankr"].db.execute("SELECT signer FROM relay_signatures")}
+    assert outsider.address not in signers and len(signers) == 4
+
+
+def _forged_entry(h: BridgeHarness, outsider: Any) -> dict[str, Any] | None:
+    """The outsider signs whatever the first validator signed, pretending to be a validator."""
+    entries = read_signatures(h.networks[0].validators[0].db_path, h.ankr.chain_id, 0)
+    if not entries:
+        return None
+    transfer = Transfer.from_json(entries[0]["transfer"])
+    signature = sign_transfer(outsider, transfer, Destination(h.ankr.chain_id, h.bridge.home.address))
+    return {"seq": 3, "transfer": entries[0]["transfer"], "v": signature.v, "r": hex(signature.r), "s": hex(signature.s)}

@@ -1,0 +1,1 @@
+"""ANKR bridge validator and relayer: ERC20 ANKR on Ethereum <-> native ANKR on the Ankr chain."""

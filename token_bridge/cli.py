@@ -1,0 +1,183 @@
+"""`token-bridge`: run a validator or the relayer, or show the state of both bridges."""
+
+from __future__ import annotations
+
+import decimal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dccn_common.config import load_config
+from dccn_common.keys import load_account
+from dccn_common.logs import configure_logging
+from dccn_common.service import Service, run_cli
+from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
+from token_bridge.config import ENV_PREFIX, BridgeConfig
+from token_bridge.relayer import DestinationRelay
+from token_bridge.validator import SignatureServer, Validator
+
+_common = [
+    click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="YAML/TOML settings (fields of token_bridge.config.BridgeConfig); "
+                      "TOKEN_BRIDGE_<FIELD> environment variables override it."),
+    click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="SQLite state file (overrides db_path)."),
+    click.option("--health-port", type=int, default=None, help="Serve GET /health here (overrides health_port)."),
+]
+
+
+def common_options(fn: Any) -> Any:
+    for option in reversed(_common):
+        fn = option(fn)
+    return fn
+
+
+def open_sides(config: BridgeConfig) -> dict[str, Side]:
+    return {
+        ETHEREUM: open_side(ETHEREUM, config.ethereum_rpc_url, config.ethereum_manifest, config.ethereum_confirmations,
+                            config.ethereum_header_rpc_url),
+        ANKR: open_side(ANKR, config.ankr_rpc_url, config.ankr_manifest, config.ankr_confirmations,
+                        config.ankr_header_rpc_url),
+    }
+
+
+def _load(config_path: Path | None, **overrides: Any) -> BridgeConfig:
+    return load_config(BridgeConfig, config_path, ENV_PREFIX, **overrides)
+
+
+def _account(config: BridgeConfig) -> Any:
+    from dccn_common.config import ConfigError
+
+    if config.keystore is None:
+        raise ConfigError("keystore is required (the validator's or relayer's encrypted key)")
+    return load_account(config.keystore, config.password_env)
+
+
+@click.group(help="ANKR bridge between Ethereum (ERC20) and the Ankr chain (native coin).")
+def main() -> None:
+    pass
+
+
+@main.command(help="Run a validator: follow both bridges, prove and sign transfers, serve signatures.")
+@common_options
+@click.option("--signatures-port", type=int, default=None, help="Serve GET /signatures here (loopback).")
+def validator(config_path: Path | None, db_path: Path | None, health_port: int | None,
+              signatures_port: int | None) -> None:
+    def body() -> None:
+        config = _load(config_path, db_path=db_path, health_port=health_port, signatures_port=signatures_port)
+        logger = configure_logging("token-bridge-validator")
+        account = _account(config)
+        sides = open_sides(config)
+        node = Validator(sides, config.db_path, account)
+        server = SignatureServer(node, config.signatures_host, config.signatures_port).start()
+        service = Service("token-bridge-validator", w3=sides[ETHEREUM].w3, db=node.db,
+                          poll_interval=config.poll_interval, health_port=config.health_port,
+                          status=lambda: {**node.status(), "signatures_url": server.url})
+        service.every(config.poll_interval, "follow")(node.poll)
+        logger.info("validator up", extra={"validator": account.address, "signatures_url": server.url})
+        try:
+            service.run()
+        finally:
+            server.stop()
+
+    run_cli(body)
+
+
+@main.command(help="Run the relayer: collect signatures from validators, execute transfers on each side.")
+@common_options
+@click.option("--validator-url", "validator_urls", multiple=True, help="A validator's signature URL (repeatable).")
+def relayer(config_path: Path | None, db_path: Path | None, health_port: int | None,
+            validator_urls: tuple[str, ...]) -> None:
+    def body() -> None:
+        config = _load(config_path, db_path=db_path, health_port=health_port,
+                       validator_urls=list(validator_urls) or None)
+        logger = configure_logging("token-bridge-relayer")
+        from dccn_common.config import ConfigError
+
+        if not config.validator_urls:
+            raise ConfigError("validator_urls is empty: the relayer needs the validators' signature URLs")
+        account = _account(config)
+        sides = open_sides(config)
+        relays = [DestinationRelay(side, relay_db_path(config.db_path, name), account, config.validator_urls)
+                  for name, side in sides.items()]
+        service = Service("token-bridge-relayer", w3=sides[ANKR].w3, db=relays[0].db,
+                          poll_interval=config.poll_interval, health_port=config.health_port,
+                          status=lambda: {"relayer": account.address,
+                                          "transfers": {r.side.name: r.counts() for r in relays},
+                                          "unreachable_validators": sorted({u for r in relays for u in r.last_fetch_errors})})
+
+        @service.every(config.poll_interval)
+        def relay() -> None:
+            for item in relays:
+                item.tick()
+
+        logger.info("relayer up", extra={"relayer": account.address, "validators": len(config.validator_urls)})
+        service.run()
+
+    run_cli(body)
+
+
+def relay_db_path(db_path: Path, side: str) -> Path:
+    """One SQLite file per destination: relay state and that chain's outbox commit together."""
+    return db_path.with_name(f"{db_path.stem}-{side}{db_path.suffix or '.db'}")
+
+
+@main.command(help="Show both bridges: locked ANKR, native coin held, limits, validators.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Same settings file as the services.")
+@click.option("--native-supply", type=click.FLOAT, callback=lambda _c, _p, v: _whole_ankr(v), default=None,
+              help="Native ANKR the home bridge was funded with (whole ANKR), to print the invariant.")
+def status(config_path: Path | None, native_supply: int | None) -> None:
+    def body() -> None:
+        config = _load(config_path)
+        sides = open_sides(config)
+        console = Console(highlight=False, soft_wrap=True)
+        table = Table(title="ANKR bridge")
+        table.add_column("")
+        for name in sides:
+            table.add_column(f"{name} (chain {sides[name].chain_id})")
+        rows: dict[str, list[str]] = {}
+        for side in sides.values():
+            bridge = side.bridge.functions
+            values = {
+                "bridge": side.bridge.address,
+                "paused": str(bridge.paused().call()),
+                "validators / threshold": f"{bridge.validatorCount().call()} / {bridge.threshold().call()}",
+                "min / max / daily (ANKR)": " / ".join(f"{v / 10**18:,.2f}" for v in
+                                                      (bridge.minPerTx().call(), bridge.maxPerTx().call(),
+                                                       bridge.dailyLimit().call())),
+                "held (ANKR)": f"{bridge.totalHeld().call() / 10**18:,.4f}",
+            }
+            values["value held by bridge (ANKR)"] = f"{bridge_holdings(side) / 10**18:,.4f}"
+            for key, value in values.items():
+                rows.setdefault(key, []).append(value)
+        for key, values in rows.items():
+            table.add_row(key, *values)
+        console.print(table)
+        if native_supply is not None:
+            locked = bridge_holdings(sides[ETHEREUM])
+            outside = native_supply - bridge_holdings(sides[ANKR])
+            console.print(f"invariant: locked on Ethereum {locked / 10**18:,.4f} ANKR; native outside the home bridge "
+                          f"{outside / 10**18:,.4f} ANKR; in flight {(locked - outside) / 10**18:,.4f} ANKR")
+
+    run_cli(body)
+
+
+def _whole_ankr(value: float | None) -> int | None:
+    """Whole ANKR (as typed) to wei, exactly: via the decimal text, not float arithmetic."""
+    return None if value is None else int(decimal.Decimal(repr(value)) * 10**18)
+
+
+def bridge_holdings(side: Side) -> int:
+    """ERC20 locked in the foreign bridge, or native coin held by the home bridge."""
+    if side.name == ETHEREUM:
+        return int(side.bridge.functions.lockedBalance().call())
+    return int(side.w3.eth.get_balance(side.bridge.address))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

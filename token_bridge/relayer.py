@@ -1,0 +1,212 @@
+"""The relayer: collects validator signatures and executes transfers on the destination.
+
+Per destination chain it keeps its own SQLite file (relay state and the TxSender
+outbox together, so enqueueing a transaction and recording it are one commit):
+
+    collecting --(threshold of valid signatures)--> submitted --(mined)--> done
+                                                       |--(mined, large)--> held --(period over)--> releasing --> done
+                                                       |--(reverted)--> collecting again, unless the bridge
+                                                                        already processed it (then done)
+
+The destination bridge refuses a second execution of the same source log, and the
+outbox key makes each submission a single transaction across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from dccn_common.sender import TxSender
+from dccn_common.store import open_db, transaction
+from token_bridge.chains import Side
+from token_bridge.transfer import Signature, Transfer, recover_signer, signable, sorted_for_contract
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS relay_transfers (
+    digest TEXT PRIMARY KEY,
+    transfer_key TEXT NOT NULL,
+    transfer TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'collecting',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    outbox_key TEXT,
+    retry_at REAL NOT NULL DEFAULT 0,
+    first_seen REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relay_transfers_by_status ON relay_transfers (status);
+CREATE TABLE IF NOT EXISTS relay_signatures (
+    digest TEXT NOT NULL,
+    signer TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    r TEXT NOT NULL,
+    s TEXT NOT NULL,
+    PRIMARY KEY (digest, signer)
+);
+CREATE TABLE IF NOT EXISTS relay_cursors (
+    url TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+)
+"""
+# transferState values of bridge_core
+STATE_NONE, STATE_EXECUTED, STATE_HELD, STATE_CANCELLED = 0, 1, 2, 3
+RETRY_AFTER = 5.0  # first retry of a failed execution; doubles per attempt up to MAX_RETRY_AFTER
+MAX_RETRY_AFTER = 300.0
+FINAL_BY_STATE = {STATE_EXECUTED: "done", STATE_HELD: "held", STATE_CANCELLED: "cancelled"}
+
+
+class DestinationRelay:
+    """Everything the relayer does for one destination chain."""
+
+    def __init__(self, destination: Side, db_path: Path, account: LocalAccount, validator_urls: list[str],
+                 *, http_timeout: float = 5.0) -> None:
+        self.side = destination
+        self.db = open_db(db_path, SCHEMA)
+        self.sender = TxSender(destination.w3, self.db, account)
+        self.validator_urls = validator_urls
+        self.http = httpx.Client(timeout=http_timeout)
+        self.last_fetch_errors: dict[str, str] = {}
+        self._membership: dict[str, bool] = {}  # isValidator answers of this tick
+
+    def tick(self) -> None:
+        self._membership.clear()
+        for url in self.validator_urls:
+            self._fetch(url)
+        self._submit_ready()
+        self.sender.process()
+        self._reconcile()
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) AS n FROM relay_transfers GROUP BY status").fetchall()
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    # -- collecting ----------------------------------------------------------------------
+
+    def _fetch(self, url: str) -> None:
+        row = self.db.execute("SELECT seq FROM relay_cursors WHERE url = ?", (url,)).fetchone()
+        after = int(row["seq"]) if row else 0
+        try:
+            response = self.http.get(f"{url}/signatures", params={"destination": self.side.chain_id, "after": after})
+            response.raise_for_status()
+            entries = response.json()["signatures"]
+            last_seq = int(entries[-1]["seq"]) if entries else after
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as err:
+            # One validator down must not stop the others; the threshold decides.
+            self.last_fetch_errors[url] = f"{type(err).__name__}: {err}"
+            return
+        self.last_fetch_errors.pop(url, None)
+        if not entries:
+            return
+        with transaction(self.db):
+            for entry in entries:
+                self._ingest(entry)
+            self.db.execute("INSERT INTO relay_cursors (url, seq) VALUES (?, ?) ON CONFLICT(url) DO UPDATE SET "
+                            "seq = excluded.seq", (url, last_seq))
+
+    def _ingest(self, entry: dict[str, Any]) -> None:
+        try:
+            transfer = Transfer.from_json(entry["transfer"])
+            signature = Signature(int(entry["v"]), int(entry["r"], 16), int(entry["s"], 16))
+            signer = recover_signer(transfer, self.side.destination, signature)
+        except Exception as err:  # whatever a faulty validator serves is dropped, never fatal
+            log.warning("malformed signature entry ignored", extra={"error": str(err)})
+            return
+        if not self._is_validator(signer):
+            log.warning("signature from a non-validator ignored", extra={"signer": signer})
+            return
+        digest = "0x" + bytes(signable(transfer, self.side.destination).body).hex()
+        self.db.execute(
+            "INSERT OR IGNORE INTO relay_transfers (digest, transfer_key, transfer, first_seen) VALUES (?, ?, ?, ?)",
+            (digest, transfer.key(), json.dumps(transfer.to_json()), time.time()),
+        )
+        self.db.execute("INSERT OR IGNORE INTO relay_signatures VALUES (?, ?, ?, ?, ?)",
+                        (digest, signer, signature.v, hex(signature.r), hex(signature.s)))
+
+    def _is_validator(self, signer: str) -> bool:
+        if signer not in self._membership:
+            self._membership[signer] = bool(self.side.bridge.functions.isValidator(signer).call())
+        return self._membership[signer]
+
+    # -- submitting ----------------------------------------------------------------------
+
+    def _signatures(self, digest: str) -> dict[str, Signature]:
+        rows = self.db.execute("SELECT * FROM relay_signatures WHERE digest = ?", (digest,)).fetchall()
+        # Re-check membership at submission: the set may have changed since collection.
+        return {row["signer"]: Signature(row["v"], int(row["r"], 16), int(row["s"], 16))
+                for row in rows if self._is_validator(row["signer"])}
+
+    def _submit_ready(self) -> None:
+        rows = self.db.execute("SELECT * FROM relay_transfers WHERE status = 'collecting' AND retry_at <= ?",
+                               (time.time(),)).fetchall()
+        if not rows:
+            return
+        threshold = int(self.side.bridge.functions.threshold().call())
+        for row in rows:
+            signatures = self._signatures(row["digest"])
+            if len(signatures) < threshold:
+                continue
+            state = self._state(row["transfer_key"])
+            if state != STATE_NONE:
+                self._set_status(row["digest"], FINAL_BY_STATE[state])  # someone else executed it
+                continue
+            transfer = Transfer.from_json(json.loads(row["transfer"]))
+            call = self.side.bridge.functions.executeSignatures(transfer.as_tuple(),
+                                                                sorted_for_contract(signatures, threshold))
+            outbox_key = f"execute:{row['digest']}:{row['attempts']}"
+            with transaction(self.db):
+                self.sender.enqueue_call(self.db, outbox_key, call)
+                self.db.execute("UPDATE relay_transfers SET status = 'submitted', outbox_key = ? WHERE digest = ?",
+                                (outbox_key, row["digest"]))
+            log.info("transfer submitted", extra={"key": row["transfer_key"], "signatures": threshold,
+                                                  "destination": self.side.name})
+
+    def _reconcile(self) -> None:
+        rows = self.db.execute("SELECT * FROM relay_transfers WHERE status IN ('submitted', 'held', 'releasing')"
+                               ).fetchall()
+        for row in rows:
+            if row["status"] == "held":
+                self._maybe_release(row)
+                continue
+            entry = self.sender.entry(row["outbox_key"])
+            if entry is None or entry.status not in ("mined", "reverted", "failed"):
+                continue
+            state = self._state(row["transfer_key"])
+            if state != STATE_NONE:
+                # Whoever executed it, the bridge's state is the truth.
+                self._set_status(row["digest"], FINAL_BY_STATE[state])
+                continue
+            with transaction(self.db):
+                self.db.execute("UPDATE relay_transfers SET status = 'collecting', attempts = attempts + 1, "
+                                "outbox_key = NULL, retry_at = ? WHERE digest = ?",
+                                (time.time() + min(RETRY_AFTER * 2 ** row["attempts"], MAX_RETRY_AFTER),
+                                 row["digest"]))
+            log.warning("execution failed; will retry", extra={"key": row["transfer_key"], "error": entry.error})
+
+    def _maybe_release(self, row: sqlite3.Row) -> None:
+        state = self._state(row["transfer_key"])
+        if state != STATE_HELD:
+            self._set_status(row["digest"], FINAL_BY_STATE.get(state, "collecting"))
+            return
+        release_at = int(self.side.bridge.functions.heldTransfers(row["transfer_key"]).call()[2])
+        if int(self.side.w3.eth.get_block("latest")["timestamp"]) < release_at:
+            return
+        outbox_key = f"release:{row['digest']}:{row['attempts']}"
+        with transaction(self.db):
+            self.sender.enqueue_call(self.db, outbox_key, self.side.bridge.functions.releaseHeld(row["transfer_key"]))
+            self.db.execute("UPDATE relay_transfers SET status = 'releasing', outbox_key = ?, attempts = attempts + 1 "
+                            "WHERE digest = ?", (outbox_key, row["digest"]))
+
+    def _state(self, key: str) -> int:
+        return int(self.side.bridge.functions.transferState(key).call())
+
+    def _set_status(self, digest: str, status: str) -> None:
+        with transaction(self.db):
+            self.db.execute("UPDATE relay_transfers SET status = ? WHERE digest = ?", (status, digest))

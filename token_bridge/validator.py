@@ -1,0 +1,163 @@
+"""The validator: follows both bridges, checks each lock against its block's
+receipts trie, signs it for the other side and serves its signatures.
+
+Signatures are shared by pull: each validator serves what it signed at
+`GET /signatures?destination=<chain id>&after=<seq>` on loopback. The exchange is
+authenticated by the signatures themselves: the relayer recovers every signer
+from the EIP-712 digest it computes and accepts only the destination bridge's
+validators, so a forged or altered entry is worthless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+
+from dccn_common.follower import ChainEvent, ChainFollower
+from dccn_common.store import open_db
+from token_bridge.chains import Side, other
+from token_bridge.jsonhttp import JsonServer
+from token_bridge.receipts import ProofError, VerifiedLog, verified_log
+from token_bridge.transfer import Transfer, sign_transfer
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS signatures (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    transfer_key TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destination_chain_id INTEGER NOT NULL,
+    destination_bridge TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    transfer TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    r TEXT NOT NULL,
+    s TEXT NOT NULL,
+    UNIQUE (destination_chain_id, transfer_key)
+);
+CREATE TABLE IF NOT EXISTS rejected_logs (
+    source TEXT NOT NULL,
+    block_hash TEXT NOT NULL,
+    log_index INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (source, block_hash, log_index)
+)
+"""
+PAGE_SIZE = 500
+
+
+class Validator:
+    """Signs every confirmed, proven `TransferInitiated` of either side for the other side."""
+
+    def __init__(self, sides: dict[str, Side], db_path: Path, account: LocalAccount) -> None:
+        self.sides = sides
+        self.db_path = db_path
+        self.db = open_db(db_path, SCHEMA)
+        self.account = account
+        self.followers: list[ChainFollower] = []
+        for name, side in sides.items():
+            follower = ChainFollower(side.w3, self.db, f"validator-{name}", confirmations=side.confirmations,
+                                     start_block=side.deploy_block)
+            follower.on(side.bridge, "TransferInitiated")(partial(self._on_transfer, name))
+            follower.on_rewind(partial(self._on_rewind, name))
+            self.followers.append(follower)
+
+    def poll(self) -> None:
+        for follower in self.followers:
+            follower.poll_once()
+
+    def status(self) -> dict[str, Any]:
+        row = self.db.execute("SELECT COUNT(*) AS n, MAX(seq) AS last FROM signatures").fetchone()
+        rejected = self.db.execute("SELECT COUNT(*) AS n FROM rejected_logs").fetchone()
+        return {"validator": self.account.address, "signed": row["n"], "last_seq": row["last"] or 0,
+                "rejected_logs": rejected["n"],
+                "cursors": {f.name: f.status.cursor for f in self.followers}}
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def _on_transfer(self, source_name: str, event: ChainEvent, db: sqlite3.Connection) -> None:
+        source, destination = self.sides[source_name], self.sides[other(source_name)]
+        try:
+            proven = verified_log(source.w3, source.header_w3, event.block_hash, event.transaction_hash,
+                                  event.log_index)
+            transfer = transfer_from_log(source, event, proven)
+        except ProofError as err:
+            # Never signed; kept so an operator sees what a node tried to pass off.
+            db.execute("INSERT OR IGNORE INTO rejected_logs VALUES (?, ?, ?, ?)",
+                       (source_name, event.block_hash, event.log_index, str(err)))
+            log.error("log rejected by the receipts check", extra={"source": source_name, "block": event.block_number,
+                                                                   "tx_hash": event.transaction_hash, "reason": str(err)})
+            return
+        signature = sign_transfer(self.account, transfer, destination.destination)
+        db.execute(
+            "INSERT OR IGNORE INTO signatures (transfer_key, source, destination_chain_id, destination_bridge, "
+            "block_number, transfer, v, r, s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (transfer.key(), source_name, destination.chain_id, destination.bridge.address, event.block_number,
+             json.dumps(transfer.to_json()), signature.v, hex(signature.r), hex(signature.s)),
+        )
+        log.info("transfer signed", extra={"source": source_name, "key": transfer.key(), "amount": str(transfer.amount),
+                                           "recipient": transfer.recipient})
+
+    def _on_rewind(self, source_name: str, first_removed: int, db: sqlite3.Connection) -> None:
+        removed = db.execute("DELETE FROM signatures WHERE source = ? AND block_number >= ?",
+                             (source_name, first_removed)).rowcount
+        log.warning("source reorg: signatures withdrawn", extra={"source": source_name, "from_block": first_removed,
+                                                                  "withdrawn": removed})
+
+
+def transfer_from_log(source: Side, event: ChainEvent, proven: VerifiedLog) -> Transfer:
+    """The transfer as the proven log states it; the node's decoded event must agree."""
+    topic = event_abi_to_log_topic(source.bridge.events.TransferInitiated().abi)  # type: ignore[arg-type]
+    if proven.address != source.bridge.address or len(proven.topics) != 3 or proven.topics[0] != topic:
+        raise ProofError("the proven log is not a TransferInitiated of the bridge")
+    recipient = to_checksum_address(proven.topics[2][-20:])
+    amount = int.from_bytes(proven.data, "big")
+    if recipient != to_checksum_address(event.args["recipient"]) or amount != int(event.args["amount"]):
+        raise ProofError("the node's log differs from the proven receipt")
+    return Transfer(source.chain_id, source.bridge.address, event.transaction_hash, event.log_index, recipient, amount)
+
+
+# -- signature exchange ------------------------------------------------------------------
+
+
+def read_signatures(db_path: Path, destination_chain_id: int, after: int, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
+    # Its own connection: the HTTP thread sees committed rows only (WAL).
+    conn = open_db(db_path)
+    try:
+        rows = conn.execute(
+            "SELECT * FROM signatures WHERE destination_chain_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (destination_chain_id, after, limit),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [{"seq": row["seq"], "destination_bridge": row["destination_bridge"], "transfer": json.loads(row["transfer"]),
+             "v": row["v"], "r": row["r"], "s": row["s"]} for row in rows]
+
+
+class SignatureServer(JsonServer):
+    """GET /signatures?destination=<chain id>&after=<seq> -> {"validator": ..., "signatures": [...]}."""
+
+    def __init__(self, validator: Validator, host: str = "127.0.0.1", port: int = 0) -> None:
+        db_path, address = validator.db_path, validator.account.address
+
+        def app(method: str, path: str, query_string: str, _body: bytes) -> tuple[int, Any]:
+            if method != "GET" or path != "/signatures":
+                return 404, {"error": "not found; try GET /signatures?destination=<chain id>&after=<seq>"}
+            query = parse_qs(query_string)
+            try:
+                destination = int(query["destination"][0])
+                after = int(query.get("after", ["0"])[0])
+            except (KeyError, ValueError):
+                return 400, {"error": "destination (chain id) and after (integer) are required"}
+            return 200, {"validator": address, "signatures": read_signatures(db_path, destination, after)}
+
+        super().__init__(app, host, port)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dccn_common import PROJECT_ROOT
@@ -49,7 +50,7 @@ def deploy_with_ape(anvil: Anvil, side: str, deployments: Path, console: Console
         result = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     for line in result.stdout.splitlines():
         if line.startswith(("  +", "  =", "  !", "[")):
-            console.print(f"    {line.strip()}")
+            console.print(f"    {escape(line.strip())}")
     if result.returncode != 0:
         raise click.ClickException(f"deploy failed on the {side} side; see {workdir / f'deploy-{side}.log'}")
     return Manifest.load(manifest_path(anvil.chain_id, deployments))

@@ -94,6 +94,16 @@ class RootChainBench:
                                            confirm)
         return self.gas(call, exitor, value=EXIT_BOND)
 
+    def start_fee_exit(self) -> int:
+        """Submit a block whose last leaf is the operator's fee transaction and exit its output."""
+        fee_tx = wire.Transaction(newowner1=self.operator, denom1=10**15)
+        tree = wire.MerkleTree([], last=wire.leaf(fee_tx))
+        blknum = self.rc.functions.currentChildBlock().call()
+        self.gas(self.rc.functions.submitBlock(tree.root), self.operator)
+        call = self.rc.functions.startExit(blknum, wire.FEE_TXINDEX, 0, wire.encode(fee_tx),
+                                           tree.proof(wire.FEE_TXINDEX), b"")
+        return self.gas(call, self.operator, value=EXIT_BOND)
+
     def challenge(self, exit_id: int, blknum: int, txindex: int, slot: int, exitor: str, challenger: str) -> int:
         txs, tree = self.blocks[blknum]
         confirm = wire.confirm_sign(wire.leaf(txs[txindex]), tree.root, self.keys[exitor])
@@ -134,6 +144,7 @@ def measure_root_chain(anvil: Anvil, queue: int) -> tuple[list[list[object]], li
     row("startExit, deposit output", b.start_exit(d_alice, 0, 0, alice), "startExit")
     row("startExit, 1-input spend", b.start_exit(block, 0, 0, dave, [alice]), "startExit")
     row("startExit, 2-input spend", b.start_exit(block, 1, 0, dave, [bob, carol]), "startExit")
+    row("startExit, operator's fee output (txindex 65535)", b.start_fee_exit(), "startExit")
     row("challengeExit (challenger's first credit)",
         b.challenge(wire.utxo_position(d_alice, 0, 0), block, 0, 0, alice, challenger), "challengeExit",
         "pays 22,100 for a new ledger slot")

@@ -33,9 +33,9 @@ class OperatorConfig(ChainSettings):
     block_interval: float = Field(default=10.0, gt=0, description="seconds between blocks")
     block_size: int = Field(default=65_535, ge=1, le=65_535, description="user transactions per block")
     max_batch: int = Field(default=10_000, ge=1)
-    fee_outputs: bool = Field(default=False, description=(
-        "append a fee transaction (no inputs, the block's fees to the operator) to each block; only for a "
-        "RootChain that exempts it: ours treats a transaction without inputs as fraud"))
+    fee_outputs: bool = Field(default=True, description=(
+        "collect each block's fees as an output to the operator: a fee transaction (no inputs) in the "
+        "block's last leaf, txindex 65535, which the RootChain exempts from fraud proofs"))
 
 
 class WatcherConfig(ChainSettings):

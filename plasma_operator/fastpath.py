@@ -3,11 +3,11 @@ the least Python work per transaction. Results are the wire library's (tests che
 against `wire.decode`, `wire.signing_hash` and `wire.recover_hash_signer` on random input);
 on anything unusual it calls the wire library itself, so errors carry its messages.
 
-Why: `wire` re-encodes 11 fields to hash them, checksums every address and uses
-pycryptodome's keccak; at 2 recoveries per transaction those costs were larger than the
-recoveries themselves. Here: the signing RLP is cut out of the received bytes (as the
-RootChain contract does), keccak comes from pysha3 (pinned through eth-hash), and address
-checksums and public-key -> address are cached (owners repeat).
+Why: `wire` re-encodes 11 fields to hash them and checksums every address; at 2
+recoveries per transaction those costs were larger than the recoveries themselves. Here:
+the signing RLP is cut out of the received bytes (as the RootChain contract does), and
+address checksums and public-key -> address are cached (owners repeat). Keccak (pysha3)
+and the Merkle tree are wire's.
 """
 
 from __future__ import annotations
@@ -15,18 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import coincurve
-import sha3  # safe-pysha3, pinned in requirements.lock (eth-hash's fast backend)
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT
 from eth_utils import to_checksum_address
 
 from plasma_operator import wire
 
 _SIG_ITEM = b"\xb8\x41"
+_CTX = GLOBAL_CONTEXT.ctx
+_UNCOMPRESSED = _lib.SECP256K1_EC_UNCOMPRESSED
 _SIG_ITEM_LENGTH = 67
 
 
-def keccak(data: bytes) -> bytes:
-    return sha3.keccak_256(data).digest()  # type: ignore[no-any-return]
+keccak = wire.keccak
 
 
 @lru_cache(maxsize=1 << 16)
@@ -142,28 +144,29 @@ def recover(message_hash: bytes, signature: bytes) -> bytes:
     r = int.from_bytes(signature[:32], "big")
     if v not in (27, 28) or not 0 < r < wire.SECP256K1_N or not 0 < s <= wire.SECP256K1_HALF_N:
         wire.recover_hash_signer(message_hash, signature)  # raises with the reason
-    try:
-        public_key = coincurve.PublicKey.from_signature_and_message(
-            signature[:64] + bytes([v - 27]), message_hash, hasher=None)
-    except Exception:
-        return bytes.fromhex(wire.recover_hash_signer(message_hash, signature)[2:])
-    return _address_of(public_key.format(compressed=False))
+    public_key = _recover_public_key(signature[:64], v - 27, message_hash)
+    if public_key is None:
+        return bytes.fromhex(wire.recover_hash_signer(message_hash, signature)[2:])  # raises with the reason
+    return _address_of(public_key)
 
 
-def merkle_levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """Every level of wire.MerkleTree(leaves) (same layout: no padding stored), hashed with pysha3."""
-    if len(leaves) > wire.MAX_LEAVES:
-        raise wire.WireError(f"too many leaves for depth {wire.TREE_DEPTH}: {len(leaves)}")
-    levels = [list(leaves)]
-    level = levels[0]
-    for height in range(wire.TREE_DEPTH):
-        if len(level) % 2:
-            level = [*level, wire.ZERO_SUBTREE_HASHES[height]]
-        level = [sha3.keccak_256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
-        levels.append(level)
-    return levels
+def _recover_public_key(compact: bytes, recid: int, message_hash: bytes) -> bytes | None:
+    """Uncompressed public key, straight through coincurve's libsecp256k1 binding: the same
+    calls as coincurve.PublicKey.from_signature_and_message without its Python objects."""
+    signature = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    if not _lib.secp256k1_ecdsa_recoverable_signature_parse_compact(_CTX, signature, compact, recid):
+        return None
+    public_key = _ffi.new("secp256k1_pubkey *")
+    if len(message_hash) != 32 or not _lib.secp256k1_ecdsa_recover(_CTX, public_key, signature, message_hash):
+        return None
+    out = _ffi.new("unsigned char[65]")
+    _lib.secp256k1_ec_pubkey_serialize(_CTX, out, _ffi.new("size_t *", 65), public_key, _UNCOMPRESSED)
+    return bytes(_ffi.buffer(out, 65))
 
 
-def merkle_root(levels: list[list[bytes]]) -> bytes:
-    top = levels[wire.TREE_DEPTH]
-    return top[0] if top else wire.ZERO_SUBTREE_HASHES[wire.TREE_DEPTH]
+def merkle_levels(leaves: list[bytes], last: bytes | None = None) -> list[list[bytes]]:
+    """wire.merkle_levels (same layout: no padding; a fee leaf on its own path)."""
+    return wire.merkle_levels(leaves, last)
+
+
+merkle_root = wire.merkle_root_of

@@ -1,8 +1,8 @@
 """Turn a rule a replayed block broke into `proveInvalidBlock` arguments, where the root
 chain can check it (docs/plasma.md): kind 1 an input that names no output, kind 2 an
 output spent twice, kind 3 outputs + fee above the inputs (or no inputs at all).
-A bad signature or a burn (outputs below inputs) is not provable on chain: the watcher
-then only warns and exits.
+A bad signature, a burn (outputs below inputs) or a fee transaction (txindex 65535) that
+claims more than the block's fees is not provable on chain: the watcher then only warns and exits.
 """
 
 from __future__ import annotations
@@ -61,12 +61,12 @@ class FraudProof:
 def build_fraud_proof(db: sqlite3.Connection, blknum: int, raws: Sequence[bytes | None],
                       err: TxRejected) -> FraudProof | None:
     """Arguments proving that transaction `err.index` of block `blknum` (`raws`) is invalid."""
-    if err.index is None or raws[err.index] is None:
-        return None
+    if err.index is None or err.index == wire.FEE_TXINDEX or raws[err.index] is None:
+        return None  # the root chain exempts the fee transaction: its amount is the watchers' to check
     index = err.index
     raw = raws[index]
     assert raw is not None
-    tree = wire.MerkleTree([wire.ZERO_HASH if r is None else wire.keccak(r) for r in raws])
+    tree = wire.MerkleTree.of_block(raws)
     tx = wire.decode(raw)
 
     def proof(kind: int, slot: int, evidence: list[Evidence]) -> FraudProof:

@@ -7,8 +7,8 @@ service loop each use their own connection to the same WAL database.
 A transaction is placed at its final position (open block, next index) the moment it
 is accepted: its inputs are marked spent and its outputs exist at once, so a pending
 transaction's outputs can already be spent in the same block, and a restart finds
-exactly what was acknowledged. Sealing appends the fee transaction, builds the Merkle
-tree and enqueues `submitBlock` in one SQLite transaction.
+exactly what was acknowledged. Sealing puts the fee transaction in the last leaf
+(wire.FEE_TXINDEX), builds the Merkle tree and enqueues `submitBlock` in one SQLite transaction.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 from dccn_common.follower import ChainEvent
 from dccn_common.store import get_meta, set_meta, transaction
 from plasma_operator import store, wire
-from plasma_operator.fastpath import keccak, merkle_levels, merkle_root
+from plasma_operator.fastpath import Parsed, keccak, merkle_levels, merkle_root
 from plasma_operator.validation import (
     CheckedTx,
     TxRejected,
@@ -35,8 +36,8 @@ from plasma_operator.validation import (
 
 log = logging.getLogger(__name__)
 
-# The fee transaction takes the last leaf, so users get one fewer.
-USER_TXS_PER_BLOCK = wire.MAX_LEAVES - 1
+# The fee transaction takes the last leaf (txindex 65535), so users get one fewer.
+USER_TXS_PER_BLOCK = wire.FEE_TXINDEX
 
 SubmitRoot = Callable[[sqlite3.Connection, int, bytes], None]
 
@@ -53,12 +54,12 @@ class Accepted:
 
 class ChildChain:
     def __init__(self, operator: str, submit_root: SubmitRoot, *, block_size: int = USER_TXS_PER_BLOCK,
-                 fee_outputs: bool = False) -> None:
+                 fee_outputs: bool = True) -> None:
         self.operator = wire.to_checksum_address(operator)
         self.submit_root = submit_root
         self.block_size = min(block_size, USER_TXS_PER_BLOCK)
-        # An input-less fee transaction is fraud to a RootChain that does not exempt it
-        # (ours: proveInvalidBlock kind 3, "spends nothing"), so it is opt-in.
+        # Collect each block's fees as an output to the operator (the RootChain exempts the
+        # input-less fee transaction at txindex 65535 from fraud proofs and lets the operator exit it).
         self.fee_outputs = fee_outputs
 
     # -- the open block ----------------------------------------------------------------
@@ -92,7 +93,7 @@ class ChildChain:
                 raise
         accepted: list[Accepted] = []
         with transaction(db):
-            writes = _BatchWrites(db, [item.leaf for item in parsed])
+            writes = _BatchWrites(db, parsed)
             blknum, txindex = self.open_block(db)
             for index, item in enumerate(parsed):
                 duplicate = writes.position_of(item.leaf)
@@ -146,12 +147,13 @@ class ChildChain:
             for r in rows:
                 leaves[int(r["txindex"])] = bytes(r["leaf"])
             fees = sum(int(r["fee"]) for r in rows)
+            fee_leaf = None
             if fees and self.fee_outputs:
                 fee_tx = fee_transaction(self.operator, fees)
                 raw = wire.encode(fee_tx)
-                store.insert_tx(db, blknum, len(leaves), "fee", raw, fee_tx)
-                leaves.append(wire.keccak(raw))
-            levels = merkle_levels(leaves)
+                store.insert_tx(db, blknum, wire.FEE_TXINDEX, "fee", raw, fee_tx)
+                fee_leaf = keccak(raw)
+            levels = merkle_levels(leaves, fee_leaf)
             root = merkle_root(levels)
             db.execute("UPDATE blocks SET status = 'sealed', root = ?, leaf_count = ?, tree = ?, fees = ?, sealed_at = ? "
                        "WHERE blknum = ?", (root, len(leaves), store.tree_blob(levels), str(fees), time.time(), blknum))
@@ -160,31 +162,39 @@ class ChildChain:
         return blknum
 
     def apply_block(self, db: sqlite3.Connection, blknum: int, eth_block: int, raws: Sequence[bytes | None]) -> None:
-        """Replay a downloaded block (the watcher): every rule; all or nothing. A fee transaction
-        (last, no inputs) is accepted only when this chain has `fee_outputs` on.
+        """Replay a downloaded block (the watcher): every rule; all or nothing.
 
-        `raws` is indexed by txindex (None for an empty leaf). Raises TxRejected with `index`.
+        `raws` is indexed by txindex (None for an empty leaf). Only at wire.FEE_TXINDEX may a
+        transaction have no inputs, and then it must pay exactly the block's fees to the
+        operator (the fee rule; an overclaim is not provable on chain). Raises TxRejected with `index`.
         """
-        levels = merkle_levels([wire.ZERO_HASH if raw is None else keccak(raw) for raw in raws])
+        rest, fee_raw = wire.split_block(raws)
+        levels = merkle_levels([wire.ZERO_HASH if raw is None else keccak(raw) for raw in rest],
+                               None if fee_raw is None else keccak(fee_raw))
         with transaction(db):
             db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
                        "VALUES (?, 'child', 'final', ?, ?, ?, ?)",
-                       (blknum, merkle_root(levels), len(raws), store.tree_blob(levels), eth_block))
+                       (blknum, merkle_root(levels), len(rest), store.tree_blob(levels), eth_block))
             transfers: list[wire.Transaction] = []
-            for index, raw in enumerate(raws):
-                if raw is None:
-                    continue
-                try:
-                    item = parse_bytes(raw)
-                    if item.tx.is_deposit and index == len(raws) - 1 and self.fee_outputs:
+            index = 0
+            lookup = partial(_ignoring_exits, db)
+            try:
+                for index, raw in enumerate(rest):
+                    if raw is not None:
+                        item = parse_bytes(raw)
+                        _record(db, blknum, index, check_transaction(item, lookup))
+                        transfers.append(item.tx)
+                if fee_raw is not None:
+                    index = wire.FEE_TXINDEX
+                    item = parse_bytes(fee_raw)
+                    if not item.tx.is_deposit:  # a transfer in the last leaf: ordinary rules
+                        _record(db, blknum, index, check_transaction(item, lookup))
+                    else:
                         check_fee_transaction(item.tx, self.operator, transfers)
-                        store.insert_tx(db, blknum, index, "fee", raw, item.tx)
-                        continue
-                    _record(db, blknum, index, check_transaction(item, lambda pos: _ignoring_exits(db, pos)))
-                    transfers.append(item.tx)
-                except TxRejected as err:
-                    err.index = index
-                    raise
+                        store.insert_tx(db, blknum, index, "fee", fee_raw, item.tx)
+            except TxRejected as err:
+                err.index = index
+                raise
 
     def mark_submitted(self, db: sqlite3.Connection, blknum: int) -> None:
         db.execute("UPDATE blocks SET status = 'submitted' WHERE blknum = ? AND status = 'sealed'", (blknum,))
@@ -337,24 +347,30 @@ def _ignoring_exits(db: sqlite3.Connection, pos: int) -> store.Utxo | None:
 
 class _BatchWrites:
     """A batch's changes kept in memory (later transactions of the batch see them) and
-    written with one executemany per table: the same rows `_record` writes, fewer calls."""
+    written with one executemany per table: the same rows `_record` writes, fewer calls.
+    The batch's inputs are read up front in a few queries (the transaction's snapshot)."""
 
-    def __init__(self, db: sqlite3.Connection, leaves: list[bytes]) -> None:
+    def __init__(self, db: sqlite3.Connection, parsed: Sequence[Parsed]) -> None:
         self.db = db
-        self.changed: dict[int, store.Utxo] = {}
         # Transfers of this batch already accepted earlier (a client's retry), found in one query per chunk.
+        leaves = [item.leaf for item in parsed]
         self.leaves: dict[bytes, tuple[int, int]] = {}
         for start in range(0, len(leaves), 500):
             chunk = leaves[start:start + 500]
             rows = db.execute(f"SELECT leaf, blknum, txindex FROM txs WHERE kind = 'transfer' AND leaf IN "
                               f"({','.join('?' * len(chunk))})", chunk).fetchall()
             self.leaves.update({bytes(r["leaf"]): (int(r["blknum"]), int(r["txindex"])) for r in rows})
+        positions = {wire.utxo_position(*item.tx.input(slot)) for item in parsed for slot in (0, 1)
+                     if item.tx.input_used(slot) and _positional(item.tx.input(slot))}
+        # Read before any write of this batch, and refreshed from `changed` at every flush.
+        self.known = store.get_utxos(db, sorted(positions))
+        self.changed: dict[int, store.Utxo] = {}
         self.txs: list[tuple[object, ...]] = []
         self.outputs: list[tuple[object, ...]] = []
         self.spends: list[tuple[int, int, int]] = []
 
     def lookup(self, pos: int) -> store.Utxo | None:
-        utxo = self.changed.get(pos)
+        utxo = self.changed.get(pos) or self.known.get(pos)
         return utxo if utxo is not None else store.get_utxo(self.db, pos)
 
     def position_of(self, leaf: bytes) -> tuple[int, int] | None:
@@ -365,13 +381,13 @@ class _BatchWrites:
         tx = checked.tx
         self.txs.append((ident, blknum, txindex, "transfer", checked.raw, checked.parsed.leaf, str(tx.fee)))
         self.leaves[checked.parsed.leaf] = (blknum, txindex)
-        for oindex in (0, 1):
-            owner, amount = tx.output(oindex)
+        for oindex, owner, amount in ((0, tx.newowner1, tx.denom1), (1, tx.newowner2, tx.denom2)):
             if amount:
                 self.changed[ident + oindex] = store.Utxo(ident + oindex, blknum, owner, amount, None, None, False)
                 self.outputs.append((ident + oindex, blknum, owner, str(amount)))
         for utxo, slot in zip(checked.inputs, checked.slots, strict=True):
-            self.changed[utxo.pos] = replace(utxo, spent_by=ident, spent_slot=slot)
+            self.changed[utxo.pos] = store.Utxo(utxo.pos, utxo.blknum, utxo.owner, utxo.amount, ident, slot,
+                                                utxo.exiting)
             self.spends.append((ident, slot, utxo.pos))
 
     def flush(self) -> None:
@@ -380,4 +396,11 @@ class _BatchWrites:
         self.db.executemany("INSERT INTO utxos (pos, blknum, owner, amount) VALUES (?, ?, ?, ?)", self.outputs)
         self.db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?", self.spends)
         self.txs, self.outputs, self.spends = [], [], []
+        self.known.update(self.changed)
         self.changed.clear()
+
+
+def _positional(position: tuple[int, int, int]) -> bool:
+    # Only what utxo_position accepts; anything else is rejected by check_shape before lookup.
+    _, txindex, oindex = position
+    return 0 <= txindex < wire.MAX_LEAVES and oindex in (0, 1)

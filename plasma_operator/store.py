@@ -9,6 +9,7 @@ also its exit id on the root chain; a transaction's id is the position of its ou
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,16 @@ def get_utxo(db: sqlite3.Connection, pos: int) -> Utxo | None:
     return _utxo(row) if row else None
 
 
+def get_utxos(db: sqlite3.Connection, positions: Sequence[int]) -> dict[int, Utxo]:
+    """The outputs at `positions` that exist, one query per 500 positions."""
+    found: dict[int, Utxo] = {}
+    for start in range(0, len(positions), 500):
+        chunk = positions[start:start + 500]
+        rows = db.execute(f"SELECT * FROM utxos WHERE pos IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        found.update((int(r["pos"]), _utxo(r)) for r in rows)
+    return found
+
+
 def unspent_of(db: sqlite3.Connection, owner: str) -> list[Utxo]:
     rows = db.execute("SELECT * FROM utxos WHERE owner = ? AND spent_by IS NULL ORDER BY pos", (owner,)).fetchall()
     return [_utxo(r) for r in rows]
@@ -188,19 +199,38 @@ def tree_blob(levels: list[list[bytes]]) -> bytes:
 
 
 def proof_from_blob(blob: bytes, leaf_count: int, index: int) -> bytes:
-    """A 16 x 32-byte proof read from stored levels (the layout of wire.MerkleTree.levels);
-    an index past the last leaf proves an empty leaf."""
+    """A 16 x 32-byte proof read from stored levels (the layout of wire.merkle_levels, where
+    `leaf_count` is the width of the leaf prefix); an index past the last leaf proves an empty
+    leaf. A blob longer than its levels ends with the fee leaf's path to the root."""
     if not 0 <= index < wire.MAX_LEAVES:
         raise IndexError(f"leaf {index} outside the tree")
-    siblings = []
-    offset, width = 0, leaf_count
-    for height in range(wire.TREE_DEPTH):
-        sibling = (index >> height) ^ 1
-        if sibling < width:
-            start = (offset + sibling) * 32
-            siblings.append(blob[start:start + 32])
-        else:
-            siblings.append(wire.ZERO_SUBTREE_HASHES[height])
+    offsets, width, offset = [], leaf_count, 0
+    for _ in range(wire.TREE_DEPTH):
+        offsets.append((offset, width))
         offset += width
         width = (width + 1) // 2
+    offset += width  # the root level
+    spine = None
+    if len(blob) > 32 * offset:
+        tail = blob[32 * offset:]
+        spine = [tail[32 * h:32 * h + 32] for h in range(wire.TREE_DEPTH + 1)]
+    siblings = []
+    for height, (start, width) in enumerate(offsets):
+        node = index >> height
+        level = _BlobLevel(blob, start, width)
+        siblings.append(wire.merkle_sibling(level, height, node, spine))
     return b"".join(siblings)
+
+
+class _BlobLevel(Sequence[bytes]):
+    """One stored Merkle level, read in place."""
+
+    def __init__(self, blob: bytes, start: int, width: int) -> None:
+        self.blob, self.start, self.width = blob, start, width
+
+    def __len__(self) -> int:
+        return self.width
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        at = (self.start + i) * 32
+        return self.blob[at:at + 32]

@@ -161,12 +161,18 @@ def check_transaction(parsed: Parsed, lookup: Lookup) -> CheckedTx:
     return CheckedTx(parsed, tuple(inputs), slots)
 
 
+class FeeMismatch(TxRejected):
+    code = "bad_fee_transaction"
+
+
 def fee_transaction(operator: str, fees: int) -> wire.Transaction:
-    """The last transaction of a block: no inputs, the block's fees as one output to the operator."""
+    """The transaction at wire.FEE_TXINDEX: no inputs, the block's fees as one output to the operator."""
     return wire.Transaction(newowner1=operator, denom1=fees)
 
 
 def check_fee_transaction(tx: wire.Transaction, operator: str, others: Sequence[wire.Transaction]) -> None:
     expected = sum(t.fee for t in others)
     if tx != fee_transaction(operator, expected):
-        raise TxRejected(f"the fee transaction must pay exactly the block's fees ({expected}) to the operator")
+        raise FeeMismatch(f"the fee transaction must pay exactly the block's fees ({expected}) to the operator "
+                          f"{operator}; it pays {tx.denom1} to {tx.newowner1} (+{tx.denom2} to {tx.newowner2}, "
+                          f"fee {tx.fee}, inputs used: {tx.input_used(0) or tx.input_used(1)})")

@@ -141,7 +141,7 @@ class Watcher:
                 block = None
                 log.warning("operator unreachable", extra={"blknum": blknum, "error": str(err)})
             raws = _block_raws(block) if block and block.get("root") else None
-            if raws is None or wire.MerkleTree([wire.ZERO_HASH if r is None else wire.keccak(r) for r in raws]).root != root:
+            if raws is None or wire.MerkleTree.of_block(raws).root != root:
                 if time.time() - float(row["first_seen"]) >= self.cfg.withhold_grace:
                     reason = "block data not served" if raws is None else "served block does not match its root"
                     self._mark(blknum, "withheld", reason)
@@ -318,14 +318,17 @@ class Watcher:
 
 
 def _block_raws(block: dict[str, Any]) -> list[bytes | None] | None:
-    """Transactions by txindex (None for an empty leaf); None if the answer is unusable."""
+    """Transactions by txindex (None for an empty leaf; the list reaches the fee transaction's
+    index 65535 when there is one); None if the answer is unusable."""
     try:
         entries = {int(t["txindex"]): bytes.fromhex(str(t["tx"]).removeprefix("0x")) for t in block["transactions"]}
         count = int(block["leaf_count"])
     except (KeyError, TypeError, ValueError):
         return None
-    if any(not 0 <= i < count for i in entries) or count > wire.MAX_LEAVES:
+    if any(not (0 <= i < count or i == wire.FEE_TXINDEX) for i in entries) or count > wire.MAX_LEAVES:
         return None
+    if wire.FEE_TXINDEX in entries:
+        count = wire.MAX_LEAVES
     return [entries.get(i) for i in range(count)]
 
 

@@ -15,12 +15,12 @@ Input slots are numbered 0 and 1 (slot 0 is `sig1`), the same numbering `challen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import coincurve
 import rlp
-from Crypto.Hash import keccak as _keccak_mod
+import sha3  # safe-pysha3 (eth-hash's fast backend): several times faster than pycryptodome here
 from eth_utils import to_canonical_address, to_checksum_address
 
 CHILD_BLOCK_INTERVAL = 1000
@@ -46,7 +46,7 @@ class WireError(ValueError):
 
 
 def keccak(data: bytes) -> bytes:
-    return _keccak_mod.new(data=data, digest_bits=256).digest()
+    return sha3.keccak_256(data).digest()  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -237,49 +237,102 @@ def _zero_hashes(depth: int) -> list[bytes]:
 ZERO_SUBTREE_HASHES: tuple[bytes, ...] = tuple(_zero_hashes(TREE_DEPTH))
 
 
+# The operator's fee transaction always takes the last leaf of its block (docs/plasma.md).
+FEE_TXINDEX = MAX_LEAVES - 1
+
+HashPair = Callable[[bytes], bytes]
+
+
+def merkle_levels(leaves: Sequence[bytes], last: bytes | None = None, depth: int = TREE_DEPTH,
+                  hasher: HashPair | None = None) -> list[list[bytes]]:
+    """Every level of the positional tree, leaves first, each only as long as its non-empty
+    prefix (the rest are zero-subtree hashes). With `last` (the leaf at index 2**depth - 1,
+    the fee transaction's), one more list follows: the depth + 1 nodes on the path from that
+    leaf to the root, so a block with a fee leaf never stores 2**16 leaves."""
+    if len(leaves) > (1 << depth) - (last is not None):
+        raise WireError(f"too many leaves for depth {depth}: {len(leaves)}")
+    hash_ = hasher or keccak
+    zeros = ZERO_SUBTREE_HASHES if depth <= TREE_DEPTH else tuple(_zero_hashes(depth))
+    spine = [] if last is None else [last]
+    levels = [list(leaves)]
+    level = levels[0]
+    for height in range(depth):
+        width = 1 << (depth - height)
+        if len(level) % 2:
+            level = [*level, spine[height] if spine and len(level) == width - 1 else zeros[height]]
+        if spine:
+            spine.append(hash_((level[width - 2] if width - 2 < len(level) else zeros[height]) + spine[height]))
+        level = [hash_(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+        levels.append(level)
+    if spine:
+        levels.append(spine)
+    return levels
+
+
+def merkle_root_of(levels: list[list[bytes]], depth: int = TREE_DEPTH) -> bytes:
+    if len(levels) > depth + 1:
+        return levels[depth + 1][depth]
+    top = levels[depth]
+    return top[0] if top else _zeros_for(depth)[depth]
+
+
+def merkle_sibling(level: Sequence[bytes], height: int, index: int, spine: Sequence[bytes] | None,
+                   depth: int = TREE_DEPTH) -> bytes:
+    """The sibling at `height` of the node at `index` of that height (level = that height's prefix)."""
+    sibling = index ^ 1
+    if sibling < len(level):
+        return level[sibling]
+    if spine and sibling == (1 << (depth - height)) - 1:
+        return spine[height]
+    return _zeros_for(depth)[height]
+
+
+def _zeros_for(depth: int) -> Sequence[bytes]:
+    return ZERO_SUBTREE_HASHES if depth <= TREE_DEPTH else _zero_hashes(depth)
+
+
+def split_block(raws: Sequence[bytes | None]) -> tuple[list[bytes | None], bytes | None]:
+    """A block's transactions by txindex (None = empty leaf) -> (the rest, the fee transaction
+    at FEE_TXINDEX or None), the rest without trailing empty leaves."""
+    rest = list(raws[:FEE_TXINDEX])
+    last = raws[FEE_TXINDEX] if len(raws) > FEE_TXINDEX else None
+    while rest and rest[-1] is None:
+        rest.pop()
+    return rest, last
+
+
 class MerkleTree:
     """Positional binary Merkle tree of fixed depth; unfilled leaves are bytes32(0).
 
-    Only the non-empty prefix is hashed; the right part uses the precomputed zero-subtree hashes.
+    Only the non-empty prefix is hashed; the right part uses the precomputed zero-subtree
+    hashes, and a leaf at the last index (`last`) is carried on its own path to the root.
     """
 
-    def __init__(self, leaves: Sequence[bytes], depth: int = TREE_DEPTH) -> None:
-        if len(leaves) > 1 << depth:
-            raise WireError(f"too many leaves for depth {depth}: {len(leaves)}")
-        for item in leaves:
+    def __init__(self, leaves: Sequence[bytes], depth: int = TREE_DEPTH, last: bytes | None = None) -> None:
+        for item in [*leaves, *([last] if last is not None else [])]:
             if len(item) != 32:
                 raise WireError("every leaf must be 32 bytes")
         self.depth = depth
-        zeros = ZERO_SUBTREE_HASHES if depth <= TREE_DEPTH else tuple(_zero_hashes(depth))
-        self._zeros = zeros
-        self.levels: list[list[bytes]] = [list(leaves)]
-        level = self.levels[0]
-        for height in range(depth):
-            if len(level) % 2:
-                level = [*level, zeros[height]]
-            new_hasher = _keccak_mod.new
-            level = [
-                new_hasher(data=level[i] + level[i + 1], digest_bits=256).digest()
-                for i in range(0, len(level), 2)
-            ]
-            self.levels.append(level)
+        self.levels = merkle_levels(leaves, last, depth)
+        self._spine = self.levels[depth + 1] if last is not None else None
+
+    @classmethod
+    def of_block(cls, raws: Sequence[bytes | None]) -> MerkleTree:
+        """The tree of a block given its transactions by txindex (None for an empty leaf)."""
+        rest, last = split_block(raws)
+        return cls([ZERO_HASH if r is None else keccak(r) for r in rest],
+                   last=None if last is None else keccak(last))
 
     @property
     def root(self) -> bytes:
-        top = self.levels[self.depth]
-        return top[0] if top else self._zeros[self.depth]
+        return merkle_root_of(self.levels, self.depth)
 
     def proof(self, index: int) -> bytes:
         """Siblings from level 0 up, 32 bytes each (depth * 32 bytes)."""
         if not 0 <= index < 1 << self.depth:
             raise WireError(f"leaf index {index} outside the tree")
-        siblings = []
-        for height in range(self.depth):
-            level = self.levels[height]
-            sibling_index = index ^ 1
-            siblings.append(level[sibling_index] if sibling_index < len(level) else self._zeros[height])
-            index >>= 1
-        return b"".join(siblings)
+        return b"".join(merkle_sibling(self.levels[height], height, index >> height, self._spine, self.depth)
+                        for height in range(self.depth))
 
 
 def compute_root(leaf_hash: bytes, index: int, proof: bytes) -> bytes:

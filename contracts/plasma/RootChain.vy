@@ -9,6 +9,8 @@
         queue after a challenge period, and challenge exits of spent outputs
         with the exitor's confirm signature. A fraud proof of an invalid
         block pays the operator's bond to the prover and freezes the chain.
+        The operator collects each block's fees through a fee transaction in its
+        last leaf (txindex 65535), the one input-less transaction that is not fraud.
         Wire format, exit game and fraud proof format: docs/plasma.md.
 @dev Gas choices: block numbering, deposit offset, the deposit pool and the
      frozen flag share one storage word; block and deposit timestamps are
@@ -96,6 +98,8 @@ EXIT_STATUS_CHALLENGED: constant(uint256) = 3
 _BLKNUM_FACTOR: constant(uint256) = 1_000_000_000
 _TXINDEX_FACTOR: constant(uint256) = 10_000
 _MAX_TXINDEX: constant(uint256) = 65_536
+# The operator's fee transaction takes the last leaf of its block.
+_FEE_TXINDEX: constant(uint256) = 65_535
 _TREE_DEPTH: constant(uint256) = 16
 _PROOF_LENGTH: constant(uint256) = 512
 _SIG_LENGTH: constant(uint256) = 65
@@ -263,7 +267,9 @@ def startExit(
     @notice Starts the exit of output `oindex` of the transaction at (`blknum`, `txindex`).
     @dev Only the output's owner. For an operator block: `txBytes` is the 13-field RLP,
          `proof` its 16 x 32-byte inclusion proof, `confirmSig` the confirm signatures of
-         the used inputs in slot order (65 bytes each). For a deposit block the stored
+         the used inputs in slot order (65 bytes each); the operator's fee transaction
+         (no inputs, txindex 65535, output 0 to the operator) exits with an empty one,
+         and any other transaction that spends nothing cannot exit. For a deposit block the stored
          deposit is the output: `txBytes` and `proof` are not read and `confirmSig` is empty.
          `msg.value` must cover the exit bond; the excess is credited to the caller's
          pull-payment balance. Exitable at max(block time + 2 * period, now + period).
@@ -295,7 +301,7 @@ def startExit(
         fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
         owner = self._owner(fields, oindex)
         amount = fields[9 + 2 * oindex]
-        self._check_confirm_sigs(txBytes, fields, keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig)
+        self._check_confirm_sigs(txindex, txBytes, fields, keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig)
         created = self._block_time(blknum)
 
     assert owner == msg.sender, "plasma: caller does not own the output"
@@ -441,7 +447,9 @@ def proveInvalidBlock(
          same transaction with the other slot) spending the same output as input `slot`.
          kind 3 (FRAUD_OUTPUTS_EXCEED_INPUTS): for each used input in slot order, the
          transaction that created it with its proof (empty for a deposit input); the outputs
-         plus fee exceed the inputs' values, or the transaction spends nothing.
+         plus fee exceed the inputs' values, or the transaction spends nothing and is not the
+         operator's fee transaction (txindex 65535, first output to the operator, second unused),
+         whose amount only watchers can check (docs/plasma.md, "Fee transaction").
     @param blknum The invalid transaction's operator block.
     @param txindex Its index in the block.
     @param txBytes Its RLP.
@@ -462,7 +470,7 @@ def proveInvalidBlock(
         assert self._spent_before(blknum, txindex, fields, slot, evidencePosition, evidenceTxs, evidenceProofs), \
             "plasma: not a double spend"
     elif kind == FRAUD_OUTPUTS_EXCEED_INPUTS:
-        assert self._overspends(fields, evidenceTxs, evidenceProofs), "plasma: outputs do not exceed inputs"
+        assert self._overspends(txindex, fields, evidenceTxs, evidenceProofs), "plasma: outputs do not exceed inputs"
     else:
         raise "plasma: unknown fraud kind"
 
@@ -530,7 +538,9 @@ def _spent_before(
 
 @internal
 @view
-def _overspends(fields: uint256[13], txs: DynArray[Bytes[1024], 2], proofs: DynArray[Bytes[512], 2]) -> bool:
+def _overspends(
+    txindex: uint256, fields: uint256[13], txs: DynArray[Bytes[1024], 2], proofs: DynArray[Bytes[512], 2]
+) -> bool:
     total_in: uint256 = 0
     used: uint256 = 0
     for s: uint256 in range(2):
@@ -549,7 +559,7 @@ def _overspends(fields: uint256[13], txs: DynArray[Bytes[1024], 2], proofs: DynA
         total_in = self._saturating_add(total_in, input_value)
         used += 1
     if used == 0:
-        return True
+        return not self._is_fee_tx(txindex, fields)
     assert used == len(txs), "plasma: one evidence entry per used input"
     # Compare without overflowing: a fraudulent transaction may carry huge amounts.
     for i: uint256 in [9, 11, 12]:
@@ -706,6 +716,15 @@ def _owner(fields: uint256[13], oindex: uint256) -> address:
 
 
 @internal
+@view
+def _is_fee_tx(txindex: uint256, fields: uint256[13]) -> bool:
+    # No inputs, first output to the operator, second output unused, in the last leaf.
+    # Only called on a transaction included in a submitted (so operator) block.
+    return txindex == _FEE_TXINDEX and fields[0] == 0 and fields[4] == 0 \
+        and self._owner(fields, 0) == operator and fields[10] == 0 and fields[11] == 0
+
+
+@internal
 @pure
 def _root_from_proof(leaf: bytes32, index: uint256, proof: Bytes[512]) -> bytes32:
     # Positional tree (snekmate's sorted-pair proofs do not fit): bit d of index = sibling on the left.
@@ -771,24 +790,25 @@ def _decode(tx_bytes: Bytes[1024]) -> uint256[13]:
     head: uint256 = extract32(buf, 0, output_type=uint256)
     prefix: uint256 = head >> 248
     pos: uint256 = 1
+    # Few revert sites: each reason string costs bytecode, and the contract is near EIP-170.
+    valid: bool = prefix >= 192
     payload: uint256 = 0
     if prefix >= 248:
         length_bytes: uint256 = prefix - 247
-        assert length_bytes <= 2, "plasma: malformed transaction"
+        valid = length_bytes <= 2
         payload = (head >> (248 - 8 * length_bytes)) & ((1 << (8 * length_bytes)) - 1)
         pos += length_bytes
-    else:
-        assert prefix >= 192, "plasma: malformed transaction"
+    elif valid:
         payload = prefix - 192
-    assert n != 0 and pos + payload == n, "plasma: malformed transaction"
+    assert valid and n != 0 and pos + payload == n, "plasma: malformed transaction"
 
     fields: uint256[13] = empty(uint256[13])
     for i: uint256 in range(13):
-        assert pos < n, "plasma: malformed transaction"
+        # pos <= n here (< n after the first field), and buf's zero padding keeps this read in bounds.
         word: uint256 = extract32(buf, pos, output_type=uint256)
         prefix = word >> 248
         start: uint256 = pos + 1
-        length: uint256 = 0
+        length: uint256 = n  # a list or long-string prefix: runs past the end, so malformed
         if prefix < 128:
             start = pos
             length = 1
@@ -797,10 +817,9 @@ def _decode(tx_bytes: Bytes[1024]) -> uint256[13]:
         elif prefix == 184:
             length = (word >> 240) & 255
             start = pos + 2
-        else:
-            raise "plasma: malformed transaction"
         pos = start + length
-        assert pos <= n, "plasma: malformed transaction"
+        # Every field but the last must leave bytes for the next; the last must end the list.
+        assert pos <= n and (pos == n) == (i == 12), "plasma: malformed transaction"
         if i == 3 or i == 7:
             assert length == _SIG_LENGTH and prefix == 184, "plasma: signature must be 65 bytes"
             fields[i] = start
@@ -811,7 +830,6 @@ def _decode(tx_bytes: Bytes[1024]) -> uint256[13]:
             assert length <= 32, "plasma: integer too long"
             if length != 0:
                 fields[i] = extract32(buf, start, output_type=uint256) >> (256 - 8 * length)
-    assert pos == n, "plasma: malformed transaction"
     return fields
 
 
@@ -854,8 +872,10 @@ def _recover(digest: bytes32, data: Bytes[1024], offset: uint256) -> address:
 
 
 @internal
-@pure
-def _check_confirm_sigs(tx_bytes: Bytes[1024], fields: uint256[13], confirm_hash: bytes32, confirm_sigs: Bytes[130]):
+@view
+def _check_confirm_sigs(
+    txindex: uint256, tx_bytes: Bytes[1024], fields: uint256[13], confirm_hash: bytes32, confirm_sigs: Bytes[130]
+):
     # Each used input's owner (who signed the transaction) must also have confirmed it.
     signing_hash: bytes32 = self._signing_hash(tx_bytes, fields)
     used: uint256 = 0
@@ -867,5 +887,6 @@ def _check_confirm_sigs(tx_bytes: Bytes[1024], fields: uint256[13], confirm_hash
         confirmer: address = self._recover(confirm_hash, confirm_sigs, _SIG_LENGTH * used)
         assert signer == confirmer, "plasma: bad confirm signature"
         used += 1
-    assert used != 0, "plasma: transaction spends nothing"
+    # The operator's fee transaction spends nothing and exits with no confirm signature.
+    assert used != 0 or self._is_fee_tx(txindex, fields), "plasma: transaction spends nothing"
     assert len(confirm_sigs) == _SIG_LENGTH * used, "plasma: wrong number of confirm signatures"

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from plasma_operator import wire
+from dccn_common.store import transaction
+from plasma_operator import ledger, store, wire
 from plasma_operator.remote import OperatorApiError, OperatorClient
 from plasma_operator.wallet import Coin, build_transfer, deposit_exit_args
 
@@ -137,12 +138,19 @@ def test_withheld_block__watcher_warns_and_exits_its_users_outputs(
     assert "not served" in watcher.status()["alarm"]
 
 
-def test_invalid_block__watcher_proves_fraud_takes_operator_bond_and_exits(
+def _mint_into_open_block(running: Any, owner: str, amount: int) -> None:
+    """A rogue operator slips an input-less transaction into its open block (not the fee leaf)."""
+    op = running.operator
+    with op.api_state.lock, transaction(op.api_db):
+        blknum, txindex = op.chain.open_block(op.api_db)
+        minted = wire.Transaction(newowner1=owner, denom1=amount)
+        store.insert_tx(op.api_db, blknum, txindex, "transfer", wire.encode(minted), minted)
+
+
+def test_invalid_block__input_less_tx_outside_the_fee_leaf__watcher_proves_fraud_and_exits(
     plasma: Any, start_operator: Any, start_watcher: Any, roles: Any, eventually: Any
 ) -> None:
-    # An operator that appends an input-less fee transaction creates value from nothing:
-    # the RootChain counts that as fraud (kind 3), and the watcher proves it.
-    running = start_operator(fee_outputs=True)
+    running = start_operator(block_interval=3600)
     api = OperatorClient(running.url)
     start_watcher(roles.bob, running.url)
     alice, bob = roles.alice, roles.bob
@@ -150,12 +158,74 @@ def test_invalid_block__watcher_proves_fraud_takes_operator_bond_and_exits(
     bob_deposit = plasma.deposit(bob, ETHER)
     eventually(lambda: api.utxo(blknum, 0, 0), what="deposit credited")
     api.submit(build_transfer([Coin(blknum, 0, 0, ETHER)], alice.address, bob.address, ETHER // 2, 1000, alice.key))
+    _mint_into_open_block(running, roles.operator.address, ETHER)
+    with running.operator.api_state.lock:
+        running.operator.chain.seal(running.operator.api_db)
     proven = eventually(lambda: plasma.events("InvalidBlockProven"), what="fraud proof")
-    assert proven[0]["args"]["kind"] == 3 and proven[0]["args"]["prover"] == bob.address
+    assert proven[0]["args"]["kind"] == 3 and proven[0]["args"]["txindex"] == 1
+    assert proven[0]["args"]["prover"] == bob.address
     assert plasma.rootchain.functions.frozen().call()
     assert plasma.rootchain.functions.balances(bob.address).call() == 10**18  # the operator bond
     exits = eventually(lambda: plasma.events("ExitStarted"), what="bob's exit")
     assert [wire.exit_id(e["args"]["blknum"], 0, 0) for e in exits] == [wire.exit_id(bob_deposit, 0, 0)]
+
+
+def test_fee_overclaim__watcher_warns_and_exits__no_fraud_proof_exists(
+    plasma: Any, start_operator: Any, start_watcher: Any, roles: Any, eventually: Any,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operator's fee transaction claims twice the block's fees: the root chain cannot
+    # tell (it exempts the fee leaf), so watchers are what stands between users and the theft.
+    monkeypatch.setattr(ledger, "fee_transaction",
+                        lambda operator, fees: wire.Transaction(newowner1=operator, denom1=2 * fees))
+    running = start_operator()
+    api = OperatorClient(running.url)
+    watcher = start_watcher(roles.bob, running.url)
+    alice, bob = roles.alice, roles.bob
+    blknum = plasma.deposit(alice, ETHER)
+    bob_deposit = plasma.deposit(bob, ETHER)
+    eventually(lambda: api.utxo(blknum, 0, 0), what="deposit credited")
+    sent = api.submit(build_transfer([Coin(blknum, 0, 0, ETHER)], alice.address, bob.address, ETHER // 2, 1000,
+                                     alice.key))
+    eventually(lambda: _final(api, sent["blknum"]), what="the greedy block on chain")
+    assert api.tx(sent["blknum"], wire.FEE_TXINDEX)["outputs"][0]["amount"] == "2000"
+    exits = eventually(lambda: plasma.events("ExitStarted"), what="bob's exit")
+    assert [wire.exit_id(e["args"]["blknum"], 0, 0) for e in exits] == [wire.exit_id(bob_deposit, 0, 0)]
+    assert "fee transaction" in watcher.status()["alarm"] and "2000" in watcher.status()["alarm"]
+    assert plasma.events("InvalidBlockProven") == [] and not plasma.rootchain.functions.frozen().call()
+
+
+def test_fees__collected_as_operator_output__operator_exits_finalizes_withdraws(
+    plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
+) -> None:
+    running = start_operator()
+    url = running.url
+    api = OperatorClient(url)
+    watcher = start_watcher(roles.bob, url)
+    alice, bob, operator = roles.alice, roles.bob, roles.operator
+    cli(alice, url, "deposit", "1ether")
+    first = cli(alice, url, "send", bob.address, "0.4ether", "--fee", "0.001ether", "--wait")
+    second = cli(alice, url, "send", bob.address, "0.1ether", "--fee", "0.002ether", "--wait")
+    blocks = sorted({first["blknum"], second["blknum"]})
+    fee_outputs = api.utxos(operator.address)
+    assert [(u["blknum"], u["txindex"], u["oindex"]) for u in fee_outputs] == [(b, wire.FEE_TXINDEX, 0) for b in blocks]
+    assert sum(int(u["amount"]) for u in fee_outputs) == 3 * 10**15
+    eventually(lambda: watcher.status()["blocks"].get("verified") == len(blocks), what="the watcher verifies")
+    assert watcher.status()["alarm"] is None
+
+    assert "caller does not own the output" in cli(bob, url, "exit", str(blocks[0]), str(wire.FEE_TXINDEX), "0",
+                                                   expect_code=1)
+    started = [cli(operator, url, "exit", str(b), str(wire.FEE_TXINDEX), "0") for b in blocks]
+    assert [s["exit_id"] for s in started] == [wire.exit_id(b, wire.FEE_TXINDEX, 0) for b in blocks]
+    plasma.anvil.warp(2 * EXIT_PERIOD + 1)
+    finalized = cli(bob, url, "finalize")["finalized"]
+    assert sum(int(f["amount"]) for f in finalized) == 3 * 10**15
+    owed = plasma.rootchain.functions.balances(operator.address).call()
+    assert owed == 3 * 10**15 + len(blocks) * EXIT_BOND
+    before = plasma.w3.eth.get_balance(operator.address)
+    cli(operator, url, "withdraw")
+    gained = plasma.w3.eth.get_balance(operator.address) - before
+    assert owed - 10**15 < gained <= owed  # the fees and bonds, less gas
 
 
 def test_reorg_removing_a_deposit__operator_removes_the_spend(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from plasma_operator import store, wire
 from plasma_operator.ledger import ChildChain
-from plasma_operator.validation import DoubleSpend, Malformed, TxRejected, UnknownInput
+from plasma_operator.validation import DoubleSpend, FeeMismatch, Malformed, NoInputs, TxRejected, UnknownInput
 from plasma_operator.wallet import Coin, build_transfer
 
 
@@ -124,7 +124,8 @@ def test_submit_batch__one_bad_tx__rejects_the_whole_batch_with_its_index(ledger
     assert ledger.snapshot() == before
 
 
-def test_seal__default__no_fee_tx_and_fees_recorded(ledger: Any, roles: Any, pay: Any) -> None:
+def test_seal__fee_outputs_off__no_fee_tx_and_fees_recorded(ledger: Any, roles: Any, pay: Any) -> None:
+    ledger.chain.fee_outputs = False
     coin = ledger.deposit(roles.alice.address, 100)
     ledger.chain.submit(ledger.db, [pay([coin], roles.alice, roles.carol.address, 90, fee=3)])
     ledger.chain.seal(ledger.db)
@@ -132,9 +133,9 @@ def test_seal__default__no_fee_tx_and_fees_recorded(ledger: Any, roles: Any, pay
     assert store.get_block(ledger.db, 1000)["fees"] == "3"
 
 
-def test_seal__fee_outputs_on__fee_tx_last__root_handed_to_sender__proofs_verify(ledger: Any, roles: Any,
-                                                                                 pay: Any) -> None:
-    ledger.chain.fee_outputs = True
+def test_seal__default__fee_tx_in_the_last_leaf_to_the_operator__root_handed_to_sender__proofs_verify(
+    ledger: Any, roles: Any, pay: Any
+) -> None:
     coins = [ledger.deposit(roles.alice.address, 100), ledger.deposit(roles.bob.address, 100)]
     ledger.chain.submit(ledger.db, [pay([coins[0]], roles.alice, roles.carol.address, 90, fee=3),
                                     pay([coins[1]], roles.bob, roles.carol.address, 95, fee=5)])
@@ -142,13 +143,17 @@ def test_seal__fee_outputs_on__fee_tx_last__root_handed_to_sender__proofs_verify
     [(blknum, root)] = ledger.roots.submitted
     assert blknum == 1000
     txs = store.block_txs(ledger.db, 1000)
-    assert [t.kind for t in txs] == ["transfer", "transfer", "fee"]
+    assert [(t.kind, t.txindex) for t in txs] == [("transfer", 0), ("transfer", 1), ("fee", wire.FEE_TXINDEX)]
     fee_tx = wire.decode(txs[-1].raw)
     assert (fee_tx.newowner1, fee_tx.denom1, fee_tx.is_deposit) == (roles.operator.address, 8, True)
+    assert ledger.utxo(Coin(1000, wire.FEE_TXINDEX, 0, 8)).owner == roles.operator.address
+    leaves = [t.leaf for t in txs[:2]] + [wire.ZERO_HASH] * (wire.MAX_LEAVES - 3) + [txs[2].leaf]
+    assert wire.MerkleTree(leaves).root == root  # the dense tree agrees with the stored sparse one
     for t in txs:
         data = ledger.chain.exit_data(ledger.db, 1000, t.txindex)
         assert data["root"] == "0x" + root.hex()
         assert wire.verify_proof(t.leaf, t.txindex, bytes.fromhex(data["proof"][2:]), root)
+    assert ledger.chain.exit_data(ledger.db, 1000, wire.FEE_TXINDEX)["exit_confirm_sig"] == "0x"
     assert ledger.chain.open_block(ledger.db) == (2000, 0)
     assert ledger.chain.seal(ledger.db) is None  # nothing pending: no empty block
 
@@ -164,6 +169,22 @@ def test_submit__block_full__seals_and_continues_in_the_next_block(tmp_path: Any
     accepted = chain.submit(db, [pay([c], roles.alice, roles.bob.address, 10) for c in coins])
     assert [(a.blknum, a.txindex) for a in accepted] == [(1000, 0), (1000, 1), (2000, 0)]
     assert roots == [1000]
+
+
+def test_submit__batch_across_a_full_block__sees_its_own_spends(tmp_path: Any, roles: Any, pay: Any) -> None:
+    # The batch reads its inputs once up front; a seal in the middle must not make them stale.
+    db = store.open_chain_db(tmp_path / "small.db")
+    chain = ChildChain(roles.operator.address, lambda *_: None, block_size=1)
+    chain.on_deposit(db, roles.alice.address, 1, 10, eth_block=5)
+    coin = Coin(1, 0, 0, 10)
+    with pytest.raises(DoubleSpend) as caught:
+        chain.submit(db, [pay([coin], roles.alice, roles.bob.address, 10),
+                          pay([coin], roles.alice, roles.carol.address, 10)])
+    assert caught.value.index == 1 and store.get_utxo(db, wire.utxo_position(1, 0, 0)).spent_by is None
+    accepted = chain.submit(db, [pay([coin], roles.alice, roles.bob.address, 9, fee=1),
+                                 pay([Coin(1000, 0, 0, 9)], roles.bob, roles.carol.address, 9)])
+    assert [(a.blknum, a.txindex) for a in accepted] == [(1000, 0), (2000, 0)]
+    assert store.get_utxo(db, wire.utxo_position(1000, wire.FEE_TXINDEX, 0)).amount == 1  # sealed with its fee
 
 
 def test_rewind__reorg_removes_deposit__removes_what_spent_it(ledger: Any, roles: Any, pay: Any) -> None:
@@ -191,32 +212,50 @@ def test_exit_started__output_can_no_longer_be_spent(ledger: Any, roles: Any, pa
     ledger.chain.submit(ledger.db, [pay([coin], roles.alice, roles.bob.address, 100)])
 
 
-def test_apply_block__replays_a_valid_block_and_refuses_an_invalid_one(ledger: Any, tmp_path: Any, roles: Any,
-                                                                      pay: Any) -> None:
-    ledger.chain.fee_outputs = True
+def _positional(raws: list[bytes | None], fee: bytes | None) -> list[bytes | None]:
+    return [*raws, *[None] * (wire.FEE_TXINDEX - len(raws)), fee]
+
+
+def test_apply_block__replays_a_valid_block_with_its_fee_tx(ledger: Any, tmp_path: Any, roles: Any,
+                                                            pay: Any) -> None:
     coin = ledger.deposit(roles.alice.address, 100)
     ledger.chain.submit(ledger.db, [pay([coin], roles.alice, roles.bob.address, 90, fee=10)])
     ledger.chain.seal(ledger.db)
-    raws = [t.raw for t in store.block_txs(ledger.db, 1000)]
+    transfer, fee = (t.raw for t in store.block_txs(ledger.db, 1000))
     replica = store.open_chain_db(tmp_path / "watcher.db")
-    strict = ChildChain(roles.operator.address, lambda *_: None)
-    strict.on_deposit(replica, roles.alice.address, 1, 100, 10)
-    with pytest.raises(TxRejected, match="deposits are made only through") as caught:
-        strict.apply_block(replica, 1000, 40, raws)  # without fee outputs an input-less tx is invalid
-    assert caught.value.index == 1
-    watcher_chain = ChildChain(roles.operator.address, lambda *_: None, fee_outputs=True)
-    watcher_chain.apply_block(replica, 1000, 40, raws)
+    watcher_chain = ChildChain(roles.operator.address, lambda *_: None)
+    watcher_chain.on_deposit(replica, roles.alice.address, 1, 100, 10)
+    watcher_chain.apply_block(replica, 1000, 40, _positional([transfer], fee))
     assert bytes(store.get_block(replica, 1000)["root"]) == ledger.roots.submitted[0][1]
-    # a block that spends the same deposit again, or pays the operator too much, is refused whole
-    other = store.open_chain_db(tmp_path / "other.db")
-    watcher_chain.on_deposit(other, roles.alice.address, 1, 100, 10)
-    greedy_fee = wire.encode(wire.Transaction(newowner1=roles.operator.address, denom1=11))
-    with pytest.raises(TxRejected, match="fee transaction") as caught:
-        watcher_chain.apply_block(other, 1000, 40, [raws[0], greedy_fee])
-    assert caught.value.index == 1
+    assert store.get_utxo(replica, wire.utxo_position(1000, wire.FEE_TXINDEX, 0)).amount == 10
+
+
+@pytest.mark.parametrize(("where", "fee_tx", "error"), [
+    ("last leaf", lambda op, other: wire.Transaction(newowner1=op, denom1=11), FeeMismatch),  # overclaim
+    ("last leaf", lambda op, other: wire.Transaction(newowner1=op, denom1=9), FeeMismatch),  # underclaim
+    ("last leaf", lambda op, other: wire.Transaction(newowner1=other, denom1=10), FeeMismatch),  # not the operator
+    ("last leaf", lambda op, other: wire.Transaction(newowner1=op, denom1=5, newowner2=op, denom2=5), FeeMismatch),
+    ("index 1", lambda op, other: wire.Transaction(newowner1=op, denom1=10), NoInputs),  # not in the fee leaf
+])
+def test_apply_block__bad_fee_tx__refuses_the_whole_block(ledger: Any, tmp_path: Any, roles: Any, pay: Any,
+                                                          where: str, fee_tx: Any, error: type) -> None:
+    coin = ledger.deposit(roles.alice.address, 100)
+    transfer = bytes.fromhex(pay([coin], roles.alice, roles.bob.address, 90, fee=10)[2:])
+    bad = wire.encode(fee_tx(roles.operator.address, roles.carol.address))
+    raws = _positional([transfer], bad) if where == "last leaf" else [transfer, bad]
+    watcher_chain = ChildChain(roles.operator.address, lambda *_: None)
+    with pytest.raises(error) as caught:
+        watcher_chain.apply_block(ledger.db, 1000, 40, raws)
+    assert caught.value.index == (wire.FEE_TXINDEX if where == "last leaf" else 1)
+    assert store.get_block(ledger.db, 1000) is None and ledger.utxo(coin).spent_by is None
+
+
+def test_apply_block__double_spend__refuses_the_whole_block(ledger: Any, roles: Any, pay: Any) -> None:
+    coin = ledger.deposit(roles.alice.address, 100)
+    transfer = bytes.fromhex(pay([coin], roles.alice, roles.bob.address, 90, fee=10)[2:])
     with pytest.raises(DoubleSpend):
-        watcher_chain.apply_block(other, 1000, 40, [raws[0], raws[0]])
-    assert store.get_block(other, 1000) is None
+        ledger.chain.apply_block(ledger.db, 1000, 40, [transfer, transfer])
+    assert store.get_block(ledger.db, 1000) is None
 
 
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 60), st.integers(0, 3)),

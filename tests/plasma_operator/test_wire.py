@@ -216,6 +216,41 @@ def test_merkle_tree__full_block_builds_fast() -> None:
     assert wire.verify_proof(leaves[-1], wire.MAX_LEAVES - 1, tree.proof(wire.MAX_LEAVES - 1), tree.root)
 
 
+def _dense_root(leaves: list[bytes], last: bytes, depth: int) -> bytes:
+    level = leaves + [wire.ZERO_HASH] * ((1 << depth) - 1 - len(leaves)) + [last]
+    for _ in range(depth):
+        level = [wire.keccak(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=15), st.binary(min_size=32, max_size=32), st.data())
+def test_merkle_tree__last_leaf_on_its_own_path__equals_the_dense_tree(leaves: list[bytes], last: bytes,
+                                                                      data: st.DataObject) -> None:
+    # depth 4: the prefix may fill every leaf but the last, so the two paths meet at any height
+    tree = wire.MerkleTree(leaves, depth=4, last=last)
+    assert tree.root == _dense_root(leaves, last, 4)
+    index = data.draw(st.integers(min_value=0, max_value=15))
+    leaf = leaves[index] if index < len(leaves) else last if index == 15 else wire.ZERO_HASH
+    assert wire.compute_root(leaf, index, tree.proof(index)) == tree.root
+
+
+def test_merkle_tree__fee_leaf_at_65535__stored_sparsely_and_proven_from_the_blob() -> None:
+    from plasma_operator import store
+
+    leaves, last = [bytes([i]) * 32 for i in range(1, 4)], b"\xfe" * 32
+    tree = wire.MerkleTree(leaves, last=last)
+    assert tree.root == _dense_root(leaves, last, wire.TREE_DEPTH)
+    assert sum(len(level) for level in tree.levels) < 60  # never 2^16 leaves
+    blob = store.tree_blob(tree.levels)
+    for index in (0, 2, 3, 1000, wire.FEE_TXINDEX - 1, wire.FEE_TXINDEX):
+        assert store.proof_from_blob(blob, len(leaves), index) == tree.proof(index)
+    assert wire.verify_proof(last, wire.FEE_TXINDEX, tree.proof(wire.FEE_TXINDEX), tree.root)
+    raws: list[bytes | None] = [b"\x01", None, b"\x02"] + [None] * (wire.FEE_TXINDEX - 3) + [b"\x03"]
+    by_block = wire.MerkleTree.of_block(raws)
+    assert by_block.root == _dense_root([wire.keccak(b"\x01"), wire.ZERO_HASH, wire.keccak(b"\x02")],
+                                        wire.keccak(b"\x03"), wire.TREE_DEPTH)
+
+
 def test_merkle_tree__too_many_leaves__raises() -> None:
     with pytest.raises(wire.WireError, match="too many"):
         wire.MerkleTree([b"\x00" * 32] * 5, depth=2)

@@ -1,5 +1,6 @@
-"""Hypothesis stateful test of the root chain: random deposits, transfers, blocks, exits (honest and of
-spent outputs), challenges, time warps, finalizations and withdrawals against a model of the child chain."""
+"""Hypothesis stateful test of the root chain: random deposits, transfers (fees collected by the
+operator's fee transaction), blocks, exits (honest and of spent outputs, the operator's fee outputs
+too), challenges, time warps, finalizations and withdrawals against a model of the child chain."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from plasma_operator import wire
 from tests.contracts.plasma.world import EXIT_BOND, EXIT_PERIOD, Block, Output, PlasmaWorld, User
 
 HOLDERS = ("alice", "bob", "carol", "dave")
@@ -54,10 +56,12 @@ class RootChainMachine(RuleBasedStateMachine):
         recipients = [self.users[data.draw(st.sampled_from(HOLDERS))].address for _ in range(2)]
         outputs = [(owner, amount) for owner, amount in zip(recipients, (first, total - fee - first), strict=True)
                    if amount]
-        block = self.world.submit([self.world.transfer(inputs, outputs, fee=fee)])
+        # The operator collects the fee as an output of its fee transaction in the last leaf.
+        fee_tx = wire.Transaction(newowner1=self.operator.address, denom1=fee) if fee else None
+        block = self.world.submit([self.world.transfer(inputs, outputs, fee=fee)], last=fee_tx)
         for slot, spent in enumerate(inputs):
             self.spent[spent.position] = (spent, block, slot)
-        for out in self.world.outputs_of(block, 0):
+        for out in self.world.outputs_of(block, 0) + (self.world.outputs_of(block, wire.FEE_TXINDEX) if fee else []):
             self.unspent[out.position] = out
 
     # -- exit game ---------------------------------------------------------------------------------
@@ -126,9 +130,9 @@ class RootChainMachine(RuleBasedStateMachine):
             self.finalized.add(position)
             self._credit(out.owner, out.amount + EXIT_BOND)
 
-    @rule(holder=st.sampled_from((*HOLDERS, "challenger")))
+    @rule(holder=st.sampled_from((*HOLDERS, "challenger", "operator")))
     def withdraw(self, holder: str) -> None:
-        address = self.users[holder].address
+        address = (self.operator if holder == "operator" else self.users[holder]).address
         if not self.owed.get(address):
             with boa.reverts("plasma: nothing to withdraw"):
                 self.rc.withdraw(sender=address)

@@ -50,10 +50,16 @@ class Block:
     blknum: int
     txs: list[wire.Transaction]
     tree: wire.MerkleTree
+    last: wire.Transaction | None = None  # the transaction at txindex 65535 (the fee leaf)
 
     @property
     def root(self) -> bytes:
         return self.tree.root
+
+    def tx(self, txindex: int) -> wire.Transaction:
+        if txindex == wire.FEE_TXINDEX and self.last is not None:
+            return self.last
+        return self.txs[txindex]
 
 
 @cache
@@ -133,26 +139,27 @@ class PlasmaWorld:
             tx = wire.sign(tx, key, slot)
         return tx
 
-    def submit(self, txs: list[wire.Transaction]) -> Block:
+    def submit(self, txs: list[wire.Transaction], last: wire.Transaction | None = None) -> Block:
+        """Submit a block of `txs` (txindex 0, 1, ...) and, as `last`, a transaction at txindex 65535."""
         blknum = self.root_chain.currentChildBlock()
-        tree = wire.MerkleTree([wire.leaf(tx) for tx in txs])
+        tree = wire.MerkleTree([wire.leaf(tx) for tx in txs], last=None if last is None else wire.leaf(last))
         self.root_chain.submitBlock(tree.root, sender=self.operator.address)
-        block = Block(blknum, list(txs), tree)
+        block = Block(blknum, list(txs), tree, last)
         self.blocks[blknum] = block
         return block
 
     def outputs_of(self, block: Block, txindex: int) -> list[Output]:
-        tx = block.txs[txindex]
+        tx = block.tx(txindex)
         return [Output(block.blknum, txindex, o, *tx.output(o)) for o in (0, 1) if tx.output(o)[1] > 0]
 
     def owner_of_input(self, tx: wire.Transaction, slot: int) -> str:
         blknum, txindex, oindex = tx.input(slot)
         if blknum % 1000:
             return self.deposits[blknum].owner
-        return self.blocks[blknum].txs[txindex].output(oindex)[0]
+        return self.blocks[blknum].tx(txindex).output(oindex)[0]
 
     def confirm_sigs(self, block: Block, txindex: int) -> bytes:
-        tx = block.txs[txindex]
+        tx = block.tx(txindex)
         leaf = wire.leaf(tx)
         return b"".join(
             wire.confirm_sign(leaf, block.root, self.keys[self.owner_of_input(tx, slot)])
@@ -165,7 +172,7 @@ class PlasmaWorld:
         if output.blknum % 1000:
             return (output.blknum, 0, 0, wire.encode(wire.deposit_transaction(output.owner, output.amount)), b"", b"")
         block = self.blocks[output.blknum]
-        return (output.blknum, output.txindex, output.oindex, wire.encode(block.txs[output.txindex]),
+        return (output.blknum, output.txindex, output.oindex, wire.encode(block.tx(output.txindex)),
                 block.tree.proof(output.txindex), self.confirm_sigs(block, output.txindex))
 
     def start_exit(self, output: Output, sender: str | None = None, value: int = EXIT_BOND) -> int:

@@ -7,6 +7,7 @@ API end to end with batch submission.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -21,13 +22,16 @@ from bench.report import table, verdict, write_section
 from dccn_common.anvil import free_port
 from plasma_operator import store, wire
 from plasma_operator.api import ApiState, create_app
+from plasma_operator.config import OperatorConfig
 from plasma_operator.ledger import ChildChain
+from plasma_operator.recovery import CHUNK_TXS, SignerPool
 from plasma_operator.wallet import Coin, build_transfer
 
 OPERATOR = "0x" + "0f" * 20
 VALIDATION_TXS = 20_000
 BATCH = 2_000
 ELIXIR_OMG_TPS = "3,000-4,000 tx/s (synthetic)"
+WORKERS = OperatorConfig.model_fields["recovery_workers"].default
 
 
 def recoveries_per_second(seconds: float = 2.0) -> float:
@@ -75,13 +79,18 @@ def _funded_ledger(path: Path, count: int) -> tuple[ChildChain, object, list[str
     return chain, db, raws
 
 
-def validation_throughput(workdir: Path) -> tuple[float, float]:
-    """(tx per CPU second, tx per wall second) validating + applying 2-input txs durably in batches."""
-    chain, db, raws = _funded_ledger(workdir / "validation.db", VALIDATION_TXS)
-    cpu, wall = time.process_time(), time.perf_counter()
-    for i in range(0, len(raws), BATCH):
-        chain.submit(db, raws[i:i + BATCH])  # type: ignore[arg-type]
-    return len(raws) / (time.process_time() - cpu), len(raws) / (time.perf_counter() - wall)
+def validation_throughput(workdir: Path, workers: int) -> tuple[float, float]:
+    """(tx per CPU second of this process, tx per wall second) validating + applying 2-input txs
+    durably in batches, with `workers` recovery processes (0: in process). The pool is started
+    before the clock, as the operator starts it once."""
+    chain, db, raws = _funded_ledger(workdir / f"validation-{workers}.db", VALIDATION_TXS)
+    with contextlib.ExitStack() as stack:
+        if workers:
+            chain.recovery = stack.enter_context(SignerPool(workers))
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(0, len(raws), BATCH):
+            chain.submit(db, raws[i:i + BATCH])  # type: ignore[arg-type]
+        return len(raws) / (time.process_time() - cpu), len(raws) / (time.perf_counter() - wall)
 
 
 def seal_full_block(workdir: Path) -> tuple[float, float]:
@@ -129,35 +138,44 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         recoveries = recoveries_per_second()
-        validated_cpu, validated_wall = validation_throughput(workdir)
+        in_process_cpu, in_process_wall = validation_throughput(workdir, 0)
+        pooled_cpu, pooled_wall = validation_throughput(workdir, WORKERS)
         recoveries = max(recoveries, recoveries_per_second())  # the limit: best of before and after
         seal_cpu, seal_wall = seal_full_block(workdir)
         api_rate = api_throughput(workdir)
     limit = recoveries / 2
-    ratio = validated_cpu / limit
+    ratio = pooled_wall / limit
+    cores = os.cpu_count()
     rows = [
         ["secp256k1 recoveries per CPU second, one core (coincurve)", f"{recoveries:,.0f}", "", "", ""],
         ["physical limit for 2-input txs (recoveries / 2)", f"{limit:,.0f} tx/s", "", "", ""],
-        [f"validate + apply 2-input txs durably ({VALIDATION_TXS:,} txs, batches of {BATCH:,})",
-         f"{validated_cpu:,.0f} tx per CPU s ({validated_wall:,.0f} tx/s wall)", f"{ratio:.2f} of the limit",
-         f"≥ 0.75 of the limit; anchor elixir-omg {ELIXIR_OMG_TPS}", verdict(ratio, 0.75, lower_is_better=False)],
+        [f"validate + apply 2-input txs durably, {WORKERS} recovery workers ({VALIDATION_TXS:,} txs, "
+         f"batches of {BATCH:,}; {cores} cores)",
+         f"{pooled_wall:,.0f} tx/s wall ({pooled_cpu:,.0f} tx per CPU s of the operator process)",
+         f"{ratio:.2f} of the limit", f"≥ 0.75 of the limit; anchor elixir-omg {ELIXIR_OMG_TPS}",
+         verdict(ratio, 0.75, lower_is_better=False)],
+        ["same, in process (recovery_workers: 0; one core)",
+         f"{in_process_wall:,.0f} tx/s wall ({in_process_cpu:,.0f} tx per CPU s)",
+         f"{in_process_wall / limit:.2f} of the limit", "", ""],
         ["seal a full block (65,536 leaves: root, levels, txs, outbox)", f"{seal_cpu:.2f} s CPU ({seal_wall:.2f} s wall)",
          "", "≤ 1 s", verdict(seal_cpu, 1.0)],
-        ["HTTP API end to end, POST /txs (batches of 1,000)", f"{api_rate:,.0f} tx/s wall", "", "", ""],
+        ["HTTP API end to end, POST /txs (batches of 1,000; in process)", f"{api_rate:,.0f} tx/s wall", "", "", ""],
     ]
     body = table(["measure", "figure", "ratio", "goal / anchor", "verdict"], rows) + (
-        "\n\nOne process, one core (SQLite WAL, one transaction per batch, synchronous=NORMAL). The limit is "
-        "measured in the same run, before and after the validation run (the better figure is kept). Ratios use CPU "
-        "time of this process, because the machine's 2 cores are shared with other work and wall time then "
-        "measures the neighbours; wall figures are given beside them. The API figure is wall time and includes "
-        "JSON, HTTP on loopback and the client in the same process.\n\n"
-        "Where a transaction's CPU time goes (measured, µs per 2-input tx on this host): the two recoveries "
-        "~100 (called straight through coincurve's libsecp256k1 binding, within a few % of the limit's own "
-        "figure), decoding and hashing ~20 (fastpath), the rest ~85: SQLite (the batch's inputs read in one "
-        "query per 500, three executemany writes, the commit) and Python bookkeeping. The limit leaves ~35 µs "
-        "beside the recoveries at 0.75, below what the decode alone costs in Python: reaching it on one core "
-        "needs the decode and bookkeeping in native code, or recoveries spread over more cores (not done: "
-        "this host has 2 shared cores)."
+        f"\n\nThe ratio is the issue's: wall-clock transactions per second over the one-core limit ÷ 2, both "
+        f"measured in this run (the limit before and after the validation runs, the better figure kept). The "
+        f"pooled figure uses every core of this host ({cores}): the operator process decodes and applies "
+        f"(SQLite WAL, one transaction per batch, synchronous=NORMAL) while {WORKERS} worker processes recover "
+        f"the signatures of the batch's next chunks ({CHUNK_TXS} transactions a job); it is not a one-core "
+        "figure. Only wall time counts there, so the host's other load lowers it; runs vary by ±15 % here.\n\n"
+        "Where a transaction's time goes in process (µs per 2-input tx on this host): the two recoveries ~100 "
+        "(called straight through coincurve's libsecp256k1 binding), decoding and hashing ~20 (fastpath), "
+        "the rest ~85: SQLite and Python bookkeeping. With the pool the operator process keeps the decode, "
+        "the apply and the pipes (its tx per CPU s above), and so bounds the rate; on 2 cores it shares them "
+        "with the workers, so its wall rate stays below its CPU rate (the gap to the goal). 1 worker was "
+        "slower here (the operator waits for recoveries). The single-transaction path and the watcher's "
+        "block replay recover "
+        "in process. The API figure runs without the pool."
     )
     write_section("plasma_operator", "Plasma operator", body, "python -m bench.bench_plasma_operator")
     print(body)

@@ -33,6 +33,9 @@ class OperatorConfig(ChainSettings):
     block_interval: float = Field(default=10.0, gt=0, description="seconds between blocks")
     block_size: int = Field(default=65_535, ge=1, le=65_535, description="user transactions per block")
     max_batch: int = Field(default=10_000, ge=1)
+    recovery_workers: int = Field(default=2, ge=0, le=64, description=(
+        "processes recovering a batch's signatures while the operator decodes and applies it "
+        "(2 suits a 2-core host); 0 recovers in process"))
     fee_outputs: bool = Field(default=True, description=(
         "collect each block's fees as an output to the operator: a fee transaction (no inputs) in the "
         "block's last leaf, txindex 65535, which the RootChain exempts from fraud proofs"))

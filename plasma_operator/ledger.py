@@ -24,6 +24,7 @@ from dccn_common.follower import ChainEvent
 from dccn_common.store import get_meta, set_meta, transaction
 from plasma_operator import store, wire
 from plasma_operator.fastpath import Parsed, keccak, merkle_levels, merkle_root
+from plasma_operator.recovery import CHUNK_TXS, RecoveredBatch, SignerPool
 from plasma_operator.validation import (
     CheckedTx,
     TxRejected,
@@ -54,13 +55,16 @@ class Accepted:
 
 class ChildChain:
     def __init__(self, operator: str, submit_root: SubmitRoot, *, block_size: int = USER_TXS_PER_BLOCK,
-                 fee_outputs: bool = True) -> None:
+                 fee_outputs: bool = True, recovery: SignerPool | None = None) -> None:
         self.operator = wire.to_checksum_address(operator)
         self.submit_root = submit_root
         self.block_size = min(block_size, USER_TXS_PER_BLOCK)
         # Collect each block's fees as an output to the operator (the RootChain exempts the
         # input-less fee transaction at txindex 65535 from fraud proofs and lets the operator exit it).
         self.fee_outputs = fee_outputs
+        # Batches recover their signers on these worker processes while this one applies
+        # them; None: in process. A single transaction is always recovered in process.
+        self.recovery = recovery
 
     # -- the open block ----------------------------------------------------------------
 
@@ -84,13 +88,18 @@ class ChildChain:
 
     def submit(self, db: sqlite3.Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
         """Validate and apply a batch atomically: all accepted, or TxRejected and nothing changes."""
-        parsed = []
-        for index, raw_hex in enumerate(raw_hexes):
-            try:
-                parsed.append(parse(raw_hex))
-            except TxRejected as err:
-                err.index = index
-                raise
+        if self.recovery is None or len(raw_hexes) < 2:
+            return self._apply(db, _parse_all(raw_hexes), None)
+        with self.recovery.recover_batch() as recovered:
+            # Workers recover each chunk while the rest is decoded and the batch applied.
+            parsed: list[Parsed] = []
+            for start in range(0, len(raw_hexes), CHUNK_TXS):
+                chunk = _parse_all(raw_hexes[start:start + CHUNK_TXS], start)
+                recovered.add(chunk)
+                parsed += chunk
+            return self._apply(db, parsed, recovered)
+
+    def _apply(self, db: sqlite3.Connection, parsed: Sequence[Parsed], recovered: RecoveredBatch | None) -> list[Accepted]:
         accepted: list[Accepted] = []
         with transaction(db):
             writes = _BatchWrites(db, parsed)
@@ -102,7 +111,8 @@ class ChildChain:
                     accepted.append(Accepted(*duplicate, item.leaf))
                     continue
                 try:
-                    checked = check_transaction(item, writes.lookup)
+                    checked = check_transaction(item, writes.lookup,
+                                                (None, None) if recovered is None else recovered.signers(index))
                 except TxRejected as err:
                     err.index = index
                     raise
@@ -336,6 +346,17 @@ def _record(db: sqlite3.Connection, blknum: int, txindex: int, checked: CheckedT
     ident = store.insert_tx(db, blknum, txindex, "transfer", checked.raw, checked.tx, checked.parsed.leaf)
     db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?",
                    [(ident, slot, utxo.pos) for utxo, slot in zip(checked.inputs, checked.slots, strict=True)])
+
+
+def _parse_all(raw_hexes: Sequence[object], first_index: int = 0) -> list[Parsed]:
+    parsed = []
+    for index, raw_hex in enumerate(raw_hexes, first_index):
+        try:
+            parsed.append(parse(raw_hex))
+        except TxRejected as err:
+            err.index = index
+            raise
+    return parsed
 
 
 def _ignoring_exits(db: sqlite3.Connection, pos: int) -> store.Utxo | None:

@@ -29,6 +29,7 @@ from dccn_common.store import transaction
 from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig, connect_checked, load_rootchain
 from plasma_operator.ledger import ChildChain
+from plasma_operator.recovery import SignerPool
 from plasma_operator.store import open_chain_db
 
 log = logging.getLogger("plasma_operator")
@@ -143,12 +144,16 @@ class Operator:
         log.info("api listening", extra={"host": self.cfg.api_host, "port": self.cfg.api_port})
 
     def run(self) -> None:
-        self.start_api()
+        if self.cfg.recovery_workers:
+            self.chain.recovery = SignerPool(self.cfg.recovery_workers)
         try:
+            self.start_api()
             self.service.run()
         finally:
             if self._api_server is not None:
                 self._api_server.should_exit = True
+            if self.chain.recovery is not None:
+                self.chain.recovery.close()
 
 
 @click.command(help="Run the Plasma child-chain operator (follower, block builder, HTTP API).")
@@ -165,6 +170,8 @@ class Operator:
 @click.option("--api-port", type=int, default=None)
 @click.option("--block-interval", type=float, default=None, help="Seconds between blocks.")
 @click.option("--block-size", type=int, default=None, help="User transactions per block (max 65,535).")
+@click.option("--recovery-workers", type=int, default=None,
+              help="Processes recovering batch signatures in parallel (0: in process).")
 @click.option("--confirmations", type=int, default=None, help="Root-chain confirmations before acting on events.")
 @click.option("--poll-interval", type=float, default=None)
 @click.option("--log-level", default="INFO", show_default=True)

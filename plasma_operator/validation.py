@@ -131,8 +131,12 @@ def check_shape(tx: wire.Transaction) -> tuple[int, ...]:
     return tuple(slots)
 
 
-def check_transaction(parsed: Parsed, lookup: Lookup) -> CheckedTx:
-    """Every rule against the UTXO set that `lookup(pos)` reads; raises TxRejected."""
+def check_transaction(parsed: Parsed, lookup: Lookup,
+                      recovered: tuple[bytes | None, bytes | None] = (None, None)) -> CheckedTx:
+    """Every rule against the UTXO set that `lookup(pos)` reads; raises TxRejected.
+
+    `recovered` may hold each slot's signer already recovered elsewhere (recovery.SignerPool);
+    a slot without one is recovered here, so failures carry the same reasons."""
     tx = parsed.tx
     slots = check_shape(tx)
     inputs = []
@@ -146,10 +150,12 @@ def check_transaction(parsed: Parsed, lookup: Lookup) -> CheckedTx:
                               slot=slot)
         if utxo.exiting:
             raise DoubleSpend(f"input {slot} {tx.input(slot)} is being exited on the root chain")
-        try:
-            signer = recover(parsed.signing_hash, tx.sig(slot))
-        except wire.WireError as err:
-            raise TxRejected(f"input {slot}: {err}") from None
+        signer = recovered[slot]
+        if signer is None:
+            try:
+                signer = recover(parsed.signing_hash, tx.sig(slot))
+            except wire.WireError as err:
+                raise TxRejected(f"input {slot}: {err}") from None
         if signer != bytes.fromhex(utxo.owner[2:]):
             raise TxRejected(f"input {slot} is signed by {checksum(signer)}, but its owner is {utxo.owner}")
         inputs.append(utxo)

@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from eth_account import Account
@@ -19,6 +20,8 @@ from web3 import Web3
 from dccn_common import PROJECT_ROOT
 from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.manifest import Manifest
+
+T = TypeVar("T")
 
 # Actors of the story, by role; anvil's dev accounts in this order.
 DEMO_ROLES = ("deployer", "operator", "tenant", "provider", "app_provider", "monitor", "alice", "bob",
@@ -93,6 +96,24 @@ class DemoContext:
                     process.kill()
             self.console.print(f"    stopped {name}")
         self.processes.clear()
+
+    def wait_for(self, what: str, check: Callable[[], T | None], *, timeout: float = 60.0,
+                 logs: str = "", between: Callable[[], object] | None = None) -> T:
+        """Poll `check` until it returns something truthy (returned), with a spinner.
+
+        `between` runs after each miss (the bridge mines blocks so confirmations advance);
+        on timeout the error names what was awaited and which logs in the workdir to read.
+        """
+        deadline = time.monotonic() + timeout
+        with self.console.status(f"    waiting for {what}..."):
+            while not (result := check()):
+                if time.monotonic() > deadline:
+                    hint = f"; see {logs} in {self.workdir}" if logs else ""
+                    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}{hint}")
+                if between:
+                    between()
+                time.sleep(0.2)
+        return result
 
     def python(self) -> str:
         return sys.executable

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,15 +109,9 @@ def _config(workdir: Path, name: str, account: LocalAccount, base: dict[str, Any
 
 
 def _wait(ctx: DemoContext, what: str, condition: Any, timeout: float = 90.0) -> None:
-    """Mine a block on each chain now and then (anvil only mines on transactions) until done."""
-    deadline = time.monotonic() + timeout
-    with ctx.console.status(f"    {what}..."):
-        while not condition():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"bridge: timed out: {what}; see {ctx.workdir / 'bridge-relayer.log'}")
-            ctx.ethereum.anvil.mine()
-            ctx.ankr.anvil.mine()
-            time.sleep(0.3)
+    # anvil only mines on transactions: mine on both chains so confirmations advance.
+    ctx.wait_for(what, condition, timeout=timeout, logs="bridge-*.log",
+                 between=lambda: (ctx.ethereum.anvil.mine(), ctx.ankr.anvil.mine()))
 
 
 def _execution_gas(w3: Any, bridge: Any) -> int:

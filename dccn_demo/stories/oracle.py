@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +29,6 @@ PASSWORD = "demo only: a real operator reads this from its secret store"
 SEAL_SECRET = "demo only: sealing secret of the enclave"
 MAX_GAS_PRICE = 20 * 10**9
 ZERO = "0x" + "00" * 20
-
-
-def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not happen in {timeout:.0f}s; see nos-*.log in the workdir")
-        time.sleep(0.2)
-    return result
 
 
 def run(ctx: DemoContext) -> None:
@@ -102,7 +91,7 @@ def _public_request(ctx: DemoContext, oracle: Any, consumer: Any, owner: Any, so
     ctx.step(f"dApp asked for {params.decode()} paying {fee / 10**18:.5f} ETH (max gas price 20 gwei)")
     ctx.done("dApp price request (via PriceConsumer)", part="oracle", address=consumer.address,
              gas=int(receipt["gasUsed"]))
-    delivered = _wait_for(lambda: _delivered(oracle, request_id), "the delivery")
+    delivered = ctx.wait_for("the delivery", lambda: _delivered(oracle, request_id), logs="nos-*.log")
     price = consumer.functions.price().call()
     ctx.step(f"enclave fetched it over TLS, relay delivered: price {price / 100:,.2f}; "
              f"operator paid {delivered['args']['payment'] / 10**18:.6f} ETH, "
@@ -123,7 +112,7 @@ def _private_request(ctx: DemoContext, oracle: Any, requester: Any, info: dict[s
              f"request {request_id.hex()[:12]}...")
     ctx.done("private request (params encrypted to the enclave)", part="oracle", address=oracle.address,
              gas=int(receipt["gasUsed"]))
-    delivered = _wait_for(lambda: _delivered(oracle, request_id), "the private delivery")
+    delivered = ctx.wait_for("the private delivery", lambda: _delivered(oracle, request_id), logs="nos-*.log")
     data = bytes(delivered["args"]["data"])
     price = int.from_bytes(ecies_decrypt(reply_key.secret, data, request_id), "big")
     ctx.step(f"the chain holds {len(data)} bytes of ciphertext; alice decrypts price {price / 100:,.2f}")

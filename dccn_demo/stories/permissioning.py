@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,14 +54,6 @@ def _start_daemon(ctx: DemoContext, name: str, config: Path) -> None:
                       health_url=f"http://127.0.0.1:{port}/health", env={PASSWORD_ENV: PASSWORD})
 
 
-def _wait_for(condition: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the boot node's files did not follow in time; see enode-dns-*.log in the workdir")
-        time.sleep(0.25)
-
-
 def run(ctx: DemoContext) -> None:
     w3 = ctx.ethereum.w3
     ingress = ctx.ethereum.manifest.contract(w3, "EnodeIngress")
@@ -103,13 +94,15 @@ def run(ctx: DemoContext) -> None:
     def bootnodes() -> list[str]:
         return read_toml_array(config_toml, "bootnodes")
 
-    _wait_for(lambda: any("203.0.113.10" in b for b in bootnodes()))
+    ctx.wait_for("boot0's files to list boot1", lambda: any("203.0.113.10" in b for b in bootnodes()),
+                 logs="enode-dns-*.log")
     before = next(line for line in config_toml.read_text().splitlines() if line.startswith("bootnodes"))
     ctx.step(f"boot0 {config_toml.relative_to(ctx.workdir)} before: {before[:60]}...{before[-24:]}")
 
     address_file.write_text("198.51.100.42\n")
     ctx.step("boot1's public address changed to 198.51.100.42 (its address source)")
-    _wait_for(lambda: any("198.51.100.42" in b for b in bootnodes()))
+    ctx.wait_for("boot0's files to follow the new IP", lambda: any("198.51.100.42" in b for b in bootnodes()),
+                 logs="enode-dns-*.log")
     after = next(line for line in config_toml.read_text().splitlines() if line.startswith("bootnodes"))
     ctx.step(f"boot0 {config_toml.relative_to(ctx.workdir)} after:  {after[:60]}...{after[-24:]}")
     update = ingress.events.EndpointUpdated.get_logs(from_block=0, argument_filters={"enode_key": boot1.key})[-1]

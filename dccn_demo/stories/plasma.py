@@ -3,8 +3,6 @@ honest exit paid out, and a dishonest exit challenged by the watcher."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dccn_common.anvil import free_port
@@ -21,16 +19,6 @@ TITLE = "Plasma child chain: operator, watcher, deposit, transfer, exits"
 PASSWORD = "demo-plasma-password"
 ETHER = 10**18
 T = TypeVar("T")
-
-
-def _wait(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def _start_services(ctx: DemoContext) -> tuple[str, str]:
@@ -68,7 +56,7 @@ def run(ctx: DemoContext) -> None:
 
     receipt = ctx.send(w3, rootchain.functions.deposit(), alice, value=ETHER)
     deposit_blknum = int(rootchain.events.Deposit().process_receipt(receipt)[0]["args"]["blknum"])
-    _wait("the operator to credit the deposit", lambda: api.utxo(deposit_blknum, 0, 0))
+    ctx.wait_for("the operator to credit the deposit", lambda: api.utxo(deposit_blknum, 0, 0))
     ctx.step(f"alice deposited 1 ETH into RootChain {rootchain.address}: deposit block {deposit_blknum}")
     ctx.done("Plasma deposit (alice, 1 ETH)", part="plasma", address=rootchain.address, gas=int(receipt["gasUsed"]))
 
@@ -76,7 +64,7 @@ def run(ctx: DemoContext) -> None:
                         alice.key)
     sent = api.submit(tx)
     blknum, txindex = sent["blknum"], sent["txindex"]
-    data = _wait(f"block {blknum} on the root chain", lambda: (lambda d: d if d and d["final"] else None)(
+    data = ctx.wait_for(f"block {blknum} on the root chain", lambda: (lambda d: d if d and d["final"] else None)(
         api.tx(blknum, txindex)))
     submitted = rootchain.events.BlockSubmitted().get_logs(from_block=0, argument_filters={"blknum": blknum})
     ctx.step(f"alice sent 0.6 ETH to bob on the child chain; the operator submitted block {blknum} "
@@ -95,7 +83,7 @@ def run(ctx: DemoContext) -> None:
     cheat = deposit_exit_args(deposit_blknum, alice.address, ETHER)
     receipt = ctx.send(w3, cheat.call(rootchain), alice, value=bond)
     ctx.step("alice tries to exit her deposit although she spent it ...")
-    challenged = _wait("the watcher's challenge", lambda: rootchain.events.ExitChallenged().get_logs(
+    challenged = ctx.wait_for("the watcher's challenge", lambda: rootchain.events.ExitChallenged().get_logs(
         from_block=receipt["blockNumber"]))
     challenge_gas = int(w3.eth.get_transaction_receipt(challenged[0]["transactionHash"])["gasUsed"])
     ctx.step(f"... the watcher challenged it with her confirm signature; bob's watcher earned the {bond} wei bond")

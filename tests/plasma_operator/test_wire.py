@@ -151,7 +151,11 @@ def test_confirm_sign__recovers_the_input_owner() -> None:
 
 # --- Merkle tree --------------------------------------------------------------------------------
 
-leaf_lists = st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40)
+# Real leaves are hashes of distinct transactions: unique and never zero (zero is an empty
+# slot, which any position "proves"; two equal leaves would prove each other's positions).
+leaf_lists = st.lists(
+    st.binary(min_size=32, max_size=32).filter(lambda leaf: leaf != bytes(32)), min_size=1, max_size=40, unique=True
+)
 
 
 def test_merkle_tree__empty_and_single_leaf_known_answers() -> None:

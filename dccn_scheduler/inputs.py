@@ -24,13 +24,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class NodeIn(_Strict):
-    id: str
+class _Resources(_Strict):
+    """The five resources the seed filters on; a node offers them, a task asks for them."""
+
     cpu: float = Field(ge=0)
     memory: float = Field(ge=0)
     disk: float = Field(default=0, ge=0)
     bandwidth: float = Field(default=0, ge=0)
     gpu: float = Field(default=0, ge=0)
+
+
+class NodeIn(_Resources):
+    id: str
     price: float = Field(gt=1, description="the seed scores 1 / log(price), so > 1")
 
 
@@ -46,14 +51,9 @@ class UserIn(_Strict):
     address: str | None = None
 
 
-class TaskIn(_Strict):
+class TaskIn(_Resources):
     id: str
     user: str
-    cpu: float = Field(ge=0)
-    memory: float = Field(ge=0)
-    disk: float = Field(default=0, ge=0)
-    bandwidth: float = Field(default=0, ge=0)
-    gpu: float = Field(default=0, ge=0)
 
 
 class WeightsIn(_Strict):
@@ -77,7 +77,7 @@ class ScheduleInput(_Strict):
         return providers, tasks, user_weights, Weights(self.weights.price, tuple(self.weights.indices))
 
 
-def _vector(item: NodeIn | TaskIn) -> tuple[float, ...]:
+def _vector(item: _Resources) -> tuple[float, ...]:
     return tuple(float(getattr(item, r)) for r in RESOURCES)
 
 

@@ -9,7 +9,8 @@ Public params are UTF-8 JSON:
 `path` is the selector: `json:a.b[0].c`, `xml:./quote/price` (ElementTree
 path) or `regex:price=(\\d+)` (first group). `type` is how the selected text
 becomes the response data: uint256 / int256 (ABI-encoded, times
-10**decimals), string (UTF-8) or bytes32.
+10**decimals, rounded half to even when the source has more decimals),
+string (UTF-8) or bytes32.
 
 A private request is PRIVATE_MARKER || ECIES(enclave encryption key, the same
 JSON plus "reply_to": <requester-named public key, hex>), with associated data
@@ -36,6 +37,8 @@ MAX_PARAMS = 1024
 MAX_DATA = 512
 SELECTOR_KINDS = ("json", "xml", "regex")
 RESULT_TYPES = ("uint256", "int256", "string", "bytes32")
+# 2**256 has 78 decimal digits: anything longer cannot be encoded.
+MAX_INTEGER_DIGITS = 78
 
 DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 RESPONSE_TYPEHASH = keccak(b"Response(bytes32 requestId,bytes32 paramsHash,bytes32 dataHash)")
@@ -116,6 +119,38 @@ def encrypt_params(enclave_public_key: bytes, params: Params, requester: str, re
     return raw
 
 
+def scale_number(text: str, decimals: int) -> int:
+    """`text` times 10**decimals, rounded half to even (banker's rounding) to an integer.
+
+    Exact at any length: the digits are scaled as integers, never through a
+    Decimal context whose precision would round first.
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation as err:
+        raise ParamsError(f"selected value {text[:40]!r} is not a number") from err
+    if not value.is_finite():
+        raise ParamsError(f"selected value {text[:40]!r} is not a finite number")
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    coefficient = int("".join(map(str, digits)) or "0")
+    shift = exponent + decimals
+    if coefficient == 0:
+        return 0
+    if shift >= 0:
+        if len(digits) + shift > MAX_INTEGER_DIGITS:  # also stops 1e999999999 from being expanded
+            raise ParamsError(f"selected value {text[:40]} is too large")
+        number = coefficient * 10**shift
+    elif -shift > len(digits):
+        number = 0  # below half of the last unit: rounds to zero
+    else:
+        unit = 10**-shift
+        number, rest = divmod(coefficient, unit)
+        if 2 * rest > unit or (2 * rest == unit and number % 2 == 1):
+            number += 1
+    return -number if sign else number
+
+
 def encode_result(value: str, params: Params) -> bytes:
     """The selected text as response data."""
     text = value.strip()
@@ -127,15 +162,12 @@ def encode_result(value: str, params: Params) -> bytes:
             raise ParamsError("selected value is not 32 bytes of hex")
         data = raw
     else:
-        try:
-            scaled = Decimal(text) * (Decimal(10) ** params.decimals)
-        except InvalidOperation as err:
-            raise ParamsError(f"selected value {text[:40]!r} is not a number") from err
-        if scaled != scaled.to_integral_value():
-            raise ParamsError(f"{text} has more than {params.decimals} decimals")
-        number = int(scaled)
+        number = scale_number(text, params.decimals)
         if params.type == "uint256" and number < 0:
             raise ParamsError(f"{text} is negative; use type int256")
+        low, high = (0, 2**256) if params.type == "uint256" else (-(2**255), 2**255)
+        if not low <= number < high:
+            raise ParamsError(f"{text[:40]} times 10**{params.decimals} does not fit {params.type}")
         data = abi_encode([params.type], [number])
     if len(data) > MAX_DATA:
         raise ParamsError(f"result is {len(data)} bytes; the oracle takes at most {MAX_DATA}")

@@ -87,6 +87,17 @@ SLOT_CLEAR_REFUND: constant(uint256) = 4_800
 # Per transaction: intrinsic gas, crediting the submitter, entry and exit.
 TX_FIXED_GAS: constant(uint256) = 21_000 + 5_000 + 1_500
 CALLDATA_GAS_PER_BYTE: constant(uint256) = 16
+# ABI bytes of one batch entry besides its padded data: array offset, four
+# head words, two length words, the signature padded to 96. Of these, 186
+# are always zero (offsets, lengths, padding; 4 gas each), the rest at most 16.
+RESPONSE_ABI_BYTES: constant(uint256) = 32 + 4 * 32 + 32 + 32 + 96
+RESPONSE_ABI_ZERO_BYTES: constant(uint256) = 6 * 31
+RESPONSE_ABI_GAS: constant(uint256) = 4 * RESPONSE_ABI_ZERO_BYTES + 16 * (RESPONSE_ABI_BYTES - RESPONSE_ABI_ZERO_BYTES)
+# A batch's own fixed cost (memory for up to 64 entries, two loops), and
+# what the single-delivery constants overcount per batch entry (warm reads,
+# no per-call entry). Calibrated by the batch accounting tests.
+BATCH_FIXED_GAS: constant(uint256) = 14_000
+BATCH_ENTRY_OVERCOUNT: constant(uint256) = 1_500
 
 
 struct Response:
@@ -118,6 +129,8 @@ event Delivered:
     data: Bytes[MAX_DATA]
 
 
+# A batch entry not delivered (no state change); status is why: 0 unknown id,
+# 1 pending but expired, 2 delivered, 3 callback failed, 4 cancelled.
 event DeliverySkipped:
     requestId: indexed(bytes32)
     status: uint256
@@ -270,25 +283,62 @@ def deliver(requestId: bytes32, paramsHash: bytes32, data: Bytes[MAX_DATA], sign
 def deliverBatch(responses: DynArray[Response, MAX_BATCH]) -> uint256:
     """
     @notice Delivers many responses in one transaction, sharing the
-            intrinsic gas. Requests already answered, cancelled or
-            expired are skipped (event `DeliverySkipped`), so relays
-            racing each other waste only their own gas; any other
-            invalid response reverts the batch.
+            intrinsic gas. Ids that are unknown, already delivered,
+            failed, cancelled or expired (and a repeated id) are
+            skipped with `DeliverySkipped(requestId, status)` before
+            any signature check, so relays racing each other lose only
+            the gas of the skipped entries; any other invalid response
+            reverts the batch. Each delivered response pays for its own
+            calldata and execution; the shared transaction gas is split
+            among the delivered ones only.
     @param responses The signed responses.
     @return uint256 How many were delivered.
     """
     count: uint256 = len(responses)
     assert count > 0, "nos: empty batch"
-    tx_gas: uint256 = (TX_FIXED_GAS + CALLDATA_GAS_PER_BYTE * len(msg.data)) // count
+    # Pass 1: find what is answerable (its cold read is measured and paid by
+    # that response), so the shared gas is divided by what will be delivered.
+    own_gas: DynArray[uint256, MAX_BATCH] = []
+    own_bytes: uint256 = 0
+    expected: uint256 = 0
+    for i: uint256 in range(count, bound=MAX_BATCH):
+        gas_start: uint256 = msg.gas
+        request_id: bytes32 = responses[i].requestId
+        padded: uint256 = (len(responses[i].data) + 31) // 32 * 32
+        own_bytes += RESPONSE_ABI_BYTES + padded
+        word_b: uint256 = self._request_b[request_id]
+        status: uint256 = (word_b >> STATUS_SHIFT) & 255
+        if status != STATUS_PENDING or block.timestamp > (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK:
+            log DeliverySkipped(requestId=request_id, status=status)
+            own_gas.append(0)
+        else:
+            expected += 1
+            own_gas.append(
+                gas_start - msg.gas + RESPONSE_ABI_GAS + CALLDATA_GAS_PER_BYTE * padded - BATCH_ENTRY_OVERCOUNT
+            )
+    assert own_bytes <= len(msg.data), "nos: non-canonical batch encoding"
+    pool: uint256 = TX_FIXED_GAS + BATCH_FIXED_GAS + CALLDATA_GAS_PER_BYTE * (len(msg.data) - own_bytes)
+
+    # Pass 2: deliver; a repeated id is skipped here and leaves its share to the rest.
     total: uint256 = 0
     delivered: uint256 = 0
-    for response: Response in responses:
+    for i: uint256 in range(count, bound=MAX_BATCH):
+        if own_gas[i] == 0:
+            continue
+        share: uint256 = pool // expected
+        expected -= 1
         done: bool = False
         payment: uint256 = 0
         done, payment = self._deliver(
-            response.requestId, response.paramsHash, response.data, response.signature, tx_gas, True
+            responses[i].requestId,
+            responses[i].paramsHash,
+            responses[i].data,
+            responses[i].signature,
+            own_gas[i] + share,
+            True,
         )
         if done:
+            pool -= share
             total += payment
             delivered += 1
     if total > 0:
@@ -359,6 +409,22 @@ def statusOf(requestId: bytes32) -> uint256:
     @return uint256 The status.
     """
     return (self._request_b[requestId] >> STATUS_SHIFT) & 255
+
+
+@external
+@view
+def statusesOf(requestIds: DynArray[bytes32, MAX_BATCH]) -> DynArray[uint256, MAX_BATCH]:
+    """
+    @notice The statuses of many requests in one call (relays drop
+            settled ids from a batch with it right before sending).
+    @param requestIds Up to 64 request ids.
+    @return DynArray[uint256, 64] Their statuses, in order (0 none,
+            1 pending, 2 delivered, 3 callback failed, 4 cancelled).
+    """
+    result: DynArray[uint256, MAX_BATCH] = []
+    for request_id: bytes32 in requestIds:
+        result.append((self._request_b[request_id] >> STATUS_SHIFT) & 255)
+    return result
 
 
 @external

@@ -354,3 +354,78 @@ def test_register__records_measurement_and_revoke_clears_it(w3, live_oracle, rol
     assert bytes(live_oracle.functions.enclave_measurement(enclave_address).call()) == bytes(32)
     call = live_oracle.functions.revokeEnclave(enclave_address)
     assert "nos: enclave not registered" in revert_reason(call, {"from": roles.deployer.address})
+
+
+# -- racing relays: settled ids in a batch ---------------------------------------------------
+
+# What a skipped entry may cost its submitter: its own calldata (~350 bytes), one cold
+# status read and the DeliverySkipped event.
+SKIPPED_ENTRY_GAS = 8_000
+
+
+def operator_loss(live_oracle: Any, receipt: Any) -> int:
+    """Gas the submitter spent beyond what the delivered responses paid it (negative: paid more)."""
+    paid = sum(e["args"]["payment"] for e in live_oracle.events.Delivered().process_receipt(receipt))
+    return (receipt["gasUsed"] * receipt["effectiveGasPrice"] - paid) // receipt["effectiveGasPrice"]
+
+
+def send_batch(w3: Any, live_oracle: Any, responses: list[Any], sender: str) -> Any:
+    return transact(w3, live_oracle.functions.deliverBatch(responses), sender=sender, gas=3_000_000)
+
+
+def test_deliver_batch__all_pending__operator_paid_what_it_spent(w3, live_oracle, make_request, deliver, sign, roles):
+    deliver(make_request(callback=ZERO))  # warm the operator's credit slot, as in steady state
+    requests = [make_request(callback=ZERO) for _ in range(4)]
+    loss = operator_loss(live_oracle, send_batch(w3, live_oracle, batch_of(requests, sign), roles.operator.address))
+    assert -3_000 * 4 <= loss <= 0
+
+
+def test_deliver_batch__settled_id__submitter_loses_only_the_skipped_entry(w3, live_oracle, make_request, deliver,
+                                                                            sign, roles):
+    deliver(make_request(callback=ZERO))
+    settled, *fresh = (make_request(callback=ZERO) for _ in range(3))
+    send_batch(w3, live_oracle, batch_of([settled], sign), roles.relayer.address)  # the other relay was first
+    receipt = send_batch(w3, live_oracle, batch_of([settled, *fresh], sign), roles.operator.address)
+    assert len(live_oracle.events.Delivered().process_receipt(receipt)) == 2
+    assert operator_loss(live_oracle, receipt) <= SKIPPED_ENTRY_GAS
+
+
+def test_deliver_batch__unknown_id__skipped_not_reverted(w3, live_oracle, make_request, deliver, sign, roles):
+    deliver(make_request(callback=ZERO))
+    fresh = make_request(callback=ZERO)
+    unknown = (keccak(b"reorged out"), fresh.params_hash, PRICE_DATA, sign(fresh))
+    receipt = send_batch(w3, live_oracle, [unknown, *batch_of([fresh], sign)], roles.operator.address)
+    skipped = live_oracle.events.DeliverySkipped().process_receipt(receipt)
+    assert [(bytes(e["args"]["requestId"]), e["args"]["status"]) for e in skipped] == [(unknown[0], STATUS["none"])]
+    assert live_oracle.functions.statusOf(fresh.request_id).call() == STATUS["delivered"]
+    assert operator_loss(live_oracle, receipt) <= SKIPPED_ENTRY_GAS
+
+
+def test_deliver_batch__repeated_id__delivered_and_paid_once(w3, live_oracle, make_request, deliver, sign, roles):
+    deliver(make_request(callback=ZERO))
+    first, second = make_request(callback=ZERO), make_request(callback=ZERO)
+    receipt = send_batch(w3, live_oracle, batch_of([first, first, second], sign), roles.operator.address)
+    delivered = [bytes(e["args"]["requestId"]) for e in live_oracle.events.Delivered().process_receipt(receipt)]
+    assert delivered == [first.request_id, second.request_id]
+    assert all(e["args"]["payment"] + e["args"]["refund"] == first.fee
+               for e in live_oracle.events.Delivered().process_receipt(receipt))
+    assert operator_loss(live_oracle, receipt) <= SKIPPED_ENTRY_GAS
+
+
+def test_deliver_batch__every_id_settled__no_revert_nothing_paid(w3, live_oracle, make_request, sign, roles):
+    requests = [make_request(callback=ZERO) for _ in range(2)]
+    send_batch(w3, live_oracle, batch_of(requests, sign), roles.relayer.address)
+    credit = live_oracle.functions.credits(roles.operator.address).call()
+    receipt = send_batch(w3, live_oracle, batch_of(requests, sign), roles.operator.address)
+    assert len(live_oracle.events.DeliverySkipped().process_receipt(receipt)) == 2
+    assert live_oracle.functions.credits(roles.operator.address).call() == credit
+
+
+def test_statuses_of__many_ids_in_one_call(w3, chain, live_oracle, make_request, deliver, roles):
+    delivered, cancelled, pending = (make_request(callback=ZERO) for _ in range(3))
+    deliver(delivered)
+    chain.warp(REQUEST_TTL + 1)
+    transact(w3, live_oracle.functions.cancel(cancelled.request_id), sender=roles.alice.address)
+    ids = [delivered.request_id, cancelled.request_id, pending.request_id, keccak(b"unknown")]
+    assert live_oracle.functions.statusesOf(ids).call() == [STATUS["delivered"], STATUS["cancelled"],
+                                                            STATUS["pending"], STATUS["none"]]

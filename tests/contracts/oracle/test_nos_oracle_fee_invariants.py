@@ -2,13 +2,16 @@
 deliveries (single, batched, failing callbacks, any gas price), cancels,
 withdrawals and enclave key rotations happens, the oracle's ETH balance equals
 what it owes (the fees of unsettled requests plus every account's credit), and
-only the currently registered enclave key can deliver."""
+only the currently registered enclave key can deliver. Racing relays are in
+the mix: batches that repeat ids or carry settled or unknown ones deliver each
+pending id once and skip the rest."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from eth_account import Account
+from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -65,6 +68,7 @@ class FeeAccounting(RuleBasedStateMachine):
         self.requesters = [roles.alice.address, roles.bob.address, roles.carol.address]
         self.operators = [roles.operator.address, roles.relayer.address]
         self.pending: dict[bytes, tuple[str, int, bytes, int]] = {}
+        self.settled: dict[bytes, bytes] = {}  # request id -> params hash, once delivered or cancelled
         self.credits: dict[str, int] = dict.fromkeys(self.requesters + self.operators, 0)
         self.chain_id = self.w3.eth.chain_id
         self.keys = [ENCLAVE_KEY, OTHER_KEY]  # keys[0] is registered by deploy_once
@@ -84,14 +88,16 @@ class FeeAccounting(RuleBasedStateMachine):
         return receipt
 
     def _response(self, request_id: bytes, key: bytes | None = None) -> tuple[bytes, bytes, bytes, bytes]:
-        params_hash = self.pending[request_id][2]
+        params_hash = self.pending[request_id][2] if request_id in self.pending else self.settled.get(
+            request_id, keccak(PARAMS))
         digest = response_digest(self.chain_id, self.oracle.address, request_id, params_hash, PRICE_DATA)
         return request_id, params_hash, PRICE_DATA, sign_digest(key or self.keys[0], digest)
 
     def _check_deliveries(self, receipt: Any) -> None:
         for entry in self.oracle.events.Delivered().process_receipt(receipt):
             args = entry["args"]
-            requester, fee, _, _ = self.pending.pop(bytes(args["requestId"]))
+            requester, fee, params_hash, _ = self.pending.pop(bytes(args["requestId"]))  # KeyError: paid twice
+            self.settled[bytes(args["requestId"])] = params_hash
             assert args["payment"] + args["refund"] == fee  # a requester never pays more than its fee
             self.credits[requester] += args["refund"]
             self.credits[args["submitter"]] += args["payment"]
@@ -125,6 +131,27 @@ class FeeAccounting(RuleBasedStateMachine):
                              self.operators[operator])
         self._check_deliveries(receipt)
 
+    @precondition(lambda self: self.pending or self.settled)
+    @rule(data=st.data(), operator=st.integers(0, 1), unknown=st.booleans())
+    def deliver_racing_batch(self, data: st.DataObject, operator: int, unknown: bool) -> None:
+        """A batch as a relay that lost races sends it: repeated, settled and unknown ids among pending ones."""
+        ids = data.draw(st.lists(st.sampled_from(sorted(self.pending) + sorted(self.settled)), min_size=1,
+                                 max_size=6))
+        if unknown:
+            ids.insert(data.draw(st.integers(0, len(ids))), keccak(b"never requested" + bytes([len(ids)])))
+        was_pending = set(self.pending) & set(ids)
+        receipt = self._send(self.oracle.functions.deliverBatch([self._response(i) for i in ids]),
+                             self.operators[operator])
+        self._check_deliveries(receipt)
+        delivered = [bytes(e["args"]["requestId"]) for e in self.oracle.events.Delivered().process_receipt(receipt)]
+        skipped = self.oracle.events.DeliverySkipped().process_receipt(receipt)
+        assert len(delivered) == len(set(delivered)) and set(delivered) <= was_pending
+        assert len(delivered) + len(skipped) == len(ids)  # every entry either delivered or skipped
+        for entry in skipped:
+            request_id = bytes(entry["args"]["requestId"])
+            if request_id in self.pending:  # skipped while pending: only because it expired
+                assert entry["args"]["status"] == 1 and self._expired(request_id)
+
     @rule()
     def rotate_enclave_key(self) -> None:
         old, new = (Account.from_key(k).address for k in self.keys)
@@ -142,7 +169,8 @@ class FeeAccounting(RuleBasedStateMachine):
         request_id = data.draw(st.sampled_from(sorted(self.pending)))
         if not self._expired(request_id):
             return
-        requester, fee, _, _ = self.pending.pop(request_id)
+        requester, fee, params_hash, _ = self.pending.pop(request_id)
+        self.settled[request_id] = params_hash
         receipt = self._send(self.oracle.functions.cancel(request_id), requester)
         assert self.oracle.events.Cancelled().process_receipt(receipt)[0]["args"]["refund"] == fee
         self.credits[requester] += fee

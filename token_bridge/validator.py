@@ -24,7 +24,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from dccn_common.follower import ChainEvent, ChainFollower
 from dccn_common.store import open_db
 from token_bridge.chains import Side, other
-from token_bridge.jsonhttp import JsonServer
+from token_bridge.jsonhttp import SQLITE_MAX_INT, JsonServer, int_param
 from token_bridge.receipts import ProofError, VerifiedLog, verified_log
 from token_bridge.transfer import Transfer, sign_transfer
 
@@ -153,11 +153,9 @@ class SignatureServer(JsonServer):
             if method != "GET" or path != "/signatures":
                 return 404, {"error": "not found; try GET /signatures?destination=<chain id>&after=<seq>"}
             query = parse_qs(query_string)
-            try:
-                destination = int(query["destination"][0])
-                after = int(query.get("after", ["0"])[0])
-            except (KeyError, ValueError):
-                return 400, {"error": "destination (chain id) and after (integer) are required"}
+            # Range-checked here: SQLite takes no integer beyond 64 bits (it would be a 500).
+            destination = int_param(query, "destination", low=1, high=SQLITE_MAX_INT)
+            after = int_param(query, "after", low=0, high=SQLITE_MAX_INT, default=0)
             return 200, {"validator": address, "signatures": read_signatures(db_path, destination, after)}
 
         super().__init__(app, host, port)

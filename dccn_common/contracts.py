@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -95,7 +96,24 @@ def _compile(source: Path) -> tuple[list[dict[str, Any]], bytes]:
     bundle = FilesystemInputBundle(search_paths)
     file_input = bundle.load_file(source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source)
     out = vyper.compile_from_file_input(file_input, input_bundle=bundle, output_formats=["abi", "bytecode"])
-    return out["abi"], bytes.fromhex(out["bytecode"].removeprefix("0x"))
+    return [*out["abi"], *fallback_abi(source)], bytes.fromhex(out["bytecode"].removeprefix("0x"))
+
+
+FALLBACK_ABI_TAG = re.compile(r"@custom:fallback-abi\s+(\S+)")
+
+
+def fallback_abi(source: Path) -> list[dict[str, Any]]:
+    """ABI entries of functions a contract serves from `__default__` (its own decoder, so
+    Vyper's argument bounds do not apply): the `.vyi` files its docstring names with
+    `@custom:fallback-abi <path relative to the contract>`. Vyper cannot list them itself."""
+    import vyper
+
+    entries: list[dict[str, Any]] = []
+    for relative in FALLBACK_ABI_TAG.findall(source.read_text()):
+        interface = (source.parent / relative).resolve()
+        out = vyper.compile_code(interface.read_text(), contract_path=str(interface), output_formats=["abi"])
+        entries.extend(out["abi"])
+    return entries
 
 
 def contract_at(w3: Web3, name: str, address: str) -> Contract:

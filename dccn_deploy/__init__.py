@@ -24,7 +24,7 @@ import click
 import yaml
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.contracts import abi_hash
+from dccn_common.contracts import abi_hash, fallback_abi, find_source
 from dccn_common.manifest import DeployedContract, Manifest, manifest_path
 
 # Dependency order: everything after "token" may use the token.
@@ -83,6 +83,7 @@ class DeployContext:
         key = label or name
         container = getattr(project, name)
         abi = [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in container.contract_type.abi]
+        abi += fallback_abi(find_source(name))  # functions served by __default__, absent from ape's ABI
         existing = self.manifest.contracts.get(key)
         if existing is not None:
             live = (self.dry_run and existing.tx_hash == "dry-run") or bool(chain.provider.get_code(existing.address))

@@ -2,6 +2,7 @@
 """
 @title Enode ingress: the node list and the interface Besu calls
 @custom:contract-name EnodeIngress
+@custom:fallback-abi ../interfaces/besu_node_permissioning.vyi
 @license MIT
 @notice The address Besu's contract-based node permissioning is
         pointed at. It holds the node list and answers
@@ -25,6 +26,10 @@ from . import host_validator
 
 MAX_HOST_LENGTH: constant(uint256) = 253
 MAX_ORGANISATION_LENGTH: constant(uint256) = 64
+MAX_HOST_WORDS: constant(uint256) = 8  # ceil(253 / 32)
+ENODE_HEX_LENGTH: constant(uint256) = 128
+ABI_HEAD_LENGTH: constant(uint256) = 96  # connectionAllowed's three head words
+CONNECTION_ALLOWED_SELECTOR: constant(bytes4) = method_id("connectionAllowed(string,string,uint16)", output_type=bytes4)
 
 
 struct Node:
@@ -209,21 +214,111 @@ def set_endpoint(
 
 @view
 @external
-def connectionAllowed(enodeId: String[128], enodeHost: String[MAX_HOST_LENGTH], enodePort: uint16) -> bool:
+def __default__() -> bool:
     """
-    @notice Besu permissioning v2: may a node with this enode URL connect?
-    @dev Never reverts on malformed input (Besu would treat a revert as an
-         error): a malformed id or host is simply not allowed.
-    @param enodeId The 128 hex digits of the node's public key (no 0x).
-    @param enodeHost An IPv4/IPv6 literal or a DNS name.
-    @param enodePort The node's TCP listening port.
+    @notice Besu permissioning v2, `connectionAllowed(string enodeId,
+            string enodeHost, uint16 enodePort) -> bool` (declared in
+            interfaces/besu_node_permissioning.vyi): may a node with this
+            enode URL connect? Any other selector reverts.
+    @dev Decoded here by hand, not as an external function: Vyper's ABI
+         decoder reverts on strings longer than their declared bound, and
+         Besu treats a revert as an error. Every input the ABI can carry
+         gets a well-formed bool, in O(1) (only the heads, the id and at
+         most 253 host bytes are read): an id that is not 128 hex digits,
+         a host that is not a valid IP or name, a port word above 65535,
+         an offset or length pointing outside the call, or a truncated
+         call is simply not allowed.
     @return bool True if the node is registered at this host and port
             (or registered to match on its id only).
+    """
+    if len(msg.data) < 4:
+        raise "permissioning: unknown function"
+    if convert(slice(msg.data, 0, 4), bytes4) != CONNECTION_ALLOWED_SELECTOR:
+        raise "permissioning: unknown function"
+    if len(msg.data) < 4 + ABI_HEAD_LENGTH:
+        return False
+    port_word: uint256 = self._calldata_word(4 + 64)
+    if port_word > convert(max_value(uint16), uint256):
+        return False
+    ok: bool = False
+    id_start: uint256 = 0
+    id_length: uint256 = 0
+    ok, id_start, id_length = self._calldata_string(0, ENODE_HEX_LENGTH)
+    if not ok or id_length != ENODE_HEX_LENGTH:
+        return False
+    host_start: uint256 = 0
+    host_length: uint256 = 0
+    ok, host_start, host_length = self._calldata_string(32, MAX_HOST_LENGTH)
+    if not ok:
+        return False
+    enode_id: String[ENODE_HEX_LENGTH] = convert(slice(msg.data, id_start, ENODE_HEX_LENGTH), String[ENODE_HEX_LENGTH])
+    return self._connection_allowed(
+        enode_id, self._calldata_host(host_start, host_length), host_length, convert(port_word, uint16)
+    )
+
+
+@internal
+@view
+def _calldata_word(position: uint256) -> uint256:
+    """
+    @dev The 32 bytes of the call at `position`; the caller checked that
+         they are inside it.
+    """
+    return convert(slice(msg.data, position, 32), uint256)
+
+
+@internal
+@view
+def _calldata_string(head_position: uint256, max_length: uint256) -> (bool, uint256, uint256):
+    """
+    @dev (ok, start, length) of the `string` argument whose offset is in the
+         head word at `head_position` (relative to the arguments). ok is
+         False if its length word or its zero-padded content lies outside
+         the call, or it is longer than `max_length`. Compares before any
+         addition, so hostile offsets cannot overflow.
+    """
+    arguments: uint256 = len(msg.data) - 4
+    offset: uint256 = self._calldata_word(4 + head_position)
+    if offset > arguments - 32:
+        return False, 0, 0
+    length: uint256 = self._calldata_word(4 + offset)
+    if length > max_length:
+        return False, 0, 0
+    if (length + 31) // 32 * 32 > arguments - 32 - offset:
+        return False, 0, 0
+    return True, 4 + offset + 32, length
+
+
+@internal
+@view
+def _calldata_host(start: uint256, length: uint256) -> Bytes[host_validator.PADDED_LENGTH]:
+    """
+    @dev The host's padded words, followed by one zero word (what
+         host_validator reads); words past `length` are left zero.
+    """
+    words: bytes32[MAX_HOST_WORDS] = empty(bytes32[MAX_HOST_WORDS])
+    for i: uint256 in range(MAX_HOST_WORDS):
+        if i * 32 >= length:
+            break
+        words[i] = convert(slice(msg.data, start + i * 32, 32), bytes32)
+    return concat(
+        words[0], words[1], words[2], words[3], words[4], words[5], words[6], words[7], empty(bytes32)
+    )
+
+
+@internal
+@view
+def _connection_allowed(
+    enode_id: String[ENODE_HEX_LENGTH], host: Bytes[host_validator.PADDED_LENGTH], host_length: uint256, port: uint16
+) -> bool:
+    """
+    @dev The lookup behind connectionAllowed: the first `host_length` bytes
+         of `host` are the host.
     """
     ok: bool = False
     high: bytes32 = empty(bytes32)
     low: bytes32 = empty(bytes32)
-    ok, high, low = host_validator._parse_enode_hex(enodeId)
+    ok, high, low = host_validator._parse_enode_hex(enode_id)
     if not ok:
         return False
     key: bytes32 = host_validator._enode_key(high, low)
@@ -232,14 +327,14 @@ def connectionAllowed(enodeId: String[128], enodeHost: String[MAX_HOST_LENGTH], 
         return False
     if (packed >> 8) & 255 == 1:
         return True  # registered to match on its id only
-    if self._port(packed) != enodePort:
+    if self._port(packed) != port:
         return False
     stored_kind: uint8 = self._host_kind(packed)
     if stored_kind == host_validator.HOST_DNS:
-        return keccak256(enodeHost) == keccak256(self._nodes[key].host)
+        return keccak256(slice(host, 0, host_length)) == keccak256(self._nodes[key].host)
     kind: uint8 = 0
     ip: bytes16 = empty(bytes16)
-    kind, ip = host_validator._classify_host(enodeHost)
+    kind, ip = host_validator._classify_padded(host, host_length)
     return kind != host_validator.HOST_DNS and kind != host_validator.HOST_INVALID and ip == self._ip(packed)
 
 

@@ -27,7 +27,8 @@ HOST_IPV6: constant(uint8) = 3
 
 MAX_HOST_LENGTH: constant(uint256) = 253
 MAX_LABEL_LENGTH: constant(uint256) = 63
-PADDED_LENGTH: constant(uint256) = MAX_HOST_LENGTH + 32
+# Whole 32-byte words: what a host read word by word from calldata fills.
+PADDED_LENGTH: constant(uint256) = 288
 ENODE_HEX_LENGTH: constant(uint256) = 128
 
 # secp256k1 field prime: an enode id is an uncompressed public key (x || y).
@@ -220,9 +221,18 @@ def _classify_host(host: String[MAX_HOST_LENGTH]) -> (uint8, bytes16):
     @dev (kind, 16-byte address) of `host`; the address is zero unless
          the kind is an IP literal.
     """
-    n: uint256 = len(host)
-    data: Bytes[PADDED_LENGTH] = concat(convert(host, Bytes[MAX_HOST_LENGTH]), empty(bytes32))
-    if n == 0:
+    return self._classify_padded(concat(convert(host, Bytes[MAX_HOST_LENGTH]), empty(bytes32)), len(host))
+
+
+@internal
+@pure
+def _classify_padded(data: Bytes[PADDED_LENGTH], n: uint256) -> (uint8, bytes16):
+    """
+    @dev `_classify_host` of the first `n` bytes of `data` (n <= 253); the
+         bytes after them are never read, and at least 32 of them exist, so
+         each character is one 32-byte load.
+    """
+    if n == 0 or n > MAX_HOST_LENGTH:
         return HOST_INVALID, empty(bytes16)
     has_colon: bool = False
     digits_and_dots_only: bool = True

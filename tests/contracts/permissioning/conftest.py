@@ -13,12 +13,16 @@ import pytest
 from boa.interpret import set_search_paths
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 
 from dccn_common.contracts import CONTRACTS_DIR
 from enode_dns.enode import EnodeId, sign_endpoint_update
+from enode_dns.hosts import MAX_HOST_LENGTH, HostKind, classify_host
 
 PROPOSAL_TTL = 3600
 VALIDATOR, BOOT, WRITER, OBSERVER = 0, 1, 2, 3
+CONNECTION_ALLOWED_SELECTOR = keccak(text="connectionAllowed(string,string,uint16)")[:4]
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
 def _search_paths() -> list[str]:
@@ -83,7 +87,65 @@ class Registry:
         return sign_endpoint_update(node.key, boa.env.evm.patch.chain_id, self.rules.address, host, port, sequence)
 
     def allowed(self, node: Node, host: str, port: int = 30303) -> bool:
-        return bool(self.ingress.connectionAllowed(node.enode.hex, host, port))
+        return connection_allowed(self.ingress, node.enode.hex, host, port)
+
+
+def connection_allowed_calldata(enode_id: str | bytes, host: str | bytes, port: int) -> bytes:
+    """What Besu sends: the selector and the standard ABI encoding (strings as raw bytes,
+    so non-UTF-8 content can be encoded too)."""
+    as_bytes = [v.encode() if isinstance(v, str) else v for v in (enode_id, host)]
+    return CONNECTION_ALLOWED_SELECTOR + _encode_strings_and_port(as_bytes[0], as_bytes[1], port)
+
+
+def _encode_strings_and_port(enode_id: bytes, host: bytes, port: int) -> bytes:
+    def tail(value: bytes) -> bytes:
+        return len(value).to_bytes(32, "big") + value + bytes(-len(value) % 32)
+
+    id_tail = tail(enode_id)
+    head = (96).to_bytes(32, "big") + (96 + len(id_tail)).to_bytes(32, "big") + port.to_bytes(32, "big")
+    return head + id_tail + tail(host)
+
+
+def call_ingress(ingress: Any, calldata: bytes) -> bytes:
+    """The raw return data of a call to the ingress; raises if it reverts."""
+    return bytes(boa.env.raw_call(ingress.address, data=calldata).output)
+
+
+def connection_allowed(ingress: Any, enode_id: str | bytes, host: str | bytes, port: int) -> bool:
+    """connectionAllowed, checking the answer is one well-formed ABI bool."""
+    output = call_ingress(ingress, connection_allowed_calldata(enode_id, host, port))
+    assert output in (bytes(32), (1).to_bytes(32, "big")), output.hex()
+    return output[-1] == 1
+
+
+@dataclass
+class ModelEntry:
+    host: str
+    port: int
+    id_only: bool = False
+
+
+def model_connection_allowed(entries: dict[bytes, ModelEntry], enode_id: bytes, host: bytes, port: int) -> bool:
+    """The Python model of connectionAllowed: 128 hex digits naming a listed key, then the
+    same port and the same name, or any spelling of the same IP (enode_dns.hosts). A host
+    longer than any valid one makes the call malformed: false even for an id-only entry."""
+    if len(host) > MAX_HOST_LENGTH or len(enode_id) != 128 or not all(c in HEX_DIGITS for c in enode_id):
+        return False
+    entry = entries.get(keccak(bytes.fromhex(enode_id.decode())))
+    if entry is None:
+        return False
+    if entry.id_only:
+        return True
+    if port != entry.port:
+        return False
+    stored_kind, stored_ip = classify_host(entry.host)
+    if stored_kind == HostKind.DNS:
+        return host == entry.host.encode()
+    try:
+        kind, ip = classify_host(host.decode("ascii"))
+    except UnicodeDecodeError:
+        return False
+    return kind in (HostKind.IPV4, HostKind.IPV6) and ip == stored_ip
 
 
 @pytest.fixture

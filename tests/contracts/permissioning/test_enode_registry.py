@@ -9,7 +9,7 @@ import pytest
 
 from enode_dns.enode import EnodeId
 
-from .conftest import BOOT, PROPOSAL_TTL, VALIDATOR, Node, Registry
+from .conftest import BOOT, PROPOSAL_TTL, VALIDATOR, Node, Registry, connection_allowed
 
 
 def _events(contract: object, name: str) -> list[object]:
@@ -187,9 +187,9 @@ def test_connection_allowed__by_ip_name_and_port(registry: Registry, boot_node: 
 def test_connection_allowed__unknown_malformed_or_uppercase_id(registry: Registry, boot_node: Node) -> None:
     registry.add(boot_node, "10.0.0.1")
     assert not registry.allowed(Node.create(), "10.0.0.1")
-    assert not registry.ingress.connectionAllowed(boot_node.enode.hex[:-2], "10.0.0.1", 30303)
-    assert not registry.ingress.connectionAllowed(boot_node.enode.hex[:-1] + "g", "10.0.0.1", 30303)
-    assert registry.ingress.connectionAllowed(boot_node.enode.hex.upper(), "10.0.0.1", 30303)
+    assert not connection_allowed(registry.ingress, boot_node.enode.hex[:-2], "10.0.0.1", 30303)
+    assert not connection_allowed(registry.ingress, boot_node.enode.hex[:-1] + "g", "10.0.0.1", 30303)
+    assert connection_allowed(registry.ingress, boot_node.enode.hex.upper(), "10.0.0.1", 30303)
 
 
 def test_connection_allowed__id_only_entry__any_host_and_port(registry: Registry, boot_node: Node) -> None:

@@ -20,10 +20,12 @@ from hypothesis.stateful import (
 
 from enode_dns.enode import sign_endpoint_update
 
-from .conftest import PROPOSAL_TTL, Node
+from .conftest import PROPOSAL_TTL, ModelEntry, Node, connection_allowed, model_connection_allowed
 
 HOSTS = st.sampled_from(["10.0.0.1", "10.0.0.2", "2001:db8::1", "boot1.example.org", "v1.lacchain.example"])
 PORTS = st.sampled_from([30303, 30304])
+# Values of tens of KB by repetition: hypothesis draws at most a few KB of raw bytes per example.
+LONG = st.tuples(st.binary(min_size=1, max_size=40), st.integers(10, 1_000)).map(lambda t: t[0] * t[1])
 
 
 @dataclass
@@ -121,15 +123,29 @@ class RegistryMachine(RuleBasedStateMachine):
         with boa.reverts("permissioning: proposal expired"), boa.env.prank(self.admins[1]):
             self.rules.approve(proposal_id)
 
-    @rule(node=nodes)
-    def connection_allowed_matches_model(self, node: Node) -> None:
+    @rule(node=nodes, probe=st.data())
+    def connection_allowed_matches_model(self, node: Node, probe: st.DataObject) -> None:
         # A rule, not an invariant: connectionAllowed is slow on py-evm, so one node per step.
         entry = self.model.get(node.enode.key)
         if entry is None:
-            assert not self.ingress.connectionAllowed(node.enode.hex, "10.0.0.1", 30303)
-            return
-        assert self.ingress.connectionAllowed(node.enode.hex, entry.host, entry.port)
-        assert not self.ingress.connectionAllowed(node.enode.hex, entry.host, entry.port + 1)
+            assert not connection_allowed(self.ingress, node.enode.hex, "10.0.0.1", 30303)
+        else:
+            assert connection_allowed(self.ingress, node.enode.hex, entry.host, entry.port)
+            assert not connection_allowed(self.ingress, node.enode.hex, entry.host, entry.port + 1)
+        # Any id, host and port the ABI can carry (over-long, prefixed, non-UTF-8): never a
+        # revert, and true exactly for a listed triple.
+        host = entry.host if entry else "10.0.0.1"
+        enode_id = probe.draw(st.one_of(
+            st.sampled_from([node.enode.hex, node.enode.hex.upper(), "enode://" + node.enode.hex,
+                             node.enode.hex + "0", node.enode.hex[:-1]]).map(str.encode),
+            st.binary(max_size=200), LONG), label="enode_id")
+        probe_host = probe.draw(st.one_of(
+            st.just(host.encode()), HOSTS.map(str.encode), st.binary(max_size=300), LONG,
+            LONG.map(lambda tail: host.encode() + tail)), label="host")
+        port = probe.draw(st.one_of(PORTS, st.integers(0, 2**16 - 1)), label="port")
+        entries = {key: ModelEntry(e.host, e.port) for key, e in self.model.items()}
+        assert connection_allowed(self.ingress, enode_id, probe_host, port) == model_connection_allowed(
+            entries, enode_id, probe_host, port)
 
     @invariant()
     def node_list_matches_model(self) -> None:

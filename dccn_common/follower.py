@@ -9,7 +9,8 @@ Every service declares its handlers on a `ChainFollower` (the silverback pattern
 - stores the hash of every block it processed logs from and of each chunk's last
   block; when a stored hash no longer matches the chain it rewinds to the newest
   block that still matches, deletes what was consumed after it and calls the
-  `@follower.on_rewind` handlers in the same transaction, so services can undo;
+  `@follower.on_rewind` handlers in the same transaction, so services can undo
+  (a TxSender on the same chain hears first, see `TxSender.watch_rewinds`);
 - backfills in chunks after downtime, and rides out RPC outages by retrying.
 """
 
@@ -154,9 +155,16 @@ class ChainFollower:
         sub = _Subscription(label or address, Web3.to_checksum_address(address), matches[0], handler)
         self._subscriptions[(sub.address.lower(), sub.topic)] = sub
 
-    def on_rewind(self, handler: RewindHandler) -> RewindHandler:
-        """Decorator: `handler(first_removed_block, db)` undoes what blocks >= it caused."""
-        self._rewind_handlers.append(handler)
+    def on_rewind(self, handler: RewindHandler, *, first: bool = False) -> RewindHandler:
+        """Decorator: `handler(first_removed_block, db)` undoes what blocks >= it caused.
+
+        `first=True` runs it before the handlers declared so far: the transaction sender
+        (`TxSender.watch_rewinds`) reopens its removed rows before services look at them.
+        """
+        if first:
+            self._rewind_handlers.insert(0, handler)
+        else:
+            self._rewind_handlers.append(handler)
         return handler
 
     # -- cursor ------------------------------------------------------------------------

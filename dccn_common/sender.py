@@ -6,6 +6,18 @@ then signs pending rows with the next nonce, stores the signed bytes *before*
 broadcasting, and rebroadcasts or replaces them (same nonce, higher fees) until
 mined. After a crash the stored bytes are sent again, never a second transaction,
 so a service killed at any moment does nothing twice.
+
+Every signed version of a row (its first signature and each fee bump) is kept in
+`outbox_attempts` with its bytes, so whichever of them is mined is recognised.
+
+"mined" is final only as deep as `reorg_depth`: each pass re-checks rows mined in
+the last `reorg_depth` blocks against the block hash stored with them, and a
+follower on the same chain and database tells the sender of its rewinds
+(`watch_rewinds`). A row whose transaction a reorg removed goes back to 'sent' and
+keeps its nonce: if the node still holds the transaction it waits, otherwise it
+rebroadcasts the stored bytes (same nonce, same hash, so never a second effect).
+Nonces come from the chain and the rows in flight, never from a counter that
+could run past a removed transaction, so no gap is ever signed over.
 """
 
 from __future__ import annotations
@@ -44,16 +56,33 @@ CREATE TABLE IF NOT EXISTS outbox (
     block_number INTEGER,
     gas_used INTEGER,
     error TEXT,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    block_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_status ON outbox (sender, status);
 CREATE TABLE IF NOT EXISTS outbox_nonce (
     sender TEXT PRIMARY KEY,
     next_nonce INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox_attempts (
+    key TEXT NOT NULL,
+    tx_hash TEXT NOT NULL,
+    raw BLOB,
+    max_fee TEXT,
+    priority_fee TEXT,
+    sent_at REAL,
+    PRIMARY KEY (key, tx_hash)
 )
 """
+# outbox_nonce is no longer read (nonces come from the chain and the rows in flight);
+# it stays so that databases of earlier versions keep their shape.
 
-# Statuses: pending (not signed) -> sent (signed, broadcast) -> mined | reverted | failed
+DEFAULT_REORG_DEPTH = 64
+# Key prefix of the zero-value self-transfers that close a nonce gap no stored bytes can fill.
+GAP_FILL_PREFIX = "nonce-gap-fill:"
+
+# Statuses: pending (not signed) -> sent (signed, broadcast) -> mined | reverted | failed.
+# mined / reverted go back to sent when a reorg removes the transaction (see module doc).
 FINAL_STATUSES = ("mined", "reverted", "failed")
 
 
@@ -65,6 +94,7 @@ class OutboxEntry:
     block_number: int | None
     gas_used: int | None
     error: str | None
+    block_hash: str | None = None
 
 
 class TxSender:
@@ -78,6 +108,7 @@ class TxSender:
         bump_percent: int = 15,
         max_attempts: int = 10,
         gas_multiplier: float = 1.25,
+        reorg_depth: int = DEFAULT_REORG_DEPTH,
     ) -> None:
         self.w3 = w3
         self.db = db
@@ -86,9 +117,12 @@ class TxSender:
         self.bump_percent = bump_percent
         self.max_attempts = max_attempts
         self.gas_multiplier = gas_multiplier
+        self.reorg_depth = reorg_depth
         self._chain_id: int | None = None
         self._resent_after_start = False
+        self._verified_head: tuple[int, str] | None = None
         with transaction(db):
+            _migrate(db)
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -119,7 +153,14 @@ class TxSender:
         row = self.db.execute("SELECT * FROM outbox WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        return OutboxEntry(row["key"], row["status"], row["tx_hash"], row["block_number"], row["gas_used"], row["error"])
+        return OutboxEntry(row["key"], row["status"], row["tx_hash"], row["block_number"], row["gas_used"],
+                           row["error"], row["block_hash"])
+
+    def tx_hashes(self, key: str) -> list[str]:
+        """Every hash ever broadcast for `key`, oldest first."""
+        rows = self.db.execute("SELECT tx_hash FROM outbox_attempts WHERE key = ? ORDER BY sent_at, rowid",
+                               (key,)).fetchall()
+        return [str(row["tx_hash"]) for row in rows]
 
     def pending_count(self) -> int:
         row = self.db.execute(
@@ -127,11 +168,99 @@ class TxSender:
         ).fetchone()
         return int(row["n"])
 
+    # -- reorgs ------------------------------------------------------------------------
+
+    def watch_rewinds(self, follower: Any) -> None:
+        """Hear of `follower`'s rewinds before its other handlers, in the rewind's own transaction.
+
+        The follower must read the chain this sender sends to, from the same database:
+        its handlers then see the outbox rows of removed blocks back in 'sent'.
+        """
+        if follower.db is not self.db:
+            raise ValueError("the follower and the sender must share one database connection")
+        if int(follower.w3.eth.chain_id) != self._chain():
+            raise ValueError("the follower reads another chain than the sender sends to")
+        follower.on_rewind(self.on_rewind, first=True)
+
+    def on_rewind(self, first_removed: int, db: sqlite3.Connection) -> None:
+        """Rows mined in blocks >= `first_removed` go back to 'sent'; the next pass finds them again."""
+        rows = db.execute(
+            "SELECT key FROM outbox WHERE sender = ? AND status IN ('mined', 'reverted') AND block_number >= ?",
+            (self.address, first_removed),
+        ).fetchall()
+        for row in rows:
+            self._reopen(db, row["key"])
+
+    def _reopen(self, db: sqlite3.Connection, key: str) -> None:
+        # sent_at = now: the node gets bump_after to re-mine it before any replacement.
+        db.execute(
+            "UPDATE outbox SET status = 'sent', block_number = NULL, block_hash = NULL, gas_used = NULL, "
+            "sent_at = ? WHERE key = ?",
+            (time.time(), key),
+        )
+        log.warning("transaction removed by a reorg; tracking it again", extra={"key": key})
+
+    def _verify_recent(self) -> None:
+        """Re-check rows mined within `reorg_depth` blocks of the head against their stored block hash."""
+        newest = self.db.execute("SELECT MAX(block_number) AS n FROM outbox WHERE sender = ? "
+                                 "AND status IN ('mined', 'reverted')", (self.address,)).fetchone()["n"]
+        if newest is None or (self._verified_head and newest <= self._verified_head[0] - self.reorg_depth):
+            return  # nothing mined recently enough to be removed: no RPC needed
+        head = self.w3.eth.get_block("latest")
+        head_id = (int(head["number"]), HexBytes(head["hash"]).to_0x_hex())
+        if head_id == self._verified_head:
+            return  # same head as last pass: nothing can have moved
+        rows = self.db.execute(
+            "SELECT key, tx_hash, block_number, block_hash FROM outbox WHERE sender = ? "
+            "AND status IN ('mined', 'reverted') AND block_number > ? ORDER BY block_number",
+            (self.address, head_id[0] - self.reorg_depth),
+        ).fetchall()
+        canonical: dict[int, str | None] = {}
+        for row in rows:
+            number = int(row["block_number"])
+            if number not in canonical:
+                canonical[number] = self._canonical_hash(number, head_id[0])
+            if row["block_hash"] is None or canonical[number] != row["block_hash"]:
+                self._recheck_mined(row)
+        self._prune_attempts(head_id[0])
+        self._verified_head = head_id
+
+    def _canonical_hash(self, number: int, head: int) -> str | None:
+        if number > head:
+            return None  # the chain is now shorter than this block
+        return HexBytes(self.w3.eth.get_block(number)["hash"]).to_0x_hex()
+
+    def _recheck_mined(self, row: sqlite3.Row) -> None:
+        receipt = self._receipt(row["tx_hash"])
+        with transaction(self.db):
+            current = self.db.execute("SELECT status FROM outbox WHERE key = ?", (row["key"],)).fetchone()
+            if receipt is None or _receipt_status(receipt) != current["status"]:
+                # Gone, or re-included with another outcome: consumers must see it settle anew.
+                self._reopen(self.db, row["key"])
+                return
+            self.db.execute("UPDATE outbox SET block_number = ?, block_hash = ?, gas_used = ? WHERE key = ?",
+                            (int(receipt["blockNumber"]), HexBytes(receipt["blockHash"]).to_0x_hex(),
+                             int(receipt["gasUsed"]), row["key"]))
+
+    def _prune_attempts(self, head: int) -> None:
+        # Below the reorg depth only the mined version can matter; its bytes stay in the outbox row.
+        with transaction(self.db):
+            self.db.execute(
+                "DELETE FROM outbox_attempts WHERE key IN (SELECT key FROM outbox WHERE sender = ? "
+                "AND status IN ('mined', 'reverted') AND block_number <= ?) "
+                "AND tx_hash != (SELECT tx_hash FROM outbox WHERE outbox.key = outbox_attempts.key)",
+                (self.address, head - self.reorg_depth),
+            )
+
     # -- the work ----------------------------------------------------------------------
 
     def process(self) -> int:
         """Advance every unfinished entry one step; returns how many reached a final state."""
-        finished = self._check_sent()
+        self._verify_recent()
+        finished, unheld = self._check_sent()
+        finished += self._check_failed_holding_nonce()
+        if unheld:
+            self._fill_gaps()
         self._sign_and_send_pending()
         return finished
 
@@ -157,9 +286,12 @@ class TxSender:
         return self._chain_id
 
     def _next_nonce(self) -> int:
-        row = self.db.execute("SELECT next_nonce FROM outbox_nonce WHERE sender = ?", (self.address,)).fetchone()
+        # Past the chain's count and every row in flight; a removed transaction is back in
+        # 'sent' with its nonce, so this never runs past it.
+        row = self.db.execute("SELECT MAX(nonce) AS n FROM outbox WHERE sender = ? AND status = 'sent'",
+                              (self.address,)).fetchone()
         chain_nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
-        return max(chain_nonce, int(row["next_nonce"]) if row else 0)
+        return max(chain_nonce, int(row["n"]) + 1 if row["n"] is not None else 0)
 
     def _fees(self, bump_from: tuple[int, int] | None = None) -> tuple[int, int]:
         latest = self.w3.eth.get_block("latest")
@@ -194,6 +326,13 @@ class TxSender:
         signed = self.account.sign_transaction(tx)
         return bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex(), gas
 
+    def _record_attempt(self, key: str, tx_hash: str, raw: bytes, fees: tuple[int, int], sent_at: float) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO outbox_attempts (key, tx_hash, raw, max_fee, priority_fee, sent_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key, tx_hash, raw, str(fees[0]), str(fees[1]), sent_at),
+        )
+
     def _sign_and_send_pending(self) -> None:
         rows = self.db.execute(
             "SELECT * FROM outbox WHERE sender = ? AND status = 'pending' ORDER BY created_at, rowid", (self.address,)
@@ -210,17 +349,14 @@ class TxSender:
                 # Estimation reverts: the call would fail now. Record it; the service decides.
                 self._fail(row["key"], f"not sent: {_reason(err)}")
                 continue
+            now = time.time()
             with transaction(self.db):
                 self.db.execute(
                     "UPDATE outbox SET nonce = ?, gas = ?, max_fee = ?, priority_fee = ?, raw = ?, tx_hash = ?, "
                     "sent_at = ?, attempts = attempts + 1, status = 'sent' WHERE key = ?",
-                    (nonce, gas, str(fees[0]), str(fees[1]), raw, tx_hash, time.time(), row["key"]),
+                    (nonce, gas, str(fees[0]), str(fees[1]), raw, tx_hash, now, row["key"]),
                 )
-                self.db.execute(
-                    "INSERT INTO outbox_nonce (sender, next_nonce) VALUES (?, ?) "
-                    "ON CONFLICT(sender) DO UPDATE SET next_nonce = excluded.next_nonce",
-                    (self.address, nonce + 1),
-                )
+                self._record_attempt(row["key"], tx_hash, raw, fees, now)
             self._broadcast(raw)
             nonce += 1
 
@@ -234,32 +370,27 @@ class TxSender:
                 return
             log.warning("broadcast failed; will retry", extra={"error": _reason(err)})
 
-    def _check_sent(self) -> int:
+    def _check_sent(self) -> tuple[int, bool]:
+        """Finish, rebroadcast or bump each sent row; also says whether some row was not at the node."""
         rows = self.db.execute(
             "SELECT * FROM outbox WHERE sender = ? AND status = 'sent' ORDER BY nonce", (self.address,)
         ).fetchall()
-        finished = 0
-        mined_nonce = self.w3.eth.get_transaction_count(self.account.address, "latest") if rows else 0
+        if not rows:
+            return 0, False
+        finished, unheld = 0, False
+        mined_nonce = self.w3.eth.get_transaction_count(self.account.address, "latest")
+        # The node's count includes its pool; a row at or above it is not at the node
+        # (dropped by a reorg, a node restart, or never sent before a crash).
+        held_nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
         first_pass, self._resent_after_start = not self._resent_after_start, True
         for row in rows:
+            not_held = row["nonce"] >= held_nonce
+            unheld = unheld or not_held
             if row["nonce"] >= mined_nonce and time.time() - float(row["sent_at"]) <= self.bump_after:
-                if first_pass:
-                    # After a restart the stored bytes may never have reached the node.
-                    self._broadcast(bytes(row["raw"]))
+                if first_pass or not_held:
+                    self._broadcast(bytes(row["raw"]))  # the same bytes: same nonce, same hash
                 continue  # not mined yet and not due for a bump: nothing to do this pass
-            receipt = self._receipt(row["tx_hash"])
-            if receipt is not None:
-                status = "mined" if receipt["status"] == 1 else "reverted"
-                with transaction(self.db):
-                    self.db.execute(
-                        "UPDATE outbox SET status = ?, block_number = ?, gas_used = ? WHERE key = ?",
-                        (status, int(receipt["blockNumber"]), int(receipt["gasUsed"]), row["key"]),
-                    )
-                finished += 1
-                continue
-            # The nonce was used, but not by the hash we hold last: an earlier
-            # replacement of ours was mined. Find it by its stored hash history.
-            if mined_nonce > row["nonce"] and self._resolve_replaced(row):
+            if self._finish_if_mined(row):
                 finished += 1
                 continue
             if mined_nonce > row["nonce"]:
@@ -267,22 +398,85 @@ class TxSender:
                 self._fail(row["key"], f"nonce {row['nonce']} was used by another transaction")
                 continue
             self._bump(row)
-        return finished
+        return finished, unheld
 
-    def _resolve_replaced(self, row: sqlite3.Row) -> bool:
-        hashes = [h for h in (row["error"] or "").split(",") if h.startswith("0x")]
-        for tx_hash in hashes:
+    def _finish_if_mined(self, row: sqlite3.Row) -> bool:
+        """Look for a receipt of any version of the row, newest first; record the one mined."""
+        attempts = self.db.execute(
+            "SELECT tx_hash, raw, max_fee, priority_fee FROM outbox_attempts WHERE key = ? "
+            "ORDER BY sent_at DESC, rowid DESC",
+            (row["key"],),
+        ).fetchall()
+        candidates = [(row["tx_hash"], row["raw"], row["max_fee"], row["priority_fee"])]
+        candidates += [(a["tx_hash"], a["raw"], a["max_fee"], a["priority_fee"]) for a in attempts
+                       if a["tx_hash"] != row["tx_hash"]]
+        for tx_hash, raw, max_fee, priority_fee in candidates:
             receipt = self._receipt(tx_hash)
-            if receipt is not None:
-                status = "mined" if receipt["status"] == 1 else "reverted"
-                with transaction(self.db):
-                    self.db.execute(
-                        "UPDATE outbox SET status = ?, tx_hash = ?, block_number = ?, gas_used = ?, error = NULL "
-                        "WHERE key = ?",
-                        (status, tx_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]), row["key"]),
-                    )
-                return True
+            if receipt is None:
+                continue
+            # The row now carries the mined version, so a reorg rebroadcasts exactly it.
+            with transaction(self.db):
+                self.db.execute(
+                    "UPDATE outbox SET status = ?, tx_hash = ?, raw = COALESCE(?, raw), max_fee = ?, "
+                    "priority_fee = ?, block_number = ?, block_hash = ?, gas_used = ?, error = NULL WHERE key = ?",
+                    (_receipt_status(receipt), tx_hash, raw, max_fee, priority_fee, int(receipt["blockNumber"]),
+                     HexBytes(receipt["blockHash"]).to_0x_hex(), int(receipt["gasUsed"]), row["key"]),
+                )
+            return True
         return False
+
+    def _check_failed_holding_nonce(self) -> int:
+        """A row that failed after signing holds versions that may still be mined: once its
+        nonce is used, recognise a mined version, or settle as failed (attempts pruned)."""
+        rows = self.db.execute(
+            "SELECT * FROM outbox WHERE sender = ? AND status = 'failed' AND nonce IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM outbox_attempts a WHERE a.key = outbox.key) ORDER BY nonce",
+            (self.address,),
+        ).fetchall()
+        if not rows:
+            return 0
+        mined_nonce = self.w3.eth.get_transaction_count(self.account.address, "latest")
+        recognised = 0
+        for row in rows:
+            if row["nonce"] >= mined_nonce:
+                break  # not used yet: one of its versions may still be mined
+            if self._finish_if_mined(row):
+                log.warning("a failed transaction was mined after all", extra={"key": row["key"]})
+                recognised += 1
+                continue
+            with transaction(self.db):
+                self.db.execute("DELETE FROM outbox_attempts WHERE key = ?", (row["key"],))
+        return recognised
+
+    def _fill_gaps(self) -> None:
+        """Close nonces below a sent row that no stored bytes hold, with zero-value self-transfers."""
+        held_nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
+        rows = self.db.execute("SELECT nonce FROM outbox WHERE sender = ? AND status = 'sent' AND nonce >= ?",
+                               (self.address, held_nonce)).fetchall()
+        sent = {int(row["nonce"]) for row in rows}
+        if not sent:
+            return
+        fees = self._fees()
+        for nonce in sorted(set(range(held_nonce, max(sent))) - sent):
+            self._send_gap_fill(nonce, fees)
+
+    def _send_gap_fill(self, nonce: int, fees: tuple[int, int]) -> None:
+        # Only a row that failed while holding its nonce leaves such a hole; later rows wait on it.
+        key = f"{GAP_FILL_PREFIX}{self.address}:{nonce}:{time.time():.6f}"
+        tx = {"from": self.account.address, "to": self.account.address, "value": 0, "data": b"", "nonce": nonce,
+              "chainId": self._chain(), "maxFeePerGas": fees[0], "maxPriorityFeePerGas": fees[1], "gas": 21_000}
+        signed = self.account.sign_transaction(tx)
+        raw, tx_hash, now = bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex(), time.time()
+        with transaction(self.db):
+            self.db.execute(
+                "INSERT INTO outbox (key, sender, to_address, data, value, gas, nonce, max_fee, priority_fee, raw, "
+                "tx_hash, sent_at, attempts, status, created_at) VALUES (?, ?, ?, ?, '0', 21000, ?, ?, ?, ?, ?, ?, 1, "
+                "'sent', ?)",
+                (key, self.address, self.address, b"", nonce, str(fees[0]), str(fees[1]), raw, tx_hash, now, now),
+            )
+            self._record_attempt(key, tx_hash, raw, fees, now)
+        log.warning("nonce gap closed with a self-transfer", extra={"nonce": nonce, "tx_hash": tx_hash})
+        self._broadcast(raw)
 
     def _bump(self, row: sqlite3.Row) -> None:
         if row["attempts"] >= self.max_attempts:
@@ -290,14 +484,15 @@ class TxSender:
             return
         fees = self._fees(bump_from=(int(row["max_fee"]), int(row["priority_fee"])))
         raw, tx_hash, gas = self._sign(row, int(row["nonce"]), fees)
-        # Remember earlier hashes: any of them may still be the one that gets mined.
-        history = ",".join(h for h in [row["error"] or "", row["tx_hash"]] if h)
+        now = time.time()
         with transaction(self.db):
             self.db.execute(
                 "UPDATE outbox SET max_fee = ?, priority_fee = ?, raw = ?, tx_hash = ?, gas = ?, sent_at = ?, "
-                "attempts = attempts + 1, error = ? WHERE key = ?",
-                (str(fees[0]), str(fees[1]), raw, tx_hash, gas, time.time(), history, row["key"]),
+                "attempts = attempts + 1 WHERE key = ?",
+                (str(fees[0]), str(fees[1]), raw, tx_hash, gas, now, row["key"]),
             )
+            # Earlier versions stay recorded: any of them may still be the one that gets mined.
+            self._record_attempt(row["key"], tx_hash, raw, fees, now)
         log.info("gas bumped", extra={"key": row["key"], "tx_hash": tx_hash, "max_fee": fees[0]})
         self._broadcast(raw)
 
@@ -311,6 +506,33 @@ class TxSender:
         with transaction(self.db):
             self.db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE key = ?", (error, key))
         log.warning("transaction failed", extra={"key": key, "error": error})
+
+
+def _receipt_status(receipt: Any) -> str:
+    return "mined" if receipt["status"] == 1 else "reverted"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring an outbox of an earlier version up to this schema, in place."""
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(outbox)").fetchall()}
+    if not columns or "block_hash" in columns:
+        return  # a new database, or already migrated
+    db.execute("ALTER TABLE outbox ADD COLUMN block_hash TEXT")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS outbox_attempts (key TEXT NOT NULL, tx_hash TEXT NOT NULL, raw BLOB, "
+        "max_fee TEXT, priority_fee TEXT, sent_at REAL, PRIMARY KEY (key, tx_hash))"
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO outbox_attempts (key, tx_hash, raw, max_fee, priority_fee, sent_at) "
+        "SELECT key, tx_hash, raw, max_fee, priority_fee, sent_at FROM outbox WHERE tx_hash IS NOT NULL"
+    )
+    # Earlier versions kept replaced hashes as a comma list in `error`; their bytes are unknown.
+    for row in db.execute("SELECT key, error FROM outbox WHERE error LIKE '0x%'").fetchall():
+        for tx_hash in str(row["error"]).split(","):
+            if tx_hash.startswith("0x"):
+                db.execute("INSERT OR IGNORE INTO outbox_attempts (key, tx_hash, sent_at) VALUES (?, ?, 0)",
+                           (row["key"], tx_hash))
+        db.execute("UPDATE outbox SET error = NULL WHERE key = ?", (row["key"],))
 
 
 def _reason(err: Exception) -> str:

@@ -95,3 +95,197 @@ def test_call_that_would_revert__marked_failed_with_reason(make_sender, funded_t
     entry = sender.send_now("overdraw", funded_token.address, too_much)
     assert entry.status == "failed"
     assert "not sent" in (entry.error or "")
+
+
+# -- reorgs and replaced versions (issue 12) ---------------------------------------------
+
+
+def _receipt_block(w3: Any, tx_hash: str) -> int:
+    return int(w3.eth.get_transaction_receipt(tx_hash)["blockNumber"])
+
+
+def _stored_raw(sender: TxSender, key: str) -> str:
+    return "0x" + bytes(sender.db.execute("SELECT raw FROM outbox WHERE key = ?", (key,)).fetchone()["raw"]).hex()
+
+
+def test_reorg_removes_mined_tx__same_bytes_rebroadcast__next_row_gets_next_nonce(
+    chain, w3, make_sender, funded_token, roles
+) -> None:
+    sender = make_sender()
+    first = sender.send_now("pay-1", funded_token.address, _transfer_data(funded_token, roles.bob.address, 3))
+    nonce = w3.eth.get_transaction_count(roles.relayer.address) - 1
+    chain.mine(2)
+    chain.reorg(3)  # a reorg deeper than any confirmation depth: anvil drops the transaction
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 0
+    second = sender.send_now("pay-2", funded_token.address, _transfer_data(funded_token, roles.bob.address, 4),
+                             timeout=10)
+    again = sender.entry("pay-1")
+    assert again.status == "mined" and again.tx_hash == first.tx_hash  # the same bytes, not a new signature
+    assert w3.eth.get_transaction(first.tx_hash)["nonce"] == nonce
+    assert w3.eth.get_transaction(second.tx_hash)["nonce"] == nonce + 1
+    assert again.block_number == _receipt_block(w3, first.tx_hash)
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 7
+
+
+def test_reorg_reincludes_tx__recorded_at_new_block__nothing_new_signed(
+    chain, w3, make_sender, funded_token, roles
+) -> None:
+    sender = make_sender()
+    first = sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 5))
+    raw = _stored_raw(sender, "pay")
+    chain.mine(2)
+    chain.reorg(3, [(raw, 1)])  # the same transaction, one block later on the new branch
+    sender.process()
+    entry = sender.entry("pay")
+    assert entry.status == "mined" and entry.tx_hash == first.tx_hash
+    assert entry.block_number == _receipt_block(w3, first.tx_hash) != first.block_number
+    assert entry.block_hash == w3.eth.get_block(entry.block_number)["hash"].to_0x_hex()
+    assert sender.tx_hashes("pay") == [first.tx_hash]
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 5
+
+
+def test_reorg_returns_tx_to_mempool__sender_waits__mined_once(chain, w3, make_sender, funded_token, roles) -> None:
+    sender = make_sender()
+    first = sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 6))
+    raw = _stored_raw(sender, "pay")
+    chain.set_automine(False)
+    try:
+        chain.reorg(1)
+        w3.eth.send_raw_transaction(raw)  # what a real node does with a removed transaction
+        sender.process()
+        sender.process()
+        entry = sender.entry("pay")
+        assert entry.status == "sent" and entry.tx_hash == first.tx_hash
+        assert sender.tx_hashes("pay") == [first.tx_hash]  # waited: nothing new signed
+        assert len(chain.rpc("txpool_content")["pending"][roles.relayer.address.lower()]) == 1
+    finally:
+        chain.set_automine(True)
+    chain.mine()
+    sender.process()
+    entry = sender.entry("pay")
+    assert entry.status == "mined" and entry.block_number == _receipt_block(w3, first.tx_hash)
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 6
+
+
+def test_deep_reorg_removing_two_rows__next_transaction_mined__nothing_stuck(
+    chain, w3, make_sender, funded_token, roles
+) -> None:
+    sender = make_sender()
+    start_nonce = w3.eth.get_transaction_count(roles.relayer.address)
+    entries = [sender.send_now(f"pay-{amount}", funded_token.address,
+                               _transfer_data(funded_token, roles.bob.address, amount)) for amount in (1, 2)]
+    chain.mine()
+    chain.reorg(3)  # both transfers and the block on top of them
+    third = sender.send_now("pay-4", funded_token.address, _transfer_data(funded_token, roles.bob.address, 4),
+                            timeout=10)
+    assert third.status == "mined"
+    hashes = [e.tx_hash for e in entries] + [third.tx_hash]
+    assert [w3.eth.get_transaction(h)["nonce"] for h in hashes] == [start_nonce, start_nonce + 1, start_nonce + 2]
+    assert all(sender.entry(e.key).status == "mined" for e in entries)
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 7
+
+
+def test_follower_rewind__sender_reopens_rows_before_service_handlers(
+    chain, w3, make_db, make_sender, funded_token, roles
+) -> None:
+    from dccn_common.follower import ChainFollower
+
+    sender = make_sender()
+    follower = ChainFollower(w3, sender.db, "svc", start_block=w3.eth.block_number)
+    seen: list[str] = []
+
+    @follower.on_rewind
+    def service_rewind(first_removed: int, db: Any) -> None:
+        seen.append(db.execute("SELECT status FROM outbox WHERE key = 'pay'").fetchone()["status"])
+
+    sender.watch_rewinds(follower)
+    follower.poll_once()
+    sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 2))
+    follower.poll_once()
+    chain.reorg(1)
+    follower.poll_once()
+    assert seen == ["sent"]
+
+
+def test_watch_rewinds__follower_on_another_database__refused(w3, make_db, make_sender) -> None:
+    from dccn_common.follower import ChainFollower
+
+    with pytest.raises(ValueError, match="share one database"):
+        make_sender().watch_rewinds(ChainFollower(w3, make_db("other.db"), "svc"))
+
+
+def test_replaced_version_mined_after_row_failed__recognised_as_mined(
+    chain, w3, make_sender, funded_token, roles
+) -> None:
+    sender = make_sender(bump_after=0.0, max_attempts=2)
+    with transaction(sender.db):
+        sender.enqueue(sender.db, "slow", funded_token.address, _transfer_data(funded_token, roles.bob.address, 8))
+    chain.set_automine(False)
+    try:
+        sender.process()  # version A
+        first_hash, first_raw = sender.entry("slow").tx_hash, _stored_raw(sender, "slow")
+        sender.process()  # replaced by version B
+        assert sender.entry("slow").error is None  # the error column holds errors only
+        sender.process()  # given up: failed
+        assert sender.entry("slow").status == "failed"
+        # B never makes it; A, replaced long ago, is mined after all.
+        chain.rpc("anvil_dropAllTransactions")
+        w3.eth.send_raw_transaction(first_raw)
+    finally:
+        chain.set_automine(True)
+    chain.mine()
+    sender.process()
+    entry = sender.entry("slow")
+    assert entry.status == "mined" and entry.tx_hash == first_hash and entry.error is None
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 8
+
+
+def test_row_failed_holding_nonce_below_a_sent_row__gap_closed__later_row_mined(
+    chain, w3, make_sender, funded_token, roles
+) -> None:
+    hasty = make_sender(bump_after=0.0, max_attempts=1)
+    chain.set_automine(False)
+    try:
+        with transaction(hasty.db):
+            hasty.enqueue(hasty.db, "gives-up", funded_token.address,
+                          _transfer_data(funded_token, roles.bob.address, 1))
+        hasty.process()
+        with transaction(hasty.db):
+            hasty.enqueue(hasty.db, "later", funded_token.address, _transfer_data(funded_token, roles.bob.address, 2))
+        hasty.process()  # the first row fails holding its nonce; the later one is signed above it
+        assert hasty.entry("gives-up").status == "failed"
+        chain.rpc("anvil_dropAllTransactions")  # the failed row's version leaves the pool
+    finally:
+        chain.set_automine(True)
+    patient = make_sender()
+    for _ in range(20):
+        patient.process()
+        if patient.entry("later").status == "mined":
+            break
+        chain.mine()
+    assert patient.entry("later").status == "mined"
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 2
+    assert patient.pending_count() == 0
+
+
+OLD_SCHEMA = """
+CREATE TABLE outbox (key TEXT PRIMARY KEY, sender TEXT NOT NULL, to_address TEXT NOT NULL, data BLOB NOT NULL,
+    value TEXT NOT NULL, gas INTEGER, nonce INTEGER, max_fee TEXT, priority_fee TEXT, raw BLOB, tx_hash TEXT,
+    sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'pending',
+    block_number INTEGER, gas_used INTEGER, error TEXT, created_at REAL NOT NULL);
+CREATE TABLE outbox_nonce (sender TEXT PRIMARY KEY, next_nonce INTEGER NOT NULL)
+"""
+
+
+def test_database_of_old_schema__opens__hash_list_moved_out_of_error(make_db, make_sender, roles) -> None:
+    db = make_db("old.db")
+    for statement in OLD_SCHEMA.split(";"):
+        db.execute(statement)
+    db.execute("INSERT INTO outbox (key, sender, to_address, data, value, nonce, max_fee, priority_fee, raw, tx_hash, "
+               "sent_at, attempts, status, error, created_at) VALUES ('k', ?, ?, x'', '0', 0, '1', '1', x'01', "
+               "'0xcc', 1, 3, 'sent', '0xaa,0xbb', 1)", (roles.relayer.address, roles.bob.address))
+    db.close()
+    sender = make_sender("old.db")
+    entry = sender.entry("k")
+    assert entry.error is None and entry.status == "sent" and entry.block_hash is None
+    assert sorted(sender.tx_hashes("k")) == ["0xaa", "0xbb", "0xcc"]

@@ -52,6 +52,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already accepts connections on host:port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+# What anvil prints once it holds its port; the proof that an answer comes from our process.
+LISTENING = b"Listening on"
+
+
 class Anvil:
     """One anvil process. Use as a context manager, or call start() / stop()."""
 
@@ -83,6 +95,8 @@ class Anvil:
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
+        self._own_log: Path | None = None  # a temporary output file when no log_path was given
+        self._log_offset = 0
         self._client = httpx.Client(timeout=30)
         self._request_id = 0
 
@@ -109,27 +123,61 @@ class Anvil:
         return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> Anvil:
+        """Start anvil and return once *this* process holds the port and answers.
+
+        A port that already answers is refused up front: otherwise the new anvil dies on the
+        bind while the old one answers, and the caller lands on someone else's chain.
+        """
         if self._process is not None:
             return self
-        if self.log_path:
-            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
-            out: Any = self._log_file
-        else:
-            out = subprocess.DEVNULL
+        if port_in_use(self.host, self.port):
+            raise AnvilError(f"port {self.port} is in use")
         self._process = subprocess.Popen(
-            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(), stdout=self._open_log(), stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise AnvilError(f"anvil exited with code {self._process.returncode} on port {self.port}")
-            try:
-                if int(self.rpc("eth_chainId"), 16) == self.chain_id:
-                    return self
-            except (httpx.HTTPError, AnvilError):
-                time.sleep(0.05)
+                code = self._process.returncode
+                self.stop()
+                raise AnvilError(f"anvil exited with code {code} on port {self.port}{self._last_words()}")
+            if self._listening() and self._answers():
+                return self
+            time.sleep(0.05)
         self.stop()
         raise AnvilError(f"anvil did not answer on {self.url} within {timeout}s")
+
+    def _open_log(self) -> Any:
+        if self.log_path is None:
+            handle, name = tempfile.mkstemp(prefix=f"anvil-{self.port}-", suffix=".log")
+            os.close(handle)
+            self._own_log = Path(name)
+        path = self.log_path or self._own_log
+        assert path is not None
+        self._log_offset = path.stat().st_size if path.exists() else 0  # an appended log: only this run counts
+        self._log_file = open(path, "ab")  # noqa: SIM115 (kept open for the process)
+        return self._log_file
+
+    def _output(self) -> bytes:
+        path = self.log_path or self._own_log
+        if path is None or not path.exists():
+            return b""
+        with open(path, "rb") as log:
+            log.seek(self._log_offset)
+            return log.read(1 << 20)
+
+    def _listening(self) -> bool:
+        return LISTENING in self._output()
+
+    def _last_words(self) -> str:
+        lines = [line for line in self._output().decode(errors="replace").splitlines() if line.strip()]
+        return f": {lines[-1].strip()[:200]}" if lines else ""
+
+    def _answers(self) -> bool:
+        try:
+            return int(self.rpc("eth_chainId"), 16) == self.chain_id
+        except (httpx.HTTPError, AnvilError, ValueError):
+            return False
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -143,6 +191,9 @@ class Anvil:
         if self._log_file:
             self._log_file.close()
             self._log_file = None
+        if self._own_log is not None:
+            self._own_log.unlink(missing_ok=True)
+            self._own_log = None
 
     @property
     def running(self) -> bool:
@@ -231,21 +282,28 @@ def dev_private_keys(count: int = 10, mnemonic: str = DEFAULT_MNEMONIC) -> list[
     ]
 
 
+# The shell's anvil mines on an interval: services wait for confirmations, and on an
+# automine chain nobody makes the blocks after the last transaction.
+CLI_BLOCK_TIME = 1.0
+
+
 @click.command(help="Start anvil on loopback (from the project's node_modules) and wait until it answers.")
-@click.option("--port", type=int, default=None, help="Port (default: a free one).")
-@click.option("--chain-id", type=int, default=DEFAULT_CHAIN_ID, show_default=True)
-@click.option("--block-time", type=float, default=None, help="Seconds between blocks (default: automine).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: a free one).")
+@click.option("--chain-id", type=click.IntRange(1, 2**63 - 1), default=DEFAULT_CHAIN_ID, show_default=True)
+@click.option("--block-time", type=click.FloatRange(0), default=CLI_BLOCK_TIME, show_default=True,
+              help="Seconds between blocks; 0 mines one block per transaction only (automine).")
 @click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the process id here and return once anvil answers (runs in the background).")
-def main(port: int | None, chain_id: int, block_time: float | None, pid_file: Path | None) -> None:
-    anvil = Anvil(port=port, chain_id=chain_id, block_time=block_time,
+def main(port: int | None, chain_id: int, block_time: float, pid_file: Path | None) -> None:
+    anvil = Anvil(port=port, chain_id=chain_id, block_time=block_time or None,
                   log_path=Path(tempfile.gettempdir()) / f"anvil-{chain_id}.log")
     try:
         anvil.start()
     except AnvilError as err:
         click.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    click.echo(f"anvil chain {chain_id} at {anvil.url}")
+        sys.exit(2)
+    mining = f"a block every {block_time:g}s" if block_time else "automine"
+    click.echo(f"anvil chain {chain_id} at {anvil.url} ({mining})")
     if pid_file:
         assert anvil._process is not None
         pid_file.write_text(str(anvil._process.pid))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
-from dccn_common.anvil import Anvil, AnvilError
+from dccn_common.anvil import Anvil, AnvilError, free_port
 
 
 def _port_is_free(port: int) -> bool:
@@ -59,13 +64,6 @@ def test_loopback_only__other_hosts_refused() -> None:
 
 
 def test_cli__starts_in_background_and_writes_pid(tmp_path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from dccn_common.anvil import free_port
-
     port = free_port()
     pid_file = tmp_path / "anvil.pid"
     result = subprocess.run(
@@ -79,3 +77,41 @@ def test_cli__starts_in_background_and_writes_pid(tmp_path) -> None:
         assert Anvil(port=port, chain_id=777).web3().eth.chain_id == 777
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_start__port_already_serving_the_same_chain__refused_and_nothing_left_running() -> None:
+    with Anvil(chain_id=31337) as someone_elses:
+        mine = Anvil(port=someone_elses.port, chain_id=31337)
+        with pytest.raises(AnvilError, match=f"port {someone_elses.port} is in use"):
+            mine.start()
+        assert not mine.running
+        assert someone_elses.running
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dccn_common.anvil", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_cli__port_in_use__error_line_exit_2_and_no_pid_written(tmp_path) -> None:
+    pid_file = tmp_path / "anvil.pid"
+    with Anvil(chain_id=31337) as someone_elses:
+        result = _run_cli("--port", str(someone_elses.port), "--pid-file", str(pid_file))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: port {someone_elses.port} is in use"
+    assert not pid_file.exists()
+
+
+def test_cli__default__mines_blocks_on_an_interval_without_transactions(tmp_path) -> None:
+    pid_file = tmp_path / "anvil.pid"
+    port = free_port()
+    result = _run_cli("--port", str(port), "--chain-id", "778", "--pid-file", str(pid_file))
+    assert result.returncode == 0, result.stderr
+    assert "a block every 1s" in result.stdout
+    try:
+        node = Anvil(port=port, chain_id=778)
+        first = node.block_number()
+        time.sleep(2.5)
+        assert node.block_number() >= first + 2
+    finally:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)

@@ -10,7 +10,11 @@ from nos_relay.wire import EnclaveClient, WireError, b64, unb64
 
 
 class FetchFailed(RuntimeError):
-    """The enclave refused or could not complete the request."""
+    """The enclave refused or could not complete the request; `permanent` when retrying cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class TcpCarrier:
@@ -31,7 +35,7 @@ def fetch_signed(client: EnclaveClient, request: dict[str, Any], carrier: TcpCar
     """Run one request through the enclave; returns its signed response."""
     reply = client.call({"op": "fetch", **request})
     if reply.get("op") == "error":
-        raise FetchFailed(str(reply.get("error")))
+        raise FetchFailed(str(reply.get("error")), permanent=bool(reply.get("permanent")))
     if reply.get("op") != "connect":
         raise WireError(f"unexpected enclave reply {reply.get('op')!r}")
     try:

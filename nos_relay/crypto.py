@@ -1,12 +1,16 @@
 """Encryption of the NOS oracle: ECIES on secp256k1 for private requests and
 their results, AES-256-GCM sealing of the enclave's keys at rest.
 
-ECIES: an ephemeral secp256k1 key, ECDH with the recipient's public key
-(coincurve), HKDF-SHA256 to a 256-bit key, AES-256-GCM. The associated data
-binds a ciphertext to its context (requester and request id), so a relay
-cannot move it to another request.
+ECIES (byte layout in docs/oracle.md, "Private requests, byte by byte"):
 
-    ciphertext = ephemeral public key (33) || nonce (12) || AES-GCM output
+    envelope = E (33, SEC1 compressed ephemeral public key) || nonce (12)
+               || AES-256-GCM ciphertext || tag (16)
+    Z        = x coordinate (32 bytes, big endian) of e * R, the plain SEC1
+               ECDH value (what `cryptography`'s ECDH exchange returns)
+    key      = HKDF-SHA256(ikm=Z, salt=E, info="NOS ECIES v2" || R (33, compressed), length=32)
+
+The associated data binds a ciphertext to its context (requester and request
+id), so a relay cannot move it to another request.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-ECIES_INFO = b"NOS ECIES v1"
+ECIES_INFO = b"NOS ECIES v2"
 SEAL_INFO = b"NOS enclave seal v1"
 NONCE_BYTES = 12
 PUBKEY_BYTES = 33
+TAG_BYTES = 16
+ENVELOPE_OVERHEAD = PUBKEY_BYTES + NONCE_BYTES + TAG_BYTES
 
 
 class DecryptionError(ValueError):
@@ -34,6 +40,15 @@ def _hkdf(secret: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(secret)
 
 
+def _ecdh_x(private_key: bytes, public_key: PublicKey) -> bytes:
+    # The raw x coordinate, not coincurve's default sha256 of the point: the standard value every library gives.
+    return public_key.multiply(private_key).format(compressed=True)[1:]
+
+
+def _ecies_key(shared_x: bytes, ephemeral_public: bytes, recipient: PublicKey) -> bytes:
+    return _hkdf(shared_x, ephemeral_public, ECIES_INFO + recipient.format(compressed=True))
+
+
 def ecies_encrypt(recipient_public_key: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
     """Encrypt to a compressed or uncompressed secp256k1 public key."""
     try:
@@ -42,21 +57,22 @@ def ecies_encrypt(recipient_public_key: bytes, plaintext: bytes, associated_data
         raise ValueError(f"not a secp256k1 public key: {err}") from err
     ephemeral = PrivateKey()
     ephemeral_public = ephemeral.public_key.format(compressed=True)
-    key = _hkdf(ephemeral.ecdh(recipient.format()), ephemeral_public, ECIES_INFO)
+    key = _ecies_key(_ecdh_x(ephemeral.secret, recipient), ephemeral_public, recipient)
     nonce = os.urandom(NONCE_BYTES)
     return ephemeral_public + nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)
 
 
 def ecies_decrypt(private_key: bytes, ciphertext: bytes, associated_data: bytes = b"") -> bytes:
-    if len(ciphertext) < PUBKEY_BYTES + NONCE_BYTES + 16:
+    if len(ciphertext) < ENVELOPE_OVERHEAD:
         raise DecryptionError("ciphertext too short")
     ephemeral_public = ciphertext[:PUBKEY_BYTES]
     nonce = ciphertext[PUBKEY_BYTES : PUBKEY_BYTES + NONCE_BYTES]
     try:
-        shared = PrivateKey(private_key).ecdh(ephemeral_public)
+        ephemeral = PublicKey(ephemeral_public)
+        shared = _ecdh_x(private_key, ephemeral)
     except ValueError as err:
         raise DecryptionError(f"bad ephemeral key: {err}") from err
-    key = _hkdf(shared, ephemeral_public, ECIES_INFO)
+    key = _ecies_key(shared, ephemeral_public, PrivateKey(private_key).public_key)
     try:
         return AESGCM(key).decrypt(nonce, ciphertext[PUBKEY_BYTES + NONCE_BYTES :], associated_data)
     except InvalidTag as err:

@@ -224,7 +224,9 @@ class Enclave:
             if op != "info":
                 self._count("failed")
             log.info("request failed", extra={"error": str(err)})
-            return None, {"op": "error", "error": str(err)}
+            # Params that do not parse or decrypt fail the same way every time: the relay must not retry them.
+            permanent = op == "fetch" and isinstance(err, (ParamsError, DecryptionError))
+            return None, {"op": "error", "error": str(err), "permanent": permanent}
 
 
 def serve(enclave: Enclave, socket_path: str) -> socketserver.ThreadingUnixStreamServer:

@@ -27,10 +27,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from coincurve import PublicKey
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_canonical_address
 
-from nos_relay.crypto import ecies_encrypt
+from nos_relay.crypto import ENVELOPE_OVERHEAD, PUBKEY_BYTES, ecies_encrypt
 
 PRIVATE_MARKER = b"\x01"
 MAX_PARAMS = 1024
@@ -102,6 +103,25 @@ def parse_params(raw: bytes) -> Params:
     except (TypeError, ValueError) as err:
         raise ParamsError("params.reply_to must be a hex public key") from err
     return Params(url, path, result_type, decimals, reply_key)
+
+
+def check_params(raw: bytes) -> None:
+    """What the relay can check before any fetch (raises ParamsError): public
+    params fully, a private envelope's framing (its content only the enclave reads)."""
+    if raw.startswith(PRIVATE_MARKER):
+        check_envelope(raw[len(PRIVATE_MARKER) :])
+    else:
+        parse_params(raw)
+
+
+def check_envelope(ciphertext: bytes) -> None:
+    """The framing anyone can check without the enclave's key: length and a valid ephemeral point."""
+    if len(ciphertext) < ENVELOPE_OVERHEAD:
+        raise ParamsError(f"private envelope is {len(ciphertext)} bytes; at least {ENVELOPE_OVERHEAD} expected")
+    try:
+        PublicKey(ciphertext[:PUBKEY_BYTES])
+    except ValueError as err:
+        raise ParamsError("private envelope does not start with a compressed secp256k1 public key") from err
 
 
 def private_associated_data(requester: str, request_id: bytes) -> bytes:

@@ -1,7 +1,9 @@
 """The NOS relay: follows `Request` events, has enclaves answer them, delivers.
 
 State (SQLite, WAL) is one `jobs` row per request, moving
-new -> signed -> submitted -> done, or to expired / cancelled / failed:
+new -> signed -> submitted -> done, or to expired / cancelled / failed /
+unanswerable (params no enclave can act on: never fetched, or refused once by
+the enclave; the request stays pending on chain until its requester cancels):
 
 - the follower inserts jobs (exactly once per event) and marks them done or
   cancelled when it sees `Delivered` / `Cancelled`, whoever sent them;
@@ -42,6 +44,7 @@ from dccn_common.sender import TxSender
 from dccn_common.service import Service, connect, run_cli
 from dccn_common.store import open_db, transaction
 from nos_relay.carrier import FetchFailed, TcpCarrier, fetch_signed
+from nos_relay.protocol import ParamsError, check_params
 from nos_relay.wire import EnclaveClient, WireError
 
 log = logging.getLogger("nos.relay")
@@ -52,6 +55,9 @@ MAX_SUBMIT_ATTEMPTS = 5
 # Upper bounds of what a batch may use (the submitter pays only what it uses).
 BATCH_BASE_GAS = 60_000
 RESPONSE_GAS = 70_000
+# On-chain statuses (NosOracle.statusOf) and the job status a settled one ends in.
+PENDING = 1
+SETTLED_JOB_STATUS = {2: "done", 3: "done", 4: "cancelled"}
 # Leave this much of a request's life for the delivery to be mined.
 EXPIRY_MARGIN_SECONDS = 2
 
@@ -149,12 +155,14 @@ class Relay:
             request_id = HexBytes(args["requestId"]).to_0x_hex()
             mine = int(request_id, 16) % self.settings.relay_count == self.settings.relay_index
             now = time.time()
+            status, error = self._check_request(request_id, bytes(args["params"]))
             db.execute(
                 "INSERT OR IGNORE INTO jobs (request_id, requester, params, params_hash, fee, max_gas_price, "
-                "callback_gas_limit, expires_at, block_number, seen_at, ready_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "callback_gas_limit, expires_at, block_number, seen_at, ready_at, status, error) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (request_id, args["requester"], bytes(args["params"]), HexBytes(args["paramsHash"]).to_0x_hex(),
                  str(args["fee"]), str(args["maxGasPrice"]), int(args["callbackGasLimit"]), int(args["expiresAt"]),
-                 event.block_number, now, now if mine else now + self.settings.backup_delay),
+                 event.block_number, now, now if mine else now + self.settings.backup_delay, status, error),
             )
 
         @follower.on(self.oracle, "Delivered")
@@ -175,6 +183,17 @@ class Relay:
                 "settled_block = NULL, batch_key = NULL WHERE settled_block >= ?",
                 (first_removed,),
             )
+
+    @staticmethod
+    def _check_request(request_id: str, params: bytes) -> tuple[str, str | None]:
+        """Params no enclave could act on are never fetched: logged once, left for the requester to cancel."""
+        try:
+            check_params(params)
+        except ParamsError as err:
+            log.warning("request unanswerable; the requester can cancel it after expiry",
+                        extra={"request_id": request_id, "error": str(err)})
+            return "unanswerable", str(err)[:500]
+        return "new", None
 
     @staticmethod
     def _settle(db: sqlite3.Connection, event: ChainEvent, status: str) -> None:
@@ -234,7 +253,12 @@ class Relay:
             response = fetch_signed(client, request, self.carrier)
         except (FetchFailed, OSError) as err:
             attempts = int(row["fetch_attempts"]) + 1
-            status = "failed" if attempts >= MAX_FETCH_ATTEMPTS else "new"
+            if isinstance(err, FetchFailed) and err.permanent:  # e.g. a private envelope that does not decrypt
+                status = "unanswerable"
+                log.warning("request unanswerable; the requester can cancel it after expiry",
+                            extra={"request_id": request_id, "error": str(err)})
+            else:
+                status = "failed" if attempts >= MAX_FETCH_ATTEMPTS else "new"
             db.execute(
                 "UPDATE jobs SET fetch_attempts = ?, error = ?, status = ?, ready_at = ? "
                 "WHERE request_id = ? AND status = 'new'",
@@ -290,7 +314,24 @@ class Relay:
         signed = [r for r in self.db.execute("SELECT * FROM jobs WHERE status = 'signed' ORDER BY block_number")
                   if int(r["max_gas_price"]) >= gas_price]  # never deliver at a loss
         for start in range(0, len(signed), self.settings.batch_max):
-            self._enqueue_delivery(signed[start : start + self.settings.batch_max])
+            batch = self._drop_settled(signed[start : start + self.settings.batch_max])
+            if batch:
+                self._enqueue_delivery(batch)
+
+    def _drop_settled(self, rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+        """One read of the ids' statuses right before sending: another relay may have been first."""
+        block = int(self.w3.eth.block_number)
+        statuses = self.oracle.functions.statusesOf([r["request_id"] for r in rows]).call(block_identifier=block)
+        now = time.time()
+        # settled_block = the block read: a reorg below it puts the job back to `signed` (on_rewind).
+        settled = [(SETTLED_JOB_STATUS[int(s)], block, now, r["request_id"]) for r, s in zip(rows, statuses, strict=True)
+                   if int(s) in SETTLED_JOB_STATUS]
+        if settled:
+            with transaction(self.db):
+                self.db.executemany("UPDATE jobs SET status = ?, settled_block = ?, settled_at = ? "
+                                    "WHERE request_id = ? AND status = 'signed'", settled)
+            log.info("dropped settled ids before sending", extra={"count": len(settled)})
+        return [r for r, s in zip(rows, statuses, strict=True) if int(s) == PENDING]
 
     def _enqueue_delivery(self, rows: list[sqlite3.Row]) -> None:
         ids = [r["request_id"] for r in rows]

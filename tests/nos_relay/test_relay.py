@@ -3,13 +3,17 @@ real TLS, delivers (batched), skips what is settled, shares work with peers."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import pytest
 from coincurve import PrivateKey
+from hexbytes import HexBytes
 
 from dccn_common.contracts import transact
 from nos_relay.crypto import ecies_decrypt
 from nos_relay.protocol import Params, encrypt_params
+from nos_relay.wire import EnclaveClient
 from tests.nos_relay.conftest import MAX_GAS_PRICE, REQUEST_TTL, drive, price_params, request_price
 
 DELIVERED, CANCELLED = 2, 4
@@ -123,3 +127,79 @@ def test_relay__request_reorged_out__job_forgotten(w3, chain, deployment, roles,
     chain.reorg(1)  # the block holding the request is replaced by an empty one
     relay.follower.poll_once()
     assert relay.counts() == {}
+
+
+# -- requests no enclave can answer -------------------------------------------------------------
+
+
+def request_raw(w3: Any, deployment: dict[str, Any], requester: str, params: bytes) -> bytes:
+    """A requester asks with params exactly as given (no callback); returns the request id."""
+    oracle = deployment["oracle"]
+    request_id = bytes(oracle.functions.nextRequestId(requester).call())
+    fee = oracle.functions.requestFee(0, MAX_GAS_PRICE).call()
+    transact(w3, oracle.functions.request(params, "0x" + "00" * 20, 0), sender=requester, value=fee, gas=500_000)
+    return request_id
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    (b'{"url":"http://127.0.0.1:1/price.json","path":"json:data.price"}', "https"),
+    (b'{"path":"json:data.price"}', "https"),
+    (b'{"url":"https://127.0.0.1:1/p","path":"json:p","decimals":99}', "decimals"),
+    (b"\x01" + b"\x02" * 20, "private envelope"),
+])
+def test_relay__unanswerable_params__never_fetched_left_pending_for_the_requester(
+        w3, deployment, roles, start_enclave, enclave_keys, make_relay, params, message):
+    socket_path, enclave = start_enclave(enclave_keys)
+    request_id = request_raw(w3, deployment, roles.alice.address, params)
+    relay = make_relay([socket_path])
+    drive([relay], lambda: relay.counts() == {"unanswerable": 1})
+    for _ in range(20):  # a while longer: nothing is retried
+        relay.dispatch_fetches()
+        time.sleep(0.01)
+    row = relay.db.execute("SELECT fetch_attempts, error FROM jobs").fetchone()
+    assert row["fetch_attempts"] == 0 and message in row["error"]
+    assert enclave.stats == {"signed": 0, "failed": 0}  # the enclave was never asked
+    assert statuses(deployment["oracle"], [request_id]) == [1]  # pending: the requester cancels after expiry
+
+
+def test_relay__private_request_for_another_enclave_key__refused_once_not_retried(
+        w3, deployment, roles, start_enclave, enclave_keys, price_source, make_relay):
+    socket_path, enclave = start_enclave(enclave_keys)
+    requester = roles.alice.address
+    request_id = bytes(deployment["oracle"].functions.nextRequestId(requester).call())
+    params = Params(price_source.url(), "json:data.price", "uint256", 2, PrivateKey().public_key.format())
+    sealed = encrypt_params(PrivateKey().public_key.format(), params, requester, request_id)  # not the enclave's key
+    request_raw(w3, deployment, requester, sealed)
+    relay = make_relay([socket_path])
+    drive([relay], lambda: relay.counts() == {"unanswerable": 1})
+    row = relay.db.execute("SELECT fetch_attempts, error FROM jobs").fetchone()
+    assert row["fetch_attempts"] == 1 and "does not authenticate" in row["error"]
+    assert enclave.stats["failed"] == 1
+
+
+# -- racing relays ---------------------------------------------------------------------------
+
+
+def test_relay__id_settled_by_another_relay__dropped_before_sending(w3, deployment, roles, enclave_socket,
+                                                                   price_source, make_relay):
+    oracle = deployment["oracle"]
+    ids = [request_price(w3, deployment, roles, price_params(price_source)) for _ in range(2)]
+    relay = make_relay([enclave_socket])
+    relay.follower.poll_once()
+    with EnclaveClient(enclave_socket) as client:
+        for request_id in ids:
+            relay._fetch_one(relay.db, client, HexBytes(request_id).to_0x_hex())
+    rows = relay.db.execute("SELECT * FROM jobs WHERE status = 'signed' ORDER BY block_number").fetchall()
+    assert len(rows) == 2
+    # Another relay delivers the first one with the same enclave answer before this relay sends.
+    first = rows[0]
+    transact(w3, oracle.functions.deliver(first["request_id"], first["params_hash"], bytes(first["data"]),
+                                          bytes(first["signature"])), sender=roles.operator.address, gas=1_000_000)
+    relay.submit_signed()  # the follower has not seen that Delivered yet
+    assert relay.db.execute("SELECT status FROM jobs WHERE request_id = ?", (first["request_id"],)
+                            ).fetchone()["status"] == "done"
+    sent = relay.db.execute("SELECT COUNT(*) AS n FROM jobs WHERE status = 'submitted'").fetchone()["n"]
+    assert sent == 1  # only the id still pending goes out
+    drive([relay], lambda: statuses(oracle, ids) == [DELIVERED] * 2 and relay.sender.pending_count() == 0)
+    outcomes = {row["status"] for row in relay.db.execute("SELECT status FROM outbox")}
+    assert "reverted" not in outcomes

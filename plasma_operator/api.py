@@ -23,7 +23,10 @@ from plasma_operator import store, wire
 from plasma_operator.ledger import ChildChain
 from plasma_operator.validation import Malformed, TxRejected
 
-BlockNumber = Annotated[int, Path(ge=1, le=2**53, description="child-chain block number")]
+# Every number in a path or body is range-checked here, so no value reaches the store
+# (SQLite: signed 64 bits) that it cannot take.
+MAX_BLKNUM = wire.MAX_BLKNUM
+BlockNumber = Annotated[int, Path(ge=1, le=MAX_BLKNUM, description="child-chain block number")]
 TxIndex = Annotated[int, Path(ge=0, lt=wire.MAX_LEAVES)]
 OIndex = Annotated[int, Path(ge=0, le=1)]
 
@@ -37,7 +40,7 @@ class BatchIn(BaseModel):
 
 
 class ConfirmIn(BaseModel):
-    blknum: int = Field(ge=1, le=2**53)
+    blknum: int = Field(ge=1, le=MAX_BLKNUM)
     txindex: int = Field(ge=0, lt=wire.MAX_LEAVES)
     slot: int = Field(ge=0, le=1, description="input slot (0/1) whose owner signed")
     sig: str = Field(description="0x-hex 65-byte confirm signature of keccak256(leaf || root)")

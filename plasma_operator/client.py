@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import Web3Exception
+from web3.exceptions import TimeExhausted, Web3Exception
 
 from dccn_common.config import ConfigError
 from dccn_common.contracts import transact
@@ -79,22 +79,63 @@ class Session:
 
     def send(self, what: str, call: Any, *, value: int = 0, gas: int | None = None) -> Any:
         with console.status(f"{what}: waiting for the transaction to be mined"):
-            receipt = transact(self.w3, call, sender=self.account, value=value, gas=gas)
+            try:
+                receipt = transact(self.w3, call, sender=self.account, value=value, gas=gas)
+            except TimeExhausted as err:
+                raise WaitTimeout(f"{what}: {err}; {MINING_ADVICE}") from None
         console.print(f"[green]ok[/] {what} (tx {receipt['transactionHash'].hex()}, gas {receipt['gasUsed']:,})")
         return receipt
 
+    def confirmations(self) -> int:
+        """The root-chain confirmations the operator waits for before it acts on an event."""
+        return int(self.operator.status().get("confirmations", 0))
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
-    """Poll `check` until it returns something, with a spinner; ClickException on timeout."""
+
+class WaitTimeout(RuntimeError):
+    """A wait ran out of time; the message says what it waited for and what to check."""
+
+
+MINING_ADVICE = "is the chain mining? start it with `dccn-anvil --block-time 1`, or mine blocks"
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.5, *,
+             progress: Callable[[], str] | None = None, advice: Callable[[], str] | None = None) -> T:
+    """Poll `check` until it returns something, showing `progress` (a spinner on a terminal, a
+    line per change otherwise); on timeout a WaitTimeout saying what it waited for and `advice`."""
     deadline = time.monotonic() + timeout
-    with console.status(what):
+    shown = ""
+    with console.status(what) as spinner:
         while True:
             result = check()
             if result is not None:
                 return result
+            line = f"{what}: {progress()}" if progress else what
+            if line != shown:
+                spinner.update(line)
+                if not console.is_terminal:
+                    console.print(line)
+                shown = line
             if time.monotonic() > deadline:
-                raise click.ClickException(f"timed out after {timeout:.0f}s: {what}")
+                hint = f"; {advice()}" if advice else ""
+                raise WaitTimeout(f"timed out after {timeout:.0f}s, {shown}{hint}")
             time.sleep(interval)
+
+
+class ChainWatch:
+    """The root chain's head during a wait: for progress lines and for advice when it stalls."""
+
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+        self.start = self.head = int(w3.eth.block_number)
+
+    def refresh(self) -> int:
+        self.head = int(self.w3.eth.block_number)
+        return self.head
+
+    def advice(self, otherwise: str) -> str:
+        if self.refresh() == self.start:
+            return f"the root chain made no block since block {self.start}: {MINING_ADVICE}"
+        return otherwise
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -156,8 +197,7 @@ def deposit(s: Session, amount: str, wait: bool, timeout: float) -> None:
         receipt = s.send(f"deposit {value}", s.rootchain.functions.depositToken(value))
     blknum = int(s.rootchain.events.Deposit().process_receipt(receipt)[0]["args"]["blknum"])
     if wait:
-        wait_for(f"waiting for the operator to credit deposit block {blknum}",
-                 lambda: s.operator.utxo(blknum, 0, 0), timeout)
+        _wait_for_credit(s, blknum, int(receipt["blockNumber"]), timeout)
     emit({"blknum": blknum, "txindex": 0, "oindex": 0, "amount": str(value)})
 
 
@@ -177,8 +217,7 @@ def send(s: Session, to: str, amount: str, fee: str, wait: bool, timeout: float)
     tx = build_transfer(choose_coins(coins, value + fee_value), s.account.address, to, value, fee_value, s.account.key)
     accepted = s.operator.submit(tx)
     if wait:
-        wait_for(f"waiting for block {accepted['blknum']} to reach the root chain",
-                 lambda: (s.operator.tx(accepted["blknum"], accepted["txindex"]) or {}).get("final") or None, timeout)
+        _wait_for_final(s, int(accepted["blknum"]), int(accepted["txindex"]), timeout)
     emit(accepted)
 
 
@@ -270,8 +309,7 @@ def withdraw(s: Session) -> None:
 @click.pass_obj
 @handle_errors
 def confirm(s: Session, blknum: int, txindex: int, timeout: float) -> None:
-    data = wait_for(f"waiting for block {blknum} to reach the root chain",
-                    lambda: _final_tx(s.operator, blknum, txindex), timeout)
+    data = _wait_for_final(s, blknum, txindex, timeout)
     root = bytes.fromhex(data["root"][2:])
     on_chain_root = bytes(s.rootchain.functions.getChildChain(blknum).call()[0])
     if on_chain_root != root:
@@ -294,6 +332,35 @@ def _final_tx(operator: OperatorClient, blknum: int, txindex: int) -> dict[str, 
     if data is None:
         raise WalletError(f"the operator has no transaction at ({blknum}, {txindex})")
     return data if data.get("final") else None
+
+
+def _wait_for_credit(s: Session, blknum: int, mined_in: int, timeout: float) -> None:
+    """Until the operator credits the deposit: it acts `confirmations` blocks after the deposit's."""
+    confirmations, watch = s.confirmations(), ChainWatch(s.w3)
+    target = mined_in + confirmations
+
+    def progress() -> str:
+        head = watch.refresh()
+        if head < target:
+            return f"waiting for block {head + 1} of {target} ({confirmations} confirmations)"
+        return f"root chain at block {head}, past {target}: waiting for the operator to credit it"
+
+    wait_for(f"deposit block {blknum}", lambda: s.operator.utxo(blknum, 0, 0), timeout, progress=progress,
+             advice=lambda: watch.advice(f"is plasma-operator running? see {s.operator_url}/health"))
+
+
+def _wait_for_final(s: Session, blknum: int, txindex: int, timeout: float) -> dict[str, Any]:
+    """Until the block holding (blknum, txindex) is on the root chain with the operator's confirmations."""
+    confirmations, watch = s.confirmations(), ChainWatch(s.w3)
+
+    def progress() -> str:
+        status = (s.operator.block(blknum) or {}).get("status", "unknown")
+        return (f"the operator's block is {status}; root chain at block {watch.refresh()} "
+                f"(final {confirmations} confirmations after its submitBlock)")
+
+    return wait_for(f"block {blknum}", lambda: _final_tx(s.operator, blknum, txindex), timeout, progress=progress,
+                    advice=lambda: watch.advice(f"is plasma-operator running and submitting blocks? "
+                                                f"see {s.operator_url}/status"))
 
 
 if __name__ == "__main__":

@@ -423,5 +423,5 @@ class _BatchWrites:
 
 def _positional(position: tuple[int, int, int]) -> bool:
     # Only what utxo_position accepts; anything else is rejected by check_shape before lookup.
-    _, txindex, oindex = position
-    return 0 <= txindex < wire.MAX_LEAVES and oindex in (0, 1)
+    blknum, txindex, oindex = position
+    return 0 <= blknum <= wire.MAX_BLKNUM and 0 <= txindex < wire.MAX_LEAVES and oindex in (0, 1)

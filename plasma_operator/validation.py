@@ -112,7 +112,7 @@ def check_shape(tx: wire.Transaction) -> tuple[int, ...]:
             if txindex or oindex or tx.sig(slot) != wire.ZERO_SIG:
                 raise Malformed(f"input {slot} is unused (blknum 0) but not all zero")
             continue
-        if oindex not in (0, 1) or txindex >= wire.MAX_LEAVES:
+        if oindex not in (0, 1) or txindex >= wire.MAX_LEAVES or blknum > wire.MAX_BLKNUM:
             raise Malformed(f"input {slot} points at an impossible output ({blknum}, {txindex}, {oindex})")
         if tx.sig(slot) == wire.ZERO_SIG:
             raise TxRejected(f"input {slot} is not signed")

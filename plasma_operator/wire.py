@@ -383,6 +383,10 @@ def utxo_position(blknum: int, txindex: int, oindex: int) -> int:
 
 exit_id = utxo_position
 
+# The highest block number whose every output position fits a signed 64-bit integer, the
+# widest SQLite stores (the operator keys outputs by position): ~9.2e9, far beyond any chain.
+MAX_BLKNUM = (2**63 - 1 - utxo_position(0, MAX_LEAVES - 1, 1)) // 1_000_000_000
+
 
 def decode_position(position: int) -> tuple[int, int, int]:
     """Inverse of utxo_position: (blknum, txindex, oindex)."""

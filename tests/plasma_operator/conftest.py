@@ -276,3 +276,18 @@ def cli(plasma: Plasma) -> Callable[..., Any]:
         return json.loads(result.stdout)
 
     return run
+
+
+@pytest.fixture
+def client_run(plasma: Plasma) -> Callable[..., Any]:
+    """client_run(actor, operator_url, *args) -> click's Result of `plasma-client` (stdout, stderr, exit_code)."""
+    from click.testing import CliRunner
+
+    from plasma_operator.client import main
+
+    def run(actor: Any, operator_url: str, *args: str) -> Any:
+        argv = ["--rpc-url", plasma.anvil.url, "--manifest", str(plasma.manifest), "--operator-url", operator_url,
+                "--keystore", str(plasma.keystore(actor)), *args]
+        return CliRunner(mix_stderr=False).invoke(main, argv, env={"PLASMA_CLIENT_PASSWORD": PASSWORD})
+
+    return run

@@ -21,7 +21,7 @@ from typing import Any
 import click
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from rich.console import Console
 
 from dccn_common.config import ConfigError, load_config
@@ -32,6 +32,13 @@ from dccn_common.manifest import Manifest
 from dccn_common.sender import FINAL_STATUSES, TxSender
 from dccn_common.service import Service, connect, exit_with_error, run_cli
 from dccn_common.store import open_db
+from enode_dns.besu_allowlist import (
+    AllowlistStatus,
+    AllowlistSync,
+    BesuPermissioning,
+    BesuPermRpc,
+    FileReload,
+)
 from enode_dns.besu_files import BesuFiles, RenderResult, render
 from enode_dns.enode import EnodeId
 from enode_dns.hosts import HostKind, classify_host
@@ -61,6 +68,10 @@ class DaemonConfig(BaseModel):
     besu_config: Path | None = None
     static_nodes: Path | None = None
     permissions_config: Path | None = None
+    # How Besu learns the list: `contract` (Besu <= 24.x calls connectionAllowed), `files`
+    # (nodes-allowlist in permissions_config), `rpc` (perm_* methods at besu_rpc_url).
+    besu_permissioning: BesuPermissioning = "contract"
+    besu_rpc_url: str | None = None
     resolver: str = "system"
     confirmations: int = Field(2, ge=0)
     poll_interval: float = Field(2.0, gt=0)
@@ -80,6 +91,27 @@ class DaemonConfig(BaseModel):
     def _resolver(cls, value: str) -> str:
         parse_resolver(value)
         return value
+
+    @field_validator("besu_rpc_url")
+    @classmethod
+    def _besu_rpc_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"besu_rpc_url {value!r}: expected an http(s):// URL of Besu's JSON-RPC")
+        return value
+
+    @model_validator(mode="after")
+    def _besu_mode(self) -> DaemonConfig:
+        mode = self.besu_permissioning
+        if mode != "contract" and not self.follow:
+            raise ValueError(f"besu_permissioning {mode} carries the registry to Besu: it needs follow: true")
+        if mode == "files" and self.permissions_config is None:
+            raise ValueError("besu_permissioning files needs permissions_config (Besu's permissions_config.toml)")
+        if mode == "rpc" and self.besu_rpc_url is None:
+            raise ValueError("besu_permissioning rpc needs besu_rpc_url (Besu's JSON-RPC with the PERM API)")
+        if mode == "rpc" and self.permissions_config is not None:
+            raise ValueError("besu_permissioning rpc: leave permissions_config unset, Besu persists perm_* changes "
+                             "to that file itself")
+        return self
 
 
 @dataclass
@@ -119,6 +151,9 @@ class EnodeDnsDaemon:
         self.resolver: Resolver = parse_resolver(config.resolver)
         self.files = BesuFiles(config.besu_config, config.static_nodes, config.permissions_config)
         self.file_status = FileStatus()
+        besu_rpc = BesuPermRpc(config.besu_rpc_url) if config.besu_rpc_url else None
+        self.allowlist_sync = AllowlistSync(self.db, besu_rpc) if besu_rpc and config.besu_permissioning == "rpc" else None
+        self.file_reload = FileReload(besu_rpc) if besu_rpc and config.besu_permissioning == "files" else None
         self.service = Service(
             "enode-dns", w3=self.w3, db=self.db, follower=self.follower, sender=self.sender,
             poll_interval=config.poll_interval, health_port=config.health_port, status=self.status,
@@ -132,6 +167,7 @@ class EnodeDnsDaemon:
         result = render(mirrored_nodes(self.db), self.resolver, self.enode.hex)
         changed = self.files.write(result)
         self.file_status.last_render = result
+        self.carry_allowlist(result, self.files.permissions_config in changed)
         if changed:
             self.file_status.writes += len(changed)
             log.info("besu files rewritten", extra={
@@ -140,12 +176,26 @@ class EnodeDnsDaemon:
             })
         return changed
 
+    def carry_allowlist(self, result: RenderResult, permissions_changed: bool) -> AllowlistStatus | None:
+        """Besu 25.6+ no longer asks the contract: hand it the list the way it still reads one."""
+        if self.allowlist_sync is not None:
+            return self.allowlist_sync.reconcile(result.allowlist)
+        if self.file_reload is not None:
+            return self.file_reload.after_render(permissions_changed, len(result.allowlist))
+        return None
+
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "enode": self.enode.hex,
             "address": asdict(self.pusher.status),
             "file_writes": self.file_status.writes,
+            "besu_permissioning": self.config.besu_permissioning,
         }
+        carried = self.allowlist_sync or self.file_reload
+        if carried is not None:
+            body["besu_allowlist"] = asdict(carried.status)
+            if carried.status.errors:
+                body["ok"] = False  # /health answers 503 while Besu's allowlist is behind
         if self.file_status.last_render is not None:
             body["bootnodes"] = len(self.file_status.last_render.bootnodes)
             body["unresolved"] = self.file_status.last_render.unresolved

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import threading
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +21,7 @@ from web3 import Web3
 from dccn_common.contracts import abi_hash, deploy, transact
 from dccn_common.keys import write_keystore
 from dccn_common.manifest import DeployedContract, Manifest
-from enode_dns.enode import EnodeId
+from enode_dns.enode import EnodeId, sign_endpoint_update
 
 PASSWORD = "correct horse battery staple"
 NODE_PASSWORD_ENV = "ENODE_DNS_NODE_PASSWORD"
@@ -48,6 +51,21 @@ class AnvilRegistry:
     def registered_host(self, enode: EnodeId) -> tuple[str, int]:
         node = self.ingress.functions.node(enode.key).call()
         return node[2], node[3]
+
+    def remove_node(self, enode: EnodeId) -> None:
+        """Propose the removal by one admin, approve by a second."""
+        call = self.rules.functions.proposeRemoveNode(enode.high, enode.low)
+        proposal_id = call.call({"from": self.admins[0]})
+        transact(self.w3, call, sender=self.admins[0])
+        transact(self.w3, self.rules.functions.approve(proposal_id), sender=self.admins[1])
+
+    def move_node(self, node_key: LocalAccount, host: str, port: int = 30303) -> None:
+        """The node's own signed self-update, relayed by an admin account."""
+        enode = EnodeId.of_account(node_key)
+        sequence = self.ingress.functions.sequence_of(enode.key).call() + 1
+        signature = sign_endpoint_update(node_key, self.w3.eth.chain_id, self.rules.address, host, port, sequence)
+        transact(self.w3, self.rules.functions.updateEndpoint(enode.key, host, port, sequence, signature),
+                 sender=self.admins[0])
 
 
 def _manifest_entry(name: str, contract: Any, w3: Web3) -> DeployedContract:
@@ -172,3 +190,129 @@ def write_daemon_config(anvil_registry: AnvilRegistry, tmp_path: Path) -> Callab
         return path
 
     return factory
+
+
+# -- a Besu node's PERM JSON-RPC API --------------------------------------------------------
+
+# Besu's RpcErrorType codes and messages for the node allowlist (ethereum/api, jsonrpc).
+NODE_ALLOWLIST_NOT_ENABLED = (-32000, "Node allowlist has not been enabled")
+NODE_ALLOWLIST_EMPTY_ENTRY = (-32000, "Request contains an empty list of nodes")
+NODE_ALLOWLIST_INVALID_ENTRY = (-32000, "Request contains an invalid node")
+NODE_ALLOWLIST_DUPLICATED_ENTRY = (-32000, "Request contains duplicate nodes")
+NODE_ALLOWLIST_EXISTING_ENTRY = (-32000, "Cannot add an existing node to allowlist")
+NODE_ALLOWLIST_MISSING_ENTRY = (-32000, "Cannot remove an absent node from allowlist")
+NODE_ALLOWLIST_FIXED_NODE = (-32000, "Cannot remove a fixed node (bootnode or static node) from allowlist")
+ALLOWLIST_PERSIST_FAILURE = (-32000, "Unable to persist changes to allowlist configuration file. Changes reverted")
+INVALID_ENODE_PARAMS = (-32602, "Invalid enode params")
+METHOD_NOT_FOUND = (-32601, "Method not found")
+
+
+class _BesuRpcFailure(Exception):
+    def __init__(self, error: tuple[int, str]) -> None:
+        self.error = error
+
+
+def besu_enode(url: str) -> str:
+    """An enode URL as Besu's EnodeURL parses and prints it (IP literal only, no DNS)."""
+    if not isinstance(url, str) or not url.startswith("enode://") or "@" not in url:
+        raise _BesuRpcFailure(NODE_ALLOWLIST_INVALID_ENTRY)
+    node_id, _, rest = url.removeprefix("enode://").partition("@")
+    host, _, port = rest.split("?", 1)[0].rpartition(":")
+    try:
+        if len(node_id) != 128:
+            raise ValueError(node_id)
+        int(node_id, 16)
+        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        if not 0 < int(port) < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise _BesuRpcFailure(NODE_ALLOWLIST_INVALID_ENTRY) from None
+    shown = f"[{ip.compressed}]" if ip.version == 6 else str(ip)
+    return f"enode://{node_id.lower()}@{shown}:{int(port)}"
+
+
+@dataclass
+class BesuPermServer:
+    """A loopback JSON-RPC server answering perm_getNodesAllowlist, perm_addNodesToAllowlist,
+    perm_removeNodesFromAllowlist and perm_reloadPermissionsFromFile with the results, error
+    codes and messages of Besu's documented PERM API (Besu itself is not installable here:
+    not on PyPI, npm or Debian). `fixed` are bootnodes/static nodes, which Besu never removes."""
+
+    allowlist: list[str] = field(default_factory=list)
+    fixed: set[str] = field(default_factory=set)
+    enabled: bool = True
+    permissions_file: Path | None = None
+    fail_adds: int = 0  # the next n adds fail as Besu does when it cannot persist the file
+    calls: list[tuple[str, list[Any]]] = field(default_factory=list)
+    url: str = ""
+
+    def handle(self, method: str, params: list[Any]) -> Any:
+        self.calls.append((method, params))
+        if method == "perm_reloadPermissionsFromFile":
+            if not self.enabled:
+                raise _BesuRpcFailure((-32000, "Node/Account allowlist has not been enabled"))
+            if self.permissions_file is not None:
+                text = self.permissions_file.read_text()
+                self.allowlist = [besu_enode(u) for u in tomllib.loads(text).get("nodes-allowlist", [])]
+            return "Success"
+        if method not in ("perm_getNodesAllowlist", "perm_addNodesToAllowlist", "perm_removeNodesFromAllowlist"):
+            raise _BesuRpcFailure(METHOD_NOT_FOUND)
+        if not self.enabled:
+            raise _BesuRpcFailure(NODE_ALLOWLIST_NOT_ENABLED)
+        if method == "perm_getNodesAllowlist":
+            return list(self.allowlist)
+        if not params or not isinstance(params[0], list):
+            raise _BesuRpcFailure(INVALID_ENODE_PARAMS)
+        if not params[0]:
+            raise _BesuRpcFailure(NODE_ALLOWLIST_EMPTY_ENTRY)
+        if len(set(params[0])) != len(params[0]):
+            raise _BesuRpcFailure(NODE_ALLOWLIST_DUPLICATED_ENTRY)
+        urls = [besu_enode(u) for u in params[0]]
+        if method == "perm_addNodesToAllowlist":
+            if any(u in self.allowlist for u in urls):
+                raise _BesuRpcFailure(NODE_ALLOWLIST_EXISTING_ENTRY)
+            if self.fail_adds:
+                self.fail_adds -= 1
+                raise _BesuRpcFailure(ALLOWLIST_PERSIST_FAILURE)
+            self.allowlist.extend(urls)
+            return "Success"
+        if any(u not in self.allowlist for u in urls):
+            raise _BesuRpcFailure(NODE_ALLOWLIST_MISSING_ENTRY)
+        if any(u in self.fixed for u in urls):
+            raise _BesuRpcFailure(NODE_ALLOWLIST_FIXED_NODE)
+        self.allowlist = [u for u in self.allowlist if u not in urls]
+        return "Success"
+
+    def count(self, method: str) -> int:
+        return sum(1 for m, _ in self.calls if m == method)
+
+
+@pytest.fixture
+def besu_perm_server() -> Iterator[BesuPermServer]:
+    besu = BesuPermServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request.get("id")}
+            try:
+                reply["result"] = besu.handle(request["method"], request.get("params", []))
+            except _BesuRpcFailure as failure:
+                reply["error"] = {"code": failure.error[0], "message": failure.error[1]}
+            body = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    besu.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield besu
+    server.shutdown()
+    server.server_close()

@@ -17,7 +17,8 @@
      packed four to a word; a deposit block stores its one output (owner,
      amount) instead of a root (the root is computed in `getChildChain`);
      an exit is one word (owner, amount, challenged flag) and its maturity
-     time rides in the priority queue's index entry.
+     time rides in the priority queue's index entry; an input of an exiting
+     transaction keeps one word naming that spender and its signer.
 """
 
 from ethereum.ercs import IERC20
@@ -114,6 +115,8 @@ _DEPOSIT_SHIFT: constant(uint256) = 64
 _POOL_SHIFT: constant(uint256) = 80
 _FROZEN_BIT: constant(uint256) = 1 << 255
 _CHALLENGED_BIT: constant(uint256) = 1 << 255
+# An exit record r is live (pending or finalized, not challenged) iff r - 1 < _LIVE_BELOW (r = 0 wraps).
+_LIVE_BELOW: constant(uint256) = _CHALLENGED_BIT - 1
 
 # Gas kept back per finalized exit: fixed work plus one heap level per log2(size).
 _FINALIZE_GAS_BASE: constant(uint256) = 80_000
@@ -161,6 +164,9 @@ _deposits: HashMap[uint256, uint256]
 _deposit_times: HashMap[uint256, uint256]
 # Exit (keyed by exit id): owner | amount << 160 | challenged << 255; never cleared, so no output exits twice.
 _exits: HashMap[uint256, uint256]
+# Output position -> signer | spender << 160: `spender` (position of its oindex 0) is a transaction
+# that spends the output, `signer` who signed that input; written when an exit of the spender starts.
+_spenders: HashMap[uint256, uint256]
 
 
 @deploy
@@ -265,7 +271,11 @@ def startExit(
 ):
     """
     @notice Starts the exit of output `oindex` of the transaction at (`blknum`, `txindex`).
-    @dev Only the output's owner. For an operator block: `txBytes` is the 13-field RLP,
+    @dev Only the output's owner. An output's value leaves once, whoever exits first: refused
+         while an input of its transaction has a pending or finalized exit ("plasma: input has
+         an exit"), and while a transaction that spends it with its owner's signature has one
+         ("plasma: output spent by an exiting tx"); a challenge of the other exit lifts the refusal.
+         For an operator block: `txBytes` is the 13-field RLP,
          `proof` its 16 x 32-byte inclusion proof, `confirmSig` the confirm signatures of
          the used inputs in slot order (65 bytes each); the operator's fee transaction
          (no inputs, txindex 65535, output 0 to the operator) exits with an empty one,
@@ -301,11 +311,18 @@ def startExit(
         fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
         owner = self._owner(fields, oindex)
         amount = fields[9 + 2 * oindex]
-        self._check_confirm_sigs(txindex, txBytes, fields, keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig)
+        self._check_inputs(exit_id - oindex, txBytes, fields, keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig)
         created = self._block_time(blknum)
 
     assert owner == msg.sender, "plasma: caller does not own the output"
     assert amount != 0, "plasma: empty output"
+    # A spend signed by someone else (only an invalid block holds one) does not block the owner.
+    spender: uint256 = self._spenders[exit_id]
+    spender_pos: uint256 = spender >> 160
+    assert spender & _MASK_160 != convert(owner, uint256) \
+        or (unsafe_sub(self._exits[spender_pos], 1) >= _LIVE_BELOW
+            and unsafe_sub(self._exits[unsafe_add(spender_pos, 1)], 1) >= _LIVE_BELOW), \
+        "plasma: output spent by an exiting tx"
     assert amount <= MAX_AMOUNT, "plasma: amount too large"
     exitable_at: uint256 = max(created + 2 * exitPeriod, block.timestamp + exitPeriod)
     self._exits[exit_id] = convert(owner, uint256) | (amount << 160)
@@ -330,6 +347,8 @@ def challengeExit(
 ):
     """
     @notice Cancels a pending exit of an output that was spent, and pays its bond to the caller.
+    @dev A challenged exit no longer refuses exits of the transactions that spend its output,
+         nor of the inputs of its own transaction.
     @param exitId The exit (= position of the exiting output).
     @param blknum Block of the spending transaction (a submitted operator block).
     @param txindex Index of the spending transaction in that block.
@@ -464,6 +483,10 @@ def proveInvalidBlock(
     assert state & _FROZEN_BIT == 0, "plasma: chain frozen"
     assert len(evidenceTxs) == len(evidenceProofs), "plasma: one proof per evidence transaction"
     fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
+    if kind == FRAUD_NONEXISTENT_INPUT or kind == FRAUD_DOUBLE_SPEND:
+        # One check site for both kinds: each reason string costs bytecode.
+        assert slot < 2, "plasma: slot out of range"
+        assert fields[4 * slot] != 0, "plasma: input slot unused"
     if kind == FRAUD_NONEXISTENT_INPUT:
         assert self._input_missing(blknum, fields, slot, evidenceTxs, evidenceProofs), "plasma: input exists"
     elif kind == FRAUD_DOUBLE_SPEND:
@@ -486,11 +509,10 @@ def proveInvalidBlock(
 def _input_missing(
     blknum: uint256, fields: uint256[13], slot: uint256, txs: DynArray[Bytes[1024], 2], proofs: DynArray[Bytes[512], 2]
 ) -> bool:
-    assert slot < 2, "plasma: slot out of range"
+    # slot < 2 names a used input (checked by the caller).
     in_blknum: uint256 = fields[4 * slot]
     in_txindex: uint256 = fields[4 * slot + 1]
     in_oindex: uint256 = fields[4 * slot + 2]
-    assert in_blknum != 0, "plasma: input slot unused"
     if in_blknum >= blknum or in_txindex >= _MAX_TXINDEX or in_oindex > 1:
         return True
     if in_blknum % CHILD_BLOCK_INTERVAL != 0:
@@ -517,8 +539,7 @@ def _spent_before(
     txs: DynArray[Bytes[1024], 2],
     proofs: DynArray[Bytes[512], 2],
 ) -> bool:
-    assert slot < 2, "plasma: slot out of range"
-    assert fields[4 * slot] != 0, "plasma: input slot unused"
+    # slot < 2 names a used input (checked by the caller).
     other_blknum: uint256 = position // _BLKNUM_FACTOR
     other_txindex: uint256 = (position % _BLKNUM_FACTOR) // _TXINDEX_FACTOR
     other_slot: uint256 = position % _TXINDEX_FACTOR
@@ -872,11 +893,11 @@ def _recover(digest: bytes32, data: Bytes[1024], offset: uint256) -> address:
 
 
 @internal
-@view
-def _check_confirm_sigs(
-    txindex: uint256, tx_bytes: Bytes[1024], fields: uint256[13], confirm_hash: bytes32, confirm_sigs: Bytes[130]
+def _check_inputs(
+    tx_pos: uint256, tx_bytes: Bytes[1024], fields: uint256[13], confirm_hash: bytes32, confirm_sigs: Bytes[130]
 ):
-    # Each used input's owner (who signed the transaction) must also have confirmed it.
+    # Each used input's owner (who signed the transaction) must also have confirmed it, and no
+    # input may have a live exit; each input records this transaction as its exiting spender.
     signing_hash: bytes32 = self._signing_hash(tx_bytes, fields)
     used: uint256 = 0
     for s: uint256 in range(2):
@@ -886,7 +907,13 @@ def _check_confirm_sigs(
         signer: address = self._recover(signing_hash, tx_bytes, fields[4 * s + 3])
         confirmer: address = self._recover(confirm_hash, confirm_sigs, _SIG_LENGTH * used)
         assert signer == confirmer, "plasma: bad confirm signature"
+        # Wrapping math: an invalid block's input may hold any numbers; the position is only a key.
+        pos: uint256 = unsafe_add(unsafe_add(unsafe_mul(fields[4 * s], _BLKNUM_FACTOR),
+                                             unsafe_mul(fields[4 * s + 1], _TXINDEX_FACTOR)), fields[4 * s + 2])
+        assert unsafe_sub(self._exits[pos], 1) >= _LIVE_BELOW, "plasma: input has an exit"
+        self._spenders[pos] = convert(signer, uint256) | (tx_pos << 160)
         used += 1
     # The operator's fee transaction spends nothing and exits with no confirm signature.
-    assert used != 0 or self._is_fee_tx(txindex, fields), "plasma: transaction spends nothing"
+    assert used != 0 or self._is_fee_tx((tx_pos % _BLKNUM_FACTOR) // _TXINDEX_FACTOR, fields), \
+        "plasma: transaction spends nothing"
     assert len(confirm_sigs) == _SIG_LENGTH * used, "plasma: wrong number of confirm signatures"

@@ -214,9 +214,9 @@ def test_token_chain__deposit_exit_and_withdraw_pay_tokens_and_native_bonds(
     deposit = world.deposit(alice, 1000)
     assert token.balanceOf(rc.address) == 1000
     block = world.submit([world.transfer([deposit], [(bob.address, 900)], fee=100)])
-    world.start_exit(world.outputs_of(block, 0)[0])
     world.start_exit(deposit)  # Alice cheats: exits her spent deposit
     world.challenge(deposit, block, 0, 0, world.users["challenger"].address)
+    world.start_exit(world.outputs_of(block, 0)[0])  # the challenge lifted the refusal of Bob's exit
     assert rc.bondBalances(world.users["challenger"].address) == EXIT_BOND
     world.warp(3 * EXIT_PERIOD)
     assert rc.finalizeExits(5) == 1
@@ -226,3 +226,149 @@ def test_token_chain__deposit_exit_and_withdraw_pay_tokens_and_native_bonds(
     assert token.balanceOf(bob.address) == tokens + 900
     assert boa.env.get_balance(bob.address) == coins + EXIT_BOND
     assert token.balanceOf(rc.address) == 100
+
+
+# -- one value exits once: an output and a transaction spending it never both have live exits ------
+
+INPUT_HAS_AN_EXIT = "plasma: input has an exit"
+SPENT_BY_AN_EXITING_TX = "plasma: output spent by an exiting tx"
+
+
+def _mature_and_finalize(world: PlasmaWorld) -> None:
+    world.warp(3 * EXIT_PERIOD)
+    world.root_chain.finalizeExits(10)
+
+
+def test_start_exit__spend_of_an_output_with_a_pending_exit__is_refused_until_it_is_challenged(
+    world: PlasmaWorld,
+) -> None:
+    deposit, block = _spent_deposit(world)
+    (bobs,) = world.outputs_of(block, 0)
+    world.start_exit(deposit)  # Alice exits the deposit she spent to Bob
+    with boa.reverts(INPUT_HAS_AN_EXIT):
+        world.start_exit(bobs)
+    assert world.root_chain.exits(bobs.position)[3] == 0
+    world.challenge(deposit, block, 0, 0, world.users["bob"].address)
+    world.start_exit(bobs)
+    assert world.root_chain.exits(bobs.position)[3] == 1
+
+
+def test_start_exit__output_spent_by_a_tx_with_a_pending_exit__is_refused(world: PlasmaWorld) -> None:
+    deposit, block = _spent_deposit(world)
+    world.start_exit(world.outputs_of(block, 0)[0])  # Bob exits first
+    with boa.reverts(SPENT_BY_AN_EXITING_TX):
+        world.start_exit(deposit)
+    assert world.root_chain.exits(deposit.position)[3] == 0
+    assert world.root_chain.exitQueueSize() == 1
+
+
+@pytest.mark.parametrize("first", ["owner", "spender"])
+def test_start_exit__after_either_exit_finalized__the_other_side_is_refused_forever(
+    world: PlasmaWorld, first: str,
+) -> None:
+    deposit, block = _spent_deposit(world)
+    (bobs,) = world.outputs_of(block, 0)
+    winner, loser, reason = (deposit, bobs, INPUT_HAS_AN_EXIT) if first == "owner" else \
+        (bobs, deposit, SPENT_BY_AN_EXITING_TX)
+    world.start_exit(winner)  # nobody challenges
+    _mature_and_finalize(world)
+    assert world.root_chain.exits(winner.position)[3] == 2
+    world.warp(10 * EXIT_PERIOD)
+    with boa.reverts(reason):
+        world.start_exit(loser)
+    _mature_and_finalize(world)
+    assert world.root_chain.depositPool() == 0
+    assert world.balance_of_contract() == world.root_chain.operatorBond() + world.root_chain.balances(winner.owner)
+
+
+def test_start_exit__challenged_spender_exit__lifts_the_refusal_of_its_input(world: PlasmaWorld) -> None:
+    alice, carol = world.users["alice"], world.users["carol"]
+    deposit, block = _spent_deposit(world)
+    (bobs,) = world.outputs_of(block, 0)
+    world.start_exit(bobs)
+    later = world.submit([world.transfer([bobs], [(carol.address, 100)])])  # Bob spent it after all
+    world.challenge(bobs, later, 0, 0, world.users["challenger"].address)
+    world.start_exit(deposit)  # no longer refused; the challenge game decides again
+    assert world.root_chain.exits(deposit.position)[:2] == (alice.address, 100)
+    world.challenge(deposit, block, 0, 0, world.users["challenger"].address)
+    world.start_exit(world.outputs_of(later, 0)[0])
+
+
+@pytest.mark.parametrize("exiting_input", [0, 1])
+def test_start_exit__two_input_spend__is_refused_by_an_exit_of_either_input(world: PlasmaWorld,
+                                                                          exiting_input: int) -> None:
+    alice, bob, carol = world.users["alice"], world.users["bob"], world.users["carol"]
+    inputs = [world.deposit(alice, 30), world.deposit(carol, 70)]
+    block = world.submit([world.transfer(inputs, [(bob.address, 100)])])
+    world.start_exit(inputs[exiting_input])
+    with boa.reverts(INPUT_HAS_AN_EXIT):
+        world.start_exit(world.outputs_of(block, 0)[0])
+
+
+def test_start_exit__two_input_spend_exiting__refuses_both_inputs(world: PlasmaWorld) -> None:
+    alice, bob, carol = world.users["alice"], world.users["bob"], world.users["carol"]
+    inputs = [world.deposit(alice, 30), world.deposit(carol, 70)]
+    block = world.submit([world.transfer(inputs, [(bob.address, 100)])])
+    world.start_exit(world.outputs_of(block, 0)[0])
+    for spent in inputs:
+        with boa.reverts(SPENT_BY_AN_EXITING_TX):
+            world.start_exit(spent)
+
+
+def test_start_exit__both_outputs_of_a_spend__exit_and_keep_its_input_refused(world: PlasmaWorld) -> None:
+    alice, bob = world.users["alice"], world.users["bob"]
+    deposit = world.deposit(alice, 100)
+    block = world.submit([world.transfer([deposit], [(bob.address, 60), (alice.address, 40)])])
+    payment, change = world.outputs_of(block, 0)
+    world.start_exit(payment)
+    world.start_exit(change)
+    world.challenge(payment, world.submit([world.transfer([payment], [(alice.address, 60)])]), 0, 0,
+                    world.users["challenger"].address)
+    with boa.reverts(SPENT_BY_AN_EXITING_TX):  # the change's exit is still live
+        world.start_exit(deposit)
+
+
+@pytest.mark.parametrize("first", ["owner", "spender"])
+def test_start_exit__fee_output_and_its_spend__exit_at_most_once(world: PlasmaWorld, first: str) -> None:
+    operator, alice, bob = world.operator, world.users["alice"], world.users["bob"]
+    fee_tx = wire.Transaction(newowner1=operator.address, denom1=5)
+    fees = world.submit([world.transfer([world.deposit(alice, 100)], [(bob.address, 95)], fee=5)], last=fee_tx)
+    (fee_output,) = world.outputs_of(fees, wire.FEE_TXINDEX)
+    spend = world.submit([world.transfer([fee_output], [(bob.address, 5)])])
+    (bobs,) = world.outputs_of(spend, 0)
+    if first == "owner":
+        world.start_exit(fee_output)
+        with boa.reverts(INPUT_HAS_AN_EXIT):
+            world.start_exit(bobs)
+    else:
+        world.start_exit(bobs)
+        with boa.reverts(SPENT_BY_AN_EXITING_TX):
+            world.start_exit(fee_output)
+
+
+def test_start_exit__spend_not_signed_by_the_owner__does_not_refuse_the_owner(world: PlasmaWorld) -> None:
+    alice, thief = world.users["alice"], world.users["dave"]
+    deposit = world.deposit(alice, 100)
+    # An invalid block: the thief signs the spend of Alice's deposit and confirms it himself.
+    forged = world.transfer([deposit], [(thief.address, 100)], signers=[thief.address])
+    block = world.submit([forged])
+    leaf = wire.leaf(forged)
+    world.root_chain.startExit(block.blknum, 0, 0, wire.encode(forged), block.tree.proof(0),
+                               wire.confirm_sign(leaf, block.root, thief.key), value=EXIT_BOND, sender=thief.address)
+    world.start_exit(deposit)  # Alice's older output still exits, first in priority
+    assert world.root_chain.getNextExit()[0] == deposit.position
+
+
+def test_start_exit__frozen_chain_with_a_double_spend__still_exits_the_value_once(world: PlasmaWorld) -> None:
+    alice, carol = world.users["alice"], world.users["carol"]
+    deposit, block = _spent_deposit(world)
+    double = world.submit([world.transfer([deposit], [(carol.address, 100)])])
+    world.root_chain.proveInvalidBlock(double.blknum, 0, wire.encode(double.txs[0]), double.tree.proof(0), 2, 0,
+                                       block.blknum * 10**9, [wire.encode(block.txs[0])], [block.tree.proof(0)],
+                                       sender=world.users["challenger"].address)
+    assert world.root_chain.frozen()
+    world.start_exit(deposit)
+    for spend in (block, double):
+        with boa.reverts(INPUT_HAS_AN_EXIT):
+            world.start_exit(world.outputs_of(spend, 0)[0])
+    assert world.root_chain.exits(deposit.position)[:2] == (alice.address, 100)

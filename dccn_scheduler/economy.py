@@ -40,6 +40,9 @@ class EconomyParams:
     fee_bps: int = 500  # platform fee, 5%
     app_bps: int = 1_000  # application provider's share
     slash_bps: int = 1_000  # of the deal's value, on an SLA breach
+    # Platform fee a deal must pay before it feeds reputation: a sybil deal at this minimum costs
+    # 0.922 x 2,500 ANKR net of w1/w2 and earns <= 81.8 ANKR/month of w3 (docs/dccn.md).
+    min_reputation_fee: int = 2_500 * WAD
     daily_capacity_reward: int = 10_000 * WAD
 
     @classmethod
@@ -58,7 +61,8 @@ class EconomyParams:
         return (self.psi, self.log_divisor)
 
     def escrow_args(self, token: str, staking: str, reputation: str, treasury: str) -> tuple[Any, ...]:
-        return (token, staking, reputation, treasury, self.fee_bps, self.app_bps, self.slash_bps)
+        return (token, staking, reputation, treasury, self.fee_bps, self.app_bps, self.slash_bps,
+                self.min_reputation_fee)
 
     def capacity_args(self, token: str) -> tuple[Any, ...]:
         return (token, self.daily_capacity_reward)

@@ -14,7 +14,12 @@
         rewards. An authorised monitor reports measured service levels;
         one below the deal's SLA refunds the unused deposit to the
         tenant and slashes the provider's stake. The tenant rates the
-        provider 0..100 once after the deal ends.
+        provider 0..100 once after the deal ends. Tenant, provider and
+        application provider must be three distinct accounts, and a
+        deal feeds reputation (its end, its service levels, its rating)
+        only once it has paid at least `min_reputation_fee` in platform
+        fees: the part that leaves a colluding group, so bought
+        reputation costs real fees (docs/dccn.md has the arithmetic).
 @dev Gas: everything `settle` reads and writes is in one slot
      (`Deal`); the parties sit in a second slot with 32-bit party ids,
      so opening a deal writes two new slots.
@@ -48,10 +53,15 @@ ACTIVE: constant(uint8) = 1
 COMPLETED: constant(uint8) = 2
 BREACHED: constant(uint8) = 3
 RATED: constant(uint8) = 4  # flag added to COMPLETED or BREACHED
+# What a ReputationUnchanged event refers to.
+INPUT_DEAL_END: constant(uint256) = 1
+INPUT_SERVICE_LEVEL: constant(uint256) = 2
+INPUT_RATING: constant(uint256) = 3
 MASK16: constant(uint256) = 2**16 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK64: constant(uint256) = 2**64 - 1
 MASK80: constant(uint256) = 2**80 - 1
+MASK96: constant(uint256) = 2**96 - 1
 MASK160: constant(uint256) = 2**160 - 1
 
 
@@ -79,6 +89,7 @@ struct Params:
     fee_bps: uint16
     app_bps: uint16
     slash_bps: uint16
+    min_reputation_fee: uint96  # ANKR wei of platform fee a deal must pay to feed reputation
 
 
 event PartyRegistered:
@@ -130,6 +141,12 @@ event DealRated:
     provider: indexed(address)
     score: uint256
 
+event ReputationUnchanged:
+    deal_id: indexed(uint256)
+    kind: uint256  # 1 = deal end, 2 = service level, 3 = rating
+    platform_fee_paid: uint256
+    min_reputation_fee: uint256
+
 event Withdrawal:
     account: indexed(address)
     amount: uint256
@@ -160,12 +177,13 @@ treasury: public(address)
 
 @deploy
 def __init__(token: IERC20, staking: dccn_staking, reputation: dccn_reputation, treasury: address,
-             fee_bps: uint256, app_bps: uint256, slash_bps: uint256):
+             fee_bps: uint256, app_bps: uint256, slash_bps: uint256, min_reputation_fee: uint256):
     """
     @notice Sets the currency, the staking and reputation contracts,
             the treasury that receives platform fees, the platform fee,
-            the application provider's share and the slash on a breach
-            (basis points of the deal's value). The deployer is admin.
+            the application provider's share, the slash on a breach
+            (basis points of the deal's value) and the platform fee a
+            deal must have paid to feed reputation. The deployer is admin.
     """
     access_control.__init__()
     assert treasury != empty(address), "escrow: zero treasury"
@@ -173,8 +191,9 @@ def __init__(token: IERC20, staking: dccn_staking, reputation: dccn_reputation, 
     STAKING = staking
     REPUTATION = reputation
     self.treasury = treasury
-    self._store_params(Params(next_deal=1, party_count=0, fee_bps=0, app_bps=0, slash_bps=0))
+    self._store_params(Params(next_deal=1, party_count=0, fee_bps=0, app_bps=0, slash_bps=0, min_reputation_fee=0))
     self._set_split(fee_bps, app_bps, slash_bps)
+    self._set_min_reputation_fee(min_reputation_fee)
 
 
 # -- deals ----------------------------------------------------------------------------
@@ -199,10 +218,14 @@ def open_deal(provider: address, app_provider: address, rate: uint256, max_durat
     @notice Opens a deal paying `rate` ANKR wei per second to `provider`
             (with `app_provider`'s share) for at most `max_duration`
             seconds, as long as `deposit` lasts. Only what the deal can
-            stream (rate x duration) is pulled from the caller.
+            stream (rate x duration) is pulled from the caller. The
+            caller, `provider` and `app_provider` must be distinct.
     @return uint256 The deal id.
     """
     assert provider != empty(address) and app_provider != empty(address), "escrow: zero party"
+    # One account in two roles could buy itself reputation (and w1/w2 rewards) for nothing.
+    assert provider != msg.sender and app_provider != msg.sender and provider != app_provider, \
+        "escrow: parties must be distinct"
     assert rate > 0 and rate <= convert(max_value(uint80), uint256), "escrow: bad rate"
     assert sla <= MAX_LEVEL, "escrow: sla above 100"
     duration: uint256 = min(max_duration, deposit // rate)
@@ -280,7 +303,7 @@ def cancel_deal(deal_id: uint256):
     d: Deal = self._settle(deal_id)
     assert d.status == ACTIVE, "escrow: deal not active"
     refund: uint256 = self._close(deal_id, d, p, COMPLETED)
-    self._record_end(d, p, True)
+    self._record_end(deal_id, d, p, True)
     log DealClosed(deal_id=deal_id, status=convert(COMPLETED, uint256), refund=refund)
 
 
@@ -300,12 +323,13 @@ def report_service_level(deal_id: uint256, level: uint256):
     p: Parties = self._load_parties(deal_id)
     provider: address = self.party_address[p.provider]
     log ServiceLevelReported(deal_id=deal_id, monitor=msg.sender, level=level, sla=convert(d.sla, uint256))
-    extcall REPUTATION.record_service_level(provider, level)
+    if self._feeds_reputation(deal_id, d, INPUT_SERVICE_LEVEL):
+        extcall REPUTATION.record_service_level(provider, level)
     if level >= convert(d.sla, uint256):
         return
     value: uint256 = convert(d.rate, uint256) * convert(d.end - d.start, uint256)
     refund: uint256 = self._close(deal_id, d, p, BREACHED)
-    self._record_end(d, p, False)
+    self._record_end(deal_id, d, p, False)
     slashed: uint256 = extcall STAKING.slash(provider, value * convert(self._load_params().slash_bps, uint256) // BPS,
                                              p.tenant, msg.sender)
     log SlaBreached(deal_id=deal_id, provider=provider, refund=refund, slashed=slashed)
@@ -316,7 +340,8 @@ def report_service_level(deal_id: uint256, level: uint256):
 def rate_provider(deal_id: uint256, score: uint256):
     """
     @notice Tenant only, once, after the deal ended: rates the resource
-            provider 0..100 (feeds its reputation).
+            provider 0..100 (feeds its reputation if the deal paid the
+            minimum platform fee; otherwise only marks the deal rated).
     """
     p: Parties = self._load_parties(deal_id)
     assert p.tenant == msg.sender, "escrow: not the tenant"
@@ -326,7 +351,8 @@ def rate_provider(deal_id: uint256, score: uint256):
     d.status += RATED
     self._store_deal(deal_id, d)
     provider: address = self.party_address[p.provider]
-    extcall REPUTATION.record_rating(provider, score)
+    if self._feeds_reputation(deal_id, d, INPUT_RATING):
+        extcall REPUTATION.record_rating(provider, score)
     log DealRated(deal_id=deal_id, provider=provider, score=score)
 
 
@@ -359,6 +385,17 @@ def set_split(fee_bps: uint256, app_bps: uint256, slash_bps: uint256):
 
 
 @external
+def set_min_reputation_fee(min_fee: uint256):
+    """
+    @notice Admin only: the platform fee (ANKR wei) a deal must have
+            paid before its end, service levels and rating feed
+            reputation; applies to every reputation input from now on.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._set_min_reputation_fee(min_fee)
+
+
+@external
 def set_treasury(treasury: address):
     """
     @notice Admin only: where platform fees are credited from now on.
@@ -381,6 +418,25 @@ def split() -> (uint256, uint256, uint256):
     """
     p: Params = self._load_params()
     return (convert(p.fee_bps, uint256), convert(p.app_bps, uint256), convert(p.slash_bps, uint256))
+
+
+@view
+@external
+def min_reputation_fee() -> uint256:
+    """
+    @notice Platform fee (ANKR wei) a deal must have paid to feed reputation.
+    """
+    return convert(self._load_params().min_reputation_fee, uint256)
+
+
+@view
+@external
+def platform_fee_paid(deal_id: uint256) -> uint256:
+    """
+    @notice Platform fee of what the deal has settled so far (what the
+            minimum for reputation is compared with).
+    """
+    return self._platform_fee(self._load_deal(deal_id))
 
 
 @view
@@ -462,7 +518,7 @@ def _settle(deal_id: uint256) -> Deal:
     self._store_deal(deal_id, d)
     log DealSettled(deal_id=deal_id, settled_to=convert(to, uint256), amount=amount)
     if d.status == COMPLETED:
-        self._record_end(d, self._load_parties(deal_id), True)
+        self._record_end(deal_id, d, self._load_parties(deal_id), True)
         log DealClosed(deal_id=deal_id, status=convert(COMPLETED, uint256), refund=0)
     return d
 
@@ -479,9 +535,29 @@ def _close(deal_id: uint256, d: Deal, p: Parties, status: uint8) -> uint256:
     return refund
 
 
+@view
 @internal
-def _record_end(d: Deal, p: Parties, completed: bool):
-    """Feeds the ended deal into the reputation of its three parties."""
+def _platform_fee(d: Deal) -> uint256:
+    """The platform fee of what the deal has settled (as `collect` credits it in the end)."""
+    return convert(d.rate, uint256) * convert(d.settled_to - d.start, uint256) * convert(d.fee_bps, uint256) // BPS
+
+
+@internal
+def _feeds_reputation(deal_id: uint256, d: Deal, kind: uint256) -> bool:
+    """True if the deal paid the minimum platform fee; otherwise logs that reputation stays unchanged."""
+    fee: uint256 = self._platform_fee(d)
+    minimum: uint256 = convert(self._load_params().min_reputation_fee, uint256)
+    if fee >= minimum:
+        return True
+    log ReputationUnchanged(deal_id=deal_id, kind=kind, platform_fee_paid=fee, min_reputation_fee=minimum)
+    return False
+
+
+@internal
+def _record_end(deal_id: uint256, d: Deal, p: Parties, completed: bool):
+    """Feeds the ended deal into the reputation of its three parties, if it paid the minimum fee."""
+    if not self._feeds_reputation(deal_id, d, INPUT_DEAL_END):
+        return
     amount: uint256 = convert(d.rate, uint256) * convert(d.settled_to - d.start, uint256)
     fee: uint256 = amount * convert(d.fee_bps, uint256) // BPS
     app_share: uint256 = amount * convert(d.app_bps, uint256) // BPS
@@ -501,6 +577,16 @@ def _set_split(fee_bps: uint256, app_bps: uint256, slash_bps: uint256):
     p.fee_bps = convert(fee_bps, uint16)
     p.app_bps = convert(app_bps, uint16)
     p.slash_bps = convert(slash_bps, uint16)
+    self._store_params(p)
+
+
+@internal
+def _set_min_reputation_fee(min_fee: uint256):
+    assert min_fee <= MASK96, "escrow: minimum fee too large"
+    p: Params = self._load_params()
+    log ParameterChanged(name="min_reputation_fee", old_value=convert(p.min_reputation_fee, uint256),
+                         new_value=min_fee)
+    p.min_reputation_fee = convert(min_fee, uint96)
     self._store_params(p)
 
 
@@ -547,11 +633,11 @@ def _load_params() -> Params:
     w: uint256 = self._params
     return Params(next_deal=convert(w & MASK64, uint64), party_count=convert((w >> 64) & MASK32, uint32),
                   fee_bps=convert((w >> 96) & MASK16, uint16), app_bps=convert((w >> 112) & MASK16, uint16),
-                  slash_bps=convert(w >> 128, uint16))
+                  slash_bps=convert((w >> 128) & MASK16, uint16), min_reputation_fee=convert(w >> 144, uint96))
 
 
 @internal
 def _store_params(p: Params):
     self._params = (convert(p.next_deal, uint256) | convert(p.party_count, uint256) << 64
                     | convert(p.fee_bps, uint256) << 96 | convert(p.app_bps, uint256) << 112
-                    | convert(p.slash_bps, uint256) << 128)
+                    | convert(p.slash_bps, uint256) << 128 | convert(p.min_reputation_fee, uint256) << 144)

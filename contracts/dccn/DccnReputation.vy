@@ -9,7 +9,13 @@
         where both totals are EMAs p_t = psi * log10(p) / divisor
         + (1 - psi) * p_{t-1} (divisor 1000 in the seed). The deal
         escrow records deals, service levels and ratings; the staking
-        contract (w3) and the scheduler read `reputation`.
+        contract (w3) reads `reputation_integral`, the scheduler reads
+        `reputation`.
+@dev Reputation changes only when something is recorded, so it is a
+     step function of time: before every change the elapsed seconds x
+     the old reputation are folded into a per-account integral, and
+     `reputation_integral` adds the seconds since. O(1), never a loop
+     over months; a month pays the reputation it had, never later.
 """
 
 from snekmate.auth import access_control
@@ -63,6 +69,11 @@ struct Scores:
     service_count: uint32
 
 
+struct Clock:
+    updated_at: uint32  # when the reputation last changed
+    integral: uint224  # reputation (WAD) x seconds up to `updated_at`
+
+
 event DealRecorded:
     account: indexed(address)
     completed: bool
@@ -82,6 +93,11 @@ event RatingRecorded:
     old_reputation: uint256
     new_reputation: uint256
 
+event ReputationIntegralFolded:
+    account: indexed(address)
+    old_integral: uint256
+    new_integral: uint256
+
 event ParameterChanged:
     name: String[32]
     old_value: uint256
@@ -91,6 +107,7 @@ event ParameterChanged:
 # Vyper gives every value its own slot, so each struct is packed by hand into one word.
 _deals: HashMap[address, uint256]
 _scores: HashMap[address, uint256]
+_clocks: HashMap[address, uint256]
 psi: public(uint256)  # WAD
 log_divisor: public(uint256)
 
@@ -112,7 +129,7 @@ def record_deal(account: address, completed: bool, fee: uint256):
             failed) with `fee` ANKR paid or earned; updates both EMAs.
     """
     access_control._check_role(RECORDER_ROLE, msg.sender)
-    old: uint256 = self._reputation(account)
+    old: uint256 = self._fold(account)
     d: Deals = self._load_deals(account)
     s: Scores = self._load_scores(account)
     s.total_fee += convert(fee, uint128)
@@ -138,7 +155,7 @@ def record_service_level(account: address, level: uint256):
     """
     access_control._check_role(RECORDER_ROLE, msg.sender)
     assert level <= MAX_LEVEL, "reputation: level above 100"
-    old: uint256 = self._reputation(account)
+    old: uint256 = self._fold(account)
     s: Scores = self._load_scores(account)
     s.service_sum += convert(level, uint32)
     s.service_count += 1
@@ -154,7 +171,7 @@ def record_rating(account: address, score: uint256):
     """
     access_control._check_role(RECORDER_ROLE, msg.sender)
     assert score <= MAX_LEVEL, "reputation: score above 100"
-    old: uint256 = self._reputation(account)
+    old: uint256 = self._fold(account)
     s: Scores = self._load_scores(account)
     s.rating_sum += convert(score, uint32)
     s.rating_count += 1
@@ -178,6 +195,19 @@ def reputation(account: address) -> uint256:
     @notice Reputation of `account` in [0, 1e18].
     """
     return self._reputation(account)
+
+
+@view
+@external
+def reputation_integral(account: address) -> uint256:
+    """
+    @notice Reputation of `account` integrated over time up to now:
+            the sum of reputation (WAD) x seconds it was held, from its
+            first record. w3 pays w3 x this / (1e18 x month).
+    """
+    c: Clock = self._load_clock(account)
+    return convert(c.integral, uint256) + (block.timestamp - convert(c.updated_at, uint256)) * self._reputation(
+        account)
 
 
 @view
@@ -242,6 +272,24 @@ def _reputation(account: address) -> uint256:
     return min(score, WAD)
 
 
+@internal
+def _fold(account: address) -> uint256:
+    """Before a change: adds the seconds since the last change x the reputation held; returns that reputation."""
+    reputation: uint256 = self._reputation(account)
+    c: Clock = self._load_clock(account)
+    elapsed: uint256 = block.timestamp - convert(c.updated_at, uint256)
+    if elapsed == 0 and c.updated_at != 0:
+        return reputation
+    old_integral: uint256 = convert(c.integral, uint256)
+    c.integral += convert(elapsed * reputation, uint224)
+    c.updated_at = convert(block.timestamp, uint32)
+    self._store_clock(account, c)
+    if reputation > 0:
+        log ReputationIntegralFolded(account=account, old_integral=old_integral,
+                                     new_integral=convert(c.integral, uint256))
+    return reputation
+
+
 @pure
 @internal
 def _log10_wad(x_wad: uint256) -> uint256:
@@ -299,3 +347,15 @@ def _store_scores(account: address, s: Scores):
     self._scores[account] = (convert(s.total_fee, uint256) | convert(s.rating_sum, uint256) << 128
                              | convert(s.rating_count, uint256) << 160 | convert(s.service_sum, uint256) << 192
                              | convert(s.service_count, uint256) << 224)
+
+
+@view
+@internal
+def _load_clock(account: address) -> Clock:
+    w: uint256 = self._clocks[account]
+    return Clock(updated_at=convert(w & MASK32, uint32), integral=convert(w >> 32, uint224))
+
+
+@internal
+def _store_clock(account: address, c: Clock):
+    self._clocks[account] = convert(c.updated_at, uint256) | convert(c.integral, uint256) << 32

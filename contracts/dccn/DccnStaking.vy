@@ -9,7 +9,8 @@
         Rewards follow seed 000: Rewards = sum w_i * p_i with
         w0 per day on stake held (an O(1) accumulator), w1 on stake
         consumed and w2 on fees earned (credited by the escrow), and
-        w3 per month times reputation. Rewards are paid from a pool
+        w3 per month times reputation, integrated over time (each
+        second pays the reputation it had). Rewards are paid from a pool
         funded with ANKR; what the pool cannot pay stays owed.
 @dev Gas: the stake-holding accumulator `rpt` is the sum of
      w0 (WAD per day) x elapsed seconds, an exact integer, so an
@@ -47,6 +48,7 @@ DAY: constant(uint256) = 86_400
 MONTH: constant(uint256) = 30 * DAY
 BPS: constant(uint256) = 10_000
 ACCRUAL_DENOMINATOR: constant(uint256) = WAD * DAY
+REPUTATION_DENOMINATOR: constant(uint256) = WAD * MONTH
 MASK32: constant(uint256) = 2**32 - 1
 MASK96: constant(uint256) = 2**96 - 1
 MASK128: constant(uint256) = 2**128 - 1
@@ -69,7 +71,6 @@ struct Position:
     active: uint96
     pending: uint96
     pending_epoch: uint32
-    reputation_month: uint32  # month the w3 reward is paid up to; 0 = never
 
 
 struct Accrual:
@@ -109,8 +110,8 @@ event RewardCredited:
 
 event ReputationRewardAccrued:
     account: indexed(address)
-    months: uint256  # 0 when the first call starts the clock
-    reputation: uint256
+    old_paid_integral: uint256  # reputation (WAD) x seconds paid up to before
+    new_paid_integral: uint256
     amount: uint256
 
 event RewardsFunded:
@@ -147,6 +148,8 @@ _accruals: HashMap[address, uint256]
 _unbondings: HashMap[address, uint256]
 # Accumulator at the start of each epoch that had pending stake.
 epoch_rpt: public(HashMap[uint32, uint96])
+# Reputation integral (WAD x seconds, as the reputation source reports it) already paid with w3.
+reputation_paid: public(HashMap[address, uint256])
 
 w1: public(uint256)
 w2: public(uint256)
@@ -345,28 +348,25 @@ def credit_activity(tenant: address, consumed: uint256, provider: address, provi
 @external
 def accrue_reputation_reward(account: address) -> uint256:
     """
-    @notice Credits w3 x reputation for every whole month since the
-            last accrual (the first call starts the clock). Anyone may
-            call it for any account.
+    @notice Credits w3 (per month) x the reputation `account` held,
+            second by second, since the last accrual: w3 x the growth
+            of the source's reputation integral / (1e18 x month). A
+            month at reputation 0 pays 0; a new reputation counts only
+            from when it was set. Anyone may call it for any account.
     @return uint256 The amount credited.
     """
     source: dccn_reputation = self.reputation_source
     assert source.address != empty(address), "staking: no reputation source"
-    month: uint32 = convert(block.timestamp // MONTH, uint32)
-    p: Position = self._load_position(account)
-    last: uint32 = p.reputation_month
-    if last == month:
+    integral: uint256 = staticcall source.reputation_integral(account)
+    paid: uint256 = self.reputation_paid[account]
+    # A lower integral means a new source: pay nothing until it passes what was paid.
+    if integral <= paid:
         return 0
-    p.reputation_month = month
-    self._store_position(account, p)
-    if last == 0:
-        log ReputationRewardAccrued(account=account, months=0, reputation=0, amount=0)
-        return 0
-    reputation: uint256 = min(staticcall source.reputation(account), WAD)
-    months: uint256 = convert(month - last, uint256)
-    amount: uint256 = months * self.w3 * reputation // WAD
+    self.reputation_paid[account] = integral
+    # One division per accrual: at most 1 wei below the exact reward.
+    amount: uint256 = self.w3 * (integral - paid) // REPUTATION_DENOMINATOR
     self._credit(account, amount, 3)
-    log ReputationRewardAccrued(account=account, months=months, reputation=reputation, amount=amount)
+    log ReputationRewardAccrued(account=account, old_paid_integral=paid, new_paid_integral=integral, amount=amount)
     return amount
 
 
@@ -644,14 +644,13 @@ def _store_totals(t: Totals):
 def _load_position(account: address) -> Position:
     w: uint256 = self._positions[account]
     return Position(active=convert(w & MASK96, uint96), pending=convert((w >> 96) & MASK96, uint96),
-                    pending_epoch=convert((w >> 192) & MASK32, uint32), reputation_month=convert(w >> 224, uint32))
+                    pending_epoch=convert((w >> 192) & MASK32, uint32))
 
 
 @internal
 def _store_position(account: address, p: Position):
     self._positions[account] = (convert(p.active, uint256) | convert(p.pending, uint256) << 96
-                                | convert(p.pending_epoch, uint256) << 192
-                                | convert(p.reputation_month, uint256) << 224)
+                                | convert(p.pending_epoch, uint256) << 192)
 
 
 @view

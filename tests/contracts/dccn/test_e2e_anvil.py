@@ -8,7 +8,7 @@ import pytest
 from dccn_scheduler.economy import DAY, WAD, deploy_economy, send
 
 pytestmark = pytest.mark.anvil
-RATE = 10**16
+RATE = 10**18  # 1 ANKR/s: a day streams 86,400 ANKR, above the minimum fee for reputation
 
 
 @pytest.fixture

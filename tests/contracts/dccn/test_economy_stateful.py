@@ -1,7 +1,9 @@
 """Stateful property test of the whole economy on titanoboa: random staking, rewards,
 deals, breaches, ratings and capacity rewards, with the invariants checked after
 every step: tokens conserved, every contract holds exactly what it owes, nobody
-withdraws more than owed, reputation in [0, 1]."""
+withdraws more than owed, reputation in [0, 1], self-dealing refused, deals below
+the minimum fee leave reputation untouched, and the w3 reward never exceeds w3 x
+the exact integral of reputation over time (never retroactive)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from dccn_scheduler.economy import DAY, WAD
 TOTAL_SUPPLY = 10_000_000_000 * WAD
 PROVIDERS = ("provider", "alice", "bob")
 TENANTS = ("tenant", "carol")
+MONTH = 30 * DAY
+# Default first: deals below and above the minimum both happen with these deal sizes.
+MIN_FEES = (20 * WAD, 0, WAD, 100 * WAD, 2_500 * WAD)
 
 
 def test_economy__invariants_hold_under_random_use(deployed_economy):
@@ -39,6 +44,13 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
             self._anchor.__enter__()
             self.deals: list[int] = []
             self.capacity_reports: list[tuple[str, int]] = []
+            # Python model of each participant's reputation over time: a step function, so its exact
+            # integral is the sum of (seconds held x reputation), folded after every step.
+            now = boa.env.evm.patch.timestamp
+            self.clock = {x: (now, economy.reputation.reputation(x), 0) for x in participants}
+            self.w3_accrued = dict.fromkeys(participants, 0)
+            self.w3_calls = dict.fromkeys(participants, 0)
+            self.integral_at_accrual = dict.fromkeys(participants, 0)
 
         def teardown(self) -> None:
             self._anchor.__exit__(None, None, None)
@@ -51,6 +63,7 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
                 economy.token.approve(economy.escrow.address, 2**255, sender=account)
             economy.token.approve(economy.staking.address, 2**255, sender=a.deployer)
             economy.token.approve(economy.capacity.address, 2**255, sender=a.deployer)
+            economy.escrow.set_min_reputation_fee(MIN_FEES[0], sender=a.deployer)
 
         # -- staking and rewards ------------------------------------------------------
 
@@ -91,13 +104,24 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
             assert paid == min(owed, pool)
             assert economy.token.balanceOf(account) - before == paid
 
-        @rule(who=st.sampled_from(PROVIDERS + TENANTS))
+        @rule(who=st.sampled_from(PROVIDERS + TENANTS + ("app_provider",)))
         def accrue_reputation_reward(self, who: str) -> None:
-            economy.staking.accrue_reputation_reward(getattr(a, who))
+            account = getattr(a, who)
+            self.w3_accrued[account] += economy.staking.accrue_reputation_reward(account)
+            self.w3_calls[account] += 1
+            self.integral_at_accrual[account] = self.clock[account][2]  # folded up to now
 
         @rule(seconds=st.integers(1, 3 * DAY))
         def warp(self, seconds: int) -> None:
             boa.env.time_travel(seconds=seconds)
+
+        @rule(seconds=st.integers(1, 2 * MONTH))
+        def warp_months(self, seconds: int) -> None:
+            boa.env.time_travel(seconds=seconds)
+
+        @rule(min_fee=st.sampled_from(MIN_FEES))
+        def set_min_reputation_fee(self, min_fee: int) -> None:
+            economy.escrow.set_min_reputation_fee(min_fee, sender=a.deployer)
 
         # -- deals --------------------------------------------------------------------
 
@@ -111,33 +135,57 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
                                                sender=getattr(a, tenant))
             self.deals.append(deal_id)
 
+        @rule(who=st.sampled_from(PROVIDERS + TENANTS), roles=st.sampled_from(("tp", "ta", "pa", "tpa")),
+              rate=st.integers(1, 10**16), duration=st.integers(1, 5 * DAY))
+        def self_deal(self, who: str, roles: str, rate: int, duration: int) -> None:
+            """One account in two or three roles of a deal (t tenant, p provider, a app provider): refused,
+            nothing changes."""
+            account = getattr(a, who)
+            others = iter(x for x in (a.app_provider, a.tenant, a.carol) if x != account)
+            tenant = account if "t" in roles else next(others)
+            provider = account if "p" in roles else next(others)
+            app_provider = account if "a" in roles else next(others)
+            before = self._snapshot()
+            with boa.reverts("escrow: parties must be distinct"):
+                economy.escrow.open_deal(provider, app_provider, rate, duration, rate * duration, 90, sender=tenant)
+            assert self._snapshot() == before
+
         @precondition(lambda self: self.deals)
         @rule(pick=st.integers(0, 10**6), action=st.sampled_from(("settle", "collect")))
         def touch_deal(self, pick: int, action: str) -> None:
-            getattr(economy.escrow, action)(self.deals[pick % len(self.deals)], sender=a.bob)
+            deal_id = self.deals[pick % len(self.deals)]
+            before = self._reputation_of_parties(deal_id)
+            getattr(economy.escrow, action)(deal_id, sender=a.bob)
+            self._check_min_fee(deal_id, before)
 
         @precondition(lambda self: self.deals)
         @rule(pick=st.integers(0, 10**6), level=st.integers(0, 100))
         def report_service_level(self, pick: int, level: int) -> None:
             deal_id = self.deals[pick % len(self.deals)]
             if economy.escrow.deal(deal_id)[4] == 1 and economy.escrow.streamed(deal_id) < self._value(deal_id):
+                before = self._reputation_of_parties(deal_id)
                 economy.escrow.report_service_level(deal_id, level, sender=a.monitor)
+                self._check_min_fee(deal_id, before)
 
         @precondition(lambda self: self.deals)
         @rule(pick=st.integers(0, 10**6))
         def cancel_deal(self, pick: int) -> None:
             deal_id = self.deals[pick % len(self.deals)]
             if economy.escrow.deal(deal_id)[4] == 1 and economy.escrow.streamed(deal_id) < self._value(deal_id):
+                before = self._reputation_of_parties(deal_id)
                 tenant = economy.escrow.parties(deal_id)[0]
                 economy.escrow.cancel_deal(deal_id, sender=tenant)
+                self._check_min_fee(deal_id, before)
 
         @precondition(lambda self: self.deals)
         @rule(pick=st.integers(0, 10**6), score=st.integers(0, 100))
         def rate_provider(self, pick: int, score: int) -> None:
             deal_id = self.deals[pick % len(self.deals)]
+            before = self._reputation_of_parties(deal_id)
             economy.escrow.settle(deal_id)
             if economy.escrow.deal(deal_id)[4] in (2, 3):
                 economy.escrow.rate_provider(deal_id, score, sender=economy.escrow.parties(deal_id)[0])
+            self._check_min_fee(deal_id, before)
 
         @rule(who=st.sampled_from(PROVIDERS + TENANTS + ("app_provider", "treasury")))
         def escrow_withdraw(self, who: str) -> None:
@@ -176,6 +224,32 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
         def _value(self, deal_id: int) -> int:
             start, _, end, rate, _, _, _ = economy.escrow.deal(deal_id)
             return rate * (end - start)
+
+        def _snapshot(self) -> tuple[object, ...]:
+            return (economy.escrow.deal_count(), [economy.token.balanceOf(x) for x in holders],
+                    [(economy.reputation.deals(x), economy.reputation.scores(x)) for x in participants])
+
+        def _reputation_of_parties(self, deal_id: int) -> list[tuple[object, object]]:
+            return [(economy.reputation.deals(x), economy.reputation.scores(x))
+                    for x in economy.escrow.parties(deal_id)]
+
+        def _check_min_fee(self, deal_id: int, before: list[tuple[object, object]]) -> None:
+            """A deal that has not paid the minimum platform fee leaves its parties' reputation as it was."""
+            if economy.escrow.platform_fee_paid(deal_id) < economy.escrow.min_reputation_fee():
+                assert self._reputation_of_parties(deal_id) == before
+
+        @invariant()
+        def w3_never_pays_more_than_reputation_held(self) -> None:
+            now, w3 = boa.env.evm.patch.timestamp, economy.staking.w3()
+            for account in participants:
+                since, held, integral = self.clock[account]
+                integral += (now - since) * held  # reputation changes only inside steps, never while time passes
+                self.clock[account] = (now, economy.reputation.reputation(account), integral)
+                assert economy.reputation.reputation_integral(account) == integral
+                # Never more than w3 x the exact integral, at most a wei per accrual less than it was at the last one.
+                assert self.w3_accrued[account] * MONTH * WAD <= w3 * integral
+                floor = w3 * self.integral_at_accrual[account] // (MONTH * WAD) - self.w3_calls[account]
+                assert self.w3_accrued[account] >= floor
 
         @invariant()
         def books_balance(self) -> None:

@@ -7,7 +7,7 @@ import math
 import boa
 import pytest
 
-from dccn_scheduler.economy import RECORDER_ROLE, WAD
+from dccn_scheduler.economy import DAY, RECORDER_ROLE, WAD
 
 
 def _expected(psi: float, divisor: float, fees: list[float], completed: list[bool], levels: list[int],
@@ -87,3 +87,18 @@ def test_record__out_of_range__reverts(economy, recorder):
 def test_set_params__validates_psi(economy):
     with boa.reverts("reputation: psi out of (0, 1]"):
         economy.reputation.set_params(WAD + 1, 1000, sender=economy.actors.deployer)
+
+
+def test_reputation_integral__sums_reputation_times_seconds_held(economy, recorder):
+    provider = economy.actors.provider
+    boa.env.time_travel(seconds=5 * DAY)  # nothing recorded yet: nothing accrues
+    assert economy.reputation.reputation_integral(provider) == 0
+    economy.reputation.record_rating(provider, 100, sender=recorder)  # 0.1 from now
+    boa.env.time_travel(seconds=DAY)
+    assert economy.reputation.reputation_integral(provider) == DAY * WAD // 10
+    economy.reputation.record_rating(provider, 60, sender=recorder)  # mean 80: 0.08 from now
+    (folded,) = [x for x in economy.reputation.get_logs() if type(x).__name__ == "ReputationIntegralFolded"]
+    assert (folded.old_integral, folded.new_integral) == (0, DAY * WAD // 10)
+    boa.env.time_travel(seconds=3 * DAY)
+    assert economy.reputation.reputation_integral(provider) == DAY * WAD // 10 + 3 * DAY * 8 * WAD // 100
+    assert economy.reputation.reputation_integral(economy.actors.carol) == 0

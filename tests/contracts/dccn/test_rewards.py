@@ -134,7 +134,7 @@ def test_w3__reputation_half__earns_50_per_month(make_economy):
     credited = economy.staking.accrue_reputation_reward(a.provider)
     assert credited == pytest.approx(50 * WAD, abs=10**5)
     assert economy.staking.earned(a.provider) == credited
-    assert economy.staking.accrue_reputation_reward(a.provider) == 0  # nothing more this month
+    assert economy.staking.accrue_reputation_reward(a.provider) == 0  # no time has passed
 
 
 def test_w3__two_months__pays_both(make_economy):
@@ -145,6 +145,98 @@ def test_w3__two_months__pays_both(make_economy):
     economy.staking.accrue_reputation_reward(a.provider)
     boa.env.time_travel(seconds=2 * MONTH)
     assert economy.staking.accrue_reputation_reward(a.provider) == 2 * 100 * WAD // 10
+
+
+@pytest.fixture
+def recorder(economy):
+    """alice records into reputation as the escrow would."""
+    economy.reputation.grantRole(RECORDER_ROLE, economy.actors.alice, sender=economy.actors.deployer)
+    return economy.actors.alice
+
+
+def _reputation_point_four(economy, recorder, account) -> None:
+    """One completed deal with a 1 ANKR fee (log10(1) = 0), rated 100, served at 100: 0.2 + 0.1 + 0.1."""
+    economy.reputation.record_deal(account, True, WAD, sender=recorder)
+    economy.reputation.record_rating(account, 100, sender=recorder)
+    economy.reputation.record_service_level(account, 100, sender=recorder)
+    assert economy.reputation.reputation(account) == 4 * WAD // 10
+
+
+def test_w3__newcomer_two_months_at_zero_then_a_deal__is_not_paid_retroactively(economy, recorder):
+    """The issue's example: the old code credited 2 months x 100 x 0.4 = 80 ANKR here."""
+    newcomer = economy.actors.carol
+    assert economy.staking.accrue_reputation_reward(newcomer) == 0
+    boa.env.time_travel(seconds=2 * MONTH)  # reputation 0
+    _reputation_point_four(economy, recorder, newcomer)
+    assert economy.staking.accrue_reputation_reward(newcomer) == 0
+    assert economy.staking.earned(newcomer) == 0
+    boa.env.time_travel(seconds=MONTH)  # a month at 0.4 pays 40
+    assert economy.staking.accrue_reputation_reward(newcomer) == 40 * WAD
+
+
+def test_w3__reputation_change_mid_month__each_part_pays_its_own_reputation(economy, recorder):
+    provider = economy.actors.provider
+    economy.reputation.record_rating(provider, 100, sender=recorder)  # 0.1
+    boa.env.time_travel(seconds=MONTH // 2)
+    economy.reputation.record_service_level(provider, 100, sender=recorder)  # 0.2
+    boa.env.time_travel(seconds=MONTH // 2)
+    # Half a month at 0.1 and half at 0.2 (not a month at the 0.2 of the call): 5 + 10.
+    assert economy.staking.accrue_reputation_reward(provider) == 15 * WAD
+
+
+def test_w3__accrued_every_day__equals_accrued_once(economy, recorder):
+    """O(1) accrual by the integral: how often anyone calls it changes at most a wei per call."""
+    provider, other = economy.actors.provider, economy.actors.bob
+    for account in (provider, other):
+        economy.reputation.record_rating(account, 100, sender=recorder)
+    total = 0
+    for day in range(1, 61):
+        if day == 17:
+            for account in (provider, other):
+                economy.reputation.record_service_level(account, 50, sender=recorder)
+        boa.env.time_travel(seconds=DAY)
+        total += economy.staking.accrue_reputation_reward(provider)
+    once = economy.staking.accrue_reputation_reward(other)
+    assert once == 100 * WAD * (16 * DAY * WAD // 10 + 44 * DAY * 15 * WAD // 100) // (MONTH * WAD)
+    assert 0 <= once - total <= 60
+
+
+def test_w3__lower_integral_of_a_new_source__pays_nothing_until_it_passes_what_was_paid(economy, make_economy,
+                                                                                        recorder):
+    provider = economy.actors.provider
+    economy.reputation.record_rating(provider, 100, sender=recorder)
+    boa.env.time_travel(seconds=MONTH)
+    assert economy.staking.accrue_reputation_reward(provider) == 10 * WAD
+    fresh = make_economy().reputation  # a new source that knows nothing of the provider
+    economy.staking.set_reputation_source(fresh.address, sender=economy.actors.deployer)
+    boa.env.time_travel(seconds=MONTH)
+    assert economy.staking.accrue_reputation_reward(provider) == 0  # no underflow, nothing paid twice
+
+
+def test_sybil_deal_at_min_fee__costs_more_than_its_w3_reward_for_28_months(economy):
+    """docs/dccn.md's figure on chain: three fresh colluding accounts, one deal that pays exactly the
+    minimum platform fee, rated 100 and served at 100: the fee net of the w1/w2 rewards it earns back
+    exceeds the w3 reward of the reputation it bought for 28 months."""
+    a = economy.actors
+    tenant, provider, app = a.carol, a.alice, a.bob
+    economy.token.approve(economy.escrow.address, 2**255, sender=tenant)
+    seconds = 50_001  # 1 ANKR/s: the minimum (2,500 ANKR at 5%) is paid at 50,000 s, the service report counts
+    deal_id = economy.escrow.open_deal(provider, app, WAD, seconds, seconds * WAD, 90, sender=tenant)
+    boa.env.time_travel(seconds=50_000)
+    economy.escrow.report_service_level(deal_id, 100, sender=a.monitor)
+    boa.env.time_travel(seconds=1)
+    economy.escrow.collect(deal_id, sender=tenant)
+    economy.escrow.rate_provider(deal_id, 100, sender=tenant)
+    fee = economy.escrow.balances(a.treasury)
+    assert fee >= economy.params.min_reputation_fee
+    rebates = sum(economy.staking.earned(x) for x in (tenant, provider, app))  # w1 + w2
+    reputation = sum(economy.reputation.reputation(x) for x in (tenant, provider, app))
+    assert 8 * WAD // 10 < reputation < 81 * WAD // 100
+    months = 28
+    boa.env.time_travel(seconds=months * MONTH)
+    w3_reward = sum(economy.staking.accrue_reputation_reward(x) for x in (tenant, provider, app))
+    assert fee - rebates > w3_reward
+    assert (fee - rebates) / (w3_reward / months) == pytest.approx(28.8, abs=0.1)  # months to break even
 
 
 def test_credit_activity__only_rewarder(economy):

@@ -223,6 +223,9 @@ class Throughput:
         socket_path = str(Path(tempfile.mkdtemp(prefix="nosb", dir="/tmp")) / "e.sock")
         enclave_port, relay_port = free_port(), free_port()
         secret = {"NOS_ENCLAVE_SECRET": "bench"}
+        subprocess.run([sys.executable, "-m", "nos_relay.enclave", "init", "--sealed-key",
+                        str(self.workdir / "enclave.sealed")], env={**os.environ, **secret}, check=True,
+                       capture_output=True)
         self.start(["nos_relay.enclave", "run", "--socket", socket_path, "--sealed-key",
                     str(self.workdir / "enclave.sealed"), "--ca-bundle", str(pki.ca_cert), "--health-port",
                     str(enclave_port)], secret, "enclave")

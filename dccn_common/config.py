@@ -25,7 +25,12 @@ class ConfigError(ValueError):
 def read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
@@ -40,6 +45,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
 def load_config(model: type[T], path: Path | str | None, env_prefix: str, **overrides: Any) -> T:
     """File, then environment (`PREFIX_FIELD`), then explicit overrides (CLI flags)."""
     data: dict[str, Any] = read_config_file(Path(path)) if path else {}
+    if path:
+        reject_unknown_keys(model, data, Path(path))
     prefix = env_prefix.upper().rstrip("_") + "_"
     for name in model.model_fields:
         env_value = os.environ.get(prefix + name.upper())
@@ -53,3 +60,12 @@ def load_config(model: type[T], path: Path | str | None, env_prefix: str, **over
             f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in err.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from err
+
+
+def reject_unknown_keys(model: type[BaseModel], data: dict[str, Any], path: Path) -> None:
+    """A misspelt setting (`blok_interval`) would silently keep its default: refuse it, naming it."""
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    unknown = sorted(str(key) for key in data if key not in known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(model.model_fields))})")

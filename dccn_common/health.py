@@ -1,20 +1,37 @@
-"""A tiny HTTP health endpoint every service exposes (GET /health -> JSON)."""
+"""A tiny HTTP health endpoint every service exposes (GET /health -> JSON), and the
+per-dependency checks (RPC, enclave, signing balance) that decide whether it says ok."""
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from web3 import Web3
+
+from dccn_common.listen import adopt, bind_tcp
+
+log = logging.getLogger(__name__)
+
 StatusFn = Callable[[], dict[str, Any]]
+# A dependency check: None while the dependency works, else the reason it does not.
+Check = Callable[[], str | None]
+# Gas assumed for the next transaction when the outbox holds none with a known gas limit.
+DEFAULT_NEXT_TX_GAS = 200_000
+FALLBACK_PRIORITY_FEE = 10**9
 
 
 class HealthServer:
     """Serves `status()` at /health: HTTP 200 when status["ok"] is true, else 503."""
 
-    def __init__(self, status: StatusFn, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, status: StatusFn, host: str = "127.0.0.1", port: int = 0, *,
+                 sock: socket.socket | None = None) -> None:
         self._status = status
 
         outer = self
@@ -41,7 +58,7 @@ class HealthServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = adopt(ThreadingHTTPServer, sock or bind_tcp(host, port, "health port"), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="health")
 
     @property
@@ -55,3 +72,104 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class Dependencies:
+    """Runs named checks at most every `interval` seconds; logs each turn bad (and back) once."""
+
+    def __init__(self, checks: dict[str, Check] | None = None, *, interval: float = 2.0) -> None:
+        self.checks: dict[str, Check] = dict(checks or {})
+        self.interval = interval
+        self._reasons: dict[str, str | None] = {}
+        self._next_run = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+        self._next_run = 0.0
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_run:
+            return
+        self._next_run = now + self.interval
+        for name, check in list(self.checks.items()):
+            try:
+                reason = check()
+            except Exception as err:  # a check that breaks is a failing dependency, not a crash
+                reason = f"{type(err).__name__}: {err}"[:300]
+            self._record(name, reason)
+
+    def _record(self, name: str, reason: str | None) -> None:
+        with self._lock:
+            was_known, before = name in self._reasons, self._reasons.get(name)
+            self._reasons[name] = reason
+        if reason is not None and (before is None):
+            log.warning("dependency failing", extra={"dependency": name, "reason": reason})
+        elif reason is None and was_known and before is not None:
+            log.info("dependency recovered", extra={"dependency": name})
+
+    def report(self) -> dict[str, str]:
+        """name -> "ok" or the reason it fails ("unchecked" before the first run)."""
+        with self._lock:
+            return {name: (self._reasons[name] or "ok") if name in self._reasons else "unchecked"
+                    for name in self.checks}
+
+    def problems(self) -> list[str]:
+        with self._lock:
+            return [f"{name}: {self._reasons[name]}" for name in self.checks if self._reasons.get(name)]
+
+
+def rpc_check(w3: Web3, expected_chain_id: int | None = None) -> Check:
+    """The node answers and serves the expected chain (the first answer pins it when not given)."""
+    pinned = [expected_chain_id]
+
+    def check() -> str | None:
+        try:
+            chain_id = int(w3.eth.chain_id)
+        except Exception as err:  # any transport error
+            return f"cannot reach {_url(w3)}: {type(err).__name__}"
+        if pinned[0] is None:
+            pinned[0] = chain_id
+        if chain_id != pinned[0]:
+            return f"{_url(w3)} serves chain {chain_id}, expected {pinned[0]}"
+        return None
+
+    return check
+
+
+def balance_check(w3: Web3, address: str, db: sqlite3.Connection | None = None,
+                  min_gas: int = DEFAULT_NEXT_TX_GAS) -> Check:
+    """The signing account can pay for its next transaction at current fees (gas x max fee)."""
+
+    def check() -> str | None:
+        gas = max(_next_outbox_gas(db, address), min_gas)
+        latest = w3.eth.get_block("latest")
+        try:
+            priority = int(w3.eth.max_priority_fee)
+        except Exception:
+            priority = FALLBACK_PRIORITY_FEE
+        max_fee = 2 * int(latest.get("baseFeePerGas", 0) or 0) + priority  # what TxSender offers
+        needed = gas * max_fee
+        balance = int(w3.eth.get_balance(Web3.to_checksum_address(address)))
+        if balance < needed:
+            return (f"signing account {address} holds {balance} wei, less than the {needed} wei "
+                    f"its next transaction needs ({gas} gas at {max_fee} wei)")
+        return None
+
+    return check
+
+
+def _next_outbox_gas(db: sqlite3.Connection | None, address: str) -> int:
+    if db is None:
+        return 0
+    try:
+        row = db.execute("SELECT MAX(gas) AS gas FROM outbox WHERE sender = ? AND status IN ('pending', 'sent')",
+                         (address,)).fetchone()
+    except sqlite3.OperationalError:  # no outbox table yet
+        return 0
+    return int(row[0] or 0)
+
+
+def _url(w3: Web3) -> str:
+    return str(getattr(w3.provider, "endpoint_uri", None) or "the node")

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from dccn_common.store import Claim, claim
 
 
 class KeystoreError(ValueError):
@@ -19,9 +23,32 @@ class KeystoreError(ValueError):
 
 def password_from_env(env_var: str) -> str:
     password = os.environ.get(env_var)
-    if not password:
+    if password is None:
         raise KeystoreError(f"the keystore password is read from ${env_var}, which is not set")
+    if not password:
+        raise KeystoreError(f"the keystore password is read from ${env_var}, which is set but empty")
     return password
+
+
+def runtime_dir() -> Path:
+    """A per-user folder for locks that span databases ($XDG_RUNTIME_DIR/dccn or /tmp/dccn-<uid>)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(base) / "dccn" if base else Path(tempfile.gettempdir()) / f"dccn-{os.getuid()}"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_uid != os.getuid():
+        raise KeystoreError(f"lock folder {folder} belongs to another user")
+    return folder
+
+
+def claim_signer(w3: Web3, address: str, service: str) -> Claim:
+    """Refuse a second service signing with the same key on the same chain (nonces would collide).
+
+    The chain is its id and genesis hash: two local test chains may share an id but not a genesis.
+    """
+    chain_id = int(w3.eth.chain_id)
+    genesis = bytes(w3.eth.get_block(0)["hash"]).hex()[:16]
+    lock = runtime_dir() / f"signer-{chain_id}-{genesis}-{Web3.to_checksum_address(address)}.lock"
+    return claim(lock, service, f"signing key {address} on chain {chain_id}")
 
 
 def load_account(keystore: Path | str, password_env: str) -> LocalAccount:
@@ -56,6 +83,24 @@ def write_keystore(path: Path | str, private_key: str | bytes, password: str, *,
     return str(account.address)
 
 
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def parse_private_key(text: str) -> bytes:
+    """A secp256k1 private key from 64 hex digits (0x optional), with a message saying what is wrong."""
+    digits = text.strip().removeprefix("0x").removeprefix("0X")
+    if len(digits) != 64:
+        raise KeystoreError(f"a private key is 64 hex digits (0x optional); got {len(digits)} characters")
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        raise KeystoreError("a private key is 64 hex digits (0x optional); the input has other characters") from None
+    if not 0 < value < SECP256K1_ORDER:
+        raise KeystoreError("that private key is out of range: it must be between 1 and the secp256k1 "
+                            "group order minus 1 (an all-zero key is not a key)")
+    return value.to_bytes(32, "big")
+
+
 @click.group(help="Create and inspect encrypted keystores (password from an environment variable).")
 def main() -> None:
     pass
@@ -83,7 +128,7 @@ def new(path: Path, password_env: str) -> None:
 def import_key(path: Path, password_env: str) -> None:
     try:
         password = password_from_env(password_env)
-        key = sys.stdin.readline().strip()
+        key = parse_private_key(sys.stdin.readline())
         address = write_keystore(path, key, password)
     except (KeystoreError, ValueError) as err:
         click.echo(f"error: {err}", err=True)
@@ -100,3 +145,7 @@ def address(path: Path, password_env: str) -> None:
     except KeystoreError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sqlite3
 import sys
 import threading
@@ -28,15 +29,17 @@ from web3 import HTTPProvider, Web3
 
 from dccn_common.config import ConfigError
 from dccn_common.follower import ChainFollower
-from dccn_common.health import HealthServer
+from dccn_common.health import Check, Dependencies, HealthServer, balance_check, rpc_check
 from dccn_common.keys import KeystoreError
+from dccn_common.listen import BindError
 from dccn_common.manifest import ManifestError
 from dccn_common.sender import TxSender
+from dccn_common.store import StoreError
 
 log = logging.getLogger(__name__)
 
 # Errors a user can fix; the CLI prints them as one line and exits with code 2.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, KeystoreError, ManifestError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, KeystoreError, ManifestError, BindError, StoreError)
 
 
 @dataclass
@@ -60,6 +63,8 @@ class Service:
         health_host: str = "127.0.0.1",
         health_port: int | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
+        health_socket: socket.socket | None = None,
+        dependencies: dict[str, Check] | None = None,
     ) -> None:
         self.name = name
         self.w3 = w3
@@ -72,7 +77,18 @@ class Service:
         self._extra_status = status
         self._last_error: str | None = None
         self._last_tick = 0.0
-        self._health = HealthServer(self.status, health_host, health_port) if health_port is not None else None
+        if health_socket is not None:
+            self._health: HealthServer | None = HealthServer(self.status, sock=health_socket)
+        elif health_port is not None:
+            self._health = HealthServer(self.status, health_host, health_port)
+        else:
+            self._health = None
+        # What the service needs to work: its node, and gas for its signer when it sends.
+        self.dependencies = Dependencies({"rpc": rpc_check(w3)})
+        if sender is not None:
+            self.dependencies.add("signing_balance", balance_check(sender.w3, sender.address, sender.db))
+        for name, check in (dependencies or {}).items():
+            self.dependencies.add(name, check)
 
     def every(self, seconds: float, name: str | None = None) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -86,11 +102,14 @@ class Service:
         return self._health.port if self._health else None
 
     def status(self) -> dict[str, Any]:
+        problems = self.dependencies.problems()
         body: dict[str, Any] = {
             "service": self.name,
-            "ok": self._last_error is None and self._last_tick > 0,
+            "ok": self._last_error is None and self._last_tick > 0 and not problems,
             "last_tick": self._last_tick,
             "last_error": self._last_error,
+            "dependencies": self.dependencies.report(),
+            "reasons": problems,
         }
         if self.follower:
             body["cursor"] = self.follower.status.cursor
@@ -103,6 +122,7 @@ class Service:
 
     def tick(self) -> None:
         """One pass of everything; raises on failure (run() catches and backs off)."""
+        self.dependencies.refresh()
         if self.follower:
             self.follower.poll_once()
         now = time.monotonic()

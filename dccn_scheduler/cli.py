@@ -44,6 +44,8 @@ def schedule_command(input_file: Path, rpc: str | None, manifest_path: Path | No
         result = schedule(providers, tasks, user_weights=user_weights, weights=weights)
     except (SchedulerInputError, ManifestError) as err:
         fail(str(err))
+    except UnicodeDecodeError as err:
+        fail(f"{input_file} is not UTF-8 text (byte {err.start}); the input is a JSON document")
     except (ConnectionError, OSError) as err:
         fail(f"cannot read the contracts at {rpc}: {err}")
     if output == "json":

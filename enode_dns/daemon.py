@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,11 +28,12 @@ from rich.console import Console
 from dccn_common.config import ConfigError, load_config
 from dccn_common.follower import ChainFollower
 from dccn_common.keys import load_account, password_from_env, write_keystore
+from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.manifest import Manifest
 from dccn_common.sender import FINAL_STATUSES, TxSender
 from dccn_common.service import Service, connect, exit_with_error, run_cli
-from dccn_common.store import open_db
+from dccn_common.store import Claim, open_db, open_store
 from enode_dns.besu_allowlist import (
     AllowlistStatus,
     AllowlistSync,
@@ -123,7 +125,7 @@ class FileStatus:
 class EnodeDnsDaemon:
     """The wired-up parts; `service.run()` runs it, `service.tick()` steps it (tests)."""
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, *, health_socket: socket.socket | None = None) -> None:
         self.config = config
         self.node_key: LocalAccount = load_account(config.node_keystore, config.node_password_env)
         self.enode = EnodeId.of_account(self.node_key)
@@ -157,6 +159,7 @@ class EnodeDnsDaemon:
         self.service = Service(
             "enode-dns", w3=self.w3, db=self.db, follower=self.follower, sender=self.sender,
             poll_interval=config.poll_interval, health_port=config.health_port, status=self.status,
+            health_socket=health_socket,
         )
         self.service.every(config.address_interval, "watch_address")(self.pusher.tick)
         if config.follow:
@@ -206,6 +209,14 @@ def _load(config_path: Path | None, **overrides: Any) -> DaemonConfig:
     return load_config(DaemonConfig, config_path, ENV_PREFIX, **overrides)
 
 
+_claims: list[Claim] = []
+
+
+def _claim(config: DaemonConfig) -> None:
+    """One process per database: a running daemon and a push-update would share its outbox."""
+    _claims.append(open_store(config.db, "enode-dns"))
+
+
 def _guard(fn: Any) -> Any:
     """User errors (config, keystore, manifest, bad values) -> one line and exit code 2."""
     try:
@@ -232,7 +243,10 @@ def run(config_path: Path | None, health_port: int | None) -> None:
     def body() -> None:
         config = _load(config_path, health_port=health_port)
         configure_logging("enode-dns", config.log_level)
-        daemon = EnodeDnsDaemon(config)
+        # Claim the database and bind the health port before anything connects or works.
+        _claim(config)
+        health_socket = bind_tcp("127.0.0.1", config.health_port, "health_port") if config.health_port is not None else None
+        daemon = EnodeDnsDaemon(config, health_socket=health_socket)
         if daemon.follower is not None:
             daemon.rewrite_files()  # files match the mirror before the first poll
         daemon.service.run()
@@ -287,6 +301,7 @@ def push_update(config_path: Path | None, host: str, port: int | None, timeout: 
         if classify_host(host)[0] == HostKind.INVALID:
             raise ConfigError(f"{host!r} is not an IP literal or a valid lower-case DNS name")
         config = _load(config_path)
+        _claim(config)
         daemon = EnodeDnsDaemon(config)
         key = daemon.pusher.push(host, port or config.p2p_port)
         if key is None:
@@ -313,7 +328,9 @@ def push_update(config_path: Path | None, host: str, port: int | None, timeout: 
 @config_option
 def render_files(config_path: Path | None) -> None:
     def body() -> None:
-        daemon = EnodeDnsDaemon(_load(config_path, follow=True))
+        config = _load(config_path, follow=True)
+        _claim(config)
+        daemon = EnodeDnsDaemon(config)
         assert daemon.follower is not None
         with Console(stderr=True).status("following the registry"):
             daemon.follower.poll_once()

@@ -16,13 +16,14 @@ import json
 import logging
 import os
 import signal
+import socket
 import socketserver
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from coincurve import PrivateKey
@@ -32,6 +33,7 @@ from pydantic import BaseModel
 
 from dccn_common.config import ConfigError, load_config
 from dccn_common.health import HealthServer
+from dccn_common.listen import BindError, adopt, bind_tcp, bind_unix
 from dccn_common.logs import configure_logging
 from nos_relay import sandbox
 from nos_relay.crypto import (
@@ -113,14 +115,25 @@ def secret_from_env(env_var: str) -> str:
     return secret
 
 
-def load_or_create_keys(path: Path, secret: str) -> EnclaveKeys:
+def load_keys(path: Path, secret: str) -> EnclaveKeys:
+    """Unseal an existing key file; a missing one is an error (a typo must not mint a new identity)."""
+    if not path.is_file():
+        raise ConfigError(f"sealed key not found: {path} (create one with `nos-enclave init --sealed-key {path}`)")
+    try:
+        return EnclaveKeys.unsealed(secret, path.read_bytes())
+    except DecryptionError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    except (ValueError, KeyError) as err:
+        raise ConfigError(f"{path} is not a sealed enclave key") from err
+
+
+def create_keys(path: Path, secret: str) -> EnclaveKeys:
+    """Generate and seal a new identity; never overwrites an existing file."""
     if path.exists():
-        try:
-            return EnclaveKeys.unsealed(secret, path.read_bytes())
-        except DecryptionError as err:
-            raise ConfigError(f"{path}: {err}") from err
+        raise ConfigError(f"{path} exists; refusing to replace an enclave identity")
+    if not path.parent.is_dir():
+        raise ConfigError(f"folder {path.parent} does not exist")
     keys = EnclaveKeys.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -229,7 +242,9 @@ class Enclave:
             return None, {"op": "error", "error": str(err), "permanent": permanent}
 
 
-def serve(enclave: Enclave, socket_path: str) -> socketserver.ThreadingUnixStreamServer:
+def serve(enclave: Enclave, socket_path: str, *, sock: socket.socket | None = None
+          ) -> socketserver.ThreadingUnixStreamServer:
+    """Serve the relay on `sock` (bound beforehand), or bind `socket_path` now."""
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             job: _Job | None = None
@@ -250,11 +265,8 @@ def serve(enclave: Enclave, socket_path: str) -> socketserver.ThreadingUnixStrea
     class Server(socketserver.ThreadingUnixStreamServer):
         request_queue_size = 128  # many relay workers connect at once
 
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)  # left over from a killed run
-    server = Server(socket_path, Handler)
+    server = adopt(Server, sock or bind_unix(socket_path, "enclave socket"), Handler)
     server.daemon_threads = True
-    os.chmod(socket_path, 0o600)
     return server
 
 
@@ -265,7 +277,7 @@ def _config(config: Path | None, **overrides: Any) -> EnclaveConfig:
     return load_config(EnclaveConfig, config, "NOS_ENCLAVE", **overrides)
 
 
-def _fail(err: Exception) -> None:
+def _fail(err: Exception) -> NoReturn:
     click.echo(f"error: {err}", err=True)
     sys.exit(2)
 
@@ -278,8 +290,29 @@ def main() -> None:
 _config_option = click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
                               help="YAML/TOML config file (env NOS_ENCLAVE_<FIELD> overrides it).")
 _sealed_option = click.option("--sealed-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                              help="The sealed key file (created on first use).")
+                              help="The sealed key file (made by `nos-enclave init`).")
 _secret_option = click.option("--secret-env", default=None, help="Env var holding the sealing secret.")
+
+
+def _print_identity(keys: EnclaveKeys) -> None:
+    click.echo(json.dumps({
+        "address": keys.address,
+        "encryption_public_key": keys.encryption_public_key.hex(),
+        "measurement": "0x" + measurement().hex(),
+    }))
+
+
+@main.command("init", help="Create the enclave's identity: a new key pair, sealed into --sealed-key (JSON out).")
+@_sealed_option
+@_secret_option
+def init(sealed_key: Path | None, secret_env: str | None) -> None:
+    if sealed_key is None:
+        _fail(ConfigError("--sealed-key is required"))
+    try:
+        keys = create_keys(sealed_key, secret_from_env(secret_env or "NOS_ENCLAVE_SECRET"))
+    except ConfigError as err:
+        _fail(err)
+    _print_identity(keys)
 
 
 @main.command("info", help="Print the enclave's address, encryption key and measurement (JSON).")
@@ -289,14 +322,10 @@ def info(sealed_key: Path | None, secret_env: str | None) -> None:
     if sealed_key is None:
         _fail(ConfigError("--sealed-key is required"))
     try:
-        keys = load_or_create_keys(sealed_key, secret_from_env(secret_env or "NOS_ENCLAVE_SECRET"))
+        keys = load_keys(sealed_key, secret_from_env(secret_env or "NOS_ENCLAVE_SECRET"))
     except ConfigError as err:
         _fail(err)
-    click.echo(json.dumps({
-        "address": keys.address,
-        "encryption_public_key": keys.encryption_public_key.hex(),
-        "measurement": "0x" + measurement().hex(),
-    }))
+    _print_identity(keys)
 
 
 @main.command("run", help="Serve the relay on a Unix socket until SIGTERM.")
@@ -314,18 +343,22 @@ def run(config: Path | None, socket_path: str | None, sealed_key: Path | None, c
                            secret_env=secret_env, health_port=health_port)
         if not settings.ca_bundle.is_file():
             raise ConfigError(f"CA bundle not found: {settings.ca_bundle}")
-        keys = load_or_create_keys(settings.sealed_key, secret_from_env(settings.secret_env))
-    except ConfigError as err:
+        keys = load_keys(settings.sealed_key, secret_from_env(settings.secret_env))
+        # Every socket is bound before the enclave serves anything.
+        health_socket = (bind_tcp("127.0.0.1", settings.health_port, "health_port")
+                         if settings.health_port is not None else None)
+        relay_socket = bind_unix(settings.socket_path, "enclave socket")
+    except (ConfigError, BindError) as err:
         _fail(err)
     configure_logging("nos-enclave", settings.log_level)
     enclave = Enclave(keys, str(settings.ca_bundle))
     started = time.time()
     health = None
-    if settings.health_port is not None:
+    if health_socket is not None:
         health = HealthServer(lambda: {"service": "nos-enclave", "ok": True, "uptime": time.time() - started,
-                                       **enclave.info(), **enclave.stats}, "127.0.0.1", settings.health_port)
+                                       **enclave.info(), **enclave.stats}, sock=health_socket)
         health.start()
-    server = serve(enclave, settings.socket_path)
+    server = serve(enclave, settings.socket_path, sock=relay_socket)
     sandbox.deny_network()  # after binding: from here on nothing in this process connects out
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import logging
 import queue
+import socket
 import sqlite3
 import sys
 import threading
@@ -37,12 +38,14 @@ from pydantic import BaseModel, field_validator
 
 from dccn_common.config import ConfigError, load_config
 from dccn_common.follower import ChainEvent, ChainFollower
-from dccn_common.keys import load_account
+from dccn_common.health import Check
+from dccn_common.keys import claim_signer, load_account
+from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.manifest import Manifest
 from dccn_common.sender import TxSender
 from dccn_common.service import Service, connect, run_cli
-from dccn_common.store import open_db, transaction
+from dccn_common.store import open_db, open_store, transaction
 from nos_relay.carrier import FetchFailed, TcpCarrier, fetch_signed
 from nos_relay.protocol import ParamsError, check_params
 from nos_relay.wire import EnclaveClient, WireError
@@ -363,11 +366,13 @@ class Relay:
         rows = self.db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
         return {row["status"]: int(row["n"]) for row in rows}
 
-    def service(self) -> Service:
+    def service(self, health_socket: socket.socket | None = None) -> Service:
         service = Service("nos-relay", w3=self.w3, db=self.db, follower=self.follower, sender=self.sender,
                           poll_interval=self.settings.poll_interval, health_port=self.settings.health_port,
+                          health_socket=health_socket,
                           status=lambda: {"oracle": self.oracle.address, "operator": self.account.address,
-                                          "jobs": self.counts()})
+                                          "jobs": self.counts()},
+                          dependencies={f"enclave {path}": enclave_check(path) for path in self.settings.enclave_sockets})
         service.every(0)(self.track_submissions)
         service.every(0)(self.dispatch_fetches)
         service.every(0)(self.submit_signed)
@@ -383,10 +388,24 @@ class Relay:
             threads.append(thread)
         return threads
 
-    def run(self) -> None:
-        service = self.service()
+    def run(self, health_socket: socket.socket | None = None) -> None:
+        service = self.service(health_socket)
         self.start_workers()
         service.run()
+
+
+def enclave_check(socket_path: str) -> Check:
+    """The enclave behind `socket_path` answers `info`."""
+
+    def check() -> str | None:
+        try:
+            with EnclaveClient(socket_path, timeout=5) as client:
+                reply = client.call({"op": "info"})
+        except WireError as err:
+            return str(err)
+        return None if reply.get("op") == "info" else f"unexpected answer {reply.get('op')!r} to info"
+
+    return check
 
 
 def load_settings(config: Path | None, **overrides: Any) -> RelayConfig:
@@ -418,7 +437,14 @@ def run(config: Path | None, rpc_url: str | None, manifest: Path | None, keystor
         settings = load_settings(config, rpc_url=rpc_url, manifest=manifest, keystore=keystore, db=db,
                                  enclave_sockets=list(enclave_sockets) or None, health_port=health_port)
         configure_logging("nos-relay", settings.log_level)
-        Relay(settings).run()
+        # Claim the database and bind the health port before anything connects or works.
+        store_claim = open_store(settings.db, "nos-relay")
+        health_socket = bind_tcp("127.0.0.1", settings.health_port, "health_port") if settings.health_port is not None else None
+        relay = Relay(settings)
+        signer_claim = claim_signer(relay.w3, relay.account.address, "nos-relay")
+        relay.run(health_socket)
+        signer_claim.release()
+        store_claim.release()
 
     run_cli(body)
 
@@ -466,9 +492,13 @@ def status(db: Path) -> None:
     if not db.is_file():
         click.echo(f"error: no relay database at {db}", err=True)
         sys.exit(2)
-    conn = open_db(db, SCHEMA)
-    for row in conn.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status ORDER BY status"):
-        click.echo(f"{row['status']:<10} {row['n']}")
+
+    def body() -> None:
+        conn = open_db(db, SCHEMA)
+        for row in conn.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status ORDER BY status"):
+            click.echo(f"{row['status']:<10} {row['n']}")
+
+    run_cli(body)
 
 
 

@@ -8,6 +8,7 @@ work on the same WAL database through their own connections.
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -21,11 +22,13 @@ from web3 import Web3
 
 from dccn_common.config import ConfigError, load_config
 from dccn_common.follower import ChainFollower
-from dccn_common.keys import load_account
+from dccn_common.health import balance_check
+from dccn_common.keys import claim_signer, load_account
+from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.sender import TxSender
 from dccn_common.service import Service, run_cli
-from dccn_common.store import transaction
+from dccn_common.store import open_store, transaction
 from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig, connect_checked, load_rootchain
 from plasma_operator.ledger import ChildChain
@@ -56,7 +59,8 @@ class Operator:
             self.chain.set_first_child_block(self.db, int(self.rootchain.functions.currentChildBlock().call()))
         self._declare_handlers()
         self.service = Service("plasma-operator", w3=w3, db=self.db, follower=self.follower,
-                               poll_interval=cfg.poll_interval)
+                               poll_interval=cfg.poll_interval,
+                               dependencies={"signing_balance": balance_check(w3, account.address, self.db)})
         self.service.every(cfg.block_interval, "build_block")(self.build_block)
         self.service.every(cfg.poll_interval, "submit_roots")(self.drive_submissions)
         self.api_state = ApiState(self.chain, self.api_db, self.health, self.status, max_batch=cfg.max_batch)
@@ -128,7 +132,8 @@ class Operator:
         body = self.service.status()
         # Healthy while the follower keeps polling the root chain and the last tick succeeded.
         since_poll = time.time() - self.follower.status.last_poll
-        body["ok"] = body["last_error"] is None and since_poll < max(30.0, 10 * self.cfg.poll_interval)
+        body["ok"] = (body["last_error"] is None and not body["reasons"]
+                      and since_poll < max(30.0, 10 * self.cfg.poll_interval))
         body["seconds_since_poll"] = round(since_poll, 3)
         with self.api_state.lock:
             body.update(self.status(self.api_db))
@@ -136,18 +141,19 @@ class Operator:
 
     # -- running -----------------------------------------------------------------------
 
-    def start_api(self) -> None:
-        config = uvicorn.Config(self.app, host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning",
-                                lifespan="off", access_log=False)
+    def start_api(self, sock: socket.socket | None = None) -> None:
+        """Serve the API on `sock` (bound by the CLI before any work), or bind api_host:api_port now."""
+        sock = sock or bind_tcp(self.cfg.api_host, self.cfg.api_port, "api_port")
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
         self._api_server = uvicorn.Server(config)
-        threading.Thread(target=self._api_server.run, name="api", daemon=True).start()
-        log.info("api listening", extra={"host": self.cfg.api_host, "port": self.cfg.api_port})
+        threading.Thread(target=self._api_server.run, kwargs={"sockets": [sock]}, name="api", daemon=True).start()
+        log.info("api listening", extra={"host": self.cfg.api_host, "port": sock.getsockname()[1]})
 
-    def run(self) -> None:
+    def run(self, api_socket: socket.socket | None = None) -> None:
         if self.cfg.recovery_workers:
             self.chain.recovery = SignerPool(self.cfg.recovery_workers)
         try:
-            self.start_api()
+            self.start_api(api_socket)
             self.service.run()
         finally:
             if self._api_server is not None:
@@ -180,7 +186,14 @@ def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
         cfg = load_config(OperatorConfig, config_path, "PLASMA_OPERATOR", **overrides)
         configure_logging("plasma-operator", log_level)
         account = load_account(cfg.keystore, cfg.password_env)
-        Operator(cfg, account, connect_checked(cfg.rpc_url)).run()
+        # Claim the database and bind the API before anything connects or works.
+        store_claim = open_store(cfg.db, "plasma-operator")
+        api_socket = bind_tcp(cfg.api_host, cfg.api_port, "api_port")
+        w3 = connect_checked(cfg.rpc_url)
+        signer_claim = claim_signer(w3, account.address, "plasma-operator")
+        Operator(cfg, account, w3).run(api_socket)
+        signer_claim.release()
+        store_claim.release()
 
     run_cli(body)
 

@@ -17,6 +17,7 @@ challenges or exits twice.
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -28,11 +29,12 @@ from web3 import Web3
 
 from dccn_common.config import load_config
 from dccn_common.follower import ChainEvent, ChainFollower
-from dccn_common.keys import load_account
+from dccn_common.keys import claim_signer, load_account
+from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.sender import TxSender
 from dccn_common.service import Service, run_cli
-from dccn_common.store import get_meta, set_meta, transaction
+from dccn_common.store import get_meta, open_store, set_meta, transaction
 from plasma_operator import store, wire
 from plasma_operator.config import WatcherConfig, connect_checked, load_rootchain
 from plasma_operator.fraud import build_fraud_proof
@@ -70,7 +72,8 @@ def _no_submissions(db: sqlite3.Connection, blknum: int, root: bytes) -> None:
 
 
 class Watcher:
-    def __init__(self, cfg: WatcherConfig, account: LocalAccount, w3: Web3, *, health_port: int | None = None) -> None:
+    def __init__(self, cfg: WatcherConfig, account: LocalAccount, w3: Web3, *, health_port: int | None = None,
+                 health_socket: socket.socket | None = None) -> None:
         self.cfg = cfg
         self.account = account
         self.me = account.address
@@ -87,7 +90,8 @@ class Watcher:
         self.sender = TxSender(w3, self.db, account)
         self._declare_handlers()
         self.service = Service("plasma-watcher", w3=w3, db=self.db, follower=self.follower, sender=self.sender,
-                               poll_interval=cfg.poll_interval, health_port=health_port, status=self.status)
+                               poll_interval=cfg.poll_interval, health_port=health_port, status=self.status,
+                               health_socket=health_socket)
         self.service.every(cfg.poll_interval, "verify_blocks")(self.verify_blocks)
         self.service.every(cfg.poll_interval, "check_exits")(self.check_exits)
 
@@ -352,7 +356,14 @@ def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
         cfg = load_config(WatcherConfig, config_path, "PLASMA_WATCHER", **overrides)
         configure_logging("plasma-watcher", log_level)
         account = load_account(cfg.keystore, cfg.password_env)
-        Watcher(cfg, account, connect_checked(cfg.rpc_url), health_port=cfg.health_port).run()
+        # Claim the database and bind the health port before anything connects or works.
+        store_claim = open_store(cfg.db, "plasma-watcher")
+        health_socket = bind_tcp("127.0.0.1", cfg.health_port, "health_port")
+        w3 = connect_checked(cfg.rpc_url)
+        signer_claim = claim_signer(w3, account.address, "plasma-watcher")
+        Watcher(cfg, account, w3, health_socket=health_socket).run()
+        signer_claim.release()
+        store_claim.release()
 
     run_cli(body)
 

@@ -124,3 +124,100 @@ def deploy_contract(w3: Any, roles: Roles) -> Callable[..., Any]:
 @pytest.fixture
 def ankr_token(deploy_contract: Callable[..., Any]) -> Any:
     return deploy_contract("AnkrToken")
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port something already listens on (this test process)."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    yield int(holder.getsockname()[1])
+    holder.close()
+
+
+@pytest.fixture
+def make_broken_db(tmp_path: Path) -> Callable[[str], Path]:
+    """Factory: make_broken_db("not_sqlite" | "malformed") -> a database file no service may use."""
+    import sqlite3
+
+    def factory(kind: str) -> Path:
+        path = tmp_path / f"{kind}.db"
+        if kind == "not_sqlite":
+            path.write_bytes(b"these are the operator's notes, not a database\n" * 50)
+            return path
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE filler (x TEXT)")
+        conn.executemany("INSERT INTO filler VALUES (?)", [("x" * 200,) for _ in range(500)])
+        conn.commit()
+        conn.close()
+        data = bytearray(path.read_bytes())
+        data[4096 * 2 : 4096 * 2 + 3000] = b"\x5a" * 3000  # a damaged page in the middle of the table
+        path.write_bytes(bytes(data))
+        return path
+
+    return factory
+
+
+@dataclass
+class ServiceProcess:
+    """A service started as a real subprocess; its stderr/stdout go to `log`."""
+
+    process: Any
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def health(self, port: int, timeout: float = 30.0) -> Any:
+        """The first answer of GET /health (any status), waiting while nothing listens."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()[-3000:]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError(f"nothing answered on port {port}: {self.output()[-3000:]}")
+
+
+@pytest.fixture
+def cli_run() -> Callable[..., Any]:
+    """cli_run(module, *args, env={}, stdin="") -> the finished subprocess (text, 120 s timeout)."""
+    import subprocess
+    import sys
+
+    def run(module: str, *args: str, env: dict[str, str] | None = None, stdin: str = "") -> Any:
+        return subprocess.run([sys.executable, "-m", module, *args], input=stdin, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, **(env or {})})
+
+    return run
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """spawn(module, *args, env={}, name=...) -> a running service process, killed after the test."""
+    import subprocess
+    import sys
+
+    started: list[ServiceProcess] = []
+
+    def start(module: str, *args: str, env: dict[str, str] | None = None, name: str = "service") -> ServiceProcess:
+        log = tmp_path / f"{name}-{len(started)}.log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen([sys.executable, "-m", module, *args], stdout=handle, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})})
+        started.append(ServiceProcess(process, log))
+        return started[-1]
+
+    yield start
+    for service in started:
+        if service.process.poll() is None:
+            service.process.kill()
+            service.process.wait()

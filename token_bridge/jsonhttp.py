@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from dccn_common.listen import adopt, bind_tcp
 
 # (method, path, query string, body) -> (HTTP status, JSON body)
 JsonApp = Callable[[str, str, str, bytes], tuple[int, Any]]
@@ -49,7 +52,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class JsonServer:
-    def __init__(self, app: JsonApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: JsonApp, host: str = "127.0.0.1", port: int = 0, *,
+                 sock: socket.socket | None = None) -> None:
         def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             code, reply = _answer(app, environ)
             payload = json.dumps(reply).encode()
@@ -57,7 +61,10 @@ class JsonServer:
                            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
             return [payload]
 
-        self._server = make_server(host, port, wsgi, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        # A socket bound by the caller before any work, or bound here.
+        self._server = adopt(_ThreadingServer, sock or bind_tcp(host, port), _QuietHandler)
+        self._server.setup_environ()
+        self._server.set_app(wsgi)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="json-http")
 
     @property

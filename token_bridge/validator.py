@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sqlite3
 from functools import partial
 from pathlib import Path
@@ -146,7 +147,8 @@ def read_signatures(db_path: Path, destination_chain_id: int, after: int, limit:
 class SignatureServer(JsonServer):
     """GET /signatures?destination=<chain id>&after=<seq> -> {"validator": ..., "signatures": [...]}."""
 
-    def __init__(self, validator: Validator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, validator: Validator, host: str = "127.0.0.1", port: int = 0, *,
+                 sock: socket.socket | None = None) -> None:
         db_path, address = validator.db_path, validator.account.address
 
         def app(method: str, path: str, query_string: str, _body: bytes) -> tuple[int, Any]:
@@ -158,4 +160,4 @@ class SignatureServer(JsonServer):
             after = int_param(query, "after", low=0, high=SQLITE_MAX_INT, default=0)
             return 200, {"validator": address, "signatures": read_signatures(db_path, destination, after)}
 
-        super().__init__(app, host, port)
+        super().__init__(app, host, port, sock=sock)

@@ -47,6 +47,10 @@ def run(ctx: DemoContext) -> None:
     # The enclave: its key is generated inside it and sealed at rest; it gets no network.
     socket_path = str(Path(tempfile.mkdtemp(prefix="nosdemo", dir="/tmp")) / "enclave.sock")
     enclave_port = free_port()
+    sealed_key = workdir / "enclave.sealed"
+    if not sealed_key.exists():  # only `init` creates an identity; `run` refuses a missing key
+        subprocess.run([ctx.python(), "-m", "nos_relay.enclave", "init", "--sealed-key", str(sealed_key)],
+                       env={**os.environ, "NOS_ENCLAVE_SECRET": SEAL_SECRET}, check=True, capture_output=True)
     ctx.start_service("nos-enclave", [ctx.python(), "-m", "nos_relay.enclave", "run", "--socket", socket_path,
                                       "--sealed-key", str(workdir / "enclave.sealed"), "--ca-bundle", str(pki.ca_cert),
                                       "--health-port", str(enclave_port)],

@@ -14,7 +14,7 @@ from eth_utils import keccak
 from dccn_common.config import ConfigError
 from nos_relay.carrier import FetchFailed, TcpCarrier, fetch_signed
 from nos_relay.crypto import DecryptionError, ecies_decrypt, sign_digest
-from nos_relay.enclave import CODE_FILES, EnclaveKeys, load_or_create_keys, measurement
+from nos_relay.enclave import CODE_FILES, EnclaveKeys, create_keys, load_keys, measurement
 from nos_relay.protocol import Params, encrypt_params, response_digest
 from nos_relay.wire import EnclaveClient
 from tests.nos_relay.conftest import price_params
@@ -114,11 +114,13 @@ def test_private_request__moved_to_another_requester__refused(enclave_socket, en
 
 def test_sealed_keys__reloaded_with_secret__refused_with_wrong_one(tmp_path: Path):
     path = tmp_path / "enclave.sealed"
-    keys = load_or_create_keys(path, "right secret")
-    assert load_or_create_keys(path, "right secret") == keys
+    keys = create_keys(path, "right secret")
+    assert load_keys(path, "right secret") == keys
     assert keys.signing_key not in path.read_bytes()
     with pytest.raises(ConfigError, match="cannot unseal"):
-        load_or_create_keys(path, "wrong secret")
+        load_keys(path, "wrong secret")
+    with pytest.raises(ConfigError, match="refusing to replace"):
+        create_keys(path, "right secret")
 
 
 def test_measurement__hash_of_the_enclave_code():

@@ -83,7 +83,9 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
         return [bytes(e["args"]["requestId"]) for e in oracle.events.Delivered().get_logs(from_block=0)]
 
     params = price_params(price_source)
-    enclave = start_enclave()  # creates and seals its key; the owner registers what it publishes
+    subprocess.run([sys.executable, "-m", "nos_relay.enclave", "init", "--sealed-key", str(sealed)],
+                   env={**os.environ, **enclave_env}, check=True, capture_output=True, timeout=60)
+    enclave = start_enclave()  # unseals the key made by init; the owner registers what it publishes
     info = httpx.get(f"http://127.0.0.1:{enclave_port}/health", timeout=5).json()
     transact(w3, oracle.functions.registerEnclave(info["address"], bytes.fromhex(info["measurement"][2:])),
              sender=roles.deployer.address)

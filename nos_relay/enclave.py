@@ -49,6 +49,7 @@ from nos_relay.protocol import (
     PRIVATE_MARKER,
     ParamsError,
     encode_result,
+    encryption_key_digest,
     parse_params,
     private_associated_data,
     response_digest,
@@ -168,6 +169,9 @@ class Enclave:
             "op": "info",
             "address": self.keys.address,
             "encryption_public_key": self.keys.encryption_public_key.hex(),
+            # Vouches for the encryption key with the signing key, so anyone can publish it on chain.
+            "encryption_key_signature": "0x" + sign_digest(
+                self.keys.signing_key, encryption_key_digest(self.keys.encryption_public_key)).hex(),
             "measurement": "0x" + self.measurement.hex(),
         }
 
@@ -237,8 +241,9 @@ class Enclave:
             if op != "info":
                 self._count("failed")
             log.info("request failed", extra={"error": str(err)})
-            # Params that do not parse or decrypt fail the same way every time: the relay must not retry them.
-            permanent = op == "fetch" and isinstance(err, (ParamsError, DecryptionError))
+            # Params that do not parse fail the same way every time: the relay must not retry them. (A
+            # ciphertext this enclave cannot open may be for another registered enclave: not permanent.)
+            permanent = op == "fetch" and isinstance(err, ParamsError)
             return None, {"op": "error", "error": str(err), "permanent": permanent}
 
 

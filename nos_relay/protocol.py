@@ -194,6 +194,14 @@ def encode_result(value: str, params: Params) -> bytes:
     return data
 
 
+ENCRYPTION_KEY_PREFIX = b"NOS encryption key v1"
+
+
+def encryption_key_digest(encryption_public_key: bytes) -> bytes:
+    """What an enclave signs to publish its encryption key on chain (NosOracle.publishEncryptionKey)."""
+    return keccak(ENCRYPTION_KEY_PREFIX + encryption_public_key)
+
+
 def domain_separator(chain_id: int, oracle: str) -> bytes:
     return keccak(
         abi_encode(

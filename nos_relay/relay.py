@@ -449,7 +449,8 @@ def run(config: Path | None, rpc_url: str | None, manifest: Path | None, keystor
     run_cli(body)
 
 
-@main.command("register-enclave", help="Admin: register the enclave behind --enclave-socket with the oracle.")
+@main.command("register-enclave", help="Admin: register the enclave behind --enclave-socket with the oracle "
+                                       "and publish its encryption key (idempotent).")
 @click.option("--rpc-url", required=True, help="JSON-RPC URL of the chain.")
 @click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Deployment manifest holding NosOracle.")
@@ -471,19 +472,31 @@ def register_enclave(rpc_url: str, manifest: Path, keystore: Path, password_env:
         except WireError as err:
             raise ConfigError(str(err)) from err
         address, measurement = info["address"], HexBytes(info["measurement"])
+        sender = TxSender(w3, open_db(db), account)
         if bytes(oracle.functions.enclave_measurement(address).call()) == bytes(measurement):
             click.echo(f"enclave {address} already registered with measurement {measurement.to_0x_hex()}")
+        else:
+            call = oracle.functions.registerEnclave(address, bytes(measurement))
+            tx_hash = _send_admin(sender, f"register:{address}:{measurement.to_0x_hex()}", call, "registration")
+            click.echo(f"registered enclave {address} (measurement {measurement.to_0x_hex()}) in tx {tx_hash}")
+        # Then its encryption key, signed by the enclave, so dApps read it from chain for private requests.
+        encryption_key = bytes.fromhex(info["encryption_public_key"])
+        if bytes(oracle.functions.enclaveEncryptionKey(address).call()) == encryption_key:
+            click.echo(f"encryption key {encryption_key.hex()} already published")
             return
-        sender = TxSender(w3, open_db(db), account)
-        call = oracle.functions.registerEnclave(address, bytes(measurement))
-        entry = sender.send_now(f"register:{address}:{measurement.to_0x_hex()}", oracle.address,
-                                HexBytes(call._encode_transaction_data()))
-        if entry.status != "mined":
-            click.echo(f"error: registration {entry.status}: {entry.error or entry.tx_hash}", err=True)
-            sys.exit(1)
-        click.echo(f"registered enclave {address} (measurement {measurement.to_0x_hex()}) in tx {entry.tx_hash}")
+        call = oracle.functions.publishEncryptionKey(encryption_key, HexBytes(info["encryption_key_signature"]))
+        tx_hash = _send_admin(sender, f"publish-key:{address}:{encryption_key.hex()}", call, "publishing the key")
+        click.echo(f"published encryption key {encryption_key.hex()} of enclave {address} in tx {tx_hash}")
 
     run_cli(body)
+
+
+def _send_admin(sender: TxSender, key: str, call: Any, what: str) -> str:
+    entry = sender.send_now(key, call.address, HexBytes(call._encode_transaction_data()))
+    if entry.status != "mined":
+        click.echo(f"error: {what} {entry.status}: {entry.error or entry.tx_hash}", err=True)
+        sys.exit(1)
+    return str(entry.tx_hash)
 
 
 @main.command("status", help="Print the relay's job counts from its database.")

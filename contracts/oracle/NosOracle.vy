@@ -56,6 +56,8 @@ STATUS_DELIVERED: constant(uint256) = 2
 STATUS_FAILED: constant(uint256) = 3
 STATUS_CANCELLED: constant(uint256) = 4
 
+# What an enclave signs to publish its encryption key: keccak256(prefix || key).
+ENCRYPTION_KEY_PREFIX: constant(Bytes[21]) = b"NOS encryption key v1"
 RESPONSE_TYPEHASH: constant(bytes32) = keccak256(
     "Response(bytes32 requestId,bytes32 paramsHash,bytes32 dataHash)"
 )
@@ -136,6 +138,13 @@ event DeliverySkipped:
     status: uint256
 
 
+# An enclave's ECIES public key for private requests, vouched for by its signing key.
+event EncryptionKeyPublished:
+    enclave: indexed(address)
+    old_key: Bytes[33]
+    new_key: Bytes[33]
+
+
 event Cancelled:
     requestId: indexed(bytes32)
     requester: indexed(address)
@@ -157,6 +166,8 @@ _request_a: HashMap[bytes32, uint256]
 _request_b: HashMap[bytes32, uint256]
 _callbacks: HashMap[bytes32, address]
 _accounts: HashMap[address, uint256]
+# @dev Enclave signing address -> its compressed secp256k1 encryption key.
+enclaveEncryptionKey: public(HashMap[address, Bytes[33]])
 
 
 @deploy
@@ -252,6 +263,29 @@ def cancel(requestId: bytes32):
     self._request_b[requestId] = self._with_status(word_b, STATUS_CANCELLED)
     self._accounts[requester] += fee
     log Cancelled(requestId=requestId, requester=requester, refund=fee)
+
+
+# -- private requests --------------------------------------------------------------
+
+
+@external
+def publishEncryptionKey(encryptionKey: Bytes[33], signature: Bytes[65]):
+    """
+    @notice Publishes a registered enclave's encryption key, so dApps
+            read from chain the key a private request is sealed to.
+            Anyone may submit it: the enclave's signing key signs
+            keccak256("NOS encryption key v1" || encryptionKey).
+    @param encryptionKey The enclave's compressed secp256k1 public key.
+    @param signature The enclave's 65-byte signature of that digest.
+    """
+    assert len(encryptionKey) == 33, "nos: encryption key must be 33 bytes (compressed)"
+    prefix: bytes1 = convert(slice(encryptionKey, 0, 1), bytes1)
+    assert prefix == 0x02 or prefix == 0x03, "nos: encryption key must be a compressed point"
+    signer: address = ecdsa._recover_sig(keccak256(concat(ENCRYPTION_KEY_PREFIX, encryptionKey)), signature)
+    assert registry._is_enclave(signer), "nos: signer is not a registered enclave"
+    old_key: Bytes[33] = self.enclaveEncryptionKey[signer]
+    self.enclaveEncryptionKey[signer] = encryptionKey
+    log EncryptionKeyPublished(enclave=signer, old_key=old_key, new_key=encryptionKey)
 
 
 # -- deliveries ------------------------------------------------------------------

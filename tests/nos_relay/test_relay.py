@@ -162,18 +162,22 @@ def test_relay__unanswerable_params__never_fetched_left_pending_for_the_requeste
     assert statuses(deployment["oracle"], [request_id]) == [1]  # pending: the requester cancels after expiry
 
 
-def test_relay__private_request_for_another_enclave_key__refused_once_not_retried(
-        w3, deployment, roles, start_enclave, enclave_keys, price_source, make_relay):
+def test_relay__private_request_with_bad_params_inside__refused_once_not_retried(
+        w3, deployment, roles, start_enclave, enclave_keys, make_relay):
     socket_path, enclave = start_enclave(enclave_keys)
     requester = roles.alice.address
     request_id = bytes(deployment["oracle"].functions.nextRequestId(requester).call())
-    params = Params(price_source.url(), "json:data.price", "uint256", 2, PrivateKey().public_key.format())
-    sealed = encrypt_params(PrivateKey().public_key.format(), params, requester, request_id)  # not the enclave's key
+    # Only the enclave can see that the sealed URL is not https: it refuses once, permanently.
+    params = Params("http://127.0.0.1:1/price.json", "json:data.price", "uint256", 2, PrivateKey().public_key.format())
+    sealed = encrypt_params(enclave_keys.encryption_public_key, params, requester, request_id)
     request_raw(w3, deployment, requester, sealed)
     relay = make_relay([socket_path])
     drive([relay], lambda: relay.counts() == {"unanswerable": 1})
+    for _ in range(20):  # a while longer: nothing is retried
+        relay.dispatch_fetches()
+        time.sleep(0.01)
     row = relay.db.execute("SELECT fetch_attempts, error FROM jobs").fetchone()
-    assert row["fetch_attempts"] == 1 and "does not authenticate" in row["error"]
+    assert row["fetch_attempts"] == 1 and "https" in row["error"]
     assert enclave.stats["failed"] == 1
 
 

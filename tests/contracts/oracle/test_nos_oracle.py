@@ -6,16 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from coincurve import PrivateKey
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 from web3.logs import DISCARD
 
 from dccn_common.contracts import transact
+from nos_relay.crypto import sign_digest
+from nos_relay.protocol import encryption_key_digest
 from tests.contracts.oracle.conftest import (
     CALLBACK_GAS,
     DELIVERY_GAS,
     DELIVERY_OVERHEAD,
+    ENCLAVE_KEY,
     MAX_GAS_PRICE,
     MEASUREMENT,
     OTHER_KEY,
@@ -429,3 +433,35 @@ def test_statuses_of__many_ids_in_one_call(w3, chain, live_oracle, make_request,
     ids = [delivered.request_id, cancelled.request_id, pending.request_id, keccak(b"unknown")]
     assert live_oracle.functions.statusesOf(ids).call() == [STATUS["delivered"], STATUS["cancelled"],
                                                             STATUS["pending"], STATUS["none"]]
+
+
+# -- publishing the enclave's encryption key -------------------------------------------------
+
+
+def test_publish_encryption_key__signed_by_registered_enclave__stored_with_event(w3, live_oracle, roles,
+                                                                                 enclave_address):
+    encryption_key = PrivateKey().public_key.format()
+    signature = sign_digest(ENCLAVE_KEY, encryption_key_digest(encryption_key))
+    receipt = transact(w3, live_oracle.functions.publishEncryptionKey(encryption_key, signature),
+                       sender=roles.dave.address)  # anyone (here dave) may carry the enclave's signature
+    event = live_oracle.events.EncryptionKeyPublished().process_receipt(receipt)[0]["args"]
+    assert (event["enclave"], bytes(event["old_key"]), bytes(event["new_key"])) == (enclave_address, b"",
+                                                                                   encryption_key)
+    assert bytes(live_oracle.functions.enclaveEncryptionKey(enclave_address).call()) == encryption_key
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("impostor", "nos: signer is not a registered enclave"),
+    ("truncated", "nos: encryption key must be 33 bytes"),
+    ("not a point prefix", "nos: encryption key must be a compressed point"),
+])
+def test_publish_encryption_key__bad_key_or_signer__reverts(live_oracle, roles, case, message):
+    encryption_key = PrivateKey().public_key.format()
+    if case == "truncated":
+        encryption_key = encryption_key[:32]
+    if case == "not a point prefix":
+        encryption_key = b"\x04" + encryption_key[1:]
+    signer = OTHER_KEY if case == "impostor" else ENCLAVE_KEY
+    call = live_oracle.functions.publishEncryptionKey(encryption_key,
+                                                      sign_digest(signer, encryption_key_digest(encryption_key)))
+    assert message in revert_reason(call, {"from": roles.dave.address})

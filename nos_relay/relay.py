@@ -140,6 +140,7 @@ class Relay:
         self.follower = ChainFollower(self.w3, self.db, "nos-relay", confirmations=settings.confirmations,
                                       start_block=manifest.get(ORACLE).block)
         self.sender = TxSender(self.w3, self.db, self.account)
+        self.sender.watch_rewinds(self.follower)  # removed deliveries are back in 'sent' before on_rewind runs
         self.stop_event = threading.Event()
         self._work: queue.Queue[str] = queue.Queue()
         self._in_flight: set[str] = set()
@@ -179,11 +180,16 @@ class Relay:
         @follower.on_rewind
         def on_rewind(first_removed: int, db: sqlite3.Connection) -> None:
             # Requests that are no longer on chain are forgotten unless already submitted;
-            # settlements that vanished put their job back to work.
+            # settlements that vanished put their job back to work, except that a job whose own
+            # delivery the reorg removed waits for it again (the sender rebroadcasts the same
+            # transaction): signing a second delivery would only race it.
             db.execute("DELETE FROM jobs WHERE block_number >= ? AND status IN ('new', 'signed')", (first_removed,))
+            in_flight = "batch_key IN (SELECT key FROM outbox WHERE status IN ('pending', 'sent'))"
             db.execute(
-                "UPDATE jobs SET status = CASE WHEN signature IS NULL THEN 'new' ELSE 'signed' END, "
-                "settled_block = NULL, batch_key = NULL WHERE settled_block >= ?",
+                f"UPDATE jobs SET status = CASE WHEN {in_flight} THEN 'submitted' "
+                "WHEN signature IS NULL THEN 'new' ELSE 'signed' END, "
+                f"batch_key = CASE WHEN {in_flight} THEN batch_key END, settled_block = NULL "
+                "WHERE settled_block >= ?",
                 (first_removed,),
             )
 

@@ -8,6 +8,11 @@ outbox together, so enqueueing a transaction and recording it are one commit):
                                                        |--(reverted)--> collecting again, unless the bridge
                                                                         already processed it (then done)
 
+A reorg that removes a mined execution or release puts its outbox row back in
+'sent' (dccn_common.sender rebroadcasts the same transaction); the transfer then
+goes back to submitted / releasing and settles again from the bridge's state once
+it is mined again: one execution, never a second submission.
+
 The destination bridge refuses a second execution of the same source log, and the
 outbox key makes each submission a single transaction across restarts.
 """
@@ -168,7 +173,20 @@ class DestinationRelay:
             log.info("transfer submitted", extra={"key": row["transfer_key"], "signatures": threshold,
                                                   "destination": self.side.name})
 
+    def _reopen_removed(self) -> None:
+        """Transfers whose own transaction a reorg removed wait for it again."""
+        with transaction(self.db):
+            reopened = self.db.execute(
+                "UPDATE relay_transfers SET status = CASE WHEN outbox_key LIKE 'release:%' THEN 'releasing' "
+                "ELSE 'submitted' END WHERE status IN ('done', 'held') "
+                "AND outbox_key IN (SELECT key FROM outbox WHERE status IN ('pending', 'sent'))"
+            ).rowcount
+        if reopened:
+            log.warning("transactions removed by a reorg; waiting for them again",
+                        extra={"transfers": reopened, "destination": self.side.name})
+
     def _reconcile(self) -> None:
+        self._reopen_removed()
         rows = self.db.execute("SELECT * FROM relay_transfers WHERE status IN ('submitted', 'held', 'releasing')"
                                ).fetchall()
         for row in rows:

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from token_bridge.chains import ANKR
+
 from .conftest import ANKR_WEI, CONFIRMATIONS, BridgeHarness
 
 
@@ -61,3 +63,43 @@ def test_reorg__lock_moved_to_another_block__paid_once(make_bridge: Any, roles: 
 def _plain(tx: dict[str, Any]) -> dict[str, Any]:
     """A transaction request anvil_reorg accepts (it fills nonce and fees itself)."""
     return {"from": tx["from"], "to": tx["to"], "data": tx["data"], "gas": hex(200_000)}
+
+
+def _executions(relay: Any) -> list[Any]:
+    return relay.db.execute("SELECT key, status, tx_hash, nonce, block_number FROM outbox WHERE key LIKE 'execute:%' "
+                            "ORDER BY nonce").fetchall()
+
+
+@pytest.mark.anvil
+def test_reorg__destination_removes_confirmed_execution__same_tx_mined_again_later_transfer_paid(
+    make_bridge: Any, roles: Any
+) -> None:
+    h: BridgeHarness = make_bridge(4, 3)
+    network = h.network()
+    relay = network.relays[ANKR]
+    dave_before = h.ankr_w3.eth.get_balance(roles.dave.address)
+    h.lock(roles.alice, roles.dave.address, 7 * ANKR_WEI)
+    h.pump_until(network, lambda: relay.counts() == {"done": 1})
+    execution = _executions(relay)[0]
+    h.ankr.mine(CONFIRMATIONS[ANKR] + 2)
+    # Deeper than the destination's confirmations: the execution and every block after it.
+    h.ankr.reorg(h.ankr.block_number() - execution["block_number"] + 1)
+    assert h.ankr_w3.eth.get_balance(roles.dave.address) == dave_before
+    h.ankr.set_automine(False)
+    try:
+        network.pump()  # the sender finds the execution gone and rebroadcasts it into the pool
+        assert relay.counts() == {"submitted": 1}  # not 'done' while nothing on chain pays dave
+    finally:
+        h.ankr.set_automine(True)
+
+    h.lock(roles.alice, roles.dave.address, 5 * ANKR_WEI)
+    h.pump_until(network, lambda: relay.counts() == {"done": 2})
+    for _ in range(3):
+        h.mine_both()
+        network.pump()
+    assert h.ankr_w3.eth.get_balance(roles.dave.address) - dave_before == 12 * ANKR_WEI
+    assert h.locked() == h.native_outside() == 12 * ANKR_WEI
+    rows = _executions(relay)
+    assert rows[0]["tx_hash"] == execution["tx_hash"]  # the stored bytes again, not a second execution
+    assert [r["nonce"] for r in rows] == [execution["nonce"], execution["nonce"] + 1]
+    assert all(r["status"] == "mined" for r in rows)

@@ -98,6 +98,8 @@ def run(ctx: DemoContext) -> None:
     ctx.done("SLA breach: pro-rata refund + provider stake slashed", part="dccn", gas=gas(receipt))
     receipt = send(w3, escrow.functions.rate_provider(deal_id, 40), tenant)
     ctx.done("tenant rated the provider 40/100", part="dccn", gas=gas(receipt))
+    ctx.step(f"the deal paid {_ankr(escrow.functions.platform_fee_paid(deal_id).call())} platform fee; deals below "
+             f"{_ankr(escrow.functions.min_reputation_fee().call())} would leave reputation unchanged")
     send(w3, escrow.functions.collect(deal_id), app)
     receipt = send(w3, escrow.functions.withdraw(), tenant)
     ctx.done("tenant withdrew its refund", part="dccn", gas=gas(receipt))

@@ -24,6 +24,7 @@ import httpx
 from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
+from web3.logs import DISCARD
 
 from bench.report import table, verdict, write_section
 from dccn_common.anvil import Anvil, dev_private_keys, free_port
@@ -85,10 +86,21 @@ class GasBench:
                            gas=1_000_000)
         return int(receipt["gasUsed"])
 
-    def batch(self, ids: list[bytes]) -> int:
+    def batch(self, ids: list[bytes], sender: str | None = None) -> int:
+        receipt = transact(self.w3, self.oracle.functions.deliverBatch([self.response(i) for i in ids]),
+                           sender=sender or self.operator, gas=20_000_000)
+        return int(receipt["gasUsed"])
+
+    def race_loss(self, size: int, settled: int) -> int:
+        """Gas a relay loses on a batch of `size` of which another relay delivered `settled` just before."""
+        ids = [self.request(ZERO)[0] for _ in range(size)]
+        if settled:
+            self.batch(ids[:settled], sender=self.other)  # the other relay was first
         receipt = transact(self.w3, self.oracle.functions.deliverBatch([self.response(i) for i in ids]),
                            sender=self.operator, gas=20_000_000)
-        return int(receipt["gasUsed"])
+        delivered = self.oracle.events.Delivered().process_receipt(receipt, errors=DISCARD)  # not DeliverySkipped
+        paid = sum(e["args"]["payment"] for e in delivered)
+        return int(receipt["gasUsed"]) - paid // int(receipt["effectiveGasPrice"])
 
     def run(self) -> dict[str, float]:
         self.request(self.requester)  # first request of an account creates its nonce slot
@@ -108,6 +120,9 @@ class GasBench:
         for size in (10, 50):
             ids = [self.request(ZERO)[0] for _ in range(size)]
             figures[f"batch_{size}_per_response"] = self.batch(ids) / size
+        self.batch([self.request(ZERO)[0]], sender=self.other)  # the other relay's credit slot exists too
+        for size, settled in ((10, 0), (10, 1), (10, 5), (10, 10), (64, 64)):
+            figures[f"race_{settled}_of_{size}_loss"] = self.race_loss(size, settled)
         cancel_id, _ = self.request(self.requester)
         self.anvil.warp(REQUEST_TTL + 1)
         receipt = transact(self.w3, self.oracle.functions.cancel(cancel_id), sender=self.requester)
@@ -134,6 +149,20 @@ def gas_table(g: dict[str, float]) -> str:
          verdict(g["cancel"], 50_000)],
     ]
     return table(["operation", "gas", "anchor", "goal", "result"], rows)
+
+
+def race_table(g: dict[str, float]) -> str:
+    """What a relay loses when another delivered some of its batch first (gas spent minus gas paid)."""
+    per_entry = (g["race_5_of_10_loss"] - g["race_1_of_10_loss"]) / 4
+    rows = [
+        ["batch of 10, none settled (no race)", int(g["race_0_of_10_loss"]), "paid what it spent"],
+        ["batch of 10, 1 already settled", int(g["race_1_of_10_loss"]), "one skipped entry"],
+        ["batch of 10, 5 already settled", int(g["race_5_of_10_loss"]), "five skipped entries"],
+        ["batch of 10, all settled", int(g["race_10_of_10_loss"]), "whole transaction unpaid"],
+        ["batch of 64, all settled (worst case)", int(g["race_64_of_64_loss"]), "whole transaction unpaid"],
+        ["per skipped entry (marginal)", int(per_entry), "calldata + status read + DeliverySkipped"],
+    ]
+    return table(["racing relay: deliverBatch", "gas lost (spent - paid)", "why"], rows)
 
 
 # -- throughput ------------------------------------------------------------------------
@@ -332,6 +361,14 @@ def main(argv: list[str] | None = None) -> None:
         " third only when the callback is not the requester; params are only emitted. `deliver` clears the"
         " first word (gas refund) and pays the submitter by measurement, so its cost stays within a few thousand"
         " gas of what it spent (tests/contracts/oracle: test_fee__operator_paid_what_it_spent...)."
+    )
+    body += (
+        "\n\n### Racing relays: the worst loss\n\nTwo relays deliver overlapping batches; the second one's batch"
+        " skips the ids the first settled (`DeliverySkipped`, no revert). Delivered entries pay their own gas and"
+        " share the transaction's fixed gas; skipped entries are paid by no one, so the loser loses exactly their"
+        " gas, and the whole transaction only when every id was settled. The relay reads `statusesOf` right before"
+        " sending and drops settled ids, so this happens only for ids settled in the block it sends in.\n\n"
+        + race_table(gas)
     )
     if not args.gas_only:
         body += "\n\n" + throughput_section(args.requests)

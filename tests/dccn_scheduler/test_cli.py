@@ -97,3 +97,11 @@ def test_schedule__missing_file_and_half_chain_options(tmp_path, example_file):
     assert result.returncode == 2 and "cannot read" in result.stderr
     result = run("schedule", str(example_file), "--rpc", "http://127.0.0.1:1")
     assert result.returncode == 2 and "--rpc and --manifest go together" in result.stderr
+
+
+def test_schedule__non_utf8_file__one_line_error_in_a_real_process(tmp_path):
+    path = tmp_path / "market.json"
+    path.write_bytes(b'{"providers": [], "tasks": [], "users": {"caf\xe9": {}}}')
+    result = run_process("schedule", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {path} is not UTF-8 text (byte 45); the input is a JSON document"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -57,3 +58,39 @@ def test_check_host__valid_and_invalid() -> None:
     assert CliRunner().invoke(main, ["check-host", "boot1.example.org"]).output.strip() == "dns"
     bad = CliRunner().invoke(main, ["check-host", "boot1..example.org"])
     assert bad.exit_code == 2 and "not an IP literal" in bad.output
+
+
+def _daemon_config(tmp_path: Path, **settings: object) -> Path:
+    import yaml
+
+    config = tmp_path / "enode-dns.yaml"
+    config.write_text(yaml.safe_dump({"manifest": str(tmp_path / "m.json"), "node_keystore": str(tmp_path / "k"),
+                                      "db": str(tmp_path / "enode-dns.sqlite"), **settings}))
+    return config
+
+
+def _run_process(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "enode_dns.daemon", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_run__health_port_in_use__one_line_exit_2(tmp_path: Path, busy_port: int) -> None:
+    result = _run_process("run", "--config", str(_daemon_config(tmp_path)), "--health-port", str(busy_port))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: port {busy_port} is in use (health_port)"
+
+
+def test_run__not_a_database__one_line_file_untouched(tmp_path: Path, make_broken_db: Any) -> None:
+    db = make_broken_db("not_sqlite")
+    before = db.read_bytes()
+    result = _run_process("run", "--config", str(_daemon_config(tmp_path, db=str(db))))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {db} is not a SQLite database; refusing to touch it"
+    assert db.read_bytes() == before
+
+
+def test_run__misspelt_setting__named(tmp_path: Path) -> None:
+    config = _daemon_config(tmp_path, pol_interval=1)
+    result = _run_process("run", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {config}: unknown setting pol_interval (known: ")

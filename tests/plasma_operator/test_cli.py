@@ -83,7 +83,8 @@ def test_operator__manifest_names_an_address_without_code__one_line_error(plasma
     wrong.write_text(json.dumps(data))
     result = subprocess.run(
         [sys.executable, "-m", "plasma_operator.server", "--rpc-url", plasma.anvil.url, "--manifest", str(wrong),
-         "--keystore", str(plasma.keystore(plasma.roles.operator)), "--db", str(tmp_path / "op.db")],
+         "--keystore", str(plasma.keystore(plasma.roles.operator)), "--db", str(tmp_path / "op.db"),
+         "--api-port", "0"],  # the API is bound before the manifest is checked: any free port
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "PLASMA_OPERATOR_PASSWORD": "plasma-test-password"})
     assert result.returncode == 2

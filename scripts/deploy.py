@@ -47,7 +47,8 @@ NEXT_STEPS = {
         "plasma-watcher --manifest {manifest} --keystore you.json --operator-url http://127.0.0.1:8700  (docs/plasma_operator.md)",
     ],
     "oracle": [
-        "nos-enclave run --socket enclave.sock --sealed-key enclave.sealed --ca-bundle <CA file> --health-port 9101",
+        "nos-enclave init --sealed-key enclave.sealed  then  nos-enclave run --socket enclave.sock "
+        "--sealed-key enclave.sealed --ca-bundle <CA file> --health-port 9101",
         "nos-relay register-enclave ...  then  nos-relay run --rpc-url {rpc} --manifest {manifest} --keystore relayer.json "
         "--db relay.db --enclave-socket enclave.sock  (docs/oracle.md)",
     ],

@@ -175,7 +175,7 @@ def model_registry(make_registry: Callable[..., Registry]) -> tuple[Registry, di
     return registry, entries, nodes
 
 
-@settings(max_examples=150)
+@settings(max_examples=max(150, settings().max_examples))  # the "long" profile runs more
 @given(data=st.data())
 def test_connection_allowed__any_id_host_port__matches_model_and_never_reverts(
         model_registry: tuple[Registry, dict[bytes, ModelEntry], list[Node]], data: st.DataObject) -> None:
@@ -189,7 +189,7 @@ def test_connection_allowed__any_id_host_port__matches_model_and_never_reverts(
         entries, enode_id, host, port)
 
 
-@settings(max_examples=150)
+@settings(max_examples=max(150, settings().max_examples))  # the "long" profile runs more
 @given(tail=st.one_of(st.binary(max_size=600), LONG))
 def test_connection_allowed__arbitrary_calldata__answers_one_abi_bool(
         model_registry: tuple[Registry, dict[bytes, ModelEntry], list[Node]], tail: bytes) -> None:

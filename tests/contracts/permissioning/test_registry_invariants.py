@@ -33,6 +33,7 @@ class ModelNode:
     host: str
     port: int
     sequence: int
+    id_only: bool = False
 
 
 class RegistryMachine(RuleBasedStateMachine):
@@ -65,11 +66,11 @@ class RegistryMachine(RuleBasedStateMachine):
     def _sign(self, node: Node, host: str, port: int, sequence: int) -> bytes:
         return sign_endpoint_update(node.key, boa.env.evm.patch.chain_id, self.rules.address, host, port, sequence)
 
-    @rule(target=nodes, host=HOSTS, port=PORTS)
-    def add_node(self, host: str, port: int) -> Node:
+    @rule(target=nodes, host=HOSTS, port=PORTS, id_only=st.sampled_from([False, False, True]))
+    def add_node(self, host: str, port: int, id_only: bool) -> Node:
         node = Node.create()
-        self._propose_and_pass("proposeAddNode", node.enode.high, node.enode.low, host, port, 1, "org", False)
-        self.model[node.enode.key] = ModelNode(host, port, 0)
+        self._propose_and_pass("proposeAddNode", node.enode.high, node.enode.low, host, port, 1, "org", id_only)
+        self.model[node.enode.key] = ModelNode(host, port, 0, id_only)
         return node
 
     @rule(node=nodes)
@@ -94,7 +95,7 @@ class RegistryMachine(RuleBasedStateMachine):
                 self.rules.updateEndpoint(node.enode.key, host, port, sequence, signature)
         else:
             self.rules.updateEndpoint(node.enode.key, host, port, sequence, signature)
-            self.model[node.enode.key] = ModelNode(host, port, sequence)
+            self.model[node.enode.key] = ModelNode(host, port, sequence, entry.id_only)
 
     @rule(node=nodes, host=HOSTS)
     def forged_update_refused(self, node: Node, host: str) -> None:
@@ -131,7 +132,7 @@ class RegistryMachine(RuleBasedStateMachine):
             assert not connection_allowed(self.ingress, node.enode.hex, "10.0.0.1", 30303)
         else:
             assert connection_allowed(self.ingress, node.enode.hex, entry.host, entry.port)
-            assert not connection_allowed(self.ingress, node.enode.hex, entry.host, entry.port + 1)
+            assert connection_allowed(self.ingress, node.enode.hex, entry.host, entry.port + 1) == entry.id_only
         # Any id, host and port the ABI can carry (over-long, prefixed, non-UTF-8): never a
         # revert, and true exactly for a listed triple.
         host = entry.host if entry else "10.0.0.1"
@@ -143,7 +144,7 @@ class RegistryMachine(RuleBasedStateMachine):
             st.just(host.encode()), HOSTS.map(str.encode), st.binary(max_size=300), LONG,
             LONG.map(lambda tail: host.encode() + tail)), label="host")
         port = probe.draw(st.one_of(PORTS, st.integers(0, 2**16 - 1)), label="port")
-        entries = {key: ModelEntry(e.host, e.port) for key, e in self.model.items()}
+        entries = {key: ModelEntry(e.host, e.port, e.id_only) for key, e in self.model.items()}
         assert connection_allowed(self.ingress, enode_id, probe_host, port) == model_connection_allowed(
             entries, enode_id, probe_host, port)
 
@@ -154,8 +155,8 @@ class RegistryMachine(RuleBasedStateMachine):
         assert self.ingress.node_count() == len(self.model)
         for key, entry in self.model.items():
             stored = self.ingress.node(key)
-            assert stored.active and (stored.host, stored.port, stored.sequence) == (
-                entry.host, entry.port, entry.sequence)
+            assert stored.active and (stored.host, stored.port, stored.sequence, stored.id_only) == (
+                entry.host, entry.port, entry.sequence, entry.id_only)
 
     @invariant()
     def admins_match_model(self) -> None:

@@ -139,17 +139,19 @@ class AllowlistSync:
         """endpoint -> URL of the entries this daemon added (and has not removed yet)."""
         return {row["endpoint"]: row["url"] for row in self.db.execute("SELECT * FROM besu_allowlist_managed")}
 
-    def reconcile(self, desired_urls: list[str]) -> AllowlistStatus:
+    def reconcile(self, desired_urls: list[str], keep_ids: frozenset[str] = frozenset()) -> AllowlistStatus:
         """Add what the registry lists and Besu lacks, remove what this daemon added and the
-        registry no longer lists. Besu or the network failing is reported, never raised: the
-        daemon's other work (self-updates) goes on, and the next tick retries."""
+        registry no longer lists. `keep_ids`: listed nodes whose name does not resolve just now;
+        their last entries stay (a DNS hiccup must not cut a validator off). Besu or the network
+        failing is reported, never raised: the daemon's other work (self-updates) goes on, and
+        the next tick retries."""
         errors: list[str] = []
         try:
             current = {e: url for url in self.rpc.nodes_allowlist() if (e := endpoint_of(url))}
             desired = {e: url for url in desired_urls if (e := endpoint_of(url))}
             errors.extend(f"not an enode URL with an IP: {url}" for url in desired_urls if endpoint_of(url) is None)
             added = self._add([url for e, url in desired.items() if e not in current], errors)
-            removed = self._remove(current, desired, errors)
+            removed = self._remove(current, desired, keep_ids, errors)
             entries = len(self.rpc.nodes_allowlist())
         except (BesuRpcError, httpx.HTTPError) as err:
             errors.append(f"{type(err).__name__}: {err}"[:300])
@@ -175,11 +177,12 @@ class AllowlistSync:
                     errors.append(f"add {url}: {err.message}")
         return added
 
-    def _remove(self, current: dict[str, str], desired: dict[str, str], errors: list[str]) -> int:
+    def _remove(self, current: dict[str, str], desired: dict[str, str], keep_ids: frozenset[str],
+                errors: list[str]) -> int:
         removed = 0
         done: list[str] = []
         for endpoint in self.managed():
-            if endpoint in desired:
+            if endpoint in desired or endpoint.split("@")[0] in keep_ids:
                 continue
             if endpoint not in current:
                 done.append(endpoint)  # already gone (removed before a restart, or by the operator)

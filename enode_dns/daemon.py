@@ -182,7 +182,8 @@ class EnodeDnsDaemon:
     def carry_allowlist(self, result: RenderResult, permissions_changed: bool) -> AllowlistStatus | None:
         """Besu 25.6+ no longer asks the contract: hand it the list the way it still reads one."""
         if self.allowlist_sync is not None:
-            return self.allowlist_sync.reconcile(result.allowlist)
+            unresolved = frozenset(n.enode_hex for n in mirrored_nodes(self.db) if n.host in result.unresolved)
+            return self.allowlist_sync.reconcile(result.allowlist, keep_ids=unresolved)
         if self.file_reload is not None:
             return self.file_reload.after_render(permissions_changed, len(result.allowlist))
         return None

@@ -78,6 +78,28 @@ def test_rpc_mode__added_moved_and_removed_nodes__reach_besu_allowlist(
     assert sorted(besu_perm_server.allowlist) == sorted([OPERATOR_ENTRY, boot0_url, new_boot1])
 
 
+def test_rpc_mode__name_stops_resolving__last_entry_kept_until_it_resolves_again(
+    anvil_registry: AnvilRegistry, make_node_keys: Callable[[str], NodeKeys],
+    besu_perm_server: BesuPermServer, besu_dir: Path, rpc_daemon_config: tuple[Path, NodeKeys],
+) -> None:
+    config, _ = rpc_daemon_config
+    validator = make_node_keys("validator")
+    anvil_registry.add_node(validator.enode, "validator1.ankr.test", 30311, VALIDATOR)
+    daemon = _daemon(config)
+    _sync(daemon)
+    first = enode_url(validator.enode.hex, "10.2.0.1", 30311)
+    assert first in besu_perm_server.allowlist
+
+    (besu_dir / "hosts").write_text("")  # a DNS hiccup: the validator must not be cut off
+    _sync(daemon)
+    assert first in besu_perm_server.allowlist and daemon.status()["unresolved"] == ["validator1.ankr.test"]
+
+    (besu_dir / "hosts").write_text("10.2.0.9 validator1.ankr.test\n")
+    _sync(daemon)
+    assert first not in besu_perm_server.allowlist
+    assert enode_url(validator.enode.hex, "10.2.0.9", 30311) in besu_perm_server.allowlist
+
+
 def test_rpc_mode__restart__no_duplicate_calls_and_revocation_still_removed(
     anvil_registry: AnvilRegistry, make_node_keys: Callable[[str], NodeKeys],
     besu_perm_server: BesuPermServer, rpc_daemon_config: tuple[Path, NodeKeys],

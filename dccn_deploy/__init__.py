@@ -8,14 +8,17 @@ Each part is a module `dccn_deploy/parts/<part>.py` with
 
 Parts run in `PARTS` order (dependencies first) and use `ctx.deploy(...)` for
 contracts and `ctx.call(...)` for configuration transactions, so a re-run reports
-what exists instead of duplicating it, and `--dry-run` sends nothing.
+what exists instead of duplicating it. `--dry-run` runs exactly the same code on a
+throwaway fork of the network (`forked_target`) and prints what it sent there.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,16 +36,36 @@ SIDES = ("ethereum", "ankr")
 DEFAULT_PARAMS = PROJECT_ROOT / "config" / "deploy.local.yaml"
 
 
+def resolve_ape_vyper_config() -> None:
+    """Remove the cause of the pydantic-settings warning every ape command prints.
+
+    ape-vyper 0.8.12 annotates `VyperConfig.import_remapping` with the forward reference
+    "Remapping" and never rebuilds the model, so pydantic-settings warns
+    (IncompleteFieldDefinitionWarning) each time the config loads. Rebuilding resolves it.
+    """
+    try:
+        from ape_vyper.config import VyperConfig
+    except ImportError:  # ape-vyper not installed: nothing to resolve
+        return
+    VyperConfig.model_rebuild()
+
+
 class DeployError(click.ClickException):
     """A deploy cannot proceed; printed as one line, exit code 1."""
 
 
 @dataclass
-class DryRunContract:
-    """Stands in for a contract that a dry run would deploy."""
+class PlannedTx:
+    """One transaction the deploy sent (on the target, or on the dry run's fork), in nonce order."""
 
-    name: str
-    address: str
+    kind: str  # "deploy" or "call"
+    name: str  # the manifest key, or the call's description
+    nonce: int
+    gas: int
+    address: str | None = None  # a deployment's contract address
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "nonce": self.nonce, "gas": self.gas, "address": self.address}
 
 
 @dataclass
@@ -54,10 +77,10 @@ class DeployContext:
     params: dict[str, Any]
     manifest: Manifest
     manifest_file: Path
-    dry_run: bool = False
+    dry_run: bool = False  # running on a throwaway fork: the same transactions, nothing saved
     echo: Callable[[str], None] = click.echo
     gas_used: dict[str, int] = field(default_factory=dict)
-    _predicted_nonce: int | None = None
+    plan: list[PlannedTx] = field(default_factory=list)
 
     def part_params(self, part: str) -> dict[str, Any]:
         return dict(self.params.get(part) or {})
@@ -72,8 +95,6 @@ class DeployContext:
         from ape import project
 
         entry = self.manifest.get(name)
-        if self.dry_run and entry.tx_hash == "dry-run":
-            return DryRunContract(name, entry.address)
         return getattr(project, entry.type_name).at(entry.address)
 
     def deploy(self, name: str, *args: Any, part: str, value: int = 0, label: str | None = None) -> Any:
@@ -86,7 +107,7 @@ class DeployContext:
         abi += fallback_abi(find_source(name))  # functions served by __default__, absent from ape's ABI
         existing = self.manifest.contracts.get(key)
         if existing is not None:
-            live = (self.dry_run and existing.tx_hash == "dry-run") or bool(chain.provider.get_code(existing.address))
+            live = bool(chain.provider.get_code(existing.address))
             if live and existing.abi_hash == abi_hash(abi):
                 self.echo(f"  = {key:<22} already deployed at {existing.address}")
                 return self.at(key)
@@ -94,63 +115,58 @@ class DeployContext:
             self.echo(f"  ! {key:<22} redeploying: {reason}")
 
         plain_args = [getattr(a, "address", a) for a in args]
-        if self.dry_run:
-            address = self._predict_address()
-            gas = self._estimate(container, plain_args, value)
-            self.echo(f"  ~ {key:<22} would deploy at {address} (~{gas:,} gas)")
-            self.manifest.add(
-                DeployedContract(key, address, -1, "dry-run", abi, abi_hash(abi), _jsonable(plain_args), part, gas,
-                                 contract_type=name)
-            )
-            self.gas_used[key] = gas
-            return DryRunContract(key, address)
-
-        instance = container.deploy(*plain_args, sender=self.deployer, value=value)
+        nonce = int(self.deployer.nonce)
+        with _reverts_as_errors(f"deploying {key}"):
+            instance = container.deploy(*plain_args, sender=self.deployer, value=value)
         receipt = instance.creation_metadata.receipt if instance.creation_metadata else None
         block = int(receipt.block_number) if receipt else int(chain.blocks.head.number)
         tx_hash = str(receipt.txn_hash) if receipt else ""
         self.gas_used[key] = int(receipt.gas_used) if receipt else 0
+        self.plan.append(PlannedTx("deploy", key, nonce, self.gas_used[key], str(instance.address)))
         self.manifest.add(
             DeployedContract(
                 key, str(instance.address), block, tx_hash, abi, abi_hash(abi), _jsonable(plain_args), part,
                 self.gas_used[key], contract_type=name,
             )
         )
+        if self.dry_run:
+            self.echo(f"  ~ {key:<22} would deploy at {instance.address} (nonce {nonce}, {self.gas_used[key]:,} gas)")
+            return instance
         self.manifest.save(self.manifest_file)  # after every contract: a crash keeps what is done
         self.echo(f"  + {key:<22} deployed at {instance.address} (block {block}, {self.gas_used[key]:,} gas)")
         return instance
 
     def call(self, description: str, contract: Any, method: str, *args: Any, value: int = 0) -> None:
-        """A configuration transaction; skipped (and printed) in a dry run."""
-        if self.dry_run or isinstance(contract, DryRunContract):
-            self.echo(f"  ~ would call {description}")
-            return
+        """A configuration transaction (in a dry run it is sent to the fork, like everything else)."""
         plain_args = [getattr(a, "address", a) for a in args]
-        receipt = getattr(contract, method)(*plain_args, sender=self.deployer, value=value)
-        self.echo(f"  + {description} ({int(receipt.gas_used):,} gas)")
+        nonce = int(self.deployer.nonce)
+        with _reverts_as_errors(description):
+            receipt = getattr(contract, method)(*plain_args, sender=self.deployer, value=value)
+        self.plan.append(PlannedTx("call", description, nonce, int(receipt.gas_used)))
+        verb = "~ would call" if self.dry_run else "+"
+        self.echo(f"  {verb} {description} (nonce {nonce}, {int(receipt.gas_used):,} gas)")
 
-    # -- dry-run helpers ----------------------------------------------------------------
 
-    def _predict_address(self) -> str:
-        from eth_utils import to_checksum_address
-        from rlp import encode
-        from web3 import Web3
+MAX_ERROR_CHARS = 300
 
-        if self._predicted_nonce is None:
-            self._predicted_nonce = int(self.deployer.nonce)
-        sender = bytes.fromhex(str(self.deployer.address)[2:])
-        address = Web3.keccak(encode([sender, self._predicted_nonce]))[12:]
-        self._predicted_nonce += 1
-        return to_checksum_address(address)
 
-    def _estimate(self, container: Any, args: list[Any], value: int) -> int:
-        from ape import chain
+@contextmanager
+def _reverts_as_errors(what: str) -> Iterator[None]:
+    """A failed transaction as one short DeployError line (ape's own message can hold the whole init code)."""
+    from ape.exceptions import ApeException, ContractLogicError
 
-        try:
-            txn = container.constructor.serialize_transaction(*args, sender=self.deployer, value=value)
-            return int(chain.provider.estimate_gas_cost(txn))
-        except Exception:
-            return 0  # a constructor that calls a contract not yet deployed cannot be estimated
+    try:
+        yield
+    except ContractLogicError as err:
+        reason = err.revert_message or "reverted without a reason"
+        raise DeployError(f"{what}: reverted: {_short(reason)}") from None
+    except ApeException as err:
+        raise DeployError(f"{what}: {_short(str(err))}") from None
+
+
+def _short(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS] + "..."
 
 
 def _jsonable(args: list[Any]) -> list[Any]:
@@ -198,18 +214,71 @@ def run_deploy(
     manifest = Manifest.load(file) if file.exists() else Manifest(chain_id=chain_id, network=network)
     manifest.network = network
     manifest.params[side] = params
-    ctx = DeployContext(network, chain_id, side, deployer, params, manifest, file, dry_run, echo)
-    mode = "DRY RUN (nothing is sent)" if dry_run else "deploying"
+    mode = "DRY RUN (nothing is sent; the same transactions run on a throwaway fork)" if dry_run else "deploying"
     echo(f"{mode}: side {side}, network {network} (chain {chain_id}), deployer {deployer.address}")
+    if not dry_run:
+        ctx = DeployContext(network, chain_id, side, deployer, params, manifest, file, False, echo)
+        _run_parts(ctx, only)
+        manifest.save(file)
+        echo(f"manifest: {file}")
+        return ctx
+    with forked_target(chain_id) as impersonate:
+        ctx = DeployContext(network, chain_id, side, impersonate(deployer.address), params, manifest, file, True, echo)
+        _run_parts(ctx, only)
+    total = sum(tx.gas for tx in ctx.plan)
+    echo(f"plan: {len(ctx.plan)} transaction(s), {total:,} gas in all; nothing was sent to chain {chain_id}")
+    return ctx
+
+
+def _run_parts(ctx: DeployContext, only: tuple[str, ...]) -> None:
     for part in available_parts():
         if only and part not in only:
             continue
         module = importlib.import_module(f"dccn_deploy.parts.{part}")
-        if side not in getattr(module, "SIDES", {"ethereum"}):
+        if ctx.side not in getattr(module, "SIDES", {"ethereum"}):
             continue
-        echo(f"[{part}]")
+        ctx.echo(f"[{part}]")
         module.deploy(ctx)
-    if not dry_run:
-        manifest.save(file)
-        echo(f"manifest: {file}")
-    return ctx
+
+
+@contextmanager
+def forked_target(chain_id: int) -> Iterator[Callable[[str], Any]]:
+    """Point ape at a throwaway anvil forked from the connected chain, for as long as the block runs.
+
+    Yields a function that turns an address into an account sending from it on the fork
+    (impersonated: a dry run needs no key). The fork starts at the target's head, so every
+    nonce, address and gas figure is the one a real run gets next.
+    """
+    from ape import accounts, chain, networks
+    from ape.logging import logger
+
+    from dccn_common.anvil import Anvil, AnvilError
+
+    target = getattr(chain.provider, "uri", None) or getattr(chain.provider, "http_uri", None)
+    if not target:
+        raise DeployError("--dry-run needs an HTTP provider to fork from")
+    fork = Anvil(chain_id=chain_id, accounts=0, extra_args=["--fork-url", str(target), "--auto-impersonate"])
+    try:
+        fork.start(timeout=120)
+    except AnvilError as err:
+        raise DeployError(f"--dry-run could not fork {target}: {err}") from None
+    try:
+        # ape's own "deployed" lines would read as if the target got them: the plan says it instead.
+        with _without_env("APE_FOUNDRY_HOST"), logger.at_level("WARNING"), \
+                networks.ethereum.local.use_provider("foundry", provider_settings={"host": fork.url}) as provider:
+            if getattr(provider, "uri", None) != fork.url:  # never let a dry run send to the target
+                raise DeployError(f"--dry-run: ape connected to {provider.uri}, not the fork {fork.url}")
+            yield lambda address: accounts.test_accounts.impersonate_account(address)
+    finally:
+        fork.stop()
+
+
+@contextmanager
+def _without_env(name: str) -> Iterator[None]:
+    """Unset an environment variable for a while (APE_FOUNDRY_HOST overrides a provider's host)."""
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved

@@ -3,13 +3,19 @@
 On local networks the first test account deploys; elsewhere pass `--account ALIAS`
 (an ape keystore account; its passphrase may come from APE_ACCOUNTS_<ALIAS>_PASSPHRASE).
 Re-running is safe: what the manifest already holds, and is live, is reported, not
-deployed again. `--dry-run` prints the plan with predicted addresses and gas.
+deployed again. `--dry-run` runs the same transactions on a throwaway fork of the
+network and prints the plan: every transaction in nonce order, its address and gas.
 """
 
+import json
 from pathlib import Path
 
 import click
 from ape.cli import ConnectedProviderCommand
+
+from dccn_deploy import resolve_ape_vyper_config
+
+resolve_ape_vyper_config()  # before ape loads the project's config
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the DCCN suite and write its manifest")
@@ -19,10 +25,13 @@ from ape.cli import ConnectedProviderCommand
 @click.option("--side", type=click.Choice(["ethereum", "ankr"]), default="ethereum", show_default=True,
               help="Which chain this is: Ethereum (token, plasma, ...) or the Ankr chain (bridge home side).")
 @click.option("--only", multiple=True, help="Deploy only these parts (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Send nothing: print the plan, predicted addresses and gas.")
+@click.option("--dry-run", is_flag=True,
+              help="Send nothing: run the deploy on a throwaway fork of the network, print the plan and gas.")
+@click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the plan (every transaction: kind, name, nonce, gas, address) as JSON here.")
 @click.option("--deployments-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where manifests go (default: deployments/ or $DCCN_DEPLOYMENTS_DIR).")
-def cli(provider, params_file, account_alias, side, only, dry_run, deployments_dir):
+def cli(provider, params_file, account_alias, side, only, dry_run, plan_out, deployments_dir):
     from ape import accounts
 
     from dccn_deploy import DeployError, run_deploy
@@ -36,6 +45,9 @@ def cli(provider, params_file, account_alias, side, only, dry_run, deployments_d
         raise DeployError("this is not a local network: pass --account ALIAS (see `ape accounts list`)")
     ctx = run_deploy(network=network, deployer=deployer, side=side, params_file=params_file, only=only,
                      dry_run=dry_run, deployments=deployments_dir)
+    if plan_out:
+        plan_out.write_text(json.dumps({"chain_id": ctx.chain_id, "dry_run": dry_run,
+                                        "transactions": [tx.as_json() for tx in ctx.plan]}, indent=2))
     if not dry_run:
         print_next_steps(ctx, getattr(provider, "uri", "<rpc-url>"))
 
@@ -44,7 +56,7 @@ def cli(provider, params_file, account_alias, side, only, dry_run, deployments_d
 NEXT_STEPS = {
     "plasma": [
         "plasma-operator --rpc-url {rpc} --manifest {manifest} --keystore operator.json --db plasma.db --api-port 8700",
-        "plasma-watcher --manifest {manifest} --keystore you.json --operator-url http://127.0.0.1:8700  (docs/plasma_operator.md)",
+        "plasma-watcher --rpc-url {rpc} --manifest {manifest} --keystore you.json --operator-url http://127.0.0.1:8700  (docs/plasma_operator.md)",
     ],
     "oracle": [
         "nos-enclave init --sealed-key enclave.sealed  then  nos-enclave run --socket enclave.sock "

@@ -43,11 +43,11 @@ def deploy(ctx: DeployContext) -> None:
 
     economy = _Economy(staking, reputation, escrow, capacity)
     for description, contract, role, account in role_grants(economy, accounts["monitor"], accounts["reporter"]):
-        if ctx.dry_run or not contract.hasRole(role, account):
+        if not contract.hasRole(role, account):
             ctx.call(f"{description} ({account})", contract, "grantRole", role, account)
         else:
             ctx.echo(f"  = {description} already granted")
-    if ctx.dry_run or str(staking.reputation_source()).lower() != str(reputation.address).lower():
+    if str(staking.reputation_source()).lower() != str(reputation.address).lower():
         ctx.call("staking: w3 reads DccnReputation", staking, "set_reputation_source", reputation.address)
     else:
         ctx.echo("  = staking already reads DccnReputation")

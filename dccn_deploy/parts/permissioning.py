@@ -40,9 +40,6 @@ def deploy(ctx: DeployContext) -> None:
     admins, threshold, ttl = read_params(ctx.part_params("permissioning"), str(ctx.deployer.address))
     ingress = ctx.deploy("EnodeIngress", part="permissioning")
     rules = ctx.deploy("EnodeRules", ingress, admins, threshold, ttl, part="permissioning")
-    if ctx.dry_run or not hasattr(ingress, "rules"):
-        ctx.call("EnodeIngress.set_rules(EnodeRules)", ingress, "set_rules", rules)
-        return
     current = str(ingress.rules())
     if current.lower() == ZERO_ADDRESS:
         ctx.call("EnodeIngress.set_rules(EnodeRules)", ingress, "set_rules", rules)

@@ -43,6 +43,7 @@ from plasma_operator.wallet import (
 T = TypeVar("T")
 FINALIZE_GAS_BASE = 150_000
 FINALIZE_GAS_PER_EXIT = 120_000
+EXIT_PENDING, EXIT_FINALIZED = 1, 2  # RootChain.exits(...) status
 console = Console(stderr=True, highlight=False)
 
 ERC20_APPROVE_ABI = [{"type": "function", "name": "approve", "stateMutability": "nonpayable",
@@ -255,6 +256,7 @@ def start_exit(s: Session, blknum: int, txindex: int, oindex: int) -> None:
     if data is None:
         raise WalletError(f"the operator has no transaction at ({blknum}, {txindex})")
     args = exit_args_from_api(data, oindex)
+    _check_value_not_exiting(s, data, oindex)
     bond = int(s.rootchain.functions.exitBond().call())
     s.send(f"start exit {args.exit_id}", args.call(s.rootchain), value=bond)
     emit({"exit_id": args.exit_id, "bond": str(bond)})
@@ -325,6 +327,29 @@ def confirm(s: Session, blknum: int, txindex: int, timeout: float) -> None:
     if not signed:
         raise WalletError(f"none of the inputs of ({blknum}, {txindex}) are yours")
     emit({"blknum": blknum, "txindex": txindex, "confirm_sigs": signed})
+
+
+def _exiting(s: Session, position: int) -> int | None:
+    status = int(s.rootchain.functions.exits(position).call()[3])
+    return status if status in (EXIT_PENDING, EXIT_FINALIZED) else None
+
+
+def _check_value_not_exiting(s: Session, data: dict[str, Any], oindex: int) -> None:
+    """The root chain pays one value once: say why it would refuse this exit, and what to do."""
+    for entry in data.get("inputs", []):
+        position = wire.utxo_position(int(entry["blknum"]), int(entry["txindex"]), int(entry["oindex"]))
+        status = _exiting(s, position)
+        if status == EXIT_PENDING:
+            raise WalletError(f"input {position} of this transaction has a pending exit, so the root chain refuses "
+                              f"yours: challenge it first (plasma-client challenge {position}), then exit again")
+        if status == EXIT_FINALIZED:
+            raise WalletError(f"input {position} of this transaction was exited and paid: "
+                              "this output's value already left the chain")
+    spent = s.operator.utxo(int(data["blknum"]), int(data["txindex"]), oindex) or {}
+    where = spent.get("spent_by")
+    if where and any(_exiting(s, wire.utxo_position(int(where["blknum"]), int(where["txindex"]), o)) for o in (0, 1)):
+        raise WalletError(f"this output was spent by the transaction at ({where['blknum']}, {where['txindex']}), "
+                          "whose output is exiting: the root chain refuses a second exit of the same value")
 
 
 def _final_tx(operator: OperatorClient, blknum: int, txindex: int) -> dict[str, Any] | None:

@@ -261,3 +261,22 @@ def test_client_challenge__exit_of_spent_deposit__challenger_gets_the_bond(
     assert challenged["spent_by"] == {"blknum": sent["blknum"], "txindex": sent["txindex"], "slot": 0}
     assert plasma.rootchain.functions.exits(started["exit_id"]).call()[3] == 3
     assert plasma.rootchain.functions.balances(carol.address).call() == EXIT_BOND
+
+
+def test_client_exit__input_with_a_pending_exit__refused_with_advice_then_exits_after_challenging(
+    plasma: Any, start_operator: Any, cli: Any, roles: Any
+) -> None:
+    running = start_operator()
+    url = running.url
+    alice, bob = roles.alice, roles.bob
+    deposit = cli(alice, url, "deposit", "1ether")
+    sent = cli(alice, url, "send", bob.address, "1ether", "--wait")
+    cli(alice, url, "confirm", str(sent["blknum"]), str(sent["txindex"]))
+    cheat = cli(alice, url, "exit", str(deposit["blknum"]), "0", "0")  # her deposit, already spent to bob
+    refused = cli(bob, url, "exit", str(sent["blknum"]), str(sent["txindex"]), "0", expect_code=2)
+    assert refused.startswith("error: ") and refused.count("\n") == 1
+    assert f"challenge it first (plasma-client challenge {cheat['exit_id']})" in refused
+    cli(bob, url, "challenge", str(cheat["exit_id"]))
+    exited = cli(bob, url, "exit", str(sent["blknum"]), str(sent["txindex"]), "0")
+    assert plasma.rootchain.functions.exits(exited["exit_id"]).call()[:2] == [bob.address, ETHER]
+    assert plasma.rootchain.functions.exits(exited["exit_id"]).call()[3] == 1

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dccn_common.config import load_config
-from dccn_common.health import balance_check
+from dccn_common.health import balance_check, rpc_check
 from dccn_common.keys import claim_signer, load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
@@ -84,6 +84,7 @@ def validator(config_path: Path | None, db_path: Path | None, health_port: int |
         server = SignatureServer(node, sock=signatures_socket).start()
         service = Service("token-bridge-validator", w3=sides[ETHEREUM].w3, db=node.db,
                           poll_interval=config.poll_interval, health_socket=health_socket,
+                          dependencies={"rpc ankr": rpc_check(sides[ANKR].w3, sides[ANKR].chain_id)},
                           status=lambda: {**node.status(), "signatures_url": server.url})
         service.every(config.poll_interval, "follow")(node.poll)
         logger.info("validator up", extra={"validator": account.address, "signatures_url": server.url})
@@ -120,6 +121,7 @@ def relayer(config_path: Path | None, db_path: Path | None, health_port: int | N
                   for name, side in sides.items()]
         # Each destination's sender pays its own gas: both balances must cover the next transaction.
         balances = {f"signing_balance {r.side.name}": balance_check(r.side.w3, account.address, r.db) for r in relays}
+        balances["rpc ethereum"] = rpc_check(sides[ETHEREUM].w3, sides[ETHEREUM].chain_id)  # "rpc" is the Ankr side
         service = Service("token-bridge-relayer", w3=sides[ANKR].w3, db=relays[0].db,
                           poll_interval=config.poll_interval, health_socket=health_socket, dependencies=balances,
                           status=lambda: {"relayer": account.address,

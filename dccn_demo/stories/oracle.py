@@ -35,7 +35,8 @@ def run(ctx: DemoContext) -> None:
     w3 = ctx.ethereum.w3
     oracle = ctx.ethereum.manifest.contract(w3, "NosOracle")
     consumer = ctx.ethereum.manifest.contract(w3, "PriceConsumer")
-    deployer, relayer, alice = ctx.actor("deployer"), ctx.actor("relayer"), ctx.actor("alice")
+    # The relay signs with its own key: one key per service and chain (the bridge relayer holds "relayer").
+    deployer, relayer, alice = ctx.actor("deployer"), ctx.actor("oracle_relayer"), ctx.actor("alice")
     workdir = ctx.workdir / "oracle"
     workdir.mkdir(exist_ok=True)
     ctx.step(f"NosOracle {oracle.address}, example dApp PriceConsumer {consumer.address}")

@@ -202,3 +202,20 @@ def test_claim_signer__same_key_same_chain__refused_naming_the_holder(w3: Any, r
         claim_signer(w3, roles.alice.address, "plasma-watcher").release()  # another key is free
     finally:
         held.release()
+
+
+def test_rpc_check__node_down__reason_names_the_url() -> None:
+    from dccn_common.anvil import free_port
+    from dccn_common.health import rpc_check
+    from dccn_common.service import connect
+
+    url = f"http://127.0.0.1:{free_port()}"
+    assert rpc_check(connect(url, timeout=2), 31337)() == f"cannot reach {url}: ConnectionError"
+
+
+@pytest.mark.anvil
+def test_rpc_check__node_serves_another_chain__reason_names_both_ids(w3: Any) -> None:
+    from dccn_common.health import rpc_check
+
+    assert rpc_check(w3)() is None
+    assert rpc_check(w3, 31338)() == f"{w3.provider.endpoint_uri} serves chain 31337, expected 31338"

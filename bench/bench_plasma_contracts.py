@@ -141,16 +141,20 @@ def measure_root_chain(anvil: Anvil, queue: int) -> tuple[list[list[object]], li
     one_in = b.spend([(d_alice, 0, 0)], [alice], [(dave, 6 * 10**17), (alice, 4 * 10**17)])
     two_in = b.spend([(d_bob, 0, 0), (d_carol, 0, 0)], [bob, carol], [(dave, 2 * 10**18)])
     block, _ = b.submit([one_in, two_in])
+    # The spent deposits' exits are challenged first: while one is pending, the root chain
+    # refuses exits of the transactions spending it (one value exits once).
     row("startExit, deposit output", b.start_exit(d_alice, 0, 0, alice), "startExit")
-    row("startExit, 1-input spend", b.start_exit(block, 0, 0, dave, [alice]), "startExit")
-    row("startExit, 2-input spend", b.start_exit(block, 1, 0, dave, [bob, carol]), "startExit")
-    row("startExit, operator's fee output (txindex 65535)", b.start_fee_exit(), "startExit")
     row("challengeExit (challenger's first credit)",
         b.challenge(wire.utxo_position(d_alice, 0, 0), block, 0, 0, alice, challenger), "challengeExit",
         "pays 22,100 for a new ledger slot")
     b.start_exit(d_bob, 0, 0, bob)
     row("challengeExit (challenger already owed)",
         b.challenge(wire.utxo_position(d_bob, 0, 0), block, 1, 0, bob, challenger), "challengeExit")
+    row("startExit, 1-input spend", b.start_exit(block, 0, 0, dave, [alice]), "startExit",
+        "records its input's spender: 22,100 for a new slot")
+    row("startExit, 2-input spend", b.start_exit(block, 1, 0, dave, [bob, carol]), "startExit",
+        "records both inputs' spender: 2 x 22,100")
+    row("startExit, operator's fee output (txindex 65535)", b.start_fee_exit(), "startExit")
 
     # Finalization: 10 matured exits of distinct owners vs 1; the marginal cost per exit.
     anvil.warp(3 * EXIT_PERIOD)

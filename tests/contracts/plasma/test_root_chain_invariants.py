@@ -154,14 +154,14 @@ class RootChainMachine(RuleBasedStateMachine):
                       and all(o.position in self.unspent for o in self._spend_value(block)))
 
     @precondition(lambda self: self.spent)
-    @rule(data=st.data(), owner_first=st.booleans())
-    def exits_of_a_spent_output_and_its_spend_never_challenged(self, data: st.DataObject, owner_first: bool) -> None:
+    @rule(data=st.data(), first=st.sampled_from(("owner", "spender")))
+    def exits_of_a_spent_output_and_its_spend_never_challenged(self, data: st.DataObject, first: str) -> None:
         candidates = self._lazy_candidates()
         if not candidates:
             return
         spent, block, _ = self.spent[data.draw(st.sampled_from(candidates))]
         outputs = self.world.outputs_of(block, 0)
-        if owner_first or not outputs:
+        if first == "owner" or not outputs:
             self._start_exit(spent, LAZY)
             for out in outputs:
                 self._refused(out)

@@ -96,6 +96,12 @@ class Claim:
             os.close(self.fd)
             self.fd = -1
 
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()  # also when a CLI runs in-process (tests): the next run may claim again
+
 
 def claim(lock_path: Path, service: str, what: str) -> Claim:
     """Lock `lock_path` for this process, writing who holds it; refuses if another process does."""

@@ -25,7 +25,8 @@ T = TypeVar("T")
 
 # Actors of the story, by role; anvil's dev accounts in this order.
 DEMO_ROLES = ("deployer", "operator", "tenant", "provider", "app_provider", "monitor", "alice", "bob",
-              "challenger", "guardian", "relayer", "v1", "v2", "v3", "v4", "oracle_relayer")
+              "challenger", "guardian", "relayer", "v1", "v2", "v3", "v4", "oracle_relayer",
+              "boot0_payer", "boot1_payer")
 
 
 @dataclass

@@ -27,7 +27,7 @@ from rich.console import Console
 
 from dccn_common.config import ConfigError, load_config
 from dccn_common.follower import ChainFollower
-from dccn_common.keys import load_account, password_from_env, write_keystore
+from dccn_common.keys import claim_signer, load_account, password_from_env, write_keystore
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.manifest import Manifest
@@ -224,6 +224,9 @@ def _guard(fn: Any) -> Any:
         return run_cli(fn)
     except ValueError as err:
         exit_with_error(str(err))
+    finally:
+        while _claims:  # released also when the command runs in-process (tests)
+            _claims.pop().release()
 
 
 config_option = click.option(
@@ -248,6 +251,7 @@ def run(config_path: Path | None, health_port: int | None) -> None:
         _claim(config)
         health_socket = bind_tcp("127.0.0.1", config.health_port, "health_port") if config.health_port is not None else None
         daemon = EnodeDnsDaemon(config, health_socket=health_socket)
+        _claims.append(claim_signer(daemon.w3, daemon.sender.address, "enode-dns"))
         if daemon.follower is not None:
             daemon.rewrite_files()  # files match the mirror before the first poll
         daemon.service.run()
@@ -304,6 +308,7 @@ def push_update(config_path: Path | None, host: str, port: int | None, timeout: 
         config = _load(config_path)
         _claim(config)
         daemon = EnodeDnsDaemon(config)
+        _claims.append(claim_signer(daemon.w3, daemon.sender.address, "enode-dns"))
         key = daemon.pusher.push(host, port or config.p2p_port)
         if key is None:
             click.echo(f"nothing to do: {daemon.pusher.status.state}")

@@ -444,13 +444,12 @@ def run(config: Path | None, rpc_url: str | None, manifest: Path | None, keystor
                                  enclave_sockets=list(enclave_sockets) or None, health_port=health_port)
         configure_logging("nos-relay", settings.log_level)
         # Claim the database and bind the health port before anything connects or works.
-        store_claim = open_store(settings.db, "nos-relay")
-        health_socket = bind_tcp("127.0.0.1", settings.health_port, "health_port") if settings.health_port is not None else None
-        relay = Relay(settings)
-        signer_claim = claim_signer(relay.w3, relay.account.address, "nos-relay")
-        relay.run(health_socket)
-        signer_claim.release()
-        store_claim.release()
+        with open_store(settings.db, "nos-relay"):
+            health_socket = (bind_tcp("127.0.0.1", settings.health_port, "health_port")
+                             if settings.health_port is not None else None)
+            relay = Relay(settings)
+            with claim_signer(relay.w3, relay.account.address, "nos-relay"):
+                relay.run(health_socket)
 
     run_cli(body)
 

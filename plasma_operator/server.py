@@ -187,13 +187,11 @@ def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
         configure_logging("plasma-operator", log_level)
         account = load_account(cfg.keystore, cfg.password_env)
         # Claim the database and bind the API before anything connects or works.
-        store_claim = open_store(cfg.db, "plasma-operator")
-        api_socket = bind_tcp(cfg.api_host, cfg.api_port, "api_port")
-        w3 = connect_checked(cfg.rpc_url)
-        signer_claim = claim_signer(w3, account.address, "plasma-operator")
-        Operator(cfg, account, w3).run(api_socket)
-        signer_claim.release()
-        store_claim.release()
+        with open_store(cfg.db, "plasma-operator"):
+            api_socket = bind_tcp(cfg.api_host, cfg.api_port, "api_port")
+            w3 = connect_checked(cfg.rpc_url)
+            with claim_signer(w3, account.address, "plasma-operator"):
+                Operator(cfg, account, w3).run(api_socket)
 
     run_cli(body)
 

@@ -357,13 +357,11 @@ def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
         configure_logging("plasma-watcher", log_level)
         account = load_account(cfg.keystore, cfg.password_env)
         # Claim the database and bind the health port before anything connects or works.
-        store_claim = open_store(cfg.db, "plasma-watcher")
-        health_socket = bind_tcp("127.0.0.1", cfg.health_port, "health_port")
-        w3 = connect_checked(cfg.rpc_url)
-        signer_claim = claim_signer(w3, account.address, "plasma-watcher")
-        Watcher(cfg, account, w3, health_socket=health_socket).run()
-        signer_claim.release()
-        store_claim.release()
+        with open_store(cfg.db, "plasma-watcher"):
+            health_socket = bind_tcp("127.0.0.1", cfg.health_port, "health_port")
+            w3 = connect_checked(cfg.rpc_url)
+            with claim_signer(w3, account.address, "plasma-watcher"):
+                Watcher(cfg, account, w3, health_socket=health_socket).run()
 
     run_cli(body)
 

@@ -186,6 +186,17 @@ class ServiceProcess:
                 time.sleep(0.1)
         raise AssertionError(f"nothing answered on port {port}: {self.output()[-3000:]}")
 
+    def wait_healthy(self, port: int, timeout: float = 30.0) -> Any:
+        """GET /health once it answers 200 (a service may say 503 until its first tick)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.health(port, timeout)
+            if reply.status_code == 200 or time.monotonic() > deadline:
+                return reply
+            time.sleep(0.1)
+
 
 @pytest.fixture
 def cli_run() -> Callable[..., Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from dccn_common.keys import claim_signer, load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.service import Service, run_cli
-from dccn_common.store import Claim, open_store
+from dccn_common.store import open_store
 from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
 from token_bridge.config import ENV_PREFIX, BridgeConfig
 from token_bridge.relayer import DestinationRelay
@@ -75,25 +76,24 @@ def validator(config_path: Path | None, db_path: Path | None, health_port: int |
         logger = configure_logging("token-bridge-validator")
         account = _account(config)
         # Claim the database and bind both ports before anything connects or works.
-        claims = [open_store(config.db_path, "token-bridge-validator")]
-        signatures_socket = bind_tcp(config.signatures_host, config.signatures_port, "signatures_port")
-        health_socket = _health_socket(config)
-        sides = open_sides(config)
-        claims += _claim_signer(sides, account.address, "token-bridge-validator")
-        node = Validator(sides, config.db_path, account)
-        server = SignatureServer(node, sock=signatures_socket).start()
-        service = Service("token-bridge-validator", w3=sides[ETHEREUM].w3, db=node.db,
-                          poll_interval=config.poll_interval, health_socket=health_socket,
-                          dependencies={"rpc ankr": rpc_check(sides[ANKR].w3, sides[ANKR].chain_id)},
-                          status=lambda: {**node.status(), "signatures_url": server.url})
-        service.every(config.poll_interval, "follow")(node.poll)
-        logger.info("validator up", extra={"validator": account.address, "signatures_url": server.url})
-        try:
-            service.run()
-        finally:
-            server.stop()
-            for held in claims:
-                held.release()
+        with ExitStack() as claims:
+            claims.enter_context(open_store(config.db_path, "token-bridge-validator"))
+            signatures_socket = bind_tcp(config.signatures_host, config.signatures_port, "signatures_port")
+            health_socket = _health_socket(config)
+            sides = open_sides(config)
+            _claim_signer(claims, sides, account.address, "token-bridge-validator")
+            node = Validator(sides, config.db_path, account)
+            server = SignatureServer(node, sock=signatures_socket).start()
+            service = Service("token-bridge-validator", w3=sides[ETHEREUM].w3, db=node.db,
+                              poll_interval=config.poll_interval, health_socket=health_socket,
+                              dependencies={"rpc ankr": rpc_check(sides[ANKR].w3, sides[ANKR].chain_id)},
+                              status=lambda: {**node.status(), "signatures_url": server.url})
+            service.every(config.poll_interval, "follow")(node.poll)
+            logger.info("validator up", extra={"validator": account.address, "signatures_url": server.url})
+            try:
+                service.run()
+            finally:
+                server.stop()
 
     run_cli(body)
 
@@ -113,30 +113,32 @@ def relayer(config_path: Path | None, db_path: Path | None, health_port: int | N
             raise ConfigError("validator_urls is empty: the relayer needs the validators' signature URLs")
         account = _account(config)
         # Claim both databases and bind the health port before anything connects or works.
-        claims = [open_store(relay_db_path(config.db_path, name), "token-bridge-relayer") for name in (ETHEREUM, ANKR)]
-        health_socket = _health_socket(config)
-        sides = open_sides(config)
-        claims += _claim_signer(sides, account.address, "token-bridge-relayer")
-        relays = [DestinationRelay(side, relay_db_path(config.db_path, name), account, config.validator_urls)
-                  for name, side in sides.items()]
-        # Each destination's sender pays its own gas: both balances must cover the next transaction.
-        balances = {f"signing_balance {r.side.name}": balance_check(r.side.w3, account.address, r.db) for r in relays}
-        balances["rpc ethereum"] = rpc_check(sides[ETHEREUM].w3, sides[ETHEREUM].chain_id)  # "rpc" is the Ankr side
-        service = Service("token-bridge-relayer", w3=sides[ANKR].w3, db=relays[0].db,
-                          poll_interval=config.poll_interval, health_socket=health_socket, dependencies=balances,
-                          status=lambda: {"relayer": account.address,
-                                          "transfers": {r.side.name: r.counts() for r in relays},
-                                          "unreachable_validators": sorted({u for r in relays for u in r.last_fetch_errors})})
+        with ExitStack() as claims:
+            for name in (ETHEREUM, ANKR):
+                claims.enter_context(open_store(relay_db_path(config.db_path, name), "token-bridge-relayer"))
+            health_socket = _health_socket(config)
+            sides = open_sides(config)
+            _claim_signer(claims, sides, account.address, "token-bridge-relayer")
+            relays = [DestinationRelay(side, relay_db_path(config.db_path, name), account, config.validator_urls)
+                      for name, side in sides.items()]
+            # Each destination's sender pays its own gas: both balances must cover the next transaction.
+            balances = {f"signing_balance {r.side.name}": balance_check(r.side.w3, account.address, r.db)
+                        for r in relays}
+            balances["rpc ethereum"] = rpc_check(sides[ETHEREUM].w3, sides[ETHEREUM].chain_id)  # "rpc": Ankr side
+            service = Service("token-bridge-relayer", w3=sides[ANKR].w3, db=relays[0].db,
+                              poll_interval=config.poll_interval, health_socket=health_socket, dependencies=balances,
+                              status=lambda: {"relayer": account.address,
+                                              "transfers": {r.side.name: r.counts() for r in relays},
+                                              "unreachable_validators": sorted(
+                                                  {u for r in relays for u in r.last_fetch_errors})})
 
-        @service.every(config.poll_interval)
-        def relay() -> None:
-            for item in relays:
-                item.tick()
+            @service.every(config.poll_interval)
+            def relay() -> None:
+                for item in relays:
+                    item.tick()
 
-        logger.info("relayer up", extra={"relayer": account.address, "validators": len(config.validator_urls)})
-        service.run()
-        for held in claims:
-            held.release()
+            logger.info("relayer up", extra={"relayer": account.address, "validators": len(config.validator_urls)})
+            service.run()
 
     run_cli(body)
 
@@ -145,8 +147,9 @@ def _health_socket(config: BridgeConfig) -> Any:
     return bind_tcp("127.0.0.1", config.health_port, "health_port") if config.health_port is not None else None
 
 
-def _claim_signer(sides: dict[str, Side], address: str, service: str) -> list[Claim]:
-    return [claim_signer(side.w3, address, service) for side in sides.values()]
+def _claim_signer(claims: ExitStack, sides: dict[str, Side], address: str, service: str) -> None:
+    for side in sides.values():
+        claims.enter_context(claim_signer(side.w3, address, service))
 
 
 def relay_db_path(db_path: Path, side: str) -> Path:

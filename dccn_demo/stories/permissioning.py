@@ -68,8 +68,10 @@ def run(ctx: DemoContext) -> None:
     keystores = {name: ctx.workdir / f"{name}.keystore" for name in keys}
     for name, account in keys.items():
         write_keystore(keystores[name], account.key, PASSWORD)
-    relayer_keystore = ctx.workdir / "enode-relayer.keystore"
-    write_keystore(relayer_keystore, ctx.actor("relayer").key, PASSWORD)
+    # Each daemon pays gas from its own account: two senders on one key and chain would race for nonces.
+    payer_keystores = {name: ctx.workdir / f"enode-{name}-payer.keystore" for name in keys}
+    for name, path in payer_keystores.items():
+        write_keystore(path, ctx.actor(f"{name}_payer").key, PASSWORD)
     boot0, boot1 = EnodeId.of_account(keys["boot0"]), EnodeId.of_account(keys["boot1"])
 
     gas = _add_node(ctx, rules, admins, boot0, "10.0.0.1", "ankr")
@@ -86,10 +88,10 @@ def run(ctx: DemoContext) -> None:
     address_file = ctx.workdir / "boot1-public-ip"
     address_file.write_text("203.0.113.10\n")
     _start_daemon(ctx, "boot0", _daemon_config(
-        ctx, "boot0", keystores["boot0"], relayer_keystore, follow=True, besu_config=config_toml,
+        ctx, "boot0", keystores["boot0"], payer_keystores["boot0"], follow=True, besu_config=config_toml,
         static_nodes=besu / "static-nodes.json", permissions_config=besu / "permissions_config.toml"))
     _start_daemon(ctx, "boot1", _daemon_config(
-        ctx, "boot1", keystores["boot1"], relayer_keystore, address_source=f"file:{address_file}"))
+        ctx, "boot1", keystores["boot1"], payer_keystores["boot1"], address_source=f"file:{address_file}"))
 
     def bootnodes() -> list[str]:
         return read_toml_array(config_toml, "bootnodes")
@@ -108,7 +110,7 @@ def run(ctx: DemoContext) -> None:
     update = ingress.events.EndpointUpdated.get_logs(from_block=0, argument_filters={"enode_key": boot1.key})[-1]
     receipt = w3.eth.get_transaction_receipt(update.transactionHash)
     ctx.step(f"EndpointUpdated {update.args.old_host} -> {update.args.new_host} (sequence {update.args.sequence}), "
-             f"signed by boot1's enode key, paid by the relayer")
+             f"signed by boot1's enode key, paid by its payer account")
     ctx.done("signed self-update of boot1's IP (no admin needed)", part="permissioning", address=rules.address,
              gas=int(receipt["gasUsed"]))
     ctx.done("boot0 config.toml / static-nodes.json / permissions_config.toml rewritten", part="permissioning",

@@ -78,7 +78,7 @@ def test_enclave_run__socket_of_a_live_enclave__refused(spawn: Any, cli_run: Any
     args = ["run", "--socket", str(socket_path), "--sealed-key", str(sealed_key), "--ca-bundle",
             str(trusted_pki.ca_cert)]
     first = spawn("nos_relay.enclave", *args, "--health-port", str(port), env=ENCLAVE_ENV, name="enclave")
-    assert first.health(port).status_code == 200
+    assert first.wait_healthy(port).status_code == 200
     second = cli_run("nos_relay.enclave", *args, env=ENCLAVE_ENV)
     assert second.returncode == 2 and second.stderr.strip() == f"error: socket {socket_path} is in use (enclave socket)"
     assert first.process.poll() is None

@@ -82,7 +82,7 @@ def test_operator__second_instance_same_database_or_key__refused_naming_the_firs
     db, port = tmp_path / "op.db", free_port()
     first = spawn("plasma_operator.server", *_operator_args(plasma.anvil.url, plasma.manifest, keystore, db, port),
                   env=OPERATOR_ENV, name="operator")
-    assert first.health(port).status_code == 200
+    assert first.wait_healthy(port).status_code == 200
     holder = f"plasma-operator (pid {first.process.pid} on {socket.gethostname()}); stop it first"
     same_db = cli_run("plasma_operator.server", *_operator_args(plasma.anvil.url, plasma.manifest, keystore, db, 0),
                       env=OPERATOR_ENV)

@@ -111,8 +111,10 @@ class EnclaveKeys:
 
 def secret_from_env(env_var: str) -> str:
     secret = os.environ.get(env_var)
-    if not secret:
+    if secret is None:
         raise ConfigError(f"the enclave's sealing secret is read from ${env_var}, which is not set")
+    if not secret:
+        raise ConfigError(f"the enclave's sealing secret is read from ${env_var}, which is set but empty")
     return secret
 
 

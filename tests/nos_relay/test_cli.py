@@ -36,6 +36,15 @@ def test_enclave_info__mistyped_sealed_key__refused_no_identity_created(cli_run:
     assert not mistyped.exists()
 
 
+def test_enclave_init__empty_secret_variable__says_empty_creates_nothing(cli_run: Any, short_dir: Path) -> None:
+    path = short_dir / "enclave.sealed"
+    result = cli_run("nos_relay.enclave", "init", "--sealed-key", str(path), env={"NOS_ENCLAVE_SECRET": ""})
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: the enclave's sealing secret is read from $NOS_ENCLAVE_SECRET, "
+                                     "which is set but empty")
+    assert not path.exists()
+
+
 def test_enclave_init__then_info__same_identity__second_init_refused(cli_run: Any, sealed_key: Path) -> None:
     info = cli_run("nos_relay.enclave", "info", "--sealed-key", str(sealed_key), env=ENCLAVE_ENV)
     assert info.returncode == 0 and json.loads(info.stdout)["address"].startswith("0x")

@@ -121,6 +121,7 @@ class TxSender:
         self._chain_id: int | None = None
         self._resent_after_start = False
         self._verified_head: tuple[int, str] | None = None
+        self._rewind_sources: list[Web3] = []
         with transaction(db):
             _migrate(db)
             for statement in SCHEMA.split(";"):
@@ -178,12 +179,15 @@ class TxSender:
         """
         if follower.db is not self.db:
             raise ValueError("the follower and the sender must share one database connection")
-        if int(follower.w3.eth.chain_id) != self._chain():
-            raise ValueError("the follower reads another chain than the sender sends to")
+        self._rewind_sources.append(follower.w3)  # its chain is checked at the first rewind (no RPC here)
         follower.on_rewind(self.on_rewind, first=True)
 
     def on_rewind(self, first_removed: int, db: sqlite3.Connection) -> None:
         """Rows mined in blocks >= `first_removed` go back to 'sent'; the next pass finds them again."""
+        while self._rewind_sources:
+            if int(self._rewind_sources[-1].eth.chain_id) != self._chain():
+                raise ValueError("a follower of another chain than the sender's reported a rewind")
+            self._rewind_sources.pop()
         rows = db.execute(
             "SELECT key FROM outbox WHERE sender = ? AND status IN ('mined', 'reverted') AND block_number >= ?",
             (self.address, first_removed),

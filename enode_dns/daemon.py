@@ -145,6 +145,7 @@ class EnodeDnsDaemon:
                 start_block=manifest.get("EnodeIngress").block,
             )
             register_handlers(self.follower, self.ingress)
+            self.sender.watch_rewinds(self.follower)  # a removed self-update is rebroadcast, never re-signed
         source: AddressSource | None = parse_source(config.address_source) if config.address_source else None
         self.pusher = EndpointPusher(
             db=self.db, sender=self.sender, ingress=self.ingress, rules_abi=manifest.get("EnodeRules").abi,

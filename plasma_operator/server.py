@@ -53,6 +53,7 @@ class Operator:
         self.follower = ChainFollower(w3, self.db, "plasma-operator", confirmations=cfg.confirmations,
                                       start_block=deploy_block)
         self.sender = TxSender(w3, self.db, account)
+        self.sender.watch_rewinds(self.follower)  # a removed submitBlock is rebroadcast, never signed anew
         self.chain = ChildChain(account.address, self._enqueue_root, block_size=cfg.block_size,
                                 fee_outputs=cfg.fee_outputs)
         if self.db.execute("SELECT 1 FROM blocks WHERE kind = 'child' LIMIT 1").fetchone() is None:

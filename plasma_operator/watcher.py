@@ -88,6 +88,7 @@ class Watcher:
         self.follower = ChainFollower(w3, self.db, f"plasma-watcher-{self.me}", confirmations=cfg.confirmations,
                                       start_block=deploy_block)
         self.sender = TxSender(w3, self.db, account)
+        self.sender.watch_rewinds(self.follower)  # removed challenges and exits are rebroadcast, never re-signed
         self._declare_handlers()
         self.service = Service("plasma-watcher", w3=w3, db=self.db, follower=self.follower, sender=self.sender,
                                poll_interval=cfg.poll_interval, health_port=health_port, status=self.status,
@@ -131,6 +132,10 @@ class Watcher:
             chain.rewind(db, first_removed)
             db.execute("DELETE FROM watched_blocks WHERE eth_block >= ? AND status != 'verified'", (first_removed,))
             db.execute("DELETE FROM watched_exits WHERE eth_block >= ?", (first_removed,))
+            # Our challenge was removed (the sender has it back in 'sent' and rebroadcasts it):
+            # in flight again until its ExitChallenged is seen anew.
+            db.execute("UPDATE watched_exits SET status = 'challenging' WHERE status = 'challenged' "
+                       "AND 'challenge:' || exit_id IN (SELECT key FROM outbox WHERE status IN ('pending', 'sent'))")
 
     # -- blocks ------------------------------------------------------------------------
 

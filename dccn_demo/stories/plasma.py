@@ -75,11 +75,6 @@ def run(ctx: DemoContext) -> None:
     api.confirm(blknum, txindex, 0, wire.confirm_sign(leaf, root, alice.key))
     ctx.step("alice published her confirm signature of the transfer to the operator")
 
-    honest = exit_args_from_api(api.tx(blknum, txindex), 0)
-    receipt = ctx.send(w3, honest.call(rootchain), bob, value=bond)
-    ctx.step(f"bob started the exit of his 0.6 ETH output (exit id {honest.exit_id})")
-    ctx.done("Plasma startExit (bob, 1 input)", part="plasma", address=rootchain.address, gas=int(receipt["gasUsed"]))
-
     cheat = deposit_exit_args(deposit_blknum, alice.address, ETHER)
     receipt = ctx.send(w3, cheat.call(rootchain), alice, value=bond)
     ctx.step("alice tries to exit her deposit although she spent it ...")
@@ -88,6 +83,13 @@ def run(ctx: DemoContext) -> None:
     challenge_gas = int(w3.eth.get_transaction_receipt(challenged[0]["transactionHash"])["gasUsed"])
     ctx.step(f"... the watcher challenged it with her confirm signature; bob's watcher earned the {bond} wei bond")
     ctx.done("Plasma challengeExit by the watcher", part="plasma", address=rootchain.address, gas=challenge_gas)
+
+    honest = exit_args_from_api(api.tx(blknum, txindex), 0)
+    receipt = ctx.send(w3, honest.call(rootchain), bob, value=bond)
+    # After the challenge: while alice's exit was pending the root chain refused this one.
+    ctx.step(f"bob started the exit of his 0.6 ETH output (exit id {honest.exit_id}); the root chain "
+             "takes it only now that the exit of its input is challenged")
+    ctx.done("Plasma startExit (bob, 1 input)", part="plasma", address=rootchain.address, gas=int(receipt["gasUsed"]))
 
     ctx.ethereum.anvil.warp(2 * period + 1)
     receipt = transact(w3, rootchain.functions.finalizeExits(10), sender=bob, gas=1_500_000)

@@ -25,7 +25,7 @@ def test_plasma_story__honest_exit_paid__dishonest_exit_challenged(plasma: Any, 
         ctx.stop_services()
     done = [row[1] for row in ctx.summary]
     assert done == ["Plasma deposit (alice, 1 ETH)", "child block 1000 submitted by the operator",
-                    "Plasma startExit (bob, 1 input)", "Plasma challengeExit by the watcher", "Plasma finalizeExits",
+                    "Plasma challengeExit by the watcher", "Plasma startExit (bob, 1 input)", "Plasma finalizeExits",
                     "Plasma withdraw (bob)"]
     assert plasma.rootchain.functions.exits(1_000_000_000_000).call()[3] == 2  # bob's exit finalized
     assert plasma.rootchain.functions.balances(plasma.roles.bob.address).call() == 0  # and withdrawn

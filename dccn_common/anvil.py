@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ import httpx
 from web3 import HTTPProvider, Web3
 
 from dccn_common import PROJECT_ROOT
+from dccn_common.anvil_ticker import tick_blocks
 
 # anvil's (and ape's) default development mnemonic; its accounts are funded and unlocked.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -282,8 +284,15 @@ def dev_private_keys(count: int = 10, mnemonic: str = DEFAULT_MNEMONIC) -> list[
     ]
 
 
-# The shell's anvil mines on an interval: services wait for confirmations, and on an
-# automine chain nobody makes the blocks after the last transaction.
+def _spawn_ticker(url: str, every: float, anvil_pid: int) -> None:
+    """A detached process that ticks blocks for a background anvil and ends with it."""
+    subprocess.Popen([sys.executable, "-m", "dccn_common.anvil_ticker", url, str(every), str(anvil_pid)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
+# From the shell a block comes every second besides one per transaction: services wait for
+# confirmations, and on an automine-only chain nobody makes the blocks after the last transaction.
 CLI_BLOCK_TIME = 1.0
 
 
@@ -291,27 +300,32 @@ CLI_BLOCK_TIME = 1.0
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: a free one).")
 @click.option("--chain-id", type=click.IntRange(1, 2**63 - 1), default=DEFAULT_CHAIN_ID, show_default=True)
 @click.option("--block-time", type=click.FloatRange(0), default=CLI_BLOCK_TIME, show_default=True,
-              help="Seconds between blocks; 0 mines one block per transaction only (automine).")
+              help="Seconds between blocks, besides the one each transaction gets at once; 0: automine only.")
 @click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the process id here and return once anvil answers (runs in the background).")
 def main(port: int | None, chain_id: int, block_time: float, pid_file: Path | None) -> None:
-    anvil = Anvil(port=port, chain_id=chain_id, block_time=block_time or None,
-                  log_path=Path(tempfile.gettempdir()) / f"anvil-{chain_id}.log")
+    anvil = Anvil(port=port, chain_id=chain_id, log_path=Path(tempfile.gettempdir()) / f"anvil-{chain_id}.log")
     try:
         anvil.start()
     except AnvilError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
-    mining = f"a block every {block_time:g}s" if block_time else "automine"
+    mining = f"automine and a block every {block_time:g}s" if block_time else "automine"
     click.echo(f"anvil chain {chain_id} at {anvil.url} ({mining})")
+    assert anvil._process is not None
     if pid_file:
-        assert anvil._process is not None
         pid_file.write_text(str(anvil._process.pid))
+        if block_time:
+            _spawn_ticker(anvil.url, block_time, anvil._process.pid)
         anvil._process = None  # leave it running in its own session
         return
+    stop = threading.Event()
+    if block_time:
+        threading.Thread(target=tick_blocks, args=(anvil.url, block_time, stop), daemon=True).start()
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
+        stop.set()
         anvil.stop()
 
 

@@ -368,7 +368,7 @@ def _wait_for_credit(s: Session, blknum: int, mined_in: int, timeout: float) -> 
         head = watch.refresh()
         if head < target:
             return f"waiting for block {head + 1} of {target} ({confirmations} confirmations)"
-        return f"root chain at block {head}, past {target}: waiting for the operator to credit it"
+        return f"root chain at block {head}, {confirmations} confirmations reached: waiting for the operator"
 
     wait_for(f"deposit block {blknum}", lambda: s.operator.utxo(blknum, 0, 0), timeout, progress=progress,
              advice=lambda: watch.advice(f"is plasma-operator running? see {s.operator_url}/health"))

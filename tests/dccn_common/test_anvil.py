@@ -107,11 +107,13 @@ def test_cli__default__mines_blocks_on_an_interval_without_transactions(tmp_path
     port = free_port()
     result = _run_cli("--port", str(port), "--chain-id", "778", "--pid-file", str(pid_file))
     assert result.returncode == 0, result.stderr
-    assert "a block every 1s" in result.stdout
+    assert "automine and a block every 1s" in result.stdout
     try:
         node = Anvil(port=port, chain_id=778)
         first = node.block_number()
-        time.sleep(2.5)
+        time.sleep(3.5)  # the ticker's start, then a block a second
         assert node.block_number() >= first + 2
+        # Still automine: ape waits for receipts only on a node that says so.
+        assert node.rpc("anvil_getAutomine") is True
     finally:
         os.kill(int(pid_file.read_text()), signal.SIGTERM)

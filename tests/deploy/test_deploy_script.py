@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 import yaml
 
 from dccn_common import PROJECT_ROOT
+from dccn_common.anvil import Anvil, free_port
 from dccn_common.manifest import Manifest
 
 pytestmark = pytest.mark.xdist_group("ape")
@@ -120,3 +124,22 @@ def test_deploy__bad_parameter_file__clear_error_no_traceback(chain, tmp_path: P
     assert result.returncode != 0
     assert "invalid YAML" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_deploy__on_the_readmes_dccn_anvil_chain__succeeds_and_blocks_keep_coming(tmp_path: Path) -> None:
+    # The README's local setup: `dccn-anvil --port P --pid-file F`, then `ape run deploy`.
+    port, pid_file = free_port(), tmp_path / "anvil.pid"
+    started = subprocess.run([sys.executable, "-m", "dccn_common.anvil", "--port", str(port), "--pid-file",
+                              str(pid_file)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    node = Anvil(port=port)
+    try:
+        result = run_deploy(node, tmp_path, "--only", "token")
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert "AnkrToken" in Manifest.for_chain(31337, tmp_path).contracts
+        after_deploy = node.block_number()
+        time.sleep(2.5)
+        assert node.block_number() > after_deploy, "no blocks without transactions: confirmations never come"
+    finally:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+

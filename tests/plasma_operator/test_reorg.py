@@ -11,11 +11,12 @@ import pytest
 
 from dccn_common.store import open_db
 from plasma_operator.remote import OperatorClient
-from plasma_operator.wallet import Coin, build_transfer
+from plasma_operator.wallet import Coin, build_transfer, deposit_exit_args
 
 pytestmark = pytest.mark.anvil
 
 ETHER = 10**18
+EXIT_BOND = 10**16  # what the plasma fixture deploys with
 
 
 def _mining_until(plasma: Any, eventually: Any, check: Callable[[], Any], what: str) -> Any:
@@ -47,7 +48,9 @@ def test_reorg_removing_a_final_submit_block__same_tx_mined_again__next_block_su
     _mining_until(plasma, eventually, lambda: api.utxo(deposit, 0, 0), "deposit credited")
     first = api.submit(build_transfer([Coin(deposit, 0, 0, ETHER)], alice.address, bob.address, ETHER, 0, alice.key))
     _mining_until(plasma, eventually, lambda: _final(api, first["blknum"]), "first block final")
-    submission = _submissions(plasma)[0]
+    # The follower may see the block final a moment before the outbox records the receipt.
+    submission = eventually(lambda: [r for r in _submissions(plasma) if r["status"] == "mined"],
+                            what="submitBlock recorded mined")[0]
     root = bytes(plasma.rootchain.functions.getChildChain(first["blknum"]).call()[0])
 
     plasma.anvil.mine(2)
@@ -65,3 +68,48 @@ def test_reorg_removing_a_final_submit_block__same_tx_mined_again__next_block_su
     assert rows[0]["tx_hash"] == submission["tx_hash"]  # the stored bytes again, not a second submission
     assert [r["nonce"] for r in rows] == [submission["nonce"], submission["nonce"] + 1]
     assert running.loop.errors == []
+
+
+def _watcher_rows(plasma: Any, actor: Any, sql: str) -> list[Any]:
+    db = open_db(plasma.workdir / f"watcher-{actor.role}.db")
+    try:
+        return [tuple(row) for row in db.execute(sql).fetchall()]
+    finally:
+        db.close()
+
+
+def test_reorg_removing_the_watchers_challenge__challenging_again__same_challenge_mined_once(
+    plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
+) -> None:
+    running = start_operator()
+    start_watcher(roles.challenger, running.url)
+    alice = roles.alice
+    deposit = cli(alice, running.url, "deposit", "1ether")
+    sent = cli(alice, running.url, "send", roles.bob.address, "1ether", "--wait")
+    cli(alice, running.url, "confirm", str(sent["blknum"]), str(sent["txindex"]))
+    exit_args = deposit_exit_args(deposit["blknum"], alice.address, ETHER)  # her deposit, already spent
+    plasma.send(alice, exit_args.call(plasma.rootchain), value=EXIT_BOND)
+    status_sql = f"SELECT status FROM watched_exits WHERE exit_id = {exit_args.exit_id}"
+    eventually(lambda: _watcher_rows(plasma, roles.challenger, status_sql) == [("challenged",)],
+               what="watcher saw its challenge mined")
+    challenge_sql = "SELECT tx_hash, block_number FROM outbox WHERE key LIKE 'challenge:%' AND status = 'mined'"
+    challenge_hash, challenge_block = eventually(lambda: _watcher_rows(plasma, roles.challenger, challenge_sql),
+                                                 what="challenge recorded mined")[0]
+
+    plasma.anvil.set_automine(False)
+    try:
+        # The challenge and everything after it are replaced; the exit itself stays.
+        plasma.anvil.reorg(plasma.anvil.block_number() - challenge_block + 1)
+        eventually(lambda: _watcher_rows(plasma, roles.challenger, status_sql) == [("challenging",)],
+                   what="exit challenging again while the challenge is off chain")
+    finally:
+        plasma.anvil.set_automine(True)
+    plasma.anvil.mine()
+    eventually(lambda: _watcher_rows(plasma, roles.challenger, status_sql) == [("challenged",)],
+               what="the same challenge mined again")
+
+    events = plasma.events("ExitChallenged")
+    assert [e["args"]["exitId"] for e in events] == [exit_args.exit_id]
+    assert events[0]["transactionHash"].to_0x_hex() == challenge_hash  # rebroadcast, not re-signed
+    assert [r[0] for r in _watcher_rows(plasma, roles.challenger, challenge_sql)] == [challenge_hash]
+    assert plasma.rootchain.functions.balances(roles.challenger.address).call() == EXIT_BOND

@@ -94,3 +94,27 @@ def test_run__misspelt_setting__named(tmp_path: Path) -> None:
     result = _run_process("run", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {config}: unknown setting pol_interval (known: ")
+
+
+@pytest.mark.anvil
+def test_run_then_push_update_and_second_daemon__refused_naming_the_running_daemon(
+        spawn: Any, cli_run: Any, make_node_keys: Any, relayer_keystore: Path, write_daemon_config: Any,
+        roles: Any) -> None:
+    import socket
+
+    from dccn_common.anvil import free_port
+
+    port = free_port()
+    config = write_daemon_config("boot1", make_node_keys("boot1"), relayer_keystore, follow=True)
+    daemon = spawn("enode_dns.daemon", "run", "--config", str(config), "--health-port", str(port), name="boot1")
+    daemon.health(port)
+    holder = f"enode-dns (pid {daemon.process.pid} on {socket.gethostname()}); stop it first"
+    same_db = cli_run("enode_dns.daemon", "push-update", "--config", str(config), "--host", "203.0.113.9")
+    assert same_db.returncode == 2
+    db = config.with_name("boot1.sqlite")
+    assert same_db.stderr.strip() == f"error: database {db} is in use by {holder}"
+    other = write_daemon_config("boot2", make_node_keys("boot2"), relayer_keystore, follow=True)
+    same_payer = cli_run("enode_dns.daemon", "run", "--config", str(other))
+    assert same_payer.returncode == 2
+    assert same_payer.stderr.strip() == f"error: signing key {roles.relayer.address} on chain 31337 is in use by {holder}"
+    assert daemon.process.poll() is None

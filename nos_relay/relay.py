@@ -288,6 +288,7 @@ class Relay:
 
     def track_submissions(self) -> None:
         """Settle jobs whose delivery transaction reached a final state."""
+        self._reopen_removed_deliveries()
         keys = [r["batch_key"] for r in self.db.execute(
             "SELECT DISTINCT batch_key FROM jobs WHERE status = 'submitted'").fetchall()]
         for key in keys:
@@ -309,6 +310,21 @@ class Relay:
                         "batch_key = NULL, error = ? WHERE batch_key = ? AND status = 'submitted'",
                         (MAX_SUBMIT_ATTEMPTS, entry.error, key),
                     )
+
+    def _reopen_removed_deliveries(self) -> None:
+        """A job settled only by its own delivery (the follower has not reached that block) waits
+        again when a reorg put the delivery back in 'sent'; past the follower, on_rewind does this."""
+        condition = ("status = 'done' AND settled_block > ? "
+                     "AND batch_key IN (SELECT key FROM outbox WHERE status IN ('pending', 'sent'))")
+        cursor, _ = self.follower.cursor()
+        if self.db.execute(f"SELECT 1 FROM jobs WHERE {condition} LIMIT 1", (cursor,)).fetchone() is None:
+            return  # the usual case: no write lock taken
+        with transaction(self.db):
+            reopened = self.db.execute(
+                f"UPDATE jobs SET status = 'submitted', settled_block = NULL, settled_at = NULL WHERE {condition}",
+                (cursor,),
+            ).rowcount
+        log.warning("deliveries removed by a reorg; waiting for them again", extra={"jobs": reopened})
 
     def submit_signed(self) -> None:
         """Everything signed, still answerable and worth its gas: one transaction per batch."""

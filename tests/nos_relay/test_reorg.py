@@ -54,3 +54,32 @@ def test_relay__deep_reorg_removes_confirmed_delivery__same_tx_mined_again_later
     job = relay.db.execute("SELECT batch_key, submit_attempts FROM jobs WHERE request_id = ?",
                            (HexBytes(first).to_0x_hex(),)).fetchone()
     assert (job["batch_key"], job["submit_attempts"]) == (delivery["key"], 1)
+
+
+def test_relay__reorg_within_confirmations_removes_delivery__job_submitted_again_until_mined_again(
+    w3, chain, deployment, roles, enclave_socket, price_source, make_relay
+) -> None:
+    oracle = deployment["oracle"]
+    request = request_price(w3, deployment, roles, price_params(price_source))
+    relay = make_relay([enclave_socket], confirmations=3)
+    chain.mine(3)  # the request is confirmed; the delivery will not be
+    # Settled by its own delivery's receipt; the follower is still short of that block.
+    drive([relay], lambda: relay.counts() == {"done": 1} and _delivery_rows(relay)[0]["status"] == "mined")
+    delivery = _delivery_rows(relay)[0]
+    chain.set_automine(False)
+    try:
+        chain.reorg(1)  # the delivery's block; the outbox rebroadcasts it into the pool
+        drive([relay], lambda: relay.counts() == {"submitted": 1}, timeout=10)
+        assert oracle.functions.statusOf(request).call() != DELIVERED
+    finally:
+        chain.set_automine(True)
+
+    def settled() -> bool:
+        chain.mine()
+        return relay.counts() == {"done": 1} and relay.follower.cursor()[0] >= w3.eth.get_transaction_receipt(
+            delivery["tx_hash"])["blockNumber"]
+
+    drive([relay], settled)
+    assert oracle.functions.statusOf(request).call() == DELIVERED
+    assert _delivered_ids(oracle) == [HexBytes(request).to_0x_hex()]
+    assert [r["tx_hash"] for r in _delivery_rows(relay)] == [delivery["tx_hash"]]

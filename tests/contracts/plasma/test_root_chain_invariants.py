@@ -41,8 +41,6 @@ class RootChainMachine(RuleBasedStateMachine):
         self.pending: dict[int, tuple[Output, str]] = {}      # exit id -> (output, kind of exit)
         self.finalized: set[int] = set()
         self.challenged: set[int] = set()
-        # Outputs of a spend whose input exited unchallenged: their value left, so nobody spends them.
-        self.dead: set[int] = set()
         self.owed: dict[str, int] = {}
         self.paid_out = 0
         self.deposited = 0
@@ -166,11 +164,10 @@ class RootChainMachine(RuleBasedStateMachine):
             for out in outputs:
                 self._refused(out)
             # The spend's value left with its input's exit: nobody spends or exits it. The root chain
-            # refuses exits of the spend's outputs; the fee output names no inputs, so only the
-            # operator's own watcher keeps it from exiting (docs/plasma.md, "Exits of spent outputs").
+            # refuses exits of the spend's outputs; the fee output names no inputs, so it cannot refuse
+            # that one, and the operator leaves it (docs/plasma.md, "One value exits once").
             for out in self._spend_value(block):
                 self.unspent.pop(out.position)
-                self.dead.add(out.position)
             return
         spenders = outputs[data.draw(st.integers(min_value=0, max_value=len(outputs) - 1))]
         if self._refusal(spenders.position) is not None:

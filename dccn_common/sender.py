@@ -122,6 +122,7 @@ class TxSender:
         self._resent_after_start = False
         self._verified_head: tuple[int, str] | None = None
         self._rewind_sources: list[Web3] = []
+        self._unverified: set[str] = set()  # rows recorded mined since the last verification
         with transaction(db):
             _migrate(db)
             for statement in SCHEMA.split(";"):
@@ -212,13 +213,20 @@ class TxSender:
             return  # nothing mined recently enough to be removed: no RPC needed
         head = self.w3.eth.get_block("latest")
         head_id = (int(head["number"]), HexBytes(head["hash"]).to_0x_hex())
-        if head_id == self._verified_head:
-            return  # same head as last pass: nothing can have moved
+        if head_id == self._verified_head and not self._unverified:
+            return  # same head as last pass and nothing newly mined: nothing can have moved
+        # While the last verified head is still canonical, so is every block below it that was
+        # verified then: only rows above it, or recorded since, need a look.
+        last = self._verified_head
+        known_good = last[0] if last and self._canonical_hash(last[0], head_id[0]) == last[1] else -1
         rows = self.db.execute(
             "SELECT key, tx_hash, block_number, block_hash FROM outbox WHERE sender = ? "
             "AND status IN ('mined', 'reverted') AND block_number > ? ORDER BY block_number",
-            (self.address, head_id[0] - self.reorg_depth),
+            (self.address, max(head_id[0] - self.reorg_depth, known_good)),
         ).fetchall()
+        recorded, self._unverified = self._unverified, set()
+        rows += [row for row in self._rows(recorded)
+                 if row["status"] in ("mined", "reverted") and int(row["block_number"]) <= known_good]
         canonical: dict[int, str | None] = {}
         for row in rows:
             number = int(row["block_number"])
@@ -226,8 +234,14 @@ class TxSender:
                 canonical[number] = self._canonical_hash(number, head_id[0])
             if row["block_hash"] is None or canonical[number] != row["block_hash"]:
                 self._recheck_mined(row)
-        self._prune_attempts(head_id[0])
+        if last is None or head_id[0] // self.reorg_depth != last[0] // self.reorg_depth:
+            self._prune_attempts(head_id[0])  # once per reorg_depth blocks is plenty
         self._verified_head = head_id
+
+    def _rows(self, keys: set[str]) -> list[sqlite3.Row]:
+        return [row for key in sorted(keys)
+                if (row := self.db.execute("SELECT key, tx_hash, block_number, block_hash, status FROM outbox "
+                                           "WHERE key = ?", (key,)).fetchone()) is not None]
 
     def _canonical_hash(self, number: int, head: int) -> str | None:
         if number > head:
@@ -245,6 +259,7 @@ class TxSender:
             self.db.execute("UPDATE outbox SET block_number = ?, block_hash = ?, gas_used = ? WHERE key = ?",
                             (int(receipt["blockNumber"]), HexBytes(receipt["blockHash"]).to_0x_hex(),
                              int(receipt["gasUsed"]), row["key"]))
+        self._unverified.add(row["key"])  # its new block is checked against the next head
 
     def _prune_attempts(self, head: int) -> None:
         # Below the reorg depth only the mined version can matter; its bytes stay in the outbox row.
@@ -426,6 +441,7 @@ class TxSender:
                     (_receipt_status(receipt), tx_hash, raw, max_fee, priority_fee, int(receipt["blockNumber"]),
                      HexBytes(receipt["blockHash"]).to_0x_hex(), int(receipt["gasUsed"]), row["key"]),
                 )
+            self._unverified.add(row["key"])
             return True
         return False
 

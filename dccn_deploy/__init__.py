@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -156,12 +158,39 @@ def _reverts_as_errors(what: str) -> Iterator[None]:
     from ape.exceptions import ApeException, ContractLogicError
 
     try:
-        yield
+        with _stdout_only_on_success():
+            yield
     except ContractLogicError as err:
         reason = err.revert_message or "reverted without a reason"
         raise DeployError(f"{what}: reverted: {_short(reason)}") from None
     except ApeException as err:
         raise DeployError(f"{what}: {_short(str(err))}") from None
+
+
+@contextmanager
+def _stdout_only_on_success() -> Iterator[None]:
+    """Hold what is printed to stdout meanwhile and pass it on only if the block succeeds.
+
+    On a revert ape prints a call trace holding the whole init code in hex (tens of KB)
+    before it raises, through a console bound to the original stdout (so redirect_stdout
+    cannot catch it): hold file descriptor 1 itself.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    succeeded = False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 1)
+        try:
+            yield
+            succeeded = True
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            if succeeded:
+                held.seek(0)
+                sys.stdout.buffer.write(held.read())
+                sys.stdout.flush()
 
 
 def _short(text: str) -> str:

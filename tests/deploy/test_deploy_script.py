@@ -104,13 +104,14 @@ def test_deploy__dry_run_plan__equals_the_real_deploy_that_follows(chain, tmp_pa
             assert receipt["contractAddress"] == tx["address"], tx
 
 
-def test_deploy__constructor_reverts__one_short_line_with_the_reason(chain, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [["--dry-run"], []], ids=["dry-run", "real"])
+def test_deploy__constructor_reverts__one_short_line_with_the_reason(chain, tmp_path: Path, mode: list[str]) -> None:
     params = yaml.safe_load((PROJECT_ROOT / "config" / "deploy.local.yaml").read_text())
     validator = params["bridge"]["validators"][0]
     params["bridge"].update(validators=[validator, validator, params["bridge"]["validators"][1]], threshold=2)
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(params))
-    result = run_deploy(chain, tmp_path, "--dry-run", "--only", "token", "--only", "bridge", "--params", str(bad))
+    result = run_deploy(chain, tmp_path, *mode, "--only", "token", "--only", "bridge", "--params", str(bad))
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "deploying ForeignBridge: reverted: bridge: already a validator" in output

@@ -102,11 +102,12 @@ class Dependencies:
 
     def _record(self, name: str, reason: str | None) -> None:
         with self._lock:
-            was_known, before = name in self._reasons, self._reasons.get(name)
+            before = self._reasons.get(name)
             self._reasons[name] = reason
-        if reason is not None and (before is None):
+        # Only transitions are logged: a reason whose numbers change (a balance) is not news.
+        if reason is not None and before is None:
             log.warning("dependency failing", extra={"dependency": name, "reason": reason})
-        elif reason is None and was_known and before is not None:
+        elif reason is None and before is not None:
             log.info("dependency recovered", extra={"dependency": name})
 
     def report(self) -> dict[str, str]:

@@ -289,3 +289,20 @@ def test_database_of_old_schema__opens__hash_list_moved_out_of_error(make_db, ma
     entry = sender.entry("k")
     assert entry.error is None and entry.status == "sent" and entry.block_hash is None
     assert sorted(sender.tx_hashes("k")) == ["0xaa", "0xbb", "0xcc"]
+
+
+def test_reorg_below_the_last_verified_head__detected_without_a_follower__same_bytes_mined_again(
+    chain, w3, make_sender, funded_token, roles
+) -> None:
+    sender = make_sender()
+    first = sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 4))
+    sender.process()  # verified at this head
+    chain.mine(2)
+    sender.process()  # verified again, two blocks on: the row's block is now below the last verified head
+    chain.reorg(3)  # removes the row's block and both verified heads
+    for _ in range(3):
+        sender.process()
+    entry = sender.entry("pay")
+    assert entry.status == "mined" and entry.tx_hash == first.tx_hash
+    assert entry.block_number == _receipt_block(w3, first.tx_hash)
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 4

@@ -59,6 +59,9 @@ def measure_gas() -> list[GasRow]:
         gas(escrow.functions.register_party(), provider)
         gas(escrow.functions.register_party(), app)
         gas(escrow.functions.open_deal(provider, app, 10**15, 30 * DAY, 10_000 * WAD, 90), other_tenant)
+        # 1 ANKR/s: pays the minimum platform fee for reputation long before it is breached at the end.
+        gas(escrow.functions.open_deal(provider, app, WAD, 30 * DAY, 30 * DAY * WAD, 90), other_tenant)
+        feeding_deal = escrow.functions.deal_count().call()
 
         stake_first = gas(staking.functions.stake(100_000 * WAD), provider)
         node.warp(2 * DAY)
@@ -79,6 +82,7 @@ def measure_gas() -> list[GasRow]:
         withdraw = gas(escrow.functions.withdraw(), provider)
         breach = gas(escrow.functions.report_service_level(deal_id, 50), monitor)
         unstake = gas(staking.functions.request_unstake(1_000 * WAD), provider)
+        feeding_breach = gas(escrow.functions.report_service_level(feeding_deal, 50), monitor)
     return [
         GasRow("stake (first stake of an account)", stake_first, "Synthetix StakingRewards stake 101,698", 95_000,
                "steady state: other stakers exist"),
@@ -95,7 +99,10 @@ def measure_gas() -> list[GasRow]:
         GasRow("settle", settle, "packed Vyper streaming escrow 32,900", 33_000, "one slot read and written"),
         GasRow("collect (split + credit w1/w2)", collect, "-", None, "fee, app share, provider share"),
         GasRow("withdraw (pull payment)", withdraw, "-", None, ""),
-        GasRow("SLA breach (refund + slash)", breach, "-", None, "reputation of 3 parties, refund, slash"),
+        GasRow("SLA breach (refund + slash)", breach, "-", None,
+               "deal below the minimum fee: reputation unchanged"),
+        GasRow("SLA breach of a deal above the minimum fee", feeding_breach, "-", None,
+               "first reputation records of all 3 parties (new slots), refund, slash"),
         GasRow("request_unstake", unstake, "-", None, ""),
     ]
 

@@ -113,11 +113,18 @@ def run_segment(fault_run: FaultRun) -> Callable[[str, list[str], int], Segment]
         items = run.profile.items_per_segment
         points = sorted(rng.choices(range(items), k=faults))
         new_items = []
+        anchored = kinds[0].startswith("reorg_") and len(kinds) == 1
         for index in range(items):
-            new_items.append(run.workload.run_item(name))
+            # The first reorg of a reorg segment follows a Plasma item and removes everything
+            # from its submitBlock on (block, dishonest exit, challenge): the hardest case.
+            forced = "plasma" if anchored and index == points[0] else None
+            item = run.workload.run_item(name, forced)
+            new_items.append(item)
             for _ in range(points.count(index)):
-                if run.injector.inject(rng.choice(kinds)) is not None:
+                anchor = run.checker.anchor_block(item) if forced else None
+                if run.injector.inject(rng.choice(kinds), anchor) is not None:
                     segment.injected += 1
+                forced = None
         run.injector.wait_outages()
         segment.outcomes, segment.problems = settle(run, new_items)
         segment.seconds = time.monotonic() - started

@@ -401,9 +401,14 @@ class Injector:
         self.log = log
         self.injected: list[FaultRecord] = []
         self._outages: list[threading.Thread] = []
+        self._kill_deck: list[str] = []
 
-    def inject(self, kind: str) -> FaultRecord | None:
-        record = getattr(self, f"_{kind}")()
+    def inject(self, kind: str, anchor: int | None = None) -> FaultRecord | None:
+        """Apply one fault; `anchor` (reorgs only) is an Ethereum block the reorg must remove."""
+        if kind.startswith("reorg_"):
+            record = self._reorg(returned=kind == "reorg_mempool", anchor=anchor)
+        else:
+            record = getattr(self, f"_{kind}")()
         if record is not None:
             self.injected.append(record)
             self.log(f"fault {record.kind}: {record.detail}")
@@ -417,7 +422,10 @@ class Injector:
     # -- the kinds ---------------------------------------------------------------------
 
     def _sigkill(self) -> FaultRecord:
-        service = self.system.services[self.rng.choice(sorted(self.system.services))]
+        # A shuffled deck: every service is killed once before any is killed twice.
+        if not self._kill_deck:
+            self._kill_deck = self.rng.sample(sorted(self.system.services), len(self.system.services))
+        service = self.system.services[self._kill_deck.pop()]
         time.sleep(self.rng.uniform(0.0, 1.5))  # a random point in its work
         service.kill()
         service.start()
@@ -456,14 +464,8 @@ class Injector:
         service.start()
         return FaultRecord("nonce_advanced", f"{name} on {chain} (nonce {tx['nonce']} taken)")
 
-    def _reorg_mempool(self) -> FaultRecord | None:
-        return self._reorg(returned=True)
-
-    def _reorg_dropped(self) -> FaultRecord | None:
-        return self._reorg(returned=False)
-
-    def _reorg(self, *, returned: bool) -> FaultRecord | None:
-        chain_name = self.rng.choice(["ethereum", "ethereum", "ankr"])
+    def _reorg(self, *, returned: bool, anchor: int | None) -> FaultRecord | None:
+        chain_name = "ethereum" if anchor is not None else self.rng.choice(["ethereum", "ethereum", "ankr"])
         chain = self.system.chains[chain_name]
         signers = self.system.service_signers(chain_name)
         confirmations = max(CONFIRMATIONS[chain_name], BRIDGE_CONFIRMATIONS[chain_name])
@@ -471,7 +473,7 @@ class Injector:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with self.system.miner.paused():
-                removed = self._try_reorg(chain, signers, confirmations, returned)
+                removed = self._try_reorg(chain, signers, confirmations, returned, anchor)
             if removed is not None:
                 depth, service_txs, resent = removed
                 variant = "returned to the mempool" if returned else "dropped"
@@ -482,17 +484,20 @@ class Injector:
         return None
 
     def _try_reorg(self, chain: ChainNode, signers: set[str], confirmations: int,
-                   returned: bool) -> tuple[int, int, int] | None:
+                   returned: bool, anchor: int | None) -> tuple[int, int, int] | None:
         anvil = chain.anvil
         head = anvil.block_number()
         newest = None
         blocks: dict[int, list[dict[str, Any]]] = {}
-        for number in range(head, max(head - MAX_REORG_DEPTH, 0), -1):
+        bottom = min(anchor, head - confirmations) if anchor is not None else max(head - MAX_REORG_DEPTH, 1)
+        for number in range(head, bottom - 1, -1):
             block = anvil.rpc("eth_getBlockByNumber", hex(number), True)
             blocks[number] = block["transactions"]
             if newest is None and head - number >= confirmations and any(
                     Web3.to_checksum_address(tx["from"]) in signers for tx in block["transactions"]):
                 newest = number
+        if anchor is not None:
+            newest = bottom  # back to the anchor, however many service txs came after it
         if newest is None:
             return None
         depth = head - newest + 1

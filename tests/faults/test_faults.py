@@ -37,7 +37,10 @@ KINDS = [pytest.param(kind, marks=WATCHER_LATE_SPEND) if kind == "reorg_dropped"
 @pytest.mark.parametrize("kind", KINDS)
 def test_fault_kind__seeded_workload__every_item_has_exactly_one_effect(
         kind: str, fault_run: FaultRun, run_segment: Callable[[str, list[str], int], Segment]) -> None:
-    segment = run_segment(kind, [kind], fault_run.profile.faults_per_segment)
+    faults = fault_run.profile.faults_per_segment
+    if kind == "sigkill":
+        faults = max(faults, len(fault_run.system.services))  # each service at least once
+    segment = run_segment(kind, [kind], faults)
     _assert_clean(fault_run, segment)
 
 

@@ -217,6 +217,22 @@ class Checker:
                 results.append(getattr(self, f"_{item.kind}")(item))
         return results
 
+    def anchor_block(self, item: Item, timeout: float = 30.0) -> int | None:
+        """The Ethereum block of a Plasma item's submitBlock, once its dishonest exit was
+        challenged (so a reorg back to it removes confirmed service transactions)."""
+        d, rootchain = item.data, self.w.rootchain
+        if "cheat_exit_id" not in d:
+            return None
+        deadline = time.monotonic() + timeout
+        while not rootchain.events.ExitChallenged().get_logs(from_block=0,
+                                                               argument_filters={"exitId": d["cheat_exit_id"]}):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.5)
+        submitted = rootchain.events.BlockSubmitted().get_logs(from_block=0,
+                                                               argument_filters={"blknum": d["child_blknum"]})
+        return int(submitted[0]["blockNumber"]) if submitted else None
+
     def _plasma(self, item: Item) -> Outcome:
         rootchain, d = self.w.rootchain, item.data
         if "stuck" in d:

@@ -484,9 +484,8 @@ def proveInvalidBlock(
     assert len(evidenceTxs) == len(evidenceProofs), "plasma: one proof per evidence transaction"
     fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
     if kind == FRAUD_NONEXISTENT_INPUT or kind == FRAUD_DOUBLE_SPEND:
-        # One check site for both kinds: each reason string costs bytecode.
-        assert slot < 2, "plasma: slot out of range"
-        assert fields[4 * slot] != 0, "plasma: input slot unused"
+        # One check site for both kinds and both cases: each reason string costs bytecode.
+        assert slot < 2 and fields[4 * slot] != 0, "plasma: no used input at slot"
     if kind == FRAUD_NONEXISTENT_INPUT:
         assert self._input_missing(blknum, fields, slot, evidenceTxs, evidenceProofs), "plasma: input exists"
     elif kind == FRAUD_DOUBLE_SPEND:

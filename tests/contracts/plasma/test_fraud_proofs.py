@@ -185,11 +185,11 @@ def test_fraud__frozen_chain_refuses_blocks_deposits_and_second_proof_but_exits_
 
 
 @pytest.mark.parametrize("kind", [NONEXISTENT, DOUBLE_SPEND])
-@pytest.mark.parametrize(("slot", "reason"), [(2, "plasma: slot out of range"), (1, "plasma: input slot unused")])
-def test_fraud__slot_out_of_range_or_unused__is_refused_for_input_kinds(world: PlasmaWorld, kind: int, slot: int,
-                                                                         reason: str) -> None:
+@pytest.mark.parametrize("slot", [2, 1])  # out of range; unused by the transaction
+def test_fraud__slot_out_of_range_or_unused__is_refused_for_input_kinds(world: PlasmaWorld, kind: int,
+                                                                         slot: int) -> None:
     alice, bob = world.users["alice"], world.users["bob"]
     block = world.submit([world.transfer([world.deposit(alice, 10)], [(bob.address, 10)])])
-    with boa.reverts(reason):
+    with boa.reverts("plasma: no used input at slot"):
         _prove(world, block, 0, kind, slot=slot)
     assert not world.root_chain.frozen()

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,6 +21,8 @@ from dccn_common.listen import adopt, bind_tcp
 log = logging.getLogger(__name__)
 
 StatusFn = Callable[[], dict[str, Any]]
+# The Prometheus exposition (body, content type) served at /metrics.
+MetricsFn = Callable[[], tuple[bytes, str]]
 # A dependency check: None while the dependency works, else the reason it does not.
 Check = Callable[[], str | None]
 # Gas assumed for the next transaction when the outbox holds none with a known gas limit.
@@ -28,17 +31,23 @@ FALLBACK_PRIORITY_FEE = 10**9
 
 
 class HealthServer:
-    """Serves `status()` at /health: HTTP 200 when status["ok"] is true, else 503."""
+    """Serves `status()` at /health: HTTP 200 when status["ok"] is true, else 503; and
+    `metrics()` (when given) at /metrics."""
 
     def __init__(self, status: StatusFn, host: str = "127.0.0.1", port: int = 0, *,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None, metrics: MetricsFn | None = None) -> None:
         self._status = status
+        self._metrics = metrics
 
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path.split("?")[0] not in ("/health", "/healthz"):
+                path = self.path.split("?")[0]
+                if path == "/metrics" and outer._metrics is not None:
+                    self._send(200, *outer._metrics())
+                    return
+                if path not in ("/health", "/healthz"):
                     self._reply(404, {"error": "not found; try /health"})
                     return
                 try:
@@ -48,9 +57,11 @@ class HealthServer:
                 self._reply(200 if body.get("ok") else 503, body)
 
             def _reply(self, code: int, body: dict[str, Any]) -> None:
-                payload = json.dumps(body, default=str).encode()
+                self._send(code, json.dumps(body, default=str).encode(), "application/json")
+
+            def _send(self, code: int, payload: bytes, content_type: str) -> None:
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -139,26 +150,40 @@ def rpc_check(w3: Web3, expected_chain_id: int | None = None) -> Check:
     return check
 
 
-def balance_check(w3: Web3, address: str, db: sqlite3.Connection | None = None,
-                  min_gas: int = DEFAULT_NEXT_TX_GAS) -> Check:
-    """The signing account can pay for its next transaction at current fees (gas x max fee)."""
+@dataclass(frozen=True)
+class Funds:
+    balance: int  # wei
+    needed: int  # wei: gas of the next transaction x the max fee TxSender offers
 
-    def check() -> str | None:
-        gas = max(_next_outbox_gas(db, address), min_gas)
-        latest = w3.eth.get_block("latest")
+
+class BalanceCheck:
+    """The signing account can pay for its next transaction at current fees (gas x max fee).
+    `last` keeps the figures of the last run (the metrics report them)."""
+
+    def __init__(self, w3: Web3, address: str, db: sqlite3.Connection | None, min_gas: int) -> None:
+        self.w3, self.address, self.db, self.min_gas = w3, address, db, min_gas
+        self.last: Funds | None = None
+
+    def __call__(self) -> str | None:
+        gas = max(_next_outbox_gas(self.db, self.address), self.min_gas)
+        latest = self.w3.eth.get_block("latest")
         try:
-            priority = int(w3.eth.max_priority_fee)
+            priority = int(self.w3.eth.max_priority_fee)
         except Exception:
             priority = FALLBACK_PRIORITY_FEE
         max_fee = 2 * int(latest.get("baseFeePerGas", 0) or 0) + priority  # what TxSender offers
         needed = gas * max_fee
-        balance = int(w3.eth.get_balance(Web3.to_checksum_address(address)))
+        balance = int(self.w3.eth.get_balance(Web3.to_checksum_address(self.address)))
+        self.last = Funds(balance, needed)
         if balance < needed:
-            return (f"signing account {address} holds {balance} wei, less than the {needed} wei "
+            return (f"signing account {self.address} holds {balance} wei, less than the {needed} wei "
                     f"its next transaction needs ({gas} gas at {max_fee} wei)")
         return None
 
-    return check
+
+def balance_check(w3: Web3, address: str, db: sqlite3.Connection | None = None,
+                  min_gas: int = DEFAULT_NEXT_TX_GAS) -> BalanceCheck:
+    return BalanceCheck(w3, address, db, min_gas)
 
 
 def _next_outbox_gas(db: sqlite3.Connection | None, address: str) -> int:

@@ -29,10 +29,11 @@ from web3 import HTTPProvider, Web3
 
 from dccn_common.config import ConfigError
 from dccn_common.follower import ChainFollower
-from dccn_common.health import Check, Dependencies, HealthServer, balance_check, rpc_check
+from dccn_common.health import BalanceCheck, Check, Dependencies, HealthServer, balance_check, rpc_check
 from dccn_common.keys import KeystoreError
 from dccn_common.listen import BindError
 from dccn_common.manifest import ManifestError
+from dccn_common.metrics import ServiceMetrics
 from dccn_common.sender import TxSender
 from dccn_common.store import StoreError
 
@@ -77,10 +78,12 @@ class Service:
         self._extra_status = status
         self._last_error: str | None = None
         self._last_tick = 0.0
+        self.metrics = ServiceMetrics(name)
         if health_socket is not None:
-            self._health: HealthServer | None = HealthServer(self.status, sock=health_socket)
+            self._health: HealthServer | None = HealthServer(self.status, sock=health_socket,
+                                                             metrics=self.metrics.exposition)
         elif health_port is not None:
-            self._health = HealthServer(self.status, health_host, health_port)
+            self._health = HealthServer(self.status, health_host, health_port, metrics=self.metrics.exposition)
         else:
             self._health = None
         # What the service needs to work: its node, and gas for its signer when it sends.
@@ -89,6 +92,24 @@ class Service:
             self.dependencies.add("signing_balance", balance_check(sender.w3, sender.address, sender.db))
         for name, check in (dependencies or {}).items():
             self.dependencies.add(name, check)
+        self._declare_metrics()
+
+    def _declare_metrics(self) -> None:
+        metrics = self.metrics
+        metrics.gauge("dccn_service_last_tick_timestamp_seconds", "Unix time the last tick succeeded (0: none yet).",
+                      lambda: self._last_tick)
+        metrics.gauge("dccn_service_tick_ok", "1 when the last tick succeeded, 0 when it failed.",
+                      lambda: float(self._last_error is None and self._last_tick > 0))
+        metrics.gauge("dccn_dependency_ok", "1 while a dependency check passes, 0 while it fails.",
+                      lambda: [((name,), float(state == "ok")) for name, state in self.dependencies.report().items()
+                               if state != "unchecked"], ["dependency"])
+        if self.follower is not None:
+            metrics.watch_follower(self.follower)
+        if self.sender is not None:
+            metrics.watch_sender(self.sender)
+        for name, check in self.dependencies.checks.items():
+            if isinstance(check, BalanceCheck):
+                metrics.watch_balance(name, check)
 
     def every(self, seconds: float, name: str | None = None) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -132,6 +153,7 @@ class Service:
                 task.next_run = now + task.interval
         if self.sender:
             self.sender.process()
+        self.metrics.observe()
 
     def run(self) -> None:
         if threading.current_thread() is threading.main_thread():  # signals reach only the main thread

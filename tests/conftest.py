@@ -232,3 +232,37 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
         if service.process.poll() is None:
             service.process.kill()
             service.process.wait()
+
+
+@dataclass
+class MetricsScrape:
+    """One scrape of a /metrics endpoint: samples by name, each with its labels."""
+
+    samples: dict[str, list[tuple[dict[str, str], float]]]
+    families: dict[str, str]  # family name -> type
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """The one sample `name` whose labels include `labels`; None when there is none."""
+        found = [v for have, v in self.samples.get(name, []) if labels.items() <= have.items()]
+        assert len(found) <= 1, f"{name}{labels} matches {len(found)} samples"
+        return found[0] if found else None
+
+
+@pytest.fixture
+def scrape_metrics() -> Callable[[str], MetricsScrape]:
+    """Factory: scrape(url) GETs a /metrics URL and parses the Prometheus text format."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape(url: str) -> MetricsScrape:
+        response = httpx.get(url, timeout=10)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        families: dict[str, str] = {}
+        for family in text_string_to_metric_families(response.text):
+            families[family.name] = family.type
+            for sample in family.samples:
+                samples.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+        return MetricsScrape(samples, families)
+
+    return scrape

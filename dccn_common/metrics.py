@@ -1,0 +1,294 @@
+"""Prometheus metrics of one service, served at GET /metrics beside /health.
+
+    metrics = ServiceMetrics("nos-relay")        # Service makes one: service.metrics
+    metrics.watch_follower(follower)             # lag, events handled
+    metrics.watch_sender(sender)                 # outbox depth, latency, gas, leader
+    metrics.sql_gauge("dccn_oracle_requests", "...", db, "SELECT state, COUNT(*) ...", ["state"])
+    body, content_type = metrics.exposition()
+
+Each service has its own `CollectorRegistry` (not prometheus_client's global one), so
+several services in one process never clash. Figures are read at scrape time: from the
+follower's status, and from the durable tables through a read-only connection of each
+database (the service's own connection stays with its thread; counters read from tables,
+such as events handled and gas spent, survive restarts). Only the send-to-confirm latency
+is observed as it happens, after each service tick. Every sample has a `service` label.
+See docs/operations.md for the list.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+log = logging.getLogger(__name__)
+
+OUTBOX_STATUSES = ("pending", "sent", "mined", "reverted", "failed")
+# Seconds from first broadcast to receipt: one block on a fast chain up to an hour of bumps.
+LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+# One sample: label values (after `service`) and the value.
+Sample = tuple[tuple[str, ...], float]
+# A figure read at scrape time: one value (no labels) or samples.
+Reader = Callable[[], float | int | Iterable[Sample]]
+# Query parameters, or a function giving them when the query runs (the current time, say).
+Params = Sequence[Any] | Callable[[], Sequence[Any]]
+
+
+@dataclass
+class _Figure:
+    name: str
+    doc: str
+    kind: str  # "gauge" or "counter"
+    labels: tuple[str, ...]
+    read: Reader
+
+
+class ServiceMetrics:
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.started = time.time()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._figures: list[_Figure] = []
+        self._signers: list[str] = []
+        self._readers = _Readers()
+        self._latency_watches: list[_LatencyWatch] = []
+        self._followers: list[Any] = []
+        self._latency = Histogram("dccn_outbox_confirm_latency_seconds",
+                                  "Seconds from a transaction's first broadcast to its receipt.",
+                                  ["service", "signer"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._events = Counter("dccn_follower_events_by_type",
+                               "Events handled since the process started, by contract and event.",
+                               ["service", "follower", "contract", "event"], registry=self.registry)
+        self._errors = Counter("dccn_metrics_read_errors", "Figures that could not be read at a scrape.",
+                               ["service", "figure"], registry=self.registry)
+        self.registry.register(_Collector(self))
+        self.gauge("dccn_service_start_time_seconds", "Unix time the service process started.",
+                   lambda: self.started)
+        # With SQLite each service is the single active instance: a second one refuses to start.
+        self.gauge("dccn_leader", "1 while this instance is the active one for the signing key.",
+                   lambda: [((signer,), 1.0) for signer in self._signers], ["signer"])
+
+    # -- declaring figures ---------------------------------------------------------------
+
+    def gauge(self, name: str, doc: str, read: Reader, labels: Sequence[str] = ()) -> None:
+        self._figures.append(_Figure(name, doc, "gauge", tuple(labels), read))
+
+    def counter(self, name: str, doc: str, read: Reader, labels: Sequence[str] = ()) -> None:
+        """`name` without `_total` (the exposition appends it)."""
+        self._figures.append(_Figure(name, doc, "counter", tuple(labels), read))
+
+    def sql_gauge(self, name: str, doc: str, db: sqlite3.Connection, sql: str, labels: Sequence[str] = (),
+                  params: Params = ()) -> None:
+        """A gauge read from `db`: each result row holds the label values, then the value."""
+        self.gauge(name, doc, self._sql_reader(db, sql, params), labels)
+
+    def sql_counter(self, name: str, doc: str, db: sqlite3.Connection, sql: str, labels: Sequence[str] = (),
+                    params: Sequence[Any] = ()) -> None:
+        self.counter(name, doc, self._sql_reader(db, sql, params), labels)
+
+    def add_signer(self, address: str) -> None:
+        """A key this service signs with (the leader gauge reports it)."""
+        if address not in self._signers:
+            self._signers.append(address)
+
+    def _sql_reader(self, db: sqlite3.Connection, sql: str, params: Params) -> Reader:
+        def read() -> Iterable[Sample]:
+            rows = self._readers.query(db, sql, params() if callable(params) else params)
+            return [(tuple(str(v) for v in row[:-1]), float(row[-1] or 0)) for row in rows]
+
+        return read
+
+    # -- the shared core -------------------------------------------------------------------
+
+    def watch_follower(self, follower: Any) -> None:
+        if follower in self._followers:
+            return
+        self._followers.append(follower)
+        labels = ("follower",)
+        name = follower.name
+        status = follower.status
+
+        def polled(value: Callable[[], float]) -> Reader:
+            return lambda: [((name,), float(value()))] if status.last_poll > 0 else []
+
+        self.gauge("dccn_follower_head_block", "Chain head the follower saw at its last poll.",
+                   polled(lambda: status.head), labels)
+        self.gauge("dccn_follower_cursor_block", "Last block the follower processed.",
+                   polled(lambda: status.cursor), labels)
+        self.gauge("dccn_follower_lag_blocks", "Head minus cursor (at least the confirmations it waits for).",
+                   polled(lambda: status.head - status.cursor), labels)
+        self.gauge("dccn_follower_confirmations", "Blocks the follower waits before reading logs.",
+                   lambda: [((name,), float(follower.confirmations))], labels)
+        self.gauge("dccn_follower_last_poll_timestamp_seconds", "Unix time of the last successful poll.",
+                   polled(lambda: status.last_poll), labels)
+        self.counter("dccn_follower_events_handled", "Events handled (durable: counted in follower_consumed).",
+                     self._sql_reader(follower.db, "SELECT ?, COUNT(*) FROM follower_consumed WHERE follower = ?",
+                                      (name, name)), labels)
+        self._count_events(follower)
+
+    def watch_sender(self, sender: Any) -> None:
+        if any(watch.sender is sender for watch in self._latency_watches):
+            return
+        address = sender.address
+        self.add_signer(address)
+        db = sender.db
+        labels = ("signer", "status")
+        counts = self._sql_reader(db, "SELECT ?, status, COUNT(*) FROM outbox WHERE sender = ? GROUP BY status",
+                                  (address, address))
+
+        def depth() -> Iterable[Sample]:
+            found = {values: value for values, value in counts()}
+            return [((address, s), found.get((address, s), 0.0)) for s in OUTBOX_STATUSES]
+
+        self.gauge("dccn_outbox_transactions", "Outbox rows by status (pending and sent are unfinished).",
+                   depth, labels)
+        self.gauge("dccn_outbox_oldest_unfinished_age_seconds",
+                   "Age of the oldest pending or sent row (0 when none).",
+                   self._sql_reader(db, "SELECT ?, COALESCE(? - MIN(created_at), 0) FROM outbox "
+                                        "WHERE sender = ? AND status IN ('pending', 'sent')",
+                                    lambda: (address, time.time(), address)), ("signer",))
+        self.counter("dccn_outbox_gas_used", "Gas used by this signer's mined and reverted transactions.",
+                     self._sql_reader(db, "SELECT ?, COALESCE(SUM(gas_used), 0) FROM outbox "
+                                          "WHERE sender = ? AND status IN ('mined', 'reverted')",
+                                      (address, address)), ("signer",))
+        self._latency_watches.append(_LatencyWatch(sender, self._readers,
+                                                   self._latency.labels(self.service, address)))
+
+    def watch_balance(self, dependency: str, check: Any) -> None:
+        """A balance check (health.BalanceCheck): the balance and the next transaction's cost it saw."""
+        def figure(attr: str) -> Reader:
+            return lambda: ([((dependency, check.address), float(getattr(check.last, attr)))]
+                            if check.last is not None else [])
+
+        labels = ("dependency", "signer")
+        self.gauge("dccn_signing_balance_wei", "Balance of the signing account at the last check.",
+                   figure("balance"), labels)
+        self.gauge("dccn_next_transaction_cost_wei", "Gas of the next transaction times the max fee offered.",
+                   figure("needed"), labels)
+
+    def observe(self) -> None:
+        """After each tick: time newly confirmed transactions; count events of new handlers."""
+        for watch in self._latency_watches:
+            try:
+                watch.observe()
+            except sqlite3.Error as err:
+                log.debug("latency not observed", extra={"error": str(err)})
+        for follower in self._followers:
+            self._count_events(follower)
+
+    def _count_events(self, follower: Any) -> None:
+        # Wraps each handler once (handlers may be declared after the follower is watched).
+        for sub in getattr(follower, "_subscriptions", {}).values():
+            if getattr(sub.handler, "_dccn_counted", False):
+                continue
+            child = self._events.labels(self.service, follower.name, sub.contract, sub.abi.get("name", "?"))
+            sub.handler = _counting(sub.handler, child)
+
+    # -- serving -------------------------------------------------------------------------
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for figure in self._figures:
+            try:
+                samples = _samples(figure.read())
+            except Exception as err:  # one unreadable figure must not hide the others
+                self._errors.labels(self.service, figure.name).inc()
+                log.debug("metric not read", extra={"figure": figure.name, "error": str(err)})
+                continue
+            family = families.get(figure.name)
+            if family is None:
+                kind = GaugeMetricFamily if figure.kind == "gauge" else CounterMetricFamily
+                family = families[figure.name] = kind(figure.name, figure.doc, labels=("service", *figure.labels))
+            for values, value in samples:
+                family.add_metric([self.service, *values], value)
+        yield from families.values()
+
+
+class _Collector:
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.collect()
+
+
+def _samples(value: float | int | Iterable[Sample]) -> list[Sample]:
+    if isinstance(value, int | float):
+        return [((), float(value))]
+    return list(value)
+
+
+def _counting(handler: Callable[..., Any], child: Any) -> Callable[..., Any]:
+    def counted(event: Any, db: sqlite3.Connection) -> None:
+        handler(event, db)
+        child.inc()  # after the handler: one that raises is retried, not counted
+
+    counted._dccn_counted = True  # type: ignore[attr-defined]
+    return counted
+
+
+class _Readers:
+    """A read-only connection per database file, so scrapes never share the service's connection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: dict[int, sqlite3.Connection] = {}
+
+    def query(self, db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            reader = self._connections.get(id(db))
+            if reader is None:
+                reader = self._connections[id(db)] = _reader_for(db)
+            return [tuple(row) for row in reader.execute(sql, tuple(params)).fetchall()]
+
+
+def _reader_for(db: sqlite3.Connection) -> sqlite3.Connection:
+    path = next((row[2] for row in db.execute("PRAGMA database_list").fetchall() if row[1] == "main"), "")
+    if not path:
+        return db  # an in-memory database: only its own connection sees it
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=5)
+
+
+class _LatencyWatch:
+    """Observes each row that turned mined/reverted since the last look, once."""
+
+    def __init__(self, sender: Any, readers: _Readers, histogram: Any) -> None:
+        self.sender = sender
+        self._readers = readers
+        self._histogram = histogram
+        self._seen: dict[str, int] = {}  # key -> block, for rows within the reorg depth
+        self._floor: int | None = None  # rows at or below it were looked at already
+        try:
+            self.observe()  # notes what was confirmed before this process started
+        except sqlite3.Error as err:
+            log.debug("outbox not read yet", extra={"error": str(err)})
+
+    def observe(self) -> None:
+        rows = self._readers.query(
+            self.sender.db,
+            "SELECT o.key, o.block_number, COALESCE((SELECT MIN(a.sent_at) FROM outbox_attempts a "
+            "WHERE a.key = o.key), o.sent_at) FROM outbox o WHERE o.sender = ? "
+            "AND o.status IN ('mined', 'reverted') AND o.block_number > ?",
+            (self.sender.address, -1 if self._floor is None else self._floor))
+        now = time.time()
+        for key, block, first_sent in rows:
+            if key not in self._seen and self._floor is not None and first_sent is not None:
+                self._histogram.observe(max(0.0, now - float(first_sent)))
+            self._seen[key] = int(block)
+        floor = -1 if self._floor is None else self._floor
+        newest = max((int(row[1]) for row in rows), default=floor)
+        # A row re-mined after a reorg stays within the depth, so it is not timed twice.
+        self._floor = max(floor, newest - int(getattr(self.sender, "reorg_depth", 64)))
+        self._seen = {key: block for key, block in self._seen.items() if block > self._floor}

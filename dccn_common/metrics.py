@@ -86,9 +86,13 @@ class ServiceMetrics:
         self._figures.append(_Figure(name, doc, "counter", tuple(labels), read))
 
     def sql_gauge(self, name: str, doc: str, db: sqlite3.Connection, sql: str, labels: Sequence[str] = (),
-                  params: Params = ()) -> None:
-        """A gauge read from `db`: each result row holds the label values, then the value."""
-        self.gauge(name, doc, self._sql_reader(db, sql, params), labels)
+                  params: Params = (), known: Sequence[str] = ()) -> None:
+        """A gauge read from `db`: each result row holds the label values, then the value.
+        `known` values of a single label are reported as 0 when no row has them."""
+        read = self._sql_reader(db, sql, params)
+        if known:
+            read = _zero_filled(read, known)
+        self.gauge(name, doc, read, labels)
 
     def sql_counter(self, name: str, doc: str, db: sqlite3.Connection, sql: str, labels: Sequence[str] = (),
                     params: Sequence[Any] = ()) -> None:
@@ -228,6 +232,14 @@ def _samples(value: float | int | Iterable[Sample]) -> list[Sample]:
     if isinstance(value, int | float):
         return [((), float(value))]
     return list(value)
+
+
+def _zero_filled(read: Reader, known: Sequence[str]) -> Reader:
+    def filled() -> list[Sample]:
+        found = dict(_samples(read()))
+        return [((value,), found.pop((value,), 0.0)) for value in known] + list(found.items())
+
+    return filled
 
 
 def _counting(handler: Callable[..., Any], child: Any) -> Callable[..., Any]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from web3 import Web3
@@ -54,6 +54,7 @@ class ApiState:
     extra_status: Callable[[sqlite3.Connection], dict[str, Any]]
     max_batch: int = 10_000
     lock: threading.Lock = field(default_factory=threading.Lock)
+    metrics: Callable[[], tuple[bytes, str]] | None = None  # the Prometheus exposition
 
 
 def _reject(err: TxRejected) -> JSONResponse:
@@ -81,6 +82,13 @@ def create_app(state: ApiState) -> FastAPI:
     def health() -> JSONResponse:
         body = state.health()
         return JSONResponse(body, status_code=200 if body.get("ok") else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=Response)
+    def metrics() -> Response:
+        if state.metrics is None:
+            return _not_found("no metrics here")
+        body, content_type = state.metrics()
+        return Response(body, media_type=content_type)
 
     @app.get("/status", summary="Current block, pending transactions, root-chain head seen")
     def status() -> dict[str, Any]:

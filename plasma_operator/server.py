@@ -26,6 +26,7 @@ from dccn_common.health import balance_check
 from dccn_common.keys import claim_signer, load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
+from dccn_common.metrics import ServiceMetrics
 from dccn_common.sender import TxSender
 from dccn_common.service import Service, run_cli
 from dccn_common.store import open_store, transaction
@@ -33,7 +34,8 @@ from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig, connect_checked, load_rootchain
 from plasma_operator.ledger import ChildChain
 from plasma_operator.recovery import SignerPool
-from plasma_operator.store import open_chain_db
+from plasma_operator.store import BLOCK_STATUSES, open_chain_db
+from plasma_operator.wire import MAX_LEAVES
 
 log = logging.getLogger("plasma_operator")
 
@@ -64,7 +66,10 @@ class Operator:
                                dependencies={"signing_balance": balance_check(w3, account.address, self.db)})
         self.service.every(cfg.block_interval, "build_block")(self.build_block)
         self.service.every(cfg.poll_interval, "submit_roots")(self.drive_submissions)
-        self.api_state = ApiState(self.chain, self.api_db, self.health, self.status, max_batch=cfg.max_batch)
+        self.service.metrics.watch_sender(self.sender)  # it submits roots from a task, not the service's outbox pass
+        declare_metrics(self.service.metrics, self.db)
+        self.api_state = ApiState(self.chain, self.api_db, self.health, self.status, max_batch=cfg.max_batch,
+                                  metrics=self.service.metrics.exposition)
         self.app = create_app(self.api_state)
         self._api_server: uvicorn.Server | None = None
 
@@ -161,6 +166,22 @@ class Operator:
                 self._api_server.should_exit = True
             if self.chain.recovery is not None:
                 self.chain.recovery.close()
+
+
+def declare_metrics(metrics: ServiceMetrics, db: sqlite3.Connection) -> None:
+    """The operator's own figures (served by the API at /metrics)."""
+    metrics.sql_gauge("dccn_plasma_pending_transactions", "Transactions in the open block, not yet sealed.", db,
+                      "SELECT COUNT(*) FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'")
+    last = "(SELECT MAX(blknum) FROM blocks WHERE kind = 'child' AND status != 'open')"
+    metrics.sql_gauge("dccn_plasma_last_block_transactions", "User transactions in the last sealed child block.",
+                      db, f"SELECT COUNT(*) FROM txs WHERE blknum = {last} AND kind = 'transfer'")
+    metrics.sql_gauge("dccn_plasma_block_fill_ratio", f"Last sealed block's user transactions / {MAX_LEAVES:,}.",
+                      db, f"SELECT COUNT(*) * 1.0 / {MAX_LEAVES} FROM txs WHERE blknum = {last} AND kind = 'transfer'")
+    metrics.sql_gauge("dccn_plasma_child_blocks", "Child blocks by status (open, sealed, submitted, final).", db,
+                      "SELECT status, COUNT(*) FROM blocks WHERE kind = 'child' GROUP BY status", ["status"],
+                      known=BLOCK_STATUSES)
+    metrics.sql_gauge("dccn_plasma_last_block_number", "Newest child block by status.", db,
+                      "SELECT status, MAX(blknum) FROM blocks WHERE kind = 'child' GROUP BY status", ["status"])
 
 
 @click.command(help="Run the Plasma child-chain operator (follower, block builder, HTTP API).")

@@ -95,6 +95,19 @@ class Watcher:
                                health_socket=health_socket)
         self.service.every(cfg.poll_interval, "verify_blocks")(self.verify_blocks)
         self.service.every(cfg.poll_interval, "check_exits")(self.check_exits)
+        self._declare_metrics()
+
+    def _declare_metrics(self) -> None:
+        metrics = self.service.metrics
+        get_meta(self.db, "watcher.alarm")  # creates the meta table the alarm gauge reads
+        metrics.sql_gauge("dccn_plasma_watched_blocks", "Child blocks the watcher checked, by status "
+                          "(pending, verified, withheld, invalid).", self.db,
+                          "SELECT status, COUNT(*) FROM watched_blocks GROUP BY status", ["status"],
+                          known=("pending", "verified", "withheld", "invalid"))
+        metrics.sql_gauge("dccn_plasma_watched_exits", "Exits the watcher follows, by status.", self.db,
+                          "SELECT status, COUNT(*) FROM watched_exits GROUP BY status", ["status"])
+        metrics.sql_gauge("dccn_plasma_watcher_alarm", "1 once the watcher raised the alarm (fraud or withholding).",
+                          self.db, "SELECT COUNT(*) FROM meta WHERE key = 'watcher.alarm'")
 
     # -- events ------------------------------------------------------------------------
 

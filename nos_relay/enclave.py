@@ -35,6 +35,7 @@ from dccn_common.config import ConfigError, load_config
 from dccn_common.health import HealthServer
 from dccn_common.listen import BindError, adopt, bind_tcp, bind_unix
 from dccn_common.logs import configure_logging
+from dccn_common.metrics import ServiceMetrics
 from nos_relay import sandbox
 from nos_relay.crypto import (
     DecryptionError,
@@ -221,6 +222,10 @@ class Enclave:
             "close": b64(outgoing),
         }
 
+    def stats_now(self) -> dict[str, int]:
+        with self._stats_lock:
+            return dict(self.stats)
+
     def _count(self, key: str) -> None:
         with self._stats_lock:
             self.stats[key] += 1
@@ -287,6 +292,14 @@ def _config(config: Path | None, **overrides: Any) -> EnclaveConfig:
 def _fail(err: Exception) -> NoReturn:
     click.echo(f"error: {err}", err=True)
     sys.exit(2)
+
+
+def enclave_metrics(enclave: Enclave) -> ServiceMetrics:
+    """Process-level figures only: the enclave has no chain, database or signing outbox."""
+    metrics = ServiceMetrics("nos-enclave")
+    metrics.counter("dccn_enclave_responses", "Oracle responses since start: signed, or failed (error replies).",
+                    lambda: [((outcome,), float(n)) for outcome, n in enclave.stats_now().items()], ["outcome"])
+    return metrics
 
 
 @click.group(help="The NOS enclave: holds the oracle signing key, fetches over TLS, signs responses.")
@@ -363,7 +376,8 @@ def run(config: Path | None, socket_path: str | None, sealed_key: Path | None, c
     health = None
     if health_socket is not None:
         health = HealthServer(lambda: {"service": "nos-enclave", "ok": True, "uptime": time.time() - started,
-                                       **enclave.info(), **enclave.stats}, sock=health_socket)
+                                       **enclave.info(), **enclave.stats}, sock=health_socket,
+                              metrics=enclave_metrics(enclave).exposition)
         health.start()
     server = serve(enclave, settings.socket_path, sock=relay_socket)
     sandbox.deny_network()  # after binding: from here on nothing in this process connects out

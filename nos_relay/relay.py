@@ -64,6 +64,10 @@ SETTLED_JOB_STATUS = {2: "done", 3: "done", 4: "cancelled"}
 # Leave this much of a request's life for the delivery to be mined.
 EXPIRY_MARGIN_SECONDS = 2
 
+# The job statuses (module doc) grouped as an operator reads them.
+JOB_STATE_SQL = ("CASE WHEN status = 'done' THEN 'answered' WHEN status IN ('failed', 'unanswerable') THEN 'failed' "
+                 "WHEN status IN ('new', 'signed', 'submitted') THEN 'pending' ELSE 'closed' END")
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     request_id TEXT PRIMARY KEY,
@@ -399,7 +403,17 @@ class Relay:
         service.every(0)(self.dispatch_fetches)
         service.every(0)(self.submit_signed)
         self.stop_event = service.stop_event
+        self._declare_metrics(service)
         return service
+
+    def _declare_metrics(self, service: Service) -> None:
+        service.metrics.sql_gauge(
+            "dccn_oracle_requests", "Oracle requests seen, by state: answered (done), failed (failed, unanswerable), "
+            "pending (new, signed, submitted), closed (expired, cancelled).", self.db,
+            f"SELECT {JOB_STATE_SQL}, COUNT(*) FROM jobs GROUP BY 1", ["state"],
+            known=("answered", "failed", "pending", "closed"))
+        service.metrics.sql_gauge("dccn_oracle_jobs", "Relay jobs by their own status.", self.db,
+                                  "SELECT status, COUNT(*) FROM jobs GROUP BY status", ["status"])
 
     def start_workers(self) -> list[threading.Thread]:
         threads = []

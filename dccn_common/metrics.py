@@ -63,7 +63,7 @@ class ServiceMetrics:
         self._followers: list[Any] = []
         self._latency = Histogram("dccn_outbox_confirm_latency_seconds",
                                   "Seconds from a transaction's first broadcast to its receipt.",
-                                  ["service", "signer"], buckets=LATENCY_BUCKETS, registry=self.registry)
+                                  ["service", "chain", "signer"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self._events = Counter("dccn_follower_events_by_type",
                                "Events handled since the process started, by contract and event.",
                                ["service", "follower", "contract", "event"], registry=self.registry)
@@ -144,27 +144,28 @@ class ServiceMetrics:
         address = sender.address
         self.add_signer(address)
         db = sender.db
-        labels = ("signer", "status")
-        counts = self._sql_reader(db, "SELECT ?, status, COUNT(*) FROM outbox WHERE sender = ? GROUP BY status",
-                                  (address, address))
+        # One key may send on two chains (the bridge relayer): the chain id tells the outboxes apart.
+        chain = _ChainLabel(sender.w3)
+        counts = self._sql_reader(db, "SELECT status, COUNT(*) FROM outbox WHERE sender = ? GROUP BY status",
+                                  (address,))
 
         def depth() -> Iterable[Sample]:
-            found = {values: value for values, value in counts()}
-            return [((address, s), found.get((address, s), 0.0)) for s in OUTBOX_STATUSES]
+            found = {values[0]: value for values, value in counts()}
+            return [((chain(), address, s), found.get(s, 0.0)) for s in OUTBOX_STATUSES]
 
         self.gauge("dccn_outbox_transactions", "Outbox rows by status (pending and sent are unfinished).",
-                   depth, labels)
+                   depth, ("chain", "signer", "status"))
         self.gauge("dccn_outbox_oldest_unfinished_age_seconds",
                    "Age of the oldest pending or sent row (0 when none).",
-                   self._sql_reader(db, "SELECT ?, COALESCE(? - MIN(created_at), 0) FROM outbox "
+                   self._sql_reader(db, "SELECT ?, ?, COALESCE(? - MIN(created_at), 0) FROM outbox "
                                         "WHERE sender = ? AND status IN ('pending', 'sent')",
-                                    lambda: (address, time.time(), address)), ("signer",))
+                                    lambda: (chain(), address, time.time(), address)), ("chain", "signer"))
         self.counter("dccn_outbox_gas_used", "Gas used by this signer's mined and reverted transactions.",
-                     self._sql_reader(db, "SELECT ?, COALESCE(SUM(gas_used), 0) FROM outbox "
+                     self._sql_reader(db, "SELECT ?, ?, COALESCE(SUM(gas_used), 0) FROM outbox "
                                           "WHERE sender = ? AND status IN ('mined', 'reverted')",
-                                      (address, address)), ("signer",))
-        self._latency_watches.append(_LatencyWatch(sender, self._readers,
-                                                   self._latency.labels(self.service, address)))
+                                      lambda: (chain(), address, address)), ("chain", "signer"))
+        self._latency_watches.append(_LatencyWatch(
+            sender, self._readers, lambda: self._latency.labels(self.service, chain(), address)))
 
     def watch_balance(self, dependency: str, check: Any) -> None:
         """A balance check (health.BalanceCheck): the balance and the next transaction's cost it saw."""
@@ -183,7 +184,7 @@ class ServiceMetrics:
         for watch in self._latency_watches:
             try:
                 watch.observe()
-            except sqlite3.Error as err:
+            except Exception as err:  # metrics never fail the tick; the next one looks again
                 log.debug("latency not observed", extra={"error": str(err)})
         for follower in self._followers:
             self._count_events(follower)
@@ -251,6 +252,19 @@ def _counting(handler: Callable[..., Any], child: Any) -> Callable[..., Any]:
     return counted
 
 
+class _ChainLabel:
+    """The chain id as a label value, asked of the node once (lazily: the node may be down at start)."""
+
+    def __init__(self, w3: Any) -> None:
+        self._w3 = w3
+        self._value: str | None = None
+
+    def __call__(self) -> str:
+        if self._value is None:
+            self._value = str(int(self._w3.eth.chain_id))
+        return self._value
+
+
 class _Readers:
     """A read-only connection per database file, so scrapes never share the service's connection."""
 
@@ -276,7 +290,7 @@ def _reader_for(db: sqlite3.Connection) -> sqlite3.Connection:
 class _LatencyWatch:
     """Observes each row that turned mined/reverted since the last look, once."""
 
-    def __init__(self, sender: Any, readers: _Readers, histogram: Any) -> None:
+    def __init__(self, sender: Any, readers: _Readers, histogram: Callable[[], Any]) -> None:
         self.sender = sender
         self._readers = readers
         self._histogram = histogram
@@ -297,7 +311,7 @@ class _LatencyWatch:
         now = time.time()
         for key, block, first_sent in rows:
             if key not in self._seen and self._floor is not None and first_sent is not None:
-                self._histogram.observe(max(0.0, now - float(first_sent)))
+                self._histogram().observe(max(0.0, now - float(first_sent)))
             self._seen[key] = int(block)
         floor = -1 if self._floor is None else self._floor
         newest = max((int(row[1]) for row in rows), default=floor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from dccn_common.health import balance_check, rpc_check
 from dccn_common.keys import claim_signer, load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
+from dccn_common.metrics import ServiceMetrics
 from dccn_common.service import Service, run_cli
 from dccn_common.store import open_store
 from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
@@ -89,6 +91,7 @@ def validator(config_path: Path | None, db_path: Path | None, health_port: int |
                               dependencies={"rpc ankr": rpc_check(sides[ANKR].w3, sides[ANKR].chain_id)},
                               status=lambda: {**node.status(), "signatures_url": server.url})
             service.every(config.poll_interval, "follow")(node.poll)
+            _validator_metrics(service.metrics, node)
             logger.info("validator up", extra={"validator": account.address, "signatures_url": server.url})
             try:
                 service.run()
@@ -132,6 +135,8 @@ def relayer(config_path: Path | None, db_path: Path | None, health_port: int | N
                                               "unreachable_validators": sorted(
                                                   {u for r in relays for u in r.last_fetch_errors})})
 
+            _relayer_metrics(service.metrics, relays)
+
             @service.every(config.poll_interval)
             def relay() -> None:
                 for item in relays:
@@ -141,6 +146,35 @@ def relayer(config_path: Path | None, db_path: Path | None, health_port: int | N
             service.run()
 
     run_cli(body)
+
+
+def _validator_metrics(metrics: ServiceMetrics, node: Validator) -> None:
+    for follower in node.followers:  # one per source side; the node polls them itself
+        metrics.watch_follower(follower)
+    metrics.add_signer(node.account.address)  # it signs transfers, not transactions
+    metrics.sql_gauge("dccn_bridge_signatures", "Transfers this validator signed, by destination chain.", node.db,
+                      "SELECT destination_chain_id, COUNT(*) FROM signatures GROUP BY destination_chain_id",
+                      ["destination_chain_id"])
+    metrics.sql_gauge("dccn_bridge_rejected_logs", "Transfer logs refused (proof or content check failed).",
+                      node.db, "SELECT source, COUNT(*) FROM rejected_logs GROUP BY source", ["source"])
+
+
+def _relayer_metrics(metrics: ServiceMetrics, relays: list[DestinationRelay]) -> None:
+    for relay in relays:
+        metrics.watch_sender(relay.sender)  # each destination has its own outbox (and database)
+        side = relay.side.name
+        metrics.sql_gauge("dccn_bridge_transfers", "Transfers by destination and status (relayer's view).",
+                          relay.db, "SELECT ?, status, COUNT(*) FROM relay_transfers GROUP BY status",
+                          ["destination", "status"], params=(side,))
+        metrics.sql_gauge("dccn_bridge_transfers_in_flight",
+                          "Transfers seen but not delivered yet (not done or cancelled).", relay.db,
+                          "SELECT ?, COUNT(*) FROM relay_transfers WHERE status NOT IN ('done', 'cancelled')",
+                          ["destination"], params=(side,))
+        metrics.sql_gauge("dccn_bridge_oldest_in_flight_age_seconds",
+                          "Age of the oldest transfer in flight (0 when none).", relay.db,
+                          "SELECT ?, COALESCE(? - MIN(first_seen), 0) FROM relay_transfers "
+                          "WHERE status NOT IN ('done', 'cancelled')", ["destination"],
+                          params=lambda side=side: (side, time.time()))
 
 
 def _health_socket(config: BridgeConfig) -> Any:

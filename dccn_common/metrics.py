@@ -297,7 +297,7 @@ class _LatencyWatch:
         self._seen: dict[str, int] = {}  # key -> block, for rows within the reorg depth
         self._floor: int | None = None  # rows at or below it were looked at already
         try:
-            self.observe()  # notes what was confirmed before this process started
+            self.observe()
         except sqlite3.Error as err:
             log.debug("outbox not read yet", extra={"error": str(err)})
 
@@ -309,9 +309,12 @@ class _LatencyWatch:
             "AND o.status IN ('mined', 'reverted') AND o.block_number > ?",
             (self.sender.address, -1 if self._floor is None else self._floor))
         now = time.time()
+        # The first look (at start) only notes what was confirmed before; the next makes the
+        # histogram's series (asking the node its chain id), so a count of 0 is reported.
+        histogram = self._histogram() if self._floor is not None else None
         for key, block, first_sent in rows:
-            if key not in self._seen and self._floor is not None and first_sent is not None:
-                self._histogram().observe(max(0.0, now - float(first_sent)))
+            if key not in self._seen and histogram is not None and first_sent is not None:
+                histogram.observe(max(0.0, now - float(first_sent)))
             self._seen[key] = int(block)
         floor = -1 if self._floor is None else self._floor
         newest = max((int(row[1]) for row in rows), default=floor)

@@ -31,6 +31,7 @@ from dccn_common.keys import claim_signer, load_account, password_from_env, writ
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.manifest import Manifest
+from dccn_common.metrics import OUTBOX_STATUSES
 from dccn_common.sender import FINAL_STATUSES, TxSender
 from dccn_common.service import Service, connect, exit_with_error, run_cli
 from dccn_common.store import Claim, open_db, open_store
@@ -165,6 +166,21 @@ class EnodeDnsDaemon:
         self.service.every(config.address_interval, "watch_address")(self.pusher.tick)
         if config.follow:
             self.service.every(config.poll_interval, "rewrite_besu_files")(self.rewrite_files)
+        self._declare_metrics()
+
+    def _declare_metrics(self) -> None:
+        metrics = self.service.metrics
+        # Each self-update is one outbox row; its status says whether the registry took it.
+        metrics.sql_gauge("dccn_enode_registry_updates", "Endpoint self-updates pushed to the registry, by outbox "
+                          "status (mined: in the registry).", self.db,
+                          "SELECT COALESCE(o.status, 'pending'), COUNT(*) FROM endpoint_updates u "
+                          "LEFT JOIN outbox o ON o.key = u.outbox_key GROUP BY 1", ["status"],
+                          known=OUTBOX_STATUSES)
+        if self.follower is not None:
+            metrics.sql_gauge("dccn_enode_registry_nodes", "Nodes in the local mirror of the registry.", self.db,
+                              "SELECT COUNT(*) FROM enode_nodes")
+            metrics.counter("dccn_enode_besu_file_writes", "Besu files rewritten since start.",
+                            lambda: self.file_status.writes)
 
     def rewrite_files(self) -> list[Path]:
         """Render from the mirror (re-resolving names) and write what changed."""

@@ -250,11 +250,23 @@ class MetricsScrape:
 
 @pytest.fixture
 def scrape_metrics() -> Callable[[str], MetricsScrape]:
-    """Factory: scrape(url) GETs a /metrics URL and parses the Prometheus text format."""
+    """Factory: scrape(url) GETs a /metrics URL and parses the Prometheus text format;
+    scrape(url, until=check) scrapes again until check(scrape) holds (timeout seconds)."""
+    import time
+
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
-    def scrape(url: str) -> MetricsScrape:
+    def scrape(url: str, until: Callable[[MetricsScrape], bool] | None = None, timeout: float = 30.0) -> MetricsScrape:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = scrape_once(url)
+            if until is None or until(result):
+                return result
+            assert time.monotonic() < deadline, f"{url} never showed the expected figures: {result.samples}"
+            time.sleep(0.1)
+
+    def scrape_once(url: str) -> MetricsScrape:
         response = httpx.get(url, timeout=10)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
         samples: dict[str, list[tuple[dict[str, str], float]]] = {}

@@ -278,3 +278,51 @@ def scrape_metrics() -> Callable[[str], MetricsScrape]:
         return MetricsScrape(samples, families)
 
     return scrape
+
+
+DOMAIN_METRIC_PREFIXES = ("dccn_plasma_", "dccn_oracle_", "dccn_enclave_", "dccn_bridge_", "dccn_enode_")
+
+
+@dataclass
+class DocumentedMetrics:
+    """Metric names in docs/operations.md, the alert rules and the Grafana dashboard."""
+
+    alerts: dict[str, Any]
+    dashboard: dict[str, Any]
+    names: set[str]
+
+    def with_prefix(self, prefix: str) -> set[str]:
+        return {name for name in self.names if name.startswith(prefix)}
+
+    def shared(self) -> set[str]:
+        return {name for name in self.names if not name.startswith(DOMAIN_METRIC_PREFIXES)}
+
+    def undocumented(self, scrape: MetricsScrape) -> set[str]:
+        """Families `scrape` serves that the docs do not name (`*_created`: prometheus_client's own)."""
+        served = {name for name in scrape.families if name.startswith("dccn_") and not name.endswith("_created")}
+        return {name for name in served if name not in self.names and f"{name}_total" not in self.names}
+
+    @staticmethod
+    def missing(names: set[str], scrape: MetricsScrape) -> set[str]:
+        """Names neither a family nor a sample of `scrape` (counters and histograms by any series name)."""
+        import re
+
+        return {name for name in names if name not in scrape.samples and name not in scrape.families
+                and re.sub(r"_(total|bucket|count|sum)$", "", name) not in scrape.families}
+
+
+@pytest.fixture(scope="session")
+def documented_metrics() -> DocumentedMetrics:
+    import json
+    import re
+
+    import yaml
+
+    docs = PROJECT_ROOT / "docs"
+    alerts = yaml.safe_load((docs / "prometheus" / "alerts.yml").read_text())
+    dashboard = json.loads((docs / "grafana" / "dccn.json").read_text())
+    texts = [rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
+    texts += [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    texts.append((docs / "operations.md").read_text())
+    names = {name for text in texts for name in re.findall(r"\bdccn_[a-z_]*[a-z](?![\w/.])", text)}  # not paths
+    return DocumentedMetrics(alerts, dashboard, names)

@@ -15,7 +15,7 @@ from dccn_common.follower import ChainFollower
 from dccn_common.sender import TxSender
 from dccn_common.service import Service
 from dccn_common.store import transaction
-from tests.conftest import MetricsScrape
+from tests.conftest import DocumentedMetrics, MetricsScrape
 
 CONFIRMATIONS = 2
 
@@ -170,3 +170,22 @@ def test_health_server__metrics_path__served_only_when_given(w3: Any, make_db: A
         assert httpx.get(f"http://127.0.0.1:{plain.port}/metrics").status_code == 404
     finally:
         plain.stop()
+
+
+def test_operations_docs__alerts_and_dashboard_load__every_shared_metric_they_name_is_served(
+        run_service: Any, scrape_metrics: Any, documented_metrics: DocumentedMetrics, send_transfers: Any) -> None:
+    rules = [rule for group in documented_metrics.alerts["groups"] for rule in group["rules"]]
+    assert {"DccnOutboxStuck", "DccnFollowerLagging", "DccnNoActiveLeader", "DccnLeaderAbsent",
+            "DccnSigningBalanceBelowNextTransaction"} <= {rule["alert"] for rule in rules}
+    assert all(rule["expr"].strip() and rule["labels"]["severity"] in ("page", "ticket") for rule in rules)
+    panels = [p for p in documented_metrics.dashboard["panels"] if p["type"] != "row"]
+    assert panels and all(target["expr"] for panel in panels for target in panel["targets"])
+    assert len({p["id"] for p in documented_metrics.dashboard["panels"]}) == len(documented_metrics.dashboard["panels"])
+    assert documented_metrics.shared() >= {"dccn_outbox_oldest_unfinished_age_seconds", "dccn_follower_lag_blocks",
+                                           "dccn_leader", "dccn_signing_balance_wei"}
+    service = run_service()
+    send_transfers(1)
+    scrape = scrape_metrics(_url(service), until=lambda m: m.value("dccn_follower_lag_blocks") is not None
+                            and m.value("dccn_signing_balance_wei") is not None)
+    assert documented_metrics.missing(documented_metrics.shared(), scrape) == set()
+    assert documented_metrics.undocumented(scrape) == set()  # served but undocumented is a gap too

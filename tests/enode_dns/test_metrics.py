@@ -17,7 +17,7 @@ from .conftest import BOOT, AddressEndpoint, AnvilRegistry
 def test_metrics__daemon_process__reports_registry_updates_pushed(
         spawn: Any, make_node_keys: Any, relayer_keystore: Path, write_daemon_config: Any,
         anvil_registry: AnvilRegistry, address_endpoint: AddressEndpoint, roles: Any,
-        scrape_metrics: Any) -> None:
+        scrape_metrics: Any, documented_metrics: Any) -> None:
     node = make_node_keys("boot1")
     anvil_registry.add_node(node.enode, "203.0.113.10", 30303, BOOT)
     address_endpoint.address = "198.51.100.77"
@@ -34,3 +34,5 @@ def test_metrics__daemon_process__reports_registry_updates_pushed(
     assert scrape.value("dccn_follower_events_handled_total", follower="enode-dns") >= 2  # admitted, then moved
     assert scrape.value("dccn_leader", signer=roles.relayer.address) == 1
     assert scrape.value("dccn_enode_besu_file_writes_total") == 0  # no Besu files configured
+    assert documented_metrics.missing(documented_metrics.with_prefix("dccn_enode_"), scrape) == set()
+    assert documented_metrics.undocumented(scrape) == set()

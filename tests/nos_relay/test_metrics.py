@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anvil
 
 def test_metrics__relay_and_enclave_processes__report_requests_answered(
         w3: Any, chain: Any, deployment: Any, roles: Any, relay_keystore: Any, trusted_pki: DevPki,
-        price_source: PriceSource, short_dir: Path, spawn: Any, scrape_metrics: Any) -> None:
+        price_source: PriceSource, short_dir: Path, spawn: Any, scrape_metrics: Any, documented_metrics: Any) -> None:
     sealed, socket_path = short_dir / "enclave.sealed", str(short_dir / "e.sock")
     enclave_port, relay_port = free_port(), free_port()
     env = {"NOS_ENCLAVE_SECRET": SECRET}
@@ -59,3 +59,6 @@ def test_metrics__relay_and_enclave_processes__report_requests_answered(
     assert enclave.value("dccn_enclave_responses_total", outcome="failed") == 0
     assert enclave.value("dccn_service_start_time_seconds") > 0
     assert enclave.value("dccn_leader") is None  # no outbox key: the relay sends for it
+    assert documented_metrics.missing(documented_metrics.with_prefix("dccn_oracle_"), relay) == set()
+    assert documented_metrics.missing(documented_metrics.with_prefix("dccn_enclave_"), enclave) == set()
+    assert documented_metrics.undocumented(relay) | documented_metrics.undocumented(enclave) == set()

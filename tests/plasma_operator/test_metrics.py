@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anvil
 
 
 def test_metrics__operator_and_watcher_processes__report_block_fill_pending_and_watched_blocks(
-        plasma: Any, roles: Any, eventually: Any, scrape_metrics: Any) -> None:
+        plasma: Any, roles: Any, eventually: Any, scrape_metrics: Any, documented_metrics: Any) -> None:
     port = free_port()
     operator = _start(plasma, plasma.workdir / "operator-metrics.db", port)
     watcher_port = free_port()
@@ -61,6 +61,10 @@ def test_metrics__operator_and_watcher_processes__report_block_fill_pending_and_
         assert seen.value("dccn_follower_lag_blocks") is not None
         assert seen.value("dccn_leader", signer=roles.challenger.address) == 1
         assert seen.value("dccn_outbox_transactions", status="pending") == 0
+        plasma = documented_metrics.with_prefix("dccn_plasma_")
+        assert documented_metrics.missing(plasma, scrape) & documented_metrics.missing(plasma, seen) == set()
+        assert documented_metrics.missing(documented_metrics.shared(), scrape) <= {"dccn_metrics_read_errors_total"}
+        assert documented_metrics.undocumented(scrape) | documented_metrics.undocumented(seen) == set()
     finally:
         for process in (watcher, operator):
             process.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ from tests.token_bridge.test_restart import services, wait_for  # noqa: F401 (se
 
 @pytest.mark.anvil
 def test_metrics__validator_and_relayer_processes__report_transfers_in_flight_then_delivered(
-        services: Any, roles: Any, scrape_metrics: Any) -> None:  # noqa: F811
+        services: Any, roles: Any, scrape_metrics: Any, documented_metrics: Any) -> None:  # noqa: F811
     h, processes = services
     for process in processes.values():
         process.launch()
@@ -54,3 +54,6 @@ def test_metrics__validator_and_relayer_processes__report_transfers_in_flight_th
     assert signed.value("dccn_follower_events_handled_total", follower="validator-ethereum") == 1
     assert signed.value("dccn_follower_lag_blocks", follower="validator-ankr") is not None
     assert signed.value("dccn_leader", signer=h.validator_accounts[0].address) == 1
+    bridge = documented_metrics.with_prefix("dccn_bridge_")
+    assert documented_metrics.missing(bridge, done) & documented_metrics.missing(bridge, signed) == set()
+    assert documented_metrics.undocumented(done) | documented_metrics.undocumented(signed) == set()

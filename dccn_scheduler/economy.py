@@ -35,13 +35,16 @@ class EconomyParams:
     w2: int = 2 * 10**15  # 0.002 on fees earned (WAD)
     w3: int = 100 * WAD  # 100 ANKR per month x reputation
     finder_fee_bps: int = 1_000
+    # Share of an account's fee backing (platform fees of the qualifying deals that fed its
+    # reputation) it can ever earn as w3: a sybil ring paying F in fees earns <= 0.5 F of w3.
+    reputation_reward_backing_bps: int = 5_000
     psi: int = 2 * 10**17  # EMA factor (WAD)
     log_divisor: int = 1_000  # seed: log10(p) / 1000
     fee_bps: int = 500  # platform fee, 5%
     app_bps: int = 1_000  # application provider's share
     slash_bps: int = 1_000  # of the deal's value, on an SLA breach
-    # Platform fee a deal must pay before it feeds reputation: a sybil deal at this minimum costs
-    # 0.922 x 2,500 ANKR net of w1/w2 and earns <= 81.8 ANKR/month of w3 (docs/dccn.md).
+    # Platform fee a deal must pay before it feeds reputation (and backs w3 rewards); w1/w2 plus
+    # the backed w3 return at most 0.578 of any deal's fee at these defaults (docs/dccn.md).
     min_reputation_fee: int = 2_500 * WAD
     daily_capacity_reward: int = 10_000 * WAD
 
@@ -55,7 +58,7 @@ class EconomyParams:
 
     def staking_args(self, token: str) -> tuple[Any, ...]:
         return (token, self.epoch_length, self.unbonding_period, self.w0, self.w1, self.w2, self.w3,
-                self.finder_fee_bps)
+                self.finder_fee_bps, self.reputation_reward_backing_bps)
 
     def reputation_args(self) -> tuple[Any, ...]:
         return (self.psi, self.log_divisor)
@@ -101,6 +104,8 @@ def deploy_economy(w3: Web3, token: str, *, sender: str | LocalAccount, treasury
     for _, contract, role, account in role_grants(economy, monitor, reporter):
         transact(w3, contract.functions.grantRole(role, account), sender=sender)
     transact(w3, staking.functions.set_reputation_source(reputation.address), sender=sender)
+    transact(w3, staking.functions.set_fee_source(escrow.address), sender=sender)
+    transact(w3, reputation.functions.set_reward_clock(staking.address), sender=sender)
     return economy
 
 

@@ -57,6 +57,12 @@ RATED: constant(uint8) = 4  # flag added to COMPLETED or BREACHED
 INPUT_DEAL_END: constant(uint256) = 1
 INPUT_SERVICE_LEVEL: constant(uint256) = 2
 INPUT_RATING: constant(uint256) = 3
+# How a qualifying deal's platform fee is credited to its parties' w3 fee backing (the
+# shares sum to the fee, so a ring of accounts is backed by exactly the fees it paid):
+# in proportion to the reputation one deal can give each (provider 0.4, tenant and
+# application provider 0.2 each); the application provider gets the remainder.
+PROVIDER_BACKING_BPS: constant(uint256) = 5_000
+TENANT_BACKING_BPS: constant(uint256) = 2_500
 MASK16: constant(uint256) = 2**16 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK64: constant(uint256) = 2**64 - 1
@@ -379,6 +385,11 @@ def set_split(fee_bps: uint256, app_bps: uint256, slash_bps: uint256):
     """
     @notice Admin only: platform fee, application provider's share and
             breach slash (basis points) for deals opened from now on.
+            The fee must be at least the staking contract's
+            `min_fee_bps()` ("escrow: weights exceed fee").
+    @param fee_bps Platform fee, basis points of what a deal streams.
+    @param app_bps Application provider's share, basis points.
+    @param slash_bps Slash on an SLA breach, basis points of the deal's value.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_split(fee_bps, app_bps, slash_bps)
@@ -561,14 +572,20 @@ def _record_end(deal_id: uint256, d: Deal, p: Parties, completed: bool):
     amount: uint256 = convert(d.rate, uint256) * convert(d.settled_to - d.start, uint256)
     fee: uint256 = amount * convert(d.fee_bps, uint256) // BPS
     app_share: uint256 = amount * convert(d.app_bps, uint256) // BPS
-    extcall REPUTATION.record_deal(self.party_address[p.provider], completed, amount - fee - app_share)
-    extcall REPUTATION.record_deal(self.party_address[p.app_provider], completed, app_share)
-    extcall REPUTATION.record_deal(p.tenant, completed, amount)
+    provider_backing: uint256 = fee * PROVIDER_BACKING_BPS // BPS
+    tenant_backing: uint256 = fee * TENANT_BACKING_BPS // BPS
+    extcall REPUTATION.record_deal(self.party_address[p.provider], completed, amount - fee - app_share,
+                                   provider_backing)
+    extcall REPUTATION.record_deal(self.party_address[p.app_provider], completed, app_share,
+                                   fee - provider_backing - tenant_backing)
+    extcall REPUTATION.record_deal(p.tenant, completed, amount, tenant_backing)
 
 
 @internal
 def _set_split(fee_bps: uint256, app_bps: uint256, slash_bps: uint256):
     assert fee_bps + app_bps <= BPS, "escrow: split above 100%"
+    # Below this fee a deal's w1 / w2 rewards plus the w3 its fees back would pay its parties more than it costs.
+    assert fee_bps >= staticcall STAKING.min_fee_bps(), "escrow: weights exceed fee"
     assert slash_bps <= BPS, "escrow: slash above 100%"
     p: Params = self._load_params()
     log ParameterChanged(name="fee_bps", old_value=convert(p.fee_bps, uint256), new_value=fee_bps)

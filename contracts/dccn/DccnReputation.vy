@@ -16,6 +16,14 @@
      the old reputation are folded into a per-account integral, and
      `reputation_integral` adds the seconds since. O(1), never a loop
      over months; a month pays the reputation it had, never later.
+     The same word keeps the account's fee backing: the platform fees
+     of the qualifying deals it was a party to (its share, as the
+     recorder splits each deal's fee), the cap of its w3 reward.
+     The w3 reward reads `reward_integral`: reputation integrated
+     against the staking contract's clock W = integral of w3 dt, kept
+     in O(1) per account as an offset Y with reward_integral = Y +
+     reputation x W(now); when the reputation changes from r to r', Y
+     gains (r - r') x W(now). So a w3 change weighs only later seconds.
 """
 
 from snekmate.auth import access_control
@@ -23,6 +31,11 @@ from snekmate.utils import math
 from ..interfaces import dccn_reputation
 
 implements: dccn_reputation
+
+
+interface RewardClock:
+    def w3_time() -> uint256: view
+
 
 initializes: access_control
 
@@ -71,7 +84,8 @@ struct Scores:
 
 struct Clock:
     updated_at: uint32  # when the reputation last changed
-    integral: uint224  # reputation (WAD) x seconds up to `updated_at`
+    integral: uint128  # reputation (WAD) x seconds up to `updated_at`
+    backing: uint96  # platform fees (ANKR wei) of qualifying deals credited to the account
 
 
 event DealRecorded:
@@ -93,10 +107,19 @@ event RatingRecorded:
     old_reputation: uint256
     new_reputation: uint256
 
+event FeeBackingRecorded:
+    account: indexed(address)
+    old_backing: uint256
+    new_backing: uint256
+
 event ReputationIntegralFolded:
     account: indexed(address)
     old_integral: uint256
     new_integral: uint256
+
+event RewardClockSet:
+    old_clock: indexed(address)
+    new_clock: indexed(address)
 
 event ParameterChanged:
     name: String[32]
@@ -108,6 +131,10 @@ event ParameterChanged:
 _deals: HashMap[address, uint256]
 _scores: HashMap[address, uint256]
 _clocks: HashMap[address, uint256]
+# Per account offset Y: reward_integral = Y + reputation x W(now), W = the clock's integral of w3 dt.
+_reward_offsets: HashMap[address, int256]
+# The staking contract whose `w3_time()` (integral of w3 over time) weighs the reward integral.
+reward_clock: public(address)
 psi: public(uint256)  # WAD
 log_divisor: public(uint256)
 
@@ -123,13 +150,25 @@ def __init__(psi: uint256, log_divisor: uint256):
 
 
 @external
-def record_deal(account: address, completed: bool, fee: uint256):
+def record_deal(account: address, completed: bool, fee: uint256, backing: uint256):
     """
     @notice Recorder only: a deal of `account` ended (completed or
-            failed) with `fee` ANKR paid or earned; updates both EMAs.
+            failed) with `fee` ANKR paid or earned; updates both EMAs
+            and adds `backing` (the account's share of the platform fee
+            the deal paid) to its fee backing, the cap of its w3 reward.
+    @param account The party whose reputation changes.
+    @param completed True if the deal completed, False if it failed.
+    @param fee ANKR wei the account paid (tenant) or earned (providers).
+    @param backing ANKR wei of platform fee credited to the account's backing.
     """
     access_control._check_role(RECORDER_ROLE, msg.sender)
     old: uint256 = self._fold(account)
+    if backing > 0:
+        c: Clock = self._load_clock(account)
+        old_backing: uint256 = convert(c.backing, uint256)
+        c.backing += convert(backing, uint96)
+        self._store_clock(account, c)
+        log FeeBackingRecorded(account=account, old_backing=old_backing, new_backing=convert(c.backing, uint256))
     d: Deals = self._load_deals(account)
     s: Scores = self._load_scores(account)
     s.total_fee += convert(fee, uint128)
@@ -145,7 +184,7 @@ def record_deal(account: address, completed: bool, fee: uint256):
     self._store_deals(account, d)
     self._store_scores(account, s)
     log DealRecorded(account=account, completed=completed, fee=fee, old_reputation=old,
-                     new_reputation=self._reputation(account))
+                     new_reputation=self._shift(account, old))
 
 
 @external
@@ -161,7 +200,7 @@ def record_service_level(account: address, level: uint256):
     s.service_count += 1
     self._store_scores(account, s)
     log ServiceLevelRecorded(account=account, level=level, old_reputation=old,
-                             new_reputation=self._reputation(account))
+                             new_reputation=self._shift(account, old))
 
 
 @external
@@ -176,7 +215,22 @@ def record_rating(account: address, score: uint256):
     s.rating_sum += convert(score, uint32)
     s.rating_count += 1
     self._store_scores(account, s)
-    log RatingRecorded(account=account, score=score, old_reputation=old, new_reputation=self._reputation(account))
+    log RatingRecorded(account=account, score=score, old_reputation=old, new_reputation=self._shift(account, old))
+
+
+@external
+def set_reward_clock(clock: address):
+    """
+    @notice Admin only, once: the staking contract whose `w3_time()`
+            weighs `reward_integral` (set at deployment, before any
+            record; a later change would shift every account's offset).
+    @param clock The staking contract.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert self.reward_clock == empty(address), "reputation: reward clock already set"
+    assert clock != empty(address), "reputation: zero reward clock"
+    log RewardClockSet(old_clock=empty(address), new_clock=clock)
+    self.reward_clock = clock
 
 
 @external
@@ -205,9 +259,40 @@ def reputation_integral(account: address) -> uint256:
             the sum of reputation (WAD) x seconds it was held, from its
             first record. w3 pays w3 x this / (1e18 x month).
     """
-    c: Clock = self._load_clock(account)
-    return convert(c.integral, uint256) + (block.timestamp - convert(c.updated_at, uint256)) * self._reputation(
-        account)
+    return self._integral(account, self._load_clock(account))
+
+
+@view
+@external
+def fee_backing(account: address) -> uint256:
+    """
+    @notice Platform fees (ANKR wei) of the qualifying deals credited to
+            `account`: staking pays it at most a fixed fraction of this
+            as w3 reward, ever.
+    """
+    return convert(self._load_clock(account).backing, uint256)
+
+
+@view
+@external
+def reward_integral(account: address) -> uint256:
+    """
+    @notice Reputation of `account` integrated against the reward
+            clock: the sum of reputation (WAD) x w3 (ANKR wei per
+            month) x seconds, each second at the w3 of that second.
+    """
+    return self._reward_integral(account)
+
+
+@view
+@external
+def reward_basis(account: address) -> (uint256, uint256):
+    """
+    @notice (reward integral up to now, fee backing) of `account`,
+            read in one call by the staking contract's w3 accrual.
+    @return (uint256, uint256) Reputation (WAD) x w3 x seconds; ANKR wei of fees.
+    """
+    return (self._reward_integral(account), convert(self._load_clock(account).backing, uint256))
 
 
 @view
@@ -281,13 +366,49 @@ def _fold(account: address) -> uint256:
     if elapsed == 0 and c.updated_at != 0:
         return reputation
     old_integral: uint256 = convert(c.integral, uint256)
-    c.integral += convert(elapsed * reputation, uint224)
+    c.integral += convert(elapsed * reputation, uint128)
     c.updated_at = convert(block.timestamp, uint32)
     self._store_clock(account, c)
     if reputation > 0:
         log ReputationIntegralFolded(account=account, old_integral=old_integral,
                                      new_integral=convert(c.integral, uint256))
     return reputation
+
+
+@view
+@internal
+def _integral(account: address, c: Clock) -> uint256:
+    return convert(c.integral, uint256) + (block.timestamp - convert(c.updated_at, uint256)) * self._reputation(
+        account)
+
+
+@view
+@internal
+def _w3_time() -> uint256:
+    clock: address = self.reward_clock
+    if clock == empty(address):
+        return 0
+    return staticcall RewardClock(clock).w3_time()
+
+
+@view
+@internal
+def _reward_integral(account: address) -> uint256:
+    reputation: uint256 = self._reputation(account)
+    offset: int256 = self._reward_offsets[account]
+    if reputation == 0:
+        return convert(offset, uint256)
+    return convert(offset + convert(reputation * self._w3_time(), int256), uint256)
+
+
+@internal
+def _shift(account: address, old: uint256) -> uint256:
+    """After a change from `old`: moves the offset so the reward integral is continuous; returns the new reputation."""
+    new: uint256 = self._reputation(account)
+    if new != old:
+        w: int256 = convert(self._w3_time(), int256)
+        self._reward_offsets[account] += (convert(old, int256) - convert(new, int256)) * w
+    return new
 
 
 @pure
@@ -353,9 +474,11 @@ def _store_scores(account: address, s: Scores):
 @internal
 def _load_clock(account: address) -> Clock:
     w: uint256 = self._clocks[account]
-    return Clock(updated_at=convert(w & MASK32, uint32), integral=convert(w >> 32, uint224))
+    return Clock(updated_at=convert(w & MASK32, uint32), integral=convert((w >> 32) & MASK128, uint128),
+                 backing=convert(w >> 160, uint96))
 
 
 @internal
 def _store_clock(account: address, c: Clock):
-    self._clocks[account] = convert(c.updated_at, uint256) | convert(c.integral, uint256) << 32
+    self._clocks[account] = (convert(c.updated_at, uint256) | convert(c.integral, uint256) << 32
+                             | convert(c.backing, uint256) << 160)

@@ -10,8 +10,11 @@
         w0 per day on stake held (an O(1) accumulator), w1 on stake
         consumed and w2 on fees earned (credited by the escrow), and
         w3 per month times reputation, integrated over time (each
-        second pays the reputation it had). Rewards are paid from a pool
-        funded with ANKR; what the pool cannot pay stays owed.
+        second pays the reputation it had), and backed by fees: an
+        account's cumulative w3 never exceeds `reputation_reward_backing_bps`
+        of the platform fees of the qualifying deals that fed its
+        reputation. Rewards are paid from a pool funded with ANKR; what
+        the pool cannot pay stays owed.
 @dev Gas: the stake-holding accumulator `rpt` is the sum of
      w0 (WAD per day) x elapsed seconds, an exact integer, so an
      account's accrual is one division by WAD x DAY (at most 1 wei
@@ -24,6 +27,11 @@ from ..interfaces import dccn_reputation
 from ..interfaces import dccn_staking
 
 implements: dccn_staking
+
+
+interface FeeSource:
+    def split() -> (uint256, uint256, uint256): view
+
 
 initializes: access_control
 
@@ -52,6 +60,8 @@ REPUTATION_DENOMINATOR: constant(uint256) = WAD * MONTH
 MASK32: constant(uint256) = 2**32 - 1
 MASK96: constant(uint256) = 2**96 - 1
 MASK128: constant(uint256) = 2**128 - 1
+MASK160: constant(uint256) = 2**160 - 1
+MASK224: constant(uint256) = 2**224 - 1
 
 
 struct Checkpoint:
@@ -76,6 +86,16 @@ struct Position:
 struct Accrual:
     rpt_paid: uint128
     earned: uint128
+
+
+struct ReputationAccrual:
+    paid_integral: uint160  # reward integral (reputation WAD x w3 x seconds) already paid
+    rewarded: uint96  # cumulative w3 reward credited (ANKR wei)
+
+
+struct W3Clock:
+    w3_time: uint224  # integral of w3 (ANKR wei per month) over seconds up to `updated_at`
+    updated_at: uint32
 
 
 struct Unbonding:
@@ -110,9 +130,12 @@ event RewardCredited:
 
 event ReputationRewardAccrued:
     account: indexed(address)
-    old_paid_integral: uint256  # reputation (WAD) x seconds paid up to before
+    old_paid_integral: uint256  # reward integral (reputation WAD x w3 x seconds) paid up to before
     new_paid_integral: uint256
     amount: uint256
+    old_rewarded: uint256  # cumulative w3 reward before
+    new_rewarded: uint256
+    cap: uint256  # backing share x the account's fee backing
 
 event RewardsFunded:
     funder: indexed(address)
@@ -131,6 +154,10 @@ event ParameterChanged:
     old_value: uint256
     new_value: uint256
 
+event FeeSourceChanged:
+    old_source: indexed(address)
+    new_source: indexed(address)
+
 event ReputationSourceChanged:
     old_source: indexed(address)
     new_source: indexed(address)
@@ -148,28 +175,39 @@ _accruals: HashMap[address, uint256]
 _unbondings: HashMap[address, uint256]
 # Accumulator at the start of each epoch that had pending stake.
 epoch_rpt: public(HashMap[uint32, uint96])
-# Reputation integral (WAD x seconds, as the reputation source reports it) already paid with w3.
-reputation_paid: public(HashMap[address, uint256])
+# Per account: reward integral (reputation WAD x w3 x seconds, as the source reports it) already
+# paid, and the cumulative w3 reward credited (the part capped by the fee backing).
+_reputation_accruals: HashMap[address, uint256]
+# Integral of w3 over time (the reputation source weighs reputation with it), one word.
+_w3_clock: uint256
 
 w1: public(uint256)
 w2: public(uint256)
 w3: public(uint256)
 unbonding_period: public(uint256)
 finder_fee_bps: public(uint256)
+# Share (basis points, <= 100%) of an account's fee backing it can ever earn as w3.
+reputation_reward_backing_bps: public(uint256)
 reputation_source: public(dccn_reputation)
+# The deal escrow whose platform fee the weights are checked against (`split()`).
+fee_source: public(address)
 
 
 @deploy
 def __init__(token: IERC20, epoch_length: uint256, unbonding_period: uint256, w0: uint256, w1: uint256,
-             w2: uint256, w3: uint256, finder_fee_bps: uint256):
+             w2: uint256, w3: uint256, finder_fee_bps: uint256, reputation_reward_backing_bps: uint256):
     """
     @notice Sets the currency, the epoch length, the unbonding period,
-            the reward weights (w0..w2 in WAD, w3 in ANKR wei per month)
-            and the finder fee. The deployer holds the admin role.
+            the reward weights (w0..w2 in WAD, w3 in ANKR wei per month),
+            the finder fee and the w3 fee backing share. The deployer
+            holds the admin role. (The escrow's constructor checks its
+            fee against these weights: `min_fee_bps`.)
     """
     access_control.__init__()
     assert epoch_length > 0, "staking: zero epoch length"
     assert finder_fee_bps <= BPS, "staking: finder fee above 100%"
+    assert reputation_reward_backing_bps <= BPS, "staking: backing above 100%"
+    self.reputation_reward_backing_bps = reputation_reward_backing_bps
     TOKEN = token
     EPOCH_LENGTH = epoch_length
     GENESIS = block.timestamp
@@ -179,6 +217,7 @@ def __init__(token: IERC20, epoch_length: uint256, unbonding_period: uint256, w0
     self.w1 = w1
     self.w2 = w2
     self.w3 = w3
+    self._store_w3_clock(W3Clock(w3_time=0, updated_at=convert(block.timestamp, uint32)))
     self.unbonding_period = unbonding_period
     self.finder_fee_bps = finder_fee_bps
 
@@ -349,24 +388,39 @@ def credit_activity(tenant: address, consumed: uint256, provider: address, provi
 def accrue_reputation_reward(account: address) -> uint256:
     """
     @notice Credits w3 (per month) x the reputation `account` held,
-            second by second, since the last accrual: w3 x the growth
-            of the source's reputation integral / (1e18 x month). A
-            month at reputation 0 pays 0; a new reputation counts only
-            from when it was set. Anyone may call it for any account.
+            second by second, since the last accrual, each second at the
+            w3 of that second: the growth of the source's reward
+            integral (reputation x w3 x seconds) / (1e18 x month), but
+            never more in total than `reputation_reward_backing_bps` of
+            the account's fee backing (platform fees of the qualifying
+            deals that fed its reputation). What the cap cuts off is
+            not carried over. A month at reputation 0 pays 0; a new
+            reputation counts only from when it was set. Anyone may
+            call it for any account.
+    @param account The account whose w3 reward accrues.
     @return uint256 The amount credited.
     """
     source: dccn_reputation = self.reputation_source
     assert source.address != empty(address), "staking: no reputation source"
-    integral: uint256 = staticcall source.reputation_integral(account)
-    paid: uint256 = self.reputation_paid[account]
+    integral: uint256 = 0
+    backing: uint256 = 0
+    integral, backing = staticcall source.reward_basis(account)
+    r: ReputationAccrual = self._load_reputation_accrual(account)
+    paid: uint256 = convert(r.paid_integral, uint256)
     # A lower integral means a new source: pay nothing until it passes what was paid.
     if integral <= paid:
         return 0
-    self.reputation_paid[account] = integral
     # One division per accrual: at most 1 wei below the exact reward.
-    amount: uint256 = self.w3 * (integral - paid) // REPUTATION_DENOMINATOR
+    amount: uint256 = (integral - paid) // REPUTATION_DENOMINATOR
+    cap: uint256 = backing * self.reputation_reward_backing_bps // BPS
+    rewarded: uint256 = convert(r.rewarded, uint256)
+    amount = min(amount, cap - min(cap, rewarded))
+    r.paid_integral = convert(integral, uint160)
+    r.rewarded = convert(rewarded + amount, uint96)
+    self._store_reputation_accrual(account, r)
     self._credit(account, amount, 3)
-    log ReputationRewardAccrued(account=account, old_paid_integral=paid, new_paid_integral=integral, amount=amount)
+    log ReputationRewardAccrued(account=account, old_paid_integral=paid, new_paid_integral=integral, amount=amount,
+                                old_rewarded=rewarded, new_rewarded=rewarded + amount, cap=cap)
     return amount
 
 
@@ -377,9 +431,17 @@ def accrue_reputation_reward(account: address) -> uint256:
 def set_weights(w0: uint256, w1: uint256, w2: uint256, w3: uint256):
     """
     @notice Admin only: sets the reward weights (w0..w2 in WAD, w3 in
-            ANKR wei per month). Stake held so far accrues at the old w0.
+            ANKR wei per month). Stake held so far accrues at the old w0
+            and reputation held so far at the old w3 (`w3_time`).
+            Refused ("staking: weights exceed fee") if the fee source's
+            platform fee would fall below `min_fee_bps` for them.
+    @param w0 Stake-holding weight, WAD per staked token per day.
+    @param w1 Stake-consumed weight, WAD.
+    @param w2 Fee-earned weight, WAD.
+    @param w3 Reputation weight, ANKR wei per month at reputation 1.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._check_fee_covers(w1, w2, self.reputation_reward_backing_bps)
     self._checkpoint()
     t: Totals = self._load_totals()
     log ParameterChanged(name="w0", old_value=convert(t.w0, uint256), new_value=w0)
@@ -389,7 +451,12 @@ def set_weights(w0: uint256, w1: uint256, w2: uint256, w3: uint256):
     self.w1 = w1
     log ParameterChanged(name="w2", old_value=self.w2, new_value=w2)
     self.w2 = w2
-    log ParameterChanged(name="w3", old_value=self.w3, new_value=w3)
+    old_w3: uint256 = self.w3
+    c: W3Clock = self._load_w3_clock()
+    c.w3_time = convert(self._w3_time_at(c, old_w3, block.timestamp), uint224)
+    c.updated_at = convert(block.timestamp, uint32)
+    self._store_w3_clock(c)
+    log ParameterChanged(name="w3", old_value=old_w3, new_value=w3)
     self.w3 = w3
 
 
@@ -415,6 +482,35 @@ def set_finder_fee_bps(fee_bps: uint256):
 
 
 @external
+def set_reputation_reward_backing(backing_bps: uint256):
+    """
+    @notice Admin only: the share (basis points, <= 100%) of an
+            account's fee backing it can ever earn as w3 reward.
+    @param backing_bps The new share.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert backing_bps <= BPS, "staking: backing above 100%"
+    self._check_fee_covers(self.w1, self.w2, backing_bps)
+    log ParameterChanged(name="reputation_reward_backing_bps", old_value=self.reputation_reward_backing_bps,
+                         new_value=backing_bps)
+    self.reputation_reward_backing_bps = backing_bps
+
+
+@external
+def set_fee_source(source: address):
+    """
+    @notice Admin only: the deal escrow whose platform fee (`split()`)
+            weight and backing changes are checked against; its current
+            fee must already cover the current weights.
+    @param source The escrow (empty: no check on later changes).
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    log FeeSourceChanged(old_source=self.fee_source, new_source=source)
+    self.fee_source = source
+    self._check_fee_covers(self.w1, self.w2, self.reputation_reward_backing_bps)
+
+
+@external
 def set_reputation_source(source: dccn_reputation):
     """
     @notice Admin only: sets the reputation contract the w3 reward reads.
@@ -434,6 +530,64 @@ def w0() -> uint256:
     @notice The stake-holding weight, WAD per staked token per day.
     """
     return convert(self._load_totals().w0, uint256)
+
+
+@view
+@external
+def min_fee_bps() -> uint256:
+    """
+    @notice The lowest platform fee (basis points) at which a deal's
+            w1 + w2 rewards plus the w3 reward its fee can back stay
+            within the fee it pays: w1 + w2 x (1 - fee) <= fee x
+            (1 - backing); above 100% if no fee can.
+    @return uint256 Basis points.
+    """
+    return self._min_fee_bps(self.w1, self.w2, self.reputation_reward_backing_bps)
+
+
+@view
+@external
+def w3_time() -> uint256:
+    """
+    @notice The integral of w3 (ANKR wei per month) over seconds since
+            deployment, each second at the w3 it had: the clock the
+            reputation source weighs reputation with.
+    """
+    return self._w3_time_at(self._load_w3_clock(), self.w3, block.timestamp)
+
+
+@view
+@external
+def reputation_paid(account: address) -> uint256:
+    """
+    @notice Reward integral (reputation WAD x w3 x seconds) already paid.
+    """
+    return convert(self._load_reputation_accrual(account).paid_integral, uint256)
+
+
+@view
+@external
+def reputation_rewarded(account: address) -> uint256:
+    """
+    @notice Cumulative w3 reward credited to `account` (ANKR wei).
+    """
+    return convert(self._load_reputation_accrual(account).rewarded, uint256)
+
+
+@view
+@external
+def reputation_reward_cap(account: address) -> uint256:
+    """
+    @notice The most w3 `account` can ever be credited with its fee
+            backing so far: backing share x fee backing.
+    """
+    source: dccn_reputation = self.reputation_source
+    if source.address == empty(address):
+        return 0
+    integral: uint256 = 0
+    backing: uint256 = 0
+    integral, backing = staticcall source.reward_basis(account)
+    return backing * self.reputation_reward_backing_bps // BPS
 
 
 @view
@@ -591,6 +745,39 @@ def _settle(account: address) -> Position:
     return p
 
 
+@pure
+@internal
+def _w3_time_at(c: W3Clock, w3: uint256, now: uint256) -> uint256:
+    return convert(c.w3_time, uint256) + w3 * (now - convert(c.updated_at, uint256))
+
+
+@pure
+@internal
+def _min_fee_bps(w1: uint256, w2: uint256, backing_bps: uint256) -> uint256:
+    # fee f (bps) works iff w1 BPS^2 + w2 BPS (BPS - f) <= f (BPS - backing) WAD,
+    # i.e. f >= (w1 + w2) BPS^2 / ((BPS - backing) WAD + w2 BPS), rounded up.
+    numerator: uint256 = (w1 + w2) * BPS * BPS
+    denominator: uint256 = (BPS - backing_bps) * WAD + w2 * BPS
+    if numerator == 0:
+        return 0
+    if denominator == 0:
+        return BPS + 1
+    return (numerator + denominator - 1) // denominator
+
+
+@view
+@internal
+def _check_fee_covers(w1: uint256, w2: uint256, backing_bps: uint256):
+    source: address = self.fee_source
+    if source == empty(address):
+        return
+    fee_bps: uint256 = 0
+    app_bps: uint256 = 0
+    slash_bps: uint256 = 0
+    fee_bps, app_bps, slash_bps = staticcall FeeSource(source).split()
+    assert fee_bps >= self._min_fee_bps(w1, w2, backing_bps), "staking: weights exceed fee"
+
+
 @internal
 def _credit(account: address, amount: uint256, kind: uint256):
     if account == empty(address) or amount == 0:
@@ -663,6 +850,30 @@ def _load_accrual(account: address) -> Accrual:
 @internal
 def _store_accrual(account: address, a: Accrual):
     self._accruals[account] = convert(a.rpt_paid, uint256) | convert(a.earned, uint256) << 128
+
+
+@view
+@internal
+def _load_reputation_accrual(account: address) -> ReputationAccrual:
+    w: uint256 = self._reputation_accruals[account]
+    return ReputationAccrual(paid_integral=convert(w & MASK160, uint160), rewarded=convert(w >> 160, uint96))
+
+
+@internal
+def _store_reputation_accrual(account: address, r: ReputationAccrual):
+    self._reputation_accruals[account] = convert(r.paid_integral, uint256) | convert(r.rewarded, uint256) << 160
+
+
+@view
+@internal
+def _load_w3_clock() -> W3Clock:
+    w: uint256 = self._w3_clock
+    return W3Clock(w3_time=convert(w & MASK224, uint224), updated_at=convert(w >> 224, uint32))
+
+
+@internal
+def _store_w3_clock(c: W3Clock):
+    self._w3_clock = convert(c.w3_time, uint256) | convert(c.updated_at, uint256) << 224
 
 
 @view

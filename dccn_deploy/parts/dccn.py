@@ -51,3 +51,14 @@ def deploy(ctx: DeployContext) -> None:
         ctx.call("staking: w3 reads DccnReputation", staking, "set_reputation_source", reputation.address)
     else:
         ctx.echo("  = staking already reads DccnReputation")
+    if str(staking.fee_source()).lower() != str(escrow.address).lower():
+        ctx.call("staking: weights checked against DccnDealEscrow's fee", staking, "set_fee_source", escrow.address)
+    else:
+        ctx.echo("  = staking already checks weights against DccnDealEscrow's fee")
+    clock = str(reputation.reward_clock()).lower()
+    if clock == "0x" + "0" * 40:
+        ctx.call("reputation: w3 clock of DccnStaking", reputation, "set_reward_clock", staking.address)
+    elif clock == str(staking.address).lower():
+        ctx.echo("  = reputation already weighs by DccnStaking's w3 clock")
+    else:
+        raise DeployError(f"DccnReputation's reward clock is {clock}, not DccnStaking {staking.address}")

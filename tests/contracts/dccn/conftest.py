@@ -100,6 +100,8 @@ def deploy_boa_economy(factories: dict[str, Any], params: EconomyParams | None =
         escrow.grantRole(MONITOR_ROLE, actors.monitor)
         capacity.grantRole(REPORTER_ROLE, actors.reporter)
         staking.set_reputation_source(reputation.address)
+        staking.set_fee_source(escrow.address)
+        reputation.set_reward_clock(staking.address)
     economy = BoaEconomy(token, staking, reputation, escrow, capacity, actors, params)
     for account in (actors.tenant, actors.provider, actors.alice, actors.bob, actors.carol):
         economy.fund(account, 1_000_000 * WAD)

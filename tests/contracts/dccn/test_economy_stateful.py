@@ -2,8 +2,11 @@
 deals, breaches, ratings and capacity rewards, with the invariants checked after
 every step: tokens conserved, every contract holds exactly what it owes, nobody
 withdraws more than owed, reputation in [0, 1], self-dealing refused, deals below
-the minimum fee leave reputation untouched, and the w3 reward never exceeds w3 x
-the exact integral of reputation over time (never retroactive)."""
+the minimum fee leave reputation untouched, and the w3 reward is exactly
+min(w3-weighted exact integral of reputation since the last accrual, what is left
+under the fee backing): never more than the exact integral (each second at the w3
+of that second, w3 changes included) nor than the backing share of the platform
+fees of the qualifying deals that fed the account's reputation."""
 
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ TOTAL_SUPPLY = 10_000_000_000 * WAD
 PROVIDERS = ("provider", "alice", "bob")
 TENANTS = ("tenant", "carol")
 MONTH = 30 * DAY
+BPS = 10_000
+W3S = (100 * WAD, 0, 37 * WAD, 400 * WAD)
 # Default first: deals below and above the minimum both happen with these deal sizes.
 MIN_FEES = (20 * WAD, 0, WAD, 100 * WAD, 2_500 * WAD)
 
@@ -46,12 +51,12 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
             self.deals: list[int] = []
             self.capacity_reports: list[tuple[str, int]] = []
             # Python model of each participant's reputation over time: a step function, so its exact
-            # integral is the sum of (seconds held x reputation), folded after every step.
+            # integral is the sum of (seconds held x reputation), folded after every step; the weighted
+            # one multiplies each second by the w3 of that second (w3 changes only at a step).
             now = boa.env.evm.patch.timestamp
-            self.clock = {x: (now, economy.reputation.reputation(x), 0) for x in participants}
+            self.clock = {x: (now, economy.reputation.reputation(x), 0, 0) for x in participants}
             self.w3_accrued = dict.fromkeys(participants, 0)
-            self.w3_calls = dict.fromkeys(participants, 0)
-            self.integral_at_accrual = dict.fromkeys(participants, 0)
+            self.weighted_at_accrual = dict.fromkeys(participants, 0)
 
         def teardown(self) -> None:
             self._anchor.__exit__(None, None, None)
@@ -108,11 +113,21 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
         @rule(who=st.sampled_from(PROVIDERS + TENANTS + ("app_provider",)))
         def accrue_reputation_reward(self, who: str) -> None:
             account = getattr(a, who)
+            room = max(0, economy.staking.reputation_reward_cap(account) - economy.staking.reputation_rewarded(account))
+            weighted = self.clock[account][3]  # folded up to now
+            due = (weighted - self.weighted_at_accrual[account]) // (MONTH * WAD)
             credited = economy.staking.accrue_reputation_reward(account)
-            event("w3 accrual " + ("credits" if credited else "credits nothing"))
+            event("w3 accrual " + ("credits" if credited else "credits nothing") + (
+                ", capped by the fee backing" if room < due else ""))
+            # Exactly the w3-weighted integral since the last accrual, cut to what the backing leaves.
+            assert credited == min(due, room)
             self.w3_accrued[account] += credited
-            self.w3_calls[account] += 1
-            self.integral_at_accrual[account] = self.clock[account][2]  # folded up to now
+            self.weighted_at_accrual[account] = weighted
+
+        @rule(w3=st.sampled_from(W3S))
+        def set_w3(self, w3: int) -> None:
+            p = economy.params
+            economy.staking.set_weights(p.w0, p.w1, p.w2, w3, sender=a.deployer)  # the model is folded to now
 
         @rule(seconds=st.sampled_from((DAY, 3_600)) | st.integers(1, 3 * DAY))
         def warp(self, seconds: int) -> None:
@@ -276,22 +291,38 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
         def _fold_model(self) -> None:
             """Brings the model's integrals to now; called after every step and before time moves inside one."""
             now = boa.env.evm.patch.timestamp
+            w3 = economy.staking.w3()  # constant since the last fold
             for account in participants:
-                since, held, integral = self.clock[account]
+                since, held, integral, weighted = self.clock[account]
                 integral += (now - since) * held  # reputation changes only at a step's timestamp
-                self.clock[account] = (now, economy.reputation.reputation(account), integral)
+                weighted += (now - since) * held * w3
+                self.clock[account] = (now, economy.reputation.reputation(account), integral, weighted)
 
         @invariant()
-        def w3_never_pays_more_than_reputation_held(self) -> None:
+        def w3_never_pays_more_than_reputation_held_nor_than_its_fees_back(self) -> None:
             self._fold_model()
-            w3 = economy.staking.w3()
+            backing_bps = economy.staking.reputation_reward_backing_bps()
+            deal_fees = {x: 0 for x in participants}
+            for deal_id in self.deals:
+                fee = economy.escrow.platform_fee_paid(deal_id)
+                for party in economy.escrow.parties(deal_id):
+                    deal_fees[party] += fee
+            backed = 0
             for account in participants:
-                integral = self.clock[account][2]
+                _, _, integral, weighted = self.clock[account]
                 assert economy.reputation.reputation_integral(account) == integral
-                # Never more than w3 x the exact integral, at most a wei per accrual less than it was at the last one.
-                assert self.w3_accrued[account] * MONTH * WAD <= w3 * integral
-                floor = w3 * self.integral_at_accrual[account] // (MONTH * WAD) - self.w3_calls[account]
-                assert self.w3_accrued[account] >= floor
+                assert economy.reputation.reward_integral(account) == weighted
+                paid = self.w3_accrued[account]
+                assert paid == economy.staking.reputation_rewarded(account)
+                # Never more than the exact w3-weighted integral (a w3 change is never retroactive) ...
+                assert paid * MONTH * WAD <= weighted
+                # ... nor than the backing share of the qualifying fees (its share of each deal's fee).
+                fee_backing = economy.reputation.fee_backing(account)
+                assert fee_backing <= deal_fees[account]
+                assert paid * BPS <= backing_bps * fee_backing
+                backed += fee_backing
+            # Each qualifying deal's fee is shared among its parties, never counted twice.
+            assert backed <= sum(economy.escrow.platform_fee_paid(d) for d in self.deals)
 
         @invariant()
         def books_balance(self) -> None:

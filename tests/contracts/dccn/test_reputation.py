@@ -39,7 +39,7 @@ def test_reputation__follows_seed_tables(economy, recorder):
     fees = [1_000.0, 250_000.0, 3.0, 42_000.0]
     completed = [True, True, False, True]
     for fee, ok in zip(fees, completed, strict=True):
-        economy.reputation.record_deal(provider, ok, int(fee * WAD), sender=recorder)
+        economy.reputation.record_deal(provider, ok, int(fee * WAD), 0, sender=recorder)
     for level in (99, 80, 100):
         economy.reputation.record_service_level(provider, level, sender=recorder)
     for score in (90, 70):
@@ -59,7 +59,7 @@ def test_reputation__clamped_to_one(make_economy):
     a = economy.actors
     economy.reputation.grantRole(RECORDER_ROLE, a.alice, sender=a.deployer)
     for _ in range(12):
-        economy.reputation.record_deal(a.provider, True, 10**9 * WAD, sender=a.alice)
+        economy.reputation.record_deal(a.provider, True, 10**9 * WAD, 0, sender=a.alice)
         economy.reputation.record_rating(a.provider, 100, sender=a.alice)
         economy.reputation.record_service_level(a.provider, 100, sender=a.alice)
     assert economy.reputation.reputation(a.provider) == WAD
@@ -74,7 +74,7 @@ def test_record__only_recorder(economy):
     with boa.reverts("access_control: account is missing role"):
         economy.reputation.record_rating(a.provider, 100, sender=a.provider)
     with boa.reverts("access_control: account is missing role"):
-        economy.reputation.record_deal(a.provider, True, WAD, sender=a.tenant)
+        economy.reputation.record_deal(a.provider, True, WAD, 0, sender=a.tenant)
 
 
 def test_record__out_of_range__reverts(economy, recorder):

@@ -47,6 +47,9 @@ log = logging.getLogger("plasma_watcher")
 
 # Fixed gas for the fraud proof: a racing prover makes estimation revert, and that is fine.
 PROVE_GAS = 1_500_000
+# A challenge that reverted or could not be sent (a reorg reordered the exit, the spending
+# block and the challenge) is sent again under a new outbox key, at most this many times in all.
+MAX_CHALLENGE_ATTEMPTS = 8
 
 WATCHER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS watched_blocks (
@@ -62,7 +65,8 @@ CREATE TABLE IF NOT EXISTS watched_exits (
     exitor TEXT NOT NULL,
     eth_block INTEGER NOT NULL,
     status TEXT NOT NULL,               -- open, challenging, challenged, finalized
-    note TEXT
+    note TEXT,
+    closed_eth_block INTEGER            -- root-chain block of its ExitChallenged / ExitFinalized
 )
 """
 
@@ -83,6 +87,9 @@ class Watcher:
         with transaction(self.db):
             for statement in WATCHER_SCHEMA.split(";"):
                 self.db.execute(statement)
+            columns = {r["name"] for r in self.db.execute("PRAGMA table_info(watched_exits)").fetchall()}
+            if "closed_eth_block" not in columns:  # databases of earlier versions
+                self.db.execute("ALTER TABLE watched_exits ADD COLUMN closed_eth_block INTEGER")
         self.operator = OperatorClient(cfg.operator_url, timeout=10)
         self.chain = ChildChain(self.rootchain.functions.operator().call(), _no_submissions)
         self.follower = ChainFollower(w3, self.db, f"plasma-watcher-{self.me}", confirmations=cfg.confirmations,
@@ -118,9 +125,23 @@ class Watcher:
 
         @follower.on(rootchain, "BlockSubmitted")
         def block_submitted(event: ChainEvent, db: sqlite3.Connection) -> None:
+            blknum, root = int(event.args["blknum"]), bytes(event.args["root"])
             db.execute("INSERT OR IGNORE INTO watched_blocks (blknum, root, eth_block, first_seen, status) "
-                       "VALUES (?, ?, ?, ?, 'pending')",
-                       (int(event.args["blknum"]), bytes(event.args["root"]), event.block_number, time.time()))
+                       "VALUES (?, ?, ?, ?, 'pending')", (blknum, root, event.block_number, time.time()))
+            replayed = store.get_block(db, blknum)
+            if replayed is None or replayed["status"] != "submitted":
+                return
+            # Replayed before a reorg took its submitBlock away (the rewind made it 'submitted');
+            # the root is back on chain, so its spends can challenge exits again.
+            if bytes(replayed["root"]) != root:
+                log.critical("after a reorg the root chain holds another root for a block replayed here",
+                             extra={"blknum": blknum, "chain_root": "0x" + root.hex(),
+                                    "replayed_root": "0x" + bytes(replayed["root"]).hex()})
+                db.execute("UPDATE watched_blocks SET status = 'invalid', reason = ? WHERE blknum = ?",
+                           ("root on chain differs from the block replayed before a reorg", blknum))
+                return
+            db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
+            db.execute("UPDATE watched_blocks SET eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
 
         @follower.on(rootchain, "ExitStarted")
         def exit_started(event: ChainEvent, db: sqlite3.Connection) -> None:
@@ -133,22 +154,31 @@ class Watcher:
         @follower.on(rootchain, "ExitChallenged")
         def exit_challenged(event: ChainEvent, db: sqlite3.Connection) -> None:
             chain.on_event(event, db)
-            db.execute("UPDATE watched_exits SET status = 'challenged' WHERE exit_id = ?", (int(event.args["exitId"]),))
+            db.execute("UPDATE watched_exits SET status = 'challenged', closed_eth_block = ? WHERE exit_id = ?",
+                       (event.block_number, int(event.args["exitId"])))
 
         @follower.on(rootchain, "ExitFinalized")
         def exit_finalized(event: ChainEvent, db: sqlite3.Connection) -> None:
             chain.on_event(event, db)
-            db.execute("UPDATE watched_exits SET status = 'finalized' WHERE exit_id = ?", (int(event.args["exitId"]),))
+            db.execute("UPDATE watched_exits SET status = 'finalized', closed_eth_block = ? WHERE exit_id = ?",
+                       (event.block_number, int(event.args["exitId"])))
 
         @follower.on_rewind
         def rewind(first_removed: int, db: sqlite3.Connection) -> None:
+            # A verified block whose submitBlock was removed goes back to 'submitted' in `blocks`
+            # (chain.rewind): its spends challenge nothing until BlockSubmitted is seen again.
             chain.rewind(db, first_removed)
             db.execute("DELETE FROM watched_blocks WHERE eth_block >= ? AND status != 'verified'", (first_removed,))
             db.execute("DELETE FROM watched_exits WHERE eth_block >= ?", (first_removed,))
-            # Our challenge was removed (the sender has it back in 'sent' and rebroadcasts it):
-            # in flight again until its ExitChallenged is seen anew.
-            db.execute("UPDATE watched_exits SET status = 'challenging' WHERE status = 'challenged' "
-                       "AND 'challenge:' || exit_id IN (SELECT key FROM outbox WHERE status IN ('pending', 'sent'))")
+            # A challenge or finalization the reorg removed (ours or anyone's): the exit is pending
+            # again. Ours is back in 'sent' (the sender rebroadcasts it): in flight until its
+            # ExitChallenged is seen anew; anyone else's: open, so check_exits challenges it.
+            in_flight = ("EXISTS (SELECT 1 FROM outbox WHERE status IN ('pending', 'sent') AND "
+                         "(key = 'challenge:' || exit_id OR key LIKE 'challenge:' || exit_id || ':%'))")
+            db.execute(f"UPDATE watched_exits SET status = CASE WHEN {in_flight} THEN 'challenging' ELSE 'open' END, "
+                       "closed_eth_block = NULL WHERE closed_eth_block >= ?", (first_removed,))
+            db.execute(f"UPDATE watched_exits SET status = 'challenging' WHERE status = 'challenged' "
+                       f"AND closed_eth_block IS NULL AND {in_flight}")
 
     # -- blocks ------------------------------------------------------------------------
 
@@ -259,21 +289,51 @@ class Watcher:
     # -- exits -------------------------------------------------------------------------
 
     def check_exits(self) -> None:
-        """Challenge every open exit of an output that a verified block spends."""
+        """Challenge every pending exit of an output that a verified block on the root chain spends.
+
+        Every poll looks at every exit not known challenged or finalized, so a spend whose block
+        reaches the root chain after the exit started (or comes back after a reorg) is found too.
+        A challenge of ours that reverted or could not be sent is sent again under a new key
+        while the exit is still pending on chain (at most MAX_CHALLENGE_ATTEMPTS in all)."""
         self._collect_confirm_sigs()
-        rows = self.db.execute("SELECT * FROM watched_exits WHERE status = 'open' ORDER BY exit_id").fetchall()
+        rows = self.db.execute("SELECT * FROM watched_exits WHERE status IN ('open', 'challenging') "
+                               "ORDER BY exit_id").fetchall()
         for row in rows:
             exit_id = int(row["exit_id"])
+            attempts = self._challenge_attempts(exit_id)
+            if attempts and attempts[-1]["status"] not in ("reverted", "failed"):
+                if row["status"] == "open":  # ours is in flight or mined (a rewind re-created the row)
+                    with transaction(self.db):
+                        self.db.execute("UPDATE watched_exits SET status = 'challenging' WHERE exit_id = ?", (exit_id,))
+                continue
             utxo = store.get_utxo(self.db, exit_id)
             if utxo is None or utxo.spent_by is None or utxo.spent_slot is None:
                 continue  # unspent as far as verified blocks go; checked again next time
+            if attempts and (len(attempts) >= MAX_CHALLENGE_ATTEMPTS or not self._exit_pending_on_chain(exit_id)):
+                continue
             args = self._challenge_args(exit_id, utxo.spent_by, utxo.spent_slot, row["exitor"])
             if args is None:
                 continue
+            key = f"challenge:{exit_id}" if not attempts else f"challenge:{exit_id}:{len(attempts)}"
             with transaction(self.db):
-                self.sender.enqueue_call(self.db, f"challenge:{exit_id}", args.call(self.rootchain))
+                self.sender.enqueue_call(self.db, key, args.call(self.rootchain))
                 self.db.execute("UPDATE watched_exits SET status = 'challenging' WHERE exit_id = ?", (exit_id,))
-            log.warning("challenging the exit of a spent output", extra={"exit_id": exit_id, "exitor": row["exitor"]})
+            log.warning("challenging the exit of a spent output", extra={
+                "exit_id": exit_id, "exitor": row["exitor"], "attempt": len(attempts) + 1,
+                "previous": attempts[-1]["error"] or attempts[-1]["status"] if attempts else None})
+
+    def _challenge_attempts(self, exit_id: int) -> list[sqlite3.Row]:
+        """Our outbox rows challenging `exit_id`, oldest first (keys challenge:<id>, challenge:<id>:<n>)."""
+        rows = self.db.execute("SELECT key, status, error FROM outbox WHERE key = ? OR key LIKE ?",
+                               (f"challenge:{exit_id}", f"challenge:{exit_id}:%")).fetchall()
+        return sorted(rows, key=lambda r: int(r["key"].split(":")[2]) if r["key"].count(":") == 2 else 0)
+
+    def _exit_pending_on_chain(self, exit_id: int) -> bool:
+        try:
+            return int(self.rootchain.functions.exits(exit_id).call()[3]) == 1
+        except Exception as err:  # an RPC hiccup: look again next poll
+            log.warning("could not read the exit", extra={"exit_id": exit_id, "error": str(err)})
+            return False
 
     def _challenge_args(self, exit_id: int, spender_id: int, slot: int, exitor: str) -> ChallengeArgs | None:
         spender = store.get_tx_by_id(self.db, spender_id)

@@ -173,6 +173,13 @@ class RunningOperator:
         if self.operator._api_server is not None:
             self.operator._api_server.should_exit = True
 
+    def pause(self) -> None:
+        """Stop the service loop (no follower, no sender); the API keeps answering."""
+        self.loop.stop()
+
+    def resume(self) -> None:
+        self.loop = Looping(self.operator.service.tick, self.operator.cfg.poll_interval)
+
 
 @pytest.fixture
 def start_operator(plasma: Plasma) -> Iterator[Callable[..., RunningOperator]]:

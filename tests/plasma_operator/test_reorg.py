@@ -113,3 +113,97 @@ def test_reorg_removing_the_watchers_challenge__challenging_again__same_challeng
     assert events[0]["transactionHash"].to_0x_hex() == challenge_hash  # rebroadcast, not re-signed
     assert [r[0] for r in _watcher_rows(plasma, roles.challenger, challenge_sql)] == [challenge_hash]
     assert plasma.rootchain.functions.balances(roles.challenger.address).call() == EXIT_BOND
+
+
+def _cheat_after_a_spend(plasma: Any, cli: Any, url: str, roles: Any) -> tuple[Any, Any, Any]:
+    """alice deposits, sends it all to bob, confirms, then starts the exit of her spent deposit."""
+    alice = roles.alice
+    deposit = cli(alice, url, "deposit", "1ether")
+    sent = cli(alice, url, "send", roles.bob.address, "1ether", "--wait")
+    cli(alice, url, "confirm", str(sent["blknum"]), str(sent["txindex"]))
+    exit_args = deposit_exit_args(deposit["blknum"], alice.address, ETHER)
+    receipt = plasma.send(alice, exit_args.call(plasma.rootchain), value=EXIT_BOND)
+    return exit_args, receipt, sent
+
+
+def _outbox(plasma: Any, actor: Any, exit_id: int) -> list[Any]:
+    return _watcher_rows(plasma, actor, f"SELECT key, status FROM outbox WHERE key LIKE 'challenge:{exit_id}%' "
+                                        "ORDER BY rowid")
+
+
+def test_watcher__spend_submitted_after_exit_started__exit_challenged(
+    plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
+) -> None:
+    # A deep reorg drops the operator's submitBlock and the watcher's challenge; alice's wallet
+    # re-sends her exit, mined first; the watcher's rebroadcast challenge reverts (no block yet);
+    # the operator's submitBlock lands after the exit started: the watcher must challenge again.
+    running = start_operator()
+    start_watcher(roles.challenger, running.url)
+    exit_args, exit_receipt, _ = _cheat_after_a_spend(plasma, cli, running.url, roles)
+    status_sql = f"SELECT status FROM watched_exits WHERE exit_id = {exit_args.exit_id}"
+    eventually(lambda: _watcher_rows(plasma, roles.challenger, status_sql) == [("challenged",)],
+               what="watcher challenged the exit")
+    submit_block = int(plasma.events("BlockSubmitted")[0]["blockNumber"])
+    exit_raw = plasma.anvil.rpc("eth_getRawTransactionByHash", exit_receipt["transactionHash"].to_0x_hex())
+
+    running.pause()  # the operator rebroadcasts its submitBlock only once the exit is back
+    plasma.anvil.set_automine(False)
+    try:
+        plasma.anvil.reorg(plasma.anvil.block_number() - submit_block + 1)
+        plasma.anvil.rpc("anvil_dropAllTransactions")
+        plasma.anvil.rpc("eth_sendRawTransaction", exit_raw)
+        plasma.anvil.mine()
+        assert [int(e["args"]["blknum"]) for e in plasma.events("ExitStarted")] == [exit_args.blknum]
+        assert plasma.events("BlockSubmitted") == []
+        # The watcher's stored challenge comes back and reverts: the spending block is not on chain.
+        _mining_until(plasma, eventually, lambda: _outbox(plasma, roles.challenger, exit_args.exit_id)
+                      == [(f"challenge:{exit_args.exit_id}", "reverted")], "the old challenge reverted")
+    finally:
+        plasma.anvil.set_automine(True)
+    running.resume()
+    _mining_until(plasma, eventually, lambda: plasma.events("ExitChallenged"), "exit challenged on the new chain")
+    _mining_until(plasma, eventually,
+                  lambda: _watcher_rows(plasma, roles.challenger, status_sql) == [("challenged",)],
+                  "watcher saw its new challenge")
+
+    events = plasma.events("ExitChallenged")
+    assert [(e["args"]["exitId"], e["args"]["challenger"]) for e in events] == [
+        (exit_args.exit_id, roles.challenger.address)]
+    assert plasma.rootchain.functions.exits(exit_args.exit_id).call()[3] == 3  # challenged
+    assert [status for _, status in _outbox(plasma, roles.challenger, exit_args.exit_id)] == ["reverted", "mined"]
+
+
+def test_watcher__someone_elses_challenge_removed_by_reorg__watcher_challenges_itself(
+    plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
+) -> None:
+    running = start_operator()
+    exit_args, _, sent = _cheat_after_a_spend(plasma, cli, running.url, roles)
+    spend = OperatorClient(running.url).tx(sent["blknum"], sent["txindex"])
+    # bob challenges with alice's published confirm signature, before any watcher runs.
+    from plasma_operator.wallet import challenge_args_from_api
+
+    receipt = plasma.send(roles.bob, challenge_args_from_api(exit_args.exit_id, spend, 0).call(plasma.rootchain))
+    start_watcher(roles.challenger, running.url)
+    status_sql = f"SELECT status FROM watched_exits WHERE exit_id = {exit_args.exit_id}"
+    eventually(lambda: _watcher_rows(plasma, roles.challenger, status_sql) == [("challenged",)],
+               what="watcher saw bob's challenge")
+    assert _outbox(plasma, roles.challenger, exit_args.exit_id) == []
+
+    plasma.anvil.set_automine(False)
+    try:
+        # bob's challenge is removed and nobody re-sends it; the exit stays.
+        plasma.anvil.reorg(plasma.anvil.block_number() - int(receipt["blockNumber"]) + 1)
+        plasma.anvil.rpc("anvil_dropAllTransactions")
+        _mining_until(plasma, eventually, lambda: _outbox(plasma, roles.challenger, exit_args.exit_id),
+                      "watcher challenging the exit again pending")
+    finally:
+        plasma.anvil.set_automine(True)
+    _mining_until(plasma, eventually, lambda: plasma.events("ExitChallenged"), "exit challenged on the new chain")
+    _mining_until(plasma, eventually,
+                  lambda: _watcher_rows(plasma, roles.challenger, status_sql) == [("challenged",)],
+                  "watcher saw its own challenge")
+
+    events = plasma.events("ExitChallenged")
+    assert [(e["args"]["exitId"], e["args"]["challenger"]) for e in events] == [
+        (exit_args.exit_id, roles.challenger.address)]
+    assert plasma.rootchain.functions.balances(roles.challenger.address).call() == EXIT_BOND

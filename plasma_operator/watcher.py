@@ -234,15 +234,26 @@ class Watcher:
             first = get_meta(self.db, "watcher.alarm") is None
             if first:
                 set_meta(self.db, "watcher.alarm", f"block {blknum}: {reason}")
+                set_meta(self.db, "watcher.alarm_block", str(blknum))
         if first:
             log.warning("OPERATOR MISBEHAVES: exiting this user's outputs", extra={"blknum": blknum, "reason": reason})
-        if not self.cfg.exit_on_fraud:
+        self.exit_outputs()
+
+    def exit_outputs(self) -> None:
+        """After the alarm (again at every check_exits): start the exit of each output of this user
+        from before the bad block, once nothing stands in its way. The root chain refuses the exit
+        of an output whose transaction has an input with a live exit ("plasma: input has an exit"),
+        so such an output waits until check_exits' challenge of that exit is seen."""
+        alarm_block = get_meta(self.db, "watcher.alarm_block")
+        if not self.cfg.exit_on_fraud or alarm_block is None:
             return
         # Outputs of blocks before the bad one, and deposits (they exit on their own record).
         mine = self.db.execute("SELECT pos FROM utxos WHERE owner = ? AND spent_by IS NULL AND exiting = 0 "
                                "AND (blknum < ? OR blknum % ? != 0) ORDER BY pos",
-                               (self.me, blknum, wire.CHILD_BLOCK_INTERVAL)).fetchall()
+                               (self.me, int(alarm_block), wire.CHILD_BLOCK_INTERVAL)).fetchall()
         for row in mine:
+            if self.sender.entry(f"exit:{int(row['pos'])}") is not None or self._input_exit_live(int(row["pos"])):
+                continue
             args = self.local_exit_args(int(row["pos"]))
             if args is None:
                 continue
@@ -250,6 +261,16 @@ class Watcher:
                 if self.sender.enqueue_call(self.db, f"exit:{args.exit_id}", args.call(self.rootchain),
                                             value=self.exit_bond):
                     log.warning("exit started", extra={"exit_id": args.exit_id})
+
+    def _input_exit_live(self, pos: int) -> bool:
+        """An input of the transaction that created `pos` has an exit not known challenged."""
+        stored = store.get_tx(self.db, *wire.decode_position(pos)[:2])
+        if stored is None or stored.kind != "transfer":
+            return False
+        tx = wire.decode(stored.raw)
+        inputs = [wire.utxo_position(*tx.input(slot)) for slot in (0, 1) if tx.input_used(slot)]
+        return any(self.db.execute("SELECT 1 FROM watched_exits WHERE exit_id = ? AND status != 'challenged'",
+                                   (i,)).fetchone() for i in inputs)
 
     def local_exit_args(self, pos: int) -> ExitArgs | None:
         """startExit arguments from the watcher's own replay (no operator needed)."""
@@ -321,6 +342,7 @@ class Watcher:
             log.warning("challenging the exit of a spent output", extra={
                 "exit_id": exit_id, "exitor": row["exitor"], "attempt": len(attempts) + 1,
                 "previous": attempts[-1]["error"] or attempts[-1]["status"] if attempts else None})
+        self.exit_outputs()  # after the alarm: outputs that waited for a challenge above
 
     def _challenge_attempts(self, exit_id: int) -> list[sqlite3.Row]:
         """Our outbox rows challenging `exit_id`, oldest first (keys challenge:<id>, challenge:<id>:<n>)."""

@@ -138,6 +138,36 @@ def test_withheld_block__watcher_warns_and_exits_its_users_outputs(
     assert "not served" in watcher.status()["alarm"]
 
 
+def test_withheld_block__input_of_users_output_has_a_pending_exit__watcher_challenges_first_then_exits(
+    plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
+) -> None:
+    running = start_operator()
+    url = running.url
+    alice, bob = roles.alice, roles.bob
+    watcher = start_watcher(bob, url, withhold_grace=0.0)
+    deposit = cli(alice, url, "deposit", "1ether")
+    sent = cli(alice, url, "send", bob.address, "1ether", "--wait")
+    cli(alice, url, "confirm", str(sent["blknum"]), str(sent["txindex"]))
+    bobs = wire.utxo_position(sent["blknum"], sent["txindex"], 0)
+    eventually(lambda: watcher.local_exit_args(bobs), what="watcher holds what bob needs to exit")
+    watcher.loop.stop()  # both arrive in one poll: the alarm and alice's exit of the input
+    running.stop()
+    cheat = deposit_exit_args(deposit["blknum"], alice.address, ETHER)
+    plasma.send(alice, cheat.call(plasma.rootchain), value=EXIT_BOND)
+    plasma.send(roles.operator, plasma.rootchain.functions.submitBlock(b"\x42" * 32))
+    from tests.plasma_operator.conftest import Looping
+
+    watcher.loop = Looping(watcher.service.tick, 0.1)
+    try:
+        started = eventually(lambda: [e for e in plasma.events("ExitStarted") if e["args"]["exitor"] == bob.address],
+                             what="bob's exit")
+    finally:
+        watcher.loop.stop()
+    assert [e["args"]["exitId"] for e in plasma.events("ExitChallenged")] == [cheat.exit_id]
+    assert [wire.exit_id(e["args"]["blknum"], e["args"]["txindex"], e["args"]["oindex"]) for e in started] == [bobs]
+    assert "not served" in watcher.status()["alarm"]
+
+
 def _mint_into_open_block(running: Any, owner: str, amount: int) -> None:
     """A rogue operator slips an input-less transaction into its open block (not the fee leaf)."""
     op = running.operator

@@ -23,10 +23,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from dccn_common.follower import ChainFollower, FollowerStatus
+    from dccn_common.health import BalanceCheck
+    from dccn_common.sender import TxSender
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class _Figure:
 
 
 class ServiceMetrics:
+    """The metrics of one service: its own registry, figures read at scrape time."""
+
     def __init__(self, service: str) -> None:
         self.service = service
         self.started = time.time()
@@ -60,7 +67,7 @@ class ServiceMetrics:
         self._signers: list[str] = []
         self._readers = _Readers()
         self._latency_watches: list[_LatencyWatch] = []
-        self._followers: list[Any] = []
+        self._followers: list[ChainFollower] = []
         self._latency = Histogram("dccn_outbox_confirm_latency_seconds",
                                   "Seconds from a transaction's first broadcast to its receipt.",
                                   ["service", "chain", "signer"], buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -112,33 +119,33 @@ class ServiceMetrics:
 
     # -- the shared core -------------------------------------------------------------------
 
-    def watch_follower(self, follower: Any) -> None:
+    def watch_follower(self, follower: ChainFollower) -> None:
         if follower in self._followers:
             return
         self._followers.append(follower)
         labels = ("follower",)
         name = follower.name
-        status = follower.status
 
-        def polled(value: Callable[[], float]) -> Reader:
-            return lambda: [((name,), float(value()))] if status.last_poll > 0 else []
+        def polled(value: Callable[[FollowerStatus], float]) -> Reader:
+            # Read at scrape time, and only once the follower has polled (before, head and cursor are -1).
+            return lambda: [((name,), float(value(follower.status)))] if follower.status.last_poll > 0 else []
 
         self.gauge("dccn_follower_head_block", "Chain head the follower saw at its last poll.",
-                   polled(lambda: status.head), labels)
+                   polled(lambda status: status.head), labels)
         self.gauge("dccn_follower_cursor_block", "Last block the follower processed.",
-                   polled(lambda: status.cursor), labels)
+                   polled(lambda status: status.cursor), labels)
         self.gauge("dccn_follower_lag_blocks", "Head minus cursor (at least the confirmations it waits for).",
-                   polled(lambda: status.head - status.cursor), labels)
+                   polled(lambda status: status.head - status.cursor), labels)
         self.gauge("dccn_follower_confirmations", "Blocks the follower waits before reading logs.",
                    lambda: [((name,), float(follower.confirmations))], labels)
         self.gauge("dccn_follower_last_poll_timestamp_seconds", "Unix time of the last successful poll.",
-                   polled(lambda: status.last_poll), labels)
+                   polled(lambda status: status.last_poll), labels)
         self.counter("dccn_follower_events_handled", "Events handled (durable: counted in follower_consumed).",
                      self._sql_reader(follower.db, "SELECT ?, COUNT(*) FROM follower_consumed WHERE follower = ?",
                                       (name, name)), labels)
         self._count_events(follower)
 
-    def watch_sender(self, sender: Any) -> None:
+    def watch_sender(self, sender: TxSender) -> None:
         if any(watch.sender is sender for watch in self._latency_watches):
             return
         address = sender.address
@@ -167,8 +174,8 @@ class ServiceMetrics:
         self._latency_watches.append(_LatencyWatch(
             sender, self._readers, lambda: self._latency.labels(self.service, chain(), address)))
 
-    def watch_balance(self, dependency: str, check: Any) -> None:
-        """A balance check (health.BalanceCheck): the balance and the next transaction's cost it saw."""
+    def watch_balance(self, dependency: str, check: BalanceCheck) -> None:
+        """The balance and the next transaction's cost a balance check saw at its last run."""
         def figure(attr: str) -> Reader:
             return lambda: ([((dependency, check.address), float(getattr(check.last, attr)))]
                             if check.last is not None else [])
@@ -189,7 +196,7 @@ class ServiceMetrics:
         for follower in self._followers:
             self._count_events(follower)
 
-    def _count_events(self, follower: Any) -> None:
+    def _count_events(self, follower: ChainFollower) -> None:
         # Wraps each handler once (handlers may be declared after the follower is watched).
         for sub in getattr(follower, "_subscriptions", {}).values():
             if getattr(sub.handler, "_dccn_counted", False):

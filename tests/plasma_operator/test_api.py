@@ -89,7 +89,7 @@ def test_malformed_input_to_every_endpoint__clear_4xx_json_reason__nothing_chang
 
 def test_openapi_schema__lists_every_endpoint(api_world: dict[str, Any]) -> None:
     paths = set(api_world["http"].get("/openapi.json").json()["paths"])
-    assert paths == {"/health", "/status", "/tx", "/txs", "/block/{blknum}", "/tx/{blknum}/{txindex}",
+    assert paths == {"/health", "/metrics", "/status", "/tx", "/txs", "/block/{blknum}", "/tx/{blknum}/{txindex}",
                      "/utxo/{blknum}/{txindex}/{oindex}", "/utxos/{owner}", "/confirm"}
 
 

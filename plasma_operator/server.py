@@ -92,13 +92,17 @@ class Operator:
     def drive_submissions(self) -> None:
         """Send queued roots; a block is 'submitted' once its submitBlock is mined."""
         self.sender.process()
-        sealed = self.db.execute("SELECT blknum, root FROM blocks WHERE status = 'sealed' ORDER BY blknum").fetchall()
+        # 'submitted' too: a rewind puts a final block back there, and its submitBlock re-included
+        # on the new chain may revert; then it is retried under its number like a failed one.
+        sealed = self.db.execute("SELECT blknum, root, status FROM blocks WHERE status IN ('sealed', 'submitted') "
+                                 "ORDER BY blknum").fetchall()
         for row in sealed:
             blknum, root = int(row["blknum"]), bytes(row["root"])
             on_chain_root = bytes(self.rootchain.functions.getChildChain(blknum).call()[0])
             if on_chain_root == root:
-                with transaction(self.db):
-                    self.chain.mark_submitted(self.db, blknum)
+                if row["status"] == "sealed":
+                    with transaction(self.db):
+                        self.chain.mark_submitted(self.db, blknum)
                 continue
             self._retry_if_failed(blknum, root)
             break  # later blocks wait for this one: the contract numbers blocks in order
@@ -109,6 +113,14 @@ class Operator:
         if not attempts or attempts[-1]["status"] not in ("failed", "reverted"):
             return
         expected = int(self.rootchain.functions.currentChildBlock().call())
+        later = self.db.execute("SELECT key FROM outbox WHERE key LIKE 'submitBlock:%' AND status IN ('pending', 'sent') "
+                                "AND CAST(substr(key, 13) AS INTEGER) > ?", (blknum,)).fetchall()
+        if later:
+            # A later block's submitBlock is in flight: it would take this number first.
+            log.critical("submitBlock of a block reverted while a later one is in flight; not resubmitting",
+                         extra={"blknum": blknum, "in_flight": [r["key"] for r in later],
+                                "error": attempts[-1]["error"]})
+            return
         if expected != blknum:
             log.critical("cannot submit block: the contract expects another number",
                          extra={"blknum": blknum, "current_child_block": expected})

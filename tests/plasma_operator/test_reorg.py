@@ -207,3 +207,56 @@ def test_watcher__someone_elses_challenge_removed_by_reorg__watcher_challenges_i
     assert [(e["args"]["exitId"], e["args"]["challenger"]) for e in events] == [
         (exit_args.exit_id, roles.challenger.address)]
     assert plasma.rootchain.functions.balances(roles.challenger.address).call() == EXIT_BOND
+
+
+def _state_slot(plasma: Any) -> int:
+    """The storage word holding currentChildBlock | currentDepositBlock << 64 | ... | frozen << 255."""
+    rc = plasma.rootchain.functions
+    child, deposit = int(rc.currentChildBlock().call()), int(rc.currentDepositBlock().call())
+    for slot in range(64):
+        word = int(plasma.anvil.rpc("eth_getStorageAt", plasma.rootchain.address, hex(slot), "latest"), 16)
+        if word and word & (2**64 - 1) == child and (word >> 64) & 0xFFFF == deposit:
+            return slot
+    raise AssertionError("RootChain state word not found")
+
+
+def _set_frozen(plasma: Any, slot: int, frozen: bool) -> None:
+    address = plasma.rootchain.address
+    word = int(plasma.anvil.rpc("eth_getStorageAt", address, hex(slot), "latest"), 16)
+    word = word | (1 << 255) if frozen else word & ~(1 << 255)
+    plasma.anvil.rpc("anvil_setStorageAt", address, hex(slot), "0x" + word.to_bytes(32, "big").hex())
+    assert plasma.rootchain.functions.frozen().call() is frozen
+
+
+def test_operator__submit_block_reincluded_reverts_after_reorg__resubmitted_under_its_number(
+    plasma: Any, start_operator: Any, roles: Any, eventually: Any
+) -> None:
+    running = start_operator(confirmations=1, block_interval=0.2)
+    api = OperatorClient(running.url)
+    alice, bob = roles.alice, roles.bob
+    deposit = plasma.deposit(alice, ETHER)
+    _mining_until(plasma, eventually, lambda: api.utxo(deposit, 0, 0), "deposit credited")
+    first = api.submit(build_transfer([Coin(deposit, 0, 0, ETHER)], alice.address, bob.address, ETHER, 0, alice.key))
+    _mining_until(plasma, eventually, lambda: _final(api, first["blknum"]), "first block final")
+    submission = eventually(lambda: [r for r in _submissions(plasma) if r["status"] == "mined"],
+                            what="submitBlock recorded mined")[0]
+    root = bytes(plasma.rootchain.functions.getChildChain(first["blknum"]).call()[0])
+    slot = _state_slot(plasma)
+
+    running.pause()
+    plasma.anvil.mine(2)
+    plasma.anvil.reorg(plasma.anvil.block_number() - submission["block_number"] + 1)
+    plasma.anvil.rpc("anvil_dropAllTransactions")
+    _set_frozen(plasma, slot, True)  # on the new chain the same submitBlock bytes revert
+    running.resume()
+    _mining_until(plasma, eventually, lambda: [r for r in _submissions(plasma) if r["status"] == "reverted"],
+                  "the re-included submitBlock reverted")
+    _set_frozen(plasma, slot, False)
+    _mining_until(plasma, eventually, lambda: _final(api, first["blknum"]), "first block final again")
+
+    assert bytes(plasma.rootchain.functions.getChildChain(first["blknum"]).call()[0]) == root
+    assert [int(e["args"]["blknum"]) for e in plasma.events("BlockSubmitted")] == [first["blknum"]]
+    rows = _submissions(plasma)
+    assert [(r["key"], r["status"]) for r in rows] == [(f"submitBlock:{first['blknum']}", "reverted"),
+                                                       (f"submitBlock:{first['blknum']}:retry1", "mined")]
+    assert rows[0]["tx_hash"] == submission["tx_hash"]

@@ -11,7 +11,9 @@
   output of its user from the blocks before it (proveInvalidBlock for a rule-breaking one).
 
 Transactions go through the durable TxSender, keyed by exit id, so a restart never
-challenges or exits twice.
+challenges or exits twice. Every poll re-checks every pending exit (a spend may reach the
+root chain after the exit started), and a rewind undoes what removed blocks said: blocks
+submitted, exits started, challenged or finalized (the follower runs it in its transaction).
 """
 
 from __future__ import annotations

@@ -25,16 +25,7 @@ def _assert_clean(run: FaultRun, segment: Segment) -> None:
     assert segment.failures() == [], run.table()
 
 
-# A reorg that drops the operator's submitBlock puts the re-sent dishonest exit before the
-# spending block on the new chain; plasma-watcher checks an exit only when ExitStarted
-# arrives, so the exit of the spent deposit is never challenged (see docs/faults.md).
-WATCHER_LATE_SPEND = pytest.mark.xfail(strict=True, reason=(
-    "plasma-watcher does not challenge an exit whose spending block reaches the root chain after "
-    "the exit started (reorg_dropped: submitBlock dropped, startExit re-sent first)"))
-KINDS = [pytest.param(kind, marks=WATCHER_LATE_SPEND) if kind == "reorg_dropped" else kind for kind in FAULT_KINDS]
-
-
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_fault_kind__seeded_workload__every_item_has_exactly_one_effect(
         kind: str, fault_run: FaultRun, run_segment: Callable[[str, list[str], int], Segment]) -> None:
     faults = fault_run.profile.faults_per_segment

@@ -512,8 +512,9 @@ class Injector:
             # Users' wallets always re-send; services' transactions only in the mempool variant.
             if returned or sender not in signers:
                 # One second apart, as the originals were: a deal settled in the block after its
-                # opening must still stream something.
-                anvil.rpc("evm_increaseTime", 1)
+                # opening must still stream something (evm_increaseTime does not do it here).
+                latest = int(anvil.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+                anvil.set_next_timestamp(latest + 1)
                 with contextlib.suppress(AnvilError):
                     anvil.rpc("eth_sendRawTransaction", raw)
                     resent += 1

@@ -269,6 +269,8 @@ def fee_backing(account: address) -> uint256:
     @notice Platform fees (ANKR wei) of the qualifying deals credited to
             `account`: staking pays it at most a fixed fraction of this
             as w3 reward, ever.
+    @param account The account.
+    @return uint256 ANKR wei of platform fees.
     """
     return convert(self._load_clock(account).backing, uint256)
 
@@ -280,6 +282,8 @@ def reward_integral(account: address) -> uint256:
     @notice Reputation of `account` integrated against the reward
             clock: the sum of reputation (WAD) x w3 (ANKR wei per
             month) x seconds, each second at the w3 of that second.
+    @param account The account.
+    @return uint256 Reputation (WAD) x w3 x seconds.
     """
     return self._reward_integral(account)
 
@@ -290,6 +294,7 @@ def reward_basis(account: address) -> (uint256, uint256):
     """
     @notice (reward integral up to now, fee backing) of `account`,
             read in one call by the staking contract's w3 accrual.
+    @param account The account.
     @return (uint256, uint256) Reputation (WAD) x w3 x seconds; ANKR wei of fees.
     """
     return (self._reward_integral(account), convert(self._load_clock(account).backing, uint256))

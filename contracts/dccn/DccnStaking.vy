@@ -552,6 +552,7 @@ def w3_time() -> uint256:
     @notice The integral of w3 (ANKR wei per month) over seconds since
             deployment, each second at the w3 it had: the clock the
             reputation source weighs reputation with.
+    @return uint256 ANKR wei per month x seconds.
     """
     return self._w3_time_at(self._load_w3_clock(), self.w3, block.timestamp)
 
@@ -561,6 +562,8 @@ def w3_time() -> uint256:
 def reputation_paid(account: address) -> uint256:
     """
     @notice Reward integral (reputation WAD x w3 x seconds) already paid.
+    @param account The account.
+    @return uint256 The paid point of its reward integral.
     """
     return convert(self._load_reputation_accrual(account).paid_integral, uint256)
 
@@ -570,6 +573,8 @@ def reputation_paid(account: address) -> uint256:
 def reputation_rewarded(account: address) -> uint256:
     """
     @notice Cumulative w3 reward credited to `account` (ANKR wei).
+    @param account The account.
+    @return uint256 ANKR wei of w3 credited so far.
     """
     return convert(self._load_reputation_accrual(account).rewarded, uint256)
 
@@ -580,6 +585,8 @@ def reputation_reward_cap(account: address) -> uint256:
     """
     @notice The most w3 `account` can ever be credited with its fee
             backing so far: backing share x fee backing.
+    @param account The account.
+    @return uint256 ANKR wei.
     """
     source: dccn_reputation = self.reputation_source
     if source.address == empty(address):

@@ -93,6 +93,7 @@ class Watcher:
             if "closed_eth_block" not in columns:  # databases of earlier versions
                 self.db.execute("ALTER TABLE watched_exits ADD COLUMN closed_eth_block INTEGER")
         self.operator = OperatorClient(cfg.operator_url, timeout=10)
+        self._warned_unexitable: set[int] = set()  # outputs the alarm cannot exit yet, warned once
         self.chain = ChildChain(self.rootchain.functions.operator().call(), _no_submissions)
         self.follower = ChainFollower(w3, self.db, f"plasma-watcher-{self.me}", confirmations=cfg.confirmations,
                                       start_block=deploy_block)
@@ -287,7 +288,9 @@ class Watcher:
         proof = store.proof_from_blob(bytes(block["tree"]), int(block["leaf_count"]), txindex)
         sigs = self._confirm_sigs(stored)
         if sigs is None:
-            log.warning("cannot exit: input owners' confirm signatures unknown", extra={"pos": pos})
+            if pos not in self._warned_unexitable:  # exit_outputs asks again at every poll
+                self._warned_unexitable.add(pos)
+                log.warning("cannot exit: input owners' confirm signatures unknown", extra={"pos": pos})
             return None
         return ExitArgs(blknum, txindex, oindex, stored.raw, proof, b"".join(sigs))
 

@@ -105,20 +105,26 @@ class ServiceProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
+        """Restart as a supervisor would: a service refuses to start while its RPC is cut
+        (one `error:` line, exit 2), so it is launched again until it stays up."""
         self.launch()
-        self.wait_healthy(timeout)
+        self.wait_healthy(timeout, relaunch=True)
 
     def launch(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
                                             env={**os.environ, **self.env}, start_new_session=True)
 
-    def wait_healthy(self, timeout: float = 90.0) -> None:
+    def wait_healthy(self, timeout: float = 90.0, *, relaunch: bool = False) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+                if not relaunch or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+                time.sleep(1.0)
+                self.launch()
+                continue
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} not healthy at {self.health_url} after {timeout:.0f} s")
             time.sleep(0.3)

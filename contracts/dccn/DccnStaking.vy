@@ -13,8 +13,9 @@
         second pays the reputation it had), and backed by fees: an
         account's cumulative w3 never exceeds `reputation_reward_backing_bps`
         of the platform fees of the qualifying deals that fed its
-        reputation. Rewards are paid from a pool funded with ANKR; what
-        the pool cannot pay stays owed.
+        reputation (w3 earned above that waits, unpaid, for more fees:
+        nothing is forfeited). Rewards are paid from a pool funded
+        with ANKR; what the pool cannot pay stays owed.
 @dev Gas: the stake-holding accumulator `rpt` is the sum of
      w0 (WAD per day) x elapsed seconds, an exact integer, so an
      account's accrual is one division by WAD x DAY (at most 1 wei
@@ -89,8 +90,9 @@ struct Accrual:
 
 
 struct ReputationAccrual:
-    paid_integral: uint160  # reward integral (reputation WAD x w3 x seconds) already paid
-    rewarded: uint96  # cumulative w3 reward credited (ANKR wei)
+    # Total earned: the highest reward integral (reputation WAD x w3 x seconds) seen; it only grows.
+    earned_integral: uint160
+    rewarded: uint96  # total paid: cumulative w3 reward credited (ANKR wei)
 
 
 struct W3Clock:
@@ -130,11 +132,12 @@ event RewardCredited:
 
 event ReputationRewardAccrued:
     account: indexed(address)
-    old_paid_integral: uint256  # reward integral (reputation WAD x w3 x seconds) paid up to before
-    new_paid_integral: uint256
-    amount: uint256
-    old_rewarded: uint256  # cumulative w3 reward before
+    old_earned_integral: uint256  # reward integral (reputation WAD x w3 x seconds) earned up to before
+    new_earned_integral: uint256
+    amount: uint256  # credited now: min(earned, cap) - old_rewarded
+    old_rewarded: uint256  # cumulative w3 reward paid before
     new_rewarded: uint256
+    earned: uint256  # total w3 earned (ANKR wei): new_earned_integral / (1e18 x month)
     cap: uint256  # backing share x the account's fee backing
 
 event RewardsFunded:
@@ -175,8 +178,8 @@ _accruals: HashMap[address, uint256]
 _unbondings: HashMap[address, uint256]
 # Accumulator at the start of each epoch that had pending stake.
 epoch_rpt: public(HashMap[uint32, uint96])
-# Per account: reward integral (reputation WAD x w3 x seconds, as the source reports it) already
-# paid, and the cumulative w3 reward credited (the part capped by the fee backing).
+# Per account: total w3 earned, as the highest reward integral (reputation WAD x w3 x seconds, as
+# the source reports it) seen, and total w3 paid (credited; at most the cap). One word.
 _reputation_accruals: HashMap[address, uint256]
 # Integral of w3 over time (the reputation source weighs reputation with it), one word.
 _w3_clock: uint256
@@ -388,15 +391,20 @@ def credit_activity(tenant: address, consumed: uint256, provider: address, provi
 def accrue_reputation_reward(account: address) -> uint256:
     """
     @notice Credits w3 (per month) x the reputation `account` held,
-            second by second, since the last accrual, each second at the
-            w3 of that second: the growth of the source's reward
-            integral (reputation x w3 x seconds) / (1e18 x month), but
-            never more in total than `reputation_reward_backing_bps` of
+            second by second, each second at the w3 of that second, up
+            to its fee backing. Total earned = the source's reward
+            integral (reputation x w3 x seconds) / (1e18 x month);
+            total paid never exceeds `reputation_reward_backing_bps` of
             the account's fee backing (platform fees of the qualifying
-            deals that fed its reputation). What the cap cuts off is
-            not carried over. A month at reputation 0 pays 0; a new
-            reputation counts only from when it was set. Anyone may
-            call it for any account.
+            deals that fed its reputation). Each call credits
+            min(total earned, cap) - total paid: what the cap holds
+            back is paid by a later call once more fees back it, so no
+            caller can make an account forfeit anything. A month at
+            reputation 0 pays 0; a new reputation counts only from when
+            it was set. Anyone may call it for any account.
+    @dev O(1): one read of the source, one word read and at most one
+         written. A source whose integral is below what was earned (a
+         new source) adds nothing until it passes it.
     @param account The account whose w3 reward accrues.
     @return uint256 The amount credited.
     """
@@ -406,21 +414,25 @@ def accrue_reputation_reward(account: address) -> uint256:
     backing: uint256 = 0
     integral, backing = staticcall source.reward_basis(account)
     r: ReputationAccrual = self._load_reputation_accrual(account)
-    paid: uint256 = convert(r.paid_integral, uint256)
-    # A lower integral means a new source: pay nothing until it passes what was paid.
-    if integral <= paid:
-        return 0
-    # One division per accrual: at most 1 wei below the exact reward.
-    amount: uint256 = (integral - paid) // REPUTATION_DENOMINATOR
-    cap: uint256 = backing * self.reputation_reward_backing_bps // BPS
+    old_earned: uint256 = convert(r.earned_integral, uint256)
+    new_earned: uint256 = max(old_earned, integral)
+    # One division of the total: the exact reward rounded down once, however often it is called.
+    earned: uint256 = new_earned // REPUTATION_DENOMINATOR
     rewarded: uint256 = convert(r.rewarded, uint256)
-    amount = min(amount, cap - min(cap, rewarded))
-    r.paid_integral = convert(integral, uint160)
+    if new_earned == old_earned and earned <= rewarded:
+        return 0  # nothing earned since, nothing held back: nothing changes
+    cap: uint256 = backing * self.reputation_reward_backing_bps // BPS
+    due: uint256 = min(earned, cap)
+    amount: uint256 = due - min(due, rewarded)  # 0 if the cap fell (governance) below what was paid
+    if new_earned == old_earned and amount == 0:
+        return 0  # held back, and still no more backing: nothing changes
+    r.earned_integral = convert(new_earned, uint160)
     r.rewarded = convert(rewarded + amount, uint96)
     self._store_reputation_accrual(account, r)
     self._credit(account, amount, 3)
-    log ReputationRewardAccrued(account=account, old_paid_integral=paid, new_paid_integral=integral, amount=amount,
-                                old_rewarded=rewarded, new_rewarded=rewarded + amount, cap=cap)
+    log ReputationRewardAccrued(account=account, old_earned_integral=old_earned, new_earned_integral=new_earned,
+                                amount=amount, old_rewarded=rewarded, new_rewarded=rewarded + amount,
+                                earned=earned, cap=cap)
     return amount
 
 
@@ -559,20 +571,35 @@ def w3_time() -> uint256:
 
 @view
 @external
-def reputation_paid(account: address) -> uint256:
+def reputation_earned_integral(account: address) -> uint256:
     """
-    @notice Reward integral (reputation WAD x w3 x seconds) already paid.
+    @notice Reward integral (reputation WAD x w3 x seconds) earned up
+            to the last accrual: the highest the source has reported.
     @param account The account.
-    @return uint256 The paid point of its reward integral.
+    @return uint256 Its earned reward integral.
     """
-    return convert(self._load_reputation_accrual(account).paid_integral, uint256)
+    return convert(self._load_reputation_accrual(account).earned_integral, uint256)
+
+
+@view
+@external
+def reputation_earned(account: address) -> uint256:
+    """
+    @notice Total w3 earned by `account` up to the last accrual (ANKR
+            wei), paid or not: what exceeds `reputation_rewarded` is
+            paid once the fee backing allows it.
+    @param account The account.
+    @return uint256 ANKR wei of w3 earned.
+    """
+    return convert(self._load_reputation_accrual(account).earned_integral, uint256) // REPUTATION_DENOMINATOR
 
 
 @view
 @external
 def reputation_rewarded(account: address) -> uint256:
     """
-    @notice Cumulative w3 reward credited to `account` (ANKR wei).
+    @notice Cumulative w3 reward credited (paid) to `account` (ANKR
+            wei): min(earned, cap) at its last accrual.
     @param account The account.
     @return uint256 ANKR wei of w3 credited so far.
     """
@@ -863,12 +890,12 @@ def _store_accrual(account: address, a: Accrual):
 @internal
 def _load_reputation_accrual(account: address) -> ReputationAccrual:
     w: uint256 = self._reputation_accruals[account]
-    return ReputationAccrual(paid_integral=convert(w & MASK160, uint160), rewarded=convert(w >> 160, uint96))
+    return ReputationAccrual(earned_integral=convert(w & MASK160, uint160), rewarded=convert(w >> 160, uint96))
 
 
 @internal
 def _store_reputation_accrual(account: address, r: ReputationAccrual):
-    self._reputation_accruals[account] = convert(r.paid_integral, uint256) | convert(r.rewarded, uint256) << 160
+    self._reputation_accruals[account] = convert(r.earned_integral, uint256) | convert(r.rewarded, uint256) << 160
 
 
 @view

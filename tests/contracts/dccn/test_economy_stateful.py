@@ -2,10 +2,12 @@
 deals, breaches, ratings and capacity rewards, with the invariants checked after
 every step: tokens conserved, every contract holds exactly what it owes, nobody
 withdraws more than owed, reputation in [0, 1], self-dealing refused, deals below
-the minimum fee leave reputation untouched, and the w3 reward is exactly
-min(w3-weighted exact integral of reputation since the last accrual, what is left
-under the fee backing): never more than the exact integral (each second at the w3
-of that second, w3 changes included) nor than the backing share of the platform
+the minimum fee leave reputation untouched, and the w3 reward carries over: after
+every accrual the total paid is exactly min(total earned = w3-weighted exact integral
+of reputation, the backing share of the account's fee backing), so what the cap holds
+back is paid once more fees back it and nothing is lost to whoever calls the accrual;
+after every step the total paid is never more than the exact integral (each second at
+the w3 of that second, w3 changes included) nor than the backing share of the platform
 fees of the qualifying deals that fed the account's reputation."""
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
             now = boa.env.evm.patch.timestamp
             self.clock = {x: (now, economy.reputation.reputation(x), 0, 0) for x in participants}
             self.w3_accrued = dict.fromkeys(participants, 0)
-            self.weighted_at_accrual = dict.fromkeys(participants, 0)
+            self.earned_at_accrual = dict.fromkeys(participants, 0)  # total w3 earned (ANKR wei)
 
         def teardown(self) -> None:
             self._anchor.__exit__(None, None, None)
@@ -113,16 +115,18 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
         @rule(who=st.sampled_from(PROVIDERS + TENANTS + ("app_provider",)))
         def accrue_reputation_reward(self, who: str) -> None:
             account = getattr(a, who)
-            room = max(0, economy.staking.reputation_reward_cap(account) - economy.staking.reputation_rewarded(account))
-            weighted = self.clock[account][3]  # folded up to now
-            due = (weighted - self.weighted_at_accrual[account]) // (MONTH * WAD)
+            cap = economy.staking.reputation_reward_cap(account)
+            earned = self.clock[account][3] // (MONTH * WAD)  # the weighted integral is folded up to now
+            held_back = min(self.earned_at_accrual[account], cap) - self.w3_accrued[account]
             credited = economy.staking.accrue_reputation_reward(account)
             event("w3 accrual " + ("credits" if credited else "credits nothing") + (
-                ", capped by the fee backing" if room < due else ""))
-            # Exactly the w3-weighted integral since the last accrual, cut to what the backing leaves.
-            assert credited == min(due, room)
+                ", capped by the fee backing" if earned > cap else "") + (
+                ", pays w3 held back before" if held_back > 0 else ""))
             self.w3_accrued[account] += credited
-            self.weighted_at_accrual[account] = weighted
+            self.earned_at_accrual[account] = earned
+            # Carry-over: total paid is exactly min(total earned, cap), whoever called and however often.
+            assert self.w3_accrued[account] == economy.staking.reputation_rewarded(account) == min(earned, cap)
+            assert economy.staking.reputation_earned(account) == earned
 
         @rule(w3=st.sampled_from(W3S))
         def set_w3(self, w3: int) -> None:
@@ -314,6 +318,7 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
                 assert economy.reputation.reward_integral(account) == weighted
                 paid = self.w3_accrued[account]
                 assert paid == economy.staking.reputation_rewarded(account)
+                assert paid <= self.earned_at_accrual[account] == economy.staking.reputation_earned(account)
                 # Never more than the exact w3-weighted integral (a w3 change is never retroactive) ...
                 assert paid * MONTH * WAD <= weighted
                 # ... nor than the backing share of the qualifying fees (its share of each deal's fee).

@@ -196,7 +196,8 @@ def test_w3__reputation_change_mid_month__each_part_pays_its_own_reputation(econ
 
 
 def test_w3__accrued_every_day__equals_accrued_once(economy, recorder):
-    """O(1) accrual by the integral: how often anyone calls it changes at most a wei per call."""
+    """O(1) accrual by the integral: how often anyone calls it changes nothing, to the wei (the total is
+    divided once)."""
     provider, other = economy.actors.provider, economy.actors.bob
     for account in (provider, other):
         _back(economy, recorder, account)
@@ -210,7 +211,7 @@ def test_w3__accrued_every_day__equals_accrued_once(economy, recorder):
         total += economy.staking.accrue_reputation_reward(provider)
     once = economy.staking.accrue_reputation_reward(other)
     assert once == 100 * WAD * (16 * DAY * WAD // 10 + 44 * DAY * 15 * WAD // 100) // (MONTH * WAD)
-    assert 0 <= once - total <= 60
+    assert once == total
 
 
 def test_w3__lower_integral_of_a_new_source__pays_nothing_until_it_passes_what_was_paid(economy, make_economy,
@@ -265,7 +266,8 @@ def test_sybil_ring_at_min_fee__earns_less_than_its_fees_over_10_years(economy):
     assert earned / fees == pytest.approx(0.578, abs=0.001)  # docs/dccn.md: 0.078 w1/w2 + 0.5 w3
 
 
-def test_w3__capped_at_backing_share_of_fees__the_cut_off_is_not_carried_over(economy, recorder):
+def test_w3__capped_at_backing_share_of_fees__earned_above_the_cap_waits_for_more_fees(economy, recorder):
+    """Earned above the cap stays unpaid until backing arrives, then is paid up to the (new) cap."""
     provider = economy.actors.provider
     _back(economy, recorder, provider, 100 * WAD)  # half of it can be earned: 50 ANKR
     economy.reputation.record_rating(provider, 100, sender=recorder)  # 0.1: 10 ANKR a month
@@ -273,14 +275,53 @@ def test_w3__capped_at_backing_share_of_fees__the_cut_off_is_not_carried_over(ec
     assert economy.staking.accrue_reputation_reward(provider) == 40 * WAD
     assert economy.staking.reputation_reward_cap(provider) == 50 * WAD
     boa.env.time_travel(seconds=4 * MONTH)
-    assert economy.staking.accrue_reputation_reward(provider) == 10 * WAD  # 40 due, 10 left under the cap
+    assert economy.staking.accrue_reputation_reward(provider) == 10 * WAD  # 80 earned, paid up to the cap 50
     boa.env.time_travel(seconds=MONTH)
     assert economy.staking.accrue_reputation_reward(provider) == 0
-    _back(economy, recorder, provider, 100 * WAD)  # more fees: the cap rises by 50, the 30 cut off is gone
-    boa.env.time_travel(seconds=MONTH)
-    assert economy.staking.accrue_reputation_reward(provider) == 10 * WAD
-    assert economy.staking.reputation_rewarded(provider) == 60 * WAD
-    assert economy.staking.earned(provider) == 60 * WAD
+    assert economy.staking.reputation_earned(provider) == 90 * WAD  # 40 of it unpaid, kept
+    assert economy.staking.reputation_rewarded(provider) == 50 * WAD
+    _back(economy, recorder, provider, 100 * WAD)  # more fees: the cap rises to 100
+    assert economy.staking.accrue_reputation_reward(provider) == 40 * WAD  # the held-back 40, no time needed
+    assert economy.staking.accrue_reputation_reward(provider) == 0  # nothing paid twice
+    boa.env.time_travel(seconds=2 * MONTH)
+    assert economy.staking.accrue_reputation_reward(provider) == 10 * WAD  # 110 earned, cut at the cap 100
+    assert economy.staking.reputation_rewarded(provider) == 100 * WAD == economy.staking.reputation_reward_cap(provider)
+    assert economy.staking.reputation_earned(provider) == 110 * WAD
+    assert economy.staking.earned(provider) == 100 * WAD
+
+
+def _long_deal_with_a_griefer(economy, griefer) -> tuple[int, int]:
+    """A 60-day deal (fee backing recorded only at its end) measured at 100 every day from day 7 on (when it
+    has paid the minimum fee), so the provider's reputation rises long before its backing arrives. `griefer`
+    (or nobody) accrues the provider's w3 every day. Returns (credited at the end, w3 integral / month)."""
+    a = economy.actors
+    provider = a.provider
+    days = 60
+    rate = WAD // 10  # 0.1 ANKR/s: 432 ANKR of platform fee a day, 2,592 by day 6
+    deal_id = economy.open_deal(rate, days * DAY, rate * days * DAY)
+    for day in range(1, days + 1):
+        boa.env.time_travel(seconds=DAY)
+        if 7 <= day < days:
+            economy.escrow.report_service_level(deal_id, 100, sender=a.monitor)
+        if griefer is not None:
+            assert economy.staking.accrue_reputation_reward(provider, sender=griefer) == 0  # no backing yet
+    assert economy.reputation.fee_backing(provider) == 0
+    economy.escrow.collect(deal_id, sender=a.tenant)  # completed: the fee backing arrives
+    assert economy.reputation.fee_backing(provider) > 0
+    credited = economy.staking.accrue_reputation_reward(provider, sender=provider)
+    return credited, economy.reputation.reward_integral(provider) // (MONTH * WAD)
+
+
+def test_accrue__called_by_a_griefer_before_backing_arrives__nothing_forfeited(economy):
+    """Before the carry-over, each daily call by a third party marked the integral paid with nothing paid
+    (no backing yet): the provider forfeited the whole deal's w3."""
+    with boa.env.anchor():
+        alone, exact = _long_deal_with_a_griefer(economy, None)
+    griefed, exact_again = _long_deal_with_a_griefer(economy, economy.actors.bob)
+    assert exact == exact_again > 0
+    assert griefed == alone == exact  # exactly one accrual at the end, to the wei
+    assert economy.staking.reputation_rewarded(economy.actors.provider) == exact
+    assert exact <= economy.staking.reputation_reward_cap(economy.actors.provider)
 
 
 def test_set_weights__w3_change_applies_only_from_the_change_on(economy, recorder):

@@ -25,6 +25,12 @@ if [ ! -f "$py_stamp" ]; then
   touch "$py_stamp"
 fi
 
+# ape-vyper 0.8.12 leaves a forward reference in its config model unresolved, so pydantic-settings
+# warns on every ape command; nothing a user can act on. One narrow filter for this one message,
+# loaded by every Python of the venv (a .pth line runs at interpreter start).
+pth="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/dccn_quiet_ape_vyper.pth"
+[ -f "$pth" ] || echo "import warnings; warnings.filterwarnings('ignore', message=\"Field 'import_remapping' has an incomplete definition\")" > "$pth"
+
 node_stamp="node_modules/.installed-$(stamp_of package.json package-lock.json)"
 if [ ! -f "$node_stamp" ]; then
   echo "==> anvil (npm ci)"
@@ -38,7 +44,5 @@ export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 if [ ! -f .build/__local__.json ] || [ -n "$(find contracts -newer .build/__local__.json -name '*.vy*' -print -quit)" ]; then
   echo "==> compiling contracts (ape compile)"
   # --force: ape does not notice a changed module inside an unchanged contract.
-  # PYTHONWARNINGS: ape-vyper's config model has an unresolved forward reference, and
-  # pydantic-settings warns about it on every run (scripts/deploy.py resolves it in process).
-  PYTHONWARNINGS="ignore:Field 'import_remapping' has an incomplete definition" ape compile --force >/dev/null
+  ape compile --force >/dev/null
 fi

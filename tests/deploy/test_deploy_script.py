@@ -144,3 +144,12 @@ def test_deploy__on_the_readmes_dccn_anvil_chain__succeeds_and_blocks_keep_comin
     finally:
         os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
+
+
+def test_ape_command__any__prints_no_pydantic_warning() -> None:
+    """A user's own `ape compile` stays quiet too, not only the deploy script (bootstrap's .pth filter)."""
+    env = {**os.environ, "APE_DATA_FOLDER": str(PROJECT_ROOT / ".ape")}
+    ape = str(Path(sys.executable).parent / "ape")
+    result = subprocess.run([ape, "compile"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "incomplete definition" not in result.stdout + result.stderr, "ape's pydantic warning is back"

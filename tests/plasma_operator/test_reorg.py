@@ -5,6 +5,7 @@ under the same number, and the next block is still submitted."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -38,9 +39,18 @@ def _final(api: OperatorClient, blknum: int) -> bool:
     return bool(block and block["status"] == "final")
 
 
-def test_reorg_removing_a_final_submit_block__same_tx_mined_again__next_block_submitted(
-    plasma: Any, start_operator: Any, roles: Any, eventually: Any
-) -> None:
+@dataclass(frozen=True)
+class FinalBlock:
+    """An operator whose first child block (alice -> bob) is final, with its mined submitBlock row."""
+
+    running: Any
+    api: OperatorClient
+    first: dict[str, Any]
+    submission: Any
+    root: bytes
+
+
+def _first_block_final(plasma: Any, start_operator: Any, roles: Any, eventually: Any) -> FinalBlock:
     running = start_operator(confirmations=1, block_interval=0.2)
     api = OperatorClient(running.url)
     alice, bob = roles.alice, roles.bob
@@ -52,6 +62,15 @@ def test_reorg_removing_a_final_submit_block__same_tx_mined_again__next_block_su
     submission = eventually(lambda: [r for r in _submissions(plasma) if r["status"] == "mined"],
                             what="submitBlock recorded mined")[0]
     root = bytes(plasma.rootchain.functions.getChildChain(first["blknum"]).call()[0])
+    return FinalBlock(running, api, first, submission, root)
+
+
+def test_reorg_removing_a_final_submit_block__same_tx_mined_again__next_block_submitted(
+    plasma: Any, start_operator: Any, roles: Any, eventually: Any
+) -> None:
+    alice, bob = roles.alice, roles.bob
+    ready = _first_block_final(plasma, start_operator, roles, eventually)
+    running, api, first, submission, root = ready.running, ready.api, ready.first, ready.submission, ready.root
 
     plasma.anvil.mine(2)
     # Deeper than the confirmations: the submitBlock and every block after it (the deposit stays).
@@ -234,16 +253,8 @@ def _set_frozen(plasma: Any, slot: int, frozen: bool) -> None:
 def test_operator__submit_block_reincluded_reverts_after_reorg__resubmitted_under_its_number(
     plasma: Any, start_operator: Any, roles: Any, eventually: Any
 ) -> None:
-    running = start_operator(confirmations=1, block_interval=0.2)
-    api = OperatorClient(running.url)
-    alice, bob = roles.alice, roles.bob
-    deposit = plasma.deposit(alice, ETHER)
-    _mining_until(plasma, eventually, lambda: api.utxo(deposit, 0, 0), "deposit credited")
-    first = api.submit(build_transfer([Coin(deposit, 0, 0, ETHER)], alice.address, bob.address, ETHER, 0, alice.key))
-    _mining_until(plasma, eventually, lambda: _final(api, first["blknum"]), "first block final")
-    submission = eventually(lambda: [r for r in _submissions(plasma) if r["status"] == "mined"],
-                            what="submitBlock recorded mined")[0]
-    root = bytes(plasma.rootchain.functions.getChildChain(first["blknum"]).call()[0])
+    ready = _first_block_final(plasma, start_operator, roles, eventually)
+    running, api, first, submission, root = ready.running, ready.api, ready.first, ready.submission, ready.root
     slot = _state_slot(plasma)
 
     running.pause()

@@ -413,6 +413,11 @@ class TxSender:
                 finished += 1
                 continue
             if mined_nonce > row["nonce"]:
+                # A reorg between the nonce read and the receipt look-up can make our own mined
+                # transaction look foreign: read the count again before giving the row up.
+                if self.w3.eth.get_transaction_count(self.account.address, "latest") <= row["nonce"]:
+                    self._broadcast(bytes(row["raw"]))
+                    continue
                 # Our nonce went to a transaction this outbox never signed (the key is shared?).
                 self._fail(row["key"], f"nonce {row['nonce']} was used by another transaction")
                 continue

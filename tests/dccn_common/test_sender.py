@@ -3,12 +3,13 @@ broadcast, gas bumping with a stuck transaction, reverts reported."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from eth_account import Account
 
-from dccn_common.sender import TxSender
+from dccn_common.sender import FINAL_STATUSES, TxSender
 from dccn_common.store import transaction
 
 
@@ -61,8 +62,10 @@ def test_crash_after_signing__restart_rebroadcasts_same_transaction(
     monkeypatch.undo()
     stored_hash = sender.entry("crashy").tx_hash
     restarted = make_sender()
-    restarted.process()
-    restarted.process()
+    deadline = time.monotonic() + 30
+    while restarted.entry("crashy").status not in FINAL_STATUSES and time.monotonic() < deadline:
+        restarted.process()  # the first pass rebroadcasts; a later one sees the receipt
+        time.sleep(0.05)
     entry = restarted.entry("crashy")
     assert entry.status == "mined" and entry.tx_hash == stored_hash
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 9

@@ -8,6 +8,7 @@ contract factory over artifacts compiled once (dccn_common.contracts).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,11 @@ os.environ["PATH"] = f"{PROJECT_ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.e
 
 from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.contracts import deploy
+
+# Signing-key claims are per machine and name a chain by its id and genesis hash. Two xdist workers
+# start anvils of the same chain id within the same second (same genesis hash) and use the same dev
+# keys, so each worker, and the services it starts, claims keys in a folder of its own.
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix=f"dccn-claims-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
 
 # titanoboa's compile cache too (its default is ~/.cache/titanoboa).
 boa.interpret.set_cache_dir(str(PROJECT_ROOT / ".cache" / "titanoboa"))

@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma optimize gas
 """
 @title NOS oracle
 @custom:contract-name NosOracle
@@ -15,8 +16,10 @@
         delivery the submitter is paid what it spent (capped at that
         price and at the fee) and the rest is credited to the
         requester. All payouts are pull withdrawals.
-        Storage per request: two words (three when the callback is not
-        the requester); params are only emitted, never stored.
+        Storage per request: two words; a third only when a requester
+        uses a second, different callback contract (its first one is
+        kept in its account word). Params are only emitted, never
+        stored. Gas per operation: docs/gas/oracle.md.
 """
 
 from snekmate.auth import ownable
@@ -63,20 +66,32 @@ RESPONSE_TYPEHASH: constant(bytes32) = keccak256(
 )
 CALLBACK_SELECTOR: constant(bytes4) = method_id("nosCallback(bytes32,bytes)", output_type=bytes4)
 
-# Word A of a request: the top 192 bits of the params hash | the fee (64 bits).
+# Word A of a request: the top 192 bits of the params hash | the fee (64
+# bits); cleared when settled (the slot-clearing refund).
 FEE_BITS: constant(uint256) = 64
 FEE_MASK: constant(uint256) = (1 << FEE_BITS) - 1
-# Word B: requester (160) | callback gas limit (32) | expiry (40) | status (8) | separate callback (1).
+# Word B: requester (160) | callback gas limit (32) | expiry (40) | callback
+# mode (2) | status (3). The status stays here, not in word A, so a batch
+# decides to skip a settled id with one cold read.
 ADDRESS_MASK: constant(uint256) = (1 << 160) - 1
 LIMIT_SHIFT: constant(uint256) = 160
 EXPIRY_SHIFT: constant(uint256) = 192
 LIMIT_MASK: constant(uint256) = (1 << 32) - 1
 EXPIRY_MASK: constant(uint256) = (1 << 40) - 1
-STATUS_SHIFT: constant(uint256) = 232
-CALLBACK_FLAG: constant(uint256) = 1 << 240
-# An account: requester nonce (64 bits) | withdrawable credit (192 bits).
-NONCE_SHIFT: constant(uint256) = 192
-CREDIT_MASK: constant(uint256) = (1 << NONCE_SHIFT) - 1
+MODE_SHIFT: constant(uint256) = 232
+MODE_REQUESTER: constant(uint256) = 0  # the requester is the callback
+MODE_NONE: constant(uint256) = 1  # no callback: data only in the event
+MODE_ACCOUNT: constant(uint256) = 2  # the requester's default callback (its account word)
+MODE_OWN_SLOT: constant(uint256) = 3  # any other callback: a word of its own
+STATUS_SHIFT: constant(uint256) = 234
+# An account: default callback (160) | requester nonce (32) | credit (64).
+# One word, so a first request creates one slot and a delivery touches one
+# slot per party; credit beyond 64 bits spills into `_credit_overflow`.
+NONCE_SHIFT: constant(uint256) = 160
+NONCE_MASK: constant(uint256) = (1 << 32) - 1
+CREDIT_SHIFT: constant(uint256) = 192
+CREDIT_MAX: constant(uint256) = (1 << 64) - 1
+BELOW_CREDIT_MASK: constant(uint256) = (1 << CREDIT_SHIFT) - 1
 
 # Gas the CALL itself may need before the callee starts (cold account,
 # memory); kept back so the callee still gets its full limit.
@@ -84,7 +99,7 @@ CALL_RESERVE: constant(uint256) = 5_000
 # Delivery gas that the per-response measurement does not see: before it
 # (calldata decoding, ABI head) and after it (credit, event), minus the
 # refund for clearing word A. Calibrated by the accounting tests.
-RESPONSE_UNMEASURED_GAS: constant(uint256) = 7_400
+RESPONSE_UNMEASURED_GAS: constant(uint256) = 7_700
 SLOT_CLEAR_REFUND: constant(uint256) = 4_800
 # Per transaction: intrinsic gas, crediting the submitter, entry and exit.
 TX_FIXED_GAS: constant(uint256) = 21_000 + 5_000 + 1_500
@@ -98,8 +113,8 @@ RESPONSE_ABI_GAS: constant(uint256) = 4 * RESPONSE_ABI_ZERO_BYTES + 16 * (RESPON
 # A batch's own fixed cost (memory for up to 64 entries, two loops), and
 # what the single-delivery constants overcount per batch entry (warm reads,
 # no per-call entry). Calibrated by the batch accounting tests.
-BATCH_FIXED_GAS: constant(uint256) = 14_000
-BATCH_ENTRY_OVERCOUNT: constant(uint256) = 1_500
+BATCH_FIXED_GAS: constant(uint256) = 14_100
+BATCH_ENTRY_OVERCOUNT: constant(uint256) = 1_800
 
 
 struct Response:
@@ -166,6 +181,8 @@ _request_a: HashMap[bytes32, uint256]
 _request_b: HashMap[bytes32, uint256]
 _callbacks: HashMap[bytes32, address]
 _accounts: HashMap[address, uint256]
+# @dev Credit above what an account word holds (64 bits); rarely non-zero.
+_credit_overflow: HashMap[address, uint256]
 # @dev Enclave signing address -> its compressed secp256k1 encryption key.
 enclaveEncryptionKey: public(HashMap[address, Bytes[33]])
 
@@ -211,24 +228,35 @@ def request(params: Bytes[MAX_PARAMS], callback: address, callbackGasLimit: uint
     assert max_gas_price > 0, "nos: fee does not cover delivery"
 
     account: uint256 = self._accounts[msg.sender]
-    nonce: uint256 = account >> NONCE_SHIFT
+    nonce: uint256 = (account >> NONCE_SHIFT) & NONCE_MASK
+    assert nonce < NONCE_MASK, "nos: nonce exhausted"
+    mode: uint256 = MODE_REQUESTER
+    if callback == empty(address):
+        mode = MODE_NONE
+    elif callback != msg.sender:
+        kept: uint256 = account & ADDRESS_MASK
+        # The first separate callback becomes the account's default for good:
+        # a pending request must never see its callback change under it.
+        if kept == 0:
+            account |= convert(callback, uint256)
+            kept = convert(callback, uint256)
+        mode = MODE_ACCOUNT if kept == convert(callback, uint256) else MODE_OWN_SLOT
     self._accounts[msg.sender] = account + (1 << NONCE_SHIFT)
     request_id: bytes32 = self._request_id(msg.sender, nonce)
-    assert self._request_b[request_id] == 0, "nos: duplicate request id"
+    # A fresh id by construction (unique nonce); no read of the word to prove it.
 
     params_hash: bytes32 = keccak256(params)
     expires_at: uint256 = block.timestamp + REQUEST_TTL
     self._request_a[request_id] = ((convert(params_hash, uint256) >> FEE_BITS) << FEE_BITS) | msg.value
-    word_b: uint256 = (
+    self._request_b[request_id] = (
         convert(msg.sender, uint256)
         | (limit << LIMIT_SHIFT)
         | (expires_at << EXPIRY_SHIFT)
+        | (mode << MODE_SHIFT)
         | (STATUS_PENDING << STATUS_SHIFT)
     )
-    if callback != msg.sender:
-        word_b |= CALLBACK_FLAG
+    if mode == MODE_OWN_SLOT:
         self._callbacks[request_id] = callback
-    self._request_b[request_id] = word_b
 
     log Request(
         requestId=request_id,
@@ -256,12 +284,12 @@ def cancel(requestId: bytes32):
     assert word_b != 0, "nos: unknown request"
     requester: address = convert(word_b & ADDRESS_MASK, address)
     assert msg.sender == requester, "nos: only the requester can cancel"
-    assert (word_b >> STATUS_SHIFT) & 255 == STATUS_PENDING, "nos: request not pending"
+    assert (word_b >> STATUS_SHIFT) & 7 == STATUS_PENDING, "nos: request not pending"
     assert block.timestamp > (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK, "nos: request not expired"
     fee: uint256 = self._request_a[requestId] & FEE_MASK
     self._request_a[requestId] = 0
     self._request_b[requestId] = self._with_status(word_b, STATUS_CANCELLED)
-    self._accounts[requester] += fee
+    self._credit(requester, fee)
     log Cancelled(requestId=requestId, requester=requester, refund=fee)
 
 
@@ -309,7 +337,7 @@ def deliver(requestId: bytes32, paramsHash: bytes32, data: Bytes[MAX_DATA], sign
     payment: uint256 = 0
     delivered, payment = self._deliver(requestId, paramsHash, data, signature, tx_gas, False)
     if payment > 0:
-        self._accounts[msg.sender] += payment
+        self._credit(msg.sender, payment)
 
 
 @external
@@ -341,7 +369,7 @@ def deliverBatch(responses: DynArray[Response, MAX_BATCH]) -> uint256:
         padded: uint256 = (len(responses[i].data) + 31) // 32 * 32
         own_bytes += RESPONSE_ABI_BYTES + padded
         word_b: uint256 = self._request_b[request_id]
-        status: uint256 = (word_b >> STATUS_SHIFT) & 255
+        status: uint256 = (word_b >> STATUS_SHIFT) & 7
         if status != STATUS_PENDING or block.timestamp > (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK:
             log DeliverySkipped(requestId=request_id, status=status)
             own_gas.append(0)
@@ -376,7 +404,7 @@ def deliverBatch(responses: DynArray[Response, MAX_BATCH]) -> uint256:
             total += payment
             delivered += 1
     if total > 0:
-        self._accounts[msg.sender] += total
+        self._credit(msg.sender, total)
     return delivered
 
 
@@ -389,9 +417,12 @@ def withdraw(recipient: address = msg.sender):
     @param recipient Where to send it (default: the caller).
     """
     account: uint256 = self._accounts[msg.sender]
-    amount: uint256 = account & CREDIT_MASK
+    overflow: uint256 = self._credit_overflow[msg.sender]
+    amount: uint256 = (account >> CREDIT_SHIFT) + overflow
     assert amount > 0, "nos: nothing to withdraw"
-    self._accounts[msg.sender] = account - amount
+    self._accounts[msg.sender] = account & BELOW_CREDIT_MASK
+    if overflow > 0:
+        self._credit_overflow[msg.sender] = 0
     log Withdrawn(account=msg.sender, recipient=recipient, amount=amount)
     raw_call(recipient, b"", value=amount)
 
@@ -430,7 +461,7 @@ def requests(
         (word_b >> LIMIT_SHIFT) & LIMIT_MASK,
         (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK,
         self._request_a[requestId] & FEE_MASK,
-        (word_b >> STATUS_SHIFT) & 255,
+        (word_b >> STATUS_SHIFT) & 7,
     )
 
 
@@ -442,7 +473,7 @@ def statusOf(requestId: bytes32) -> uint256:
     @param requestId The request.
     @return uint256 The status.
     """
-    return (self._request_b[requestId] >> STATUS_SHIFT) & 255
+    return (self._request_b[requestId] >> STATUS_SHIFT) & 7
 
 
 @external
@@ -457,7 +488,7 @@ def statusesOf(requestIds: DynArray[bytes32, MAX_BATCH]) -> DynArray[uint256, MA
     """
     result: DynArray[uint256, MAX_BATCH] = []
     for request_id: bytes32 in requestIds:
-        result.append((self._request_b[request_id] >> STATUS_SHIFT) & 255)
+        result.append((self._request_b[request_id] >> STATUS_SHIFT) & 7)
     return result
 
 
@@ -469,7 +500,7 @@ def nonces(requester: address) -> uint256:
     @param requester The requester.
     @return uint256 The next nonce.
     """
-    return self._accounts[requester] >> NONCE_SHIFT
+    return (self._accounts[requester] >> NONCE_SHIFT) & NONCE_MASK
 
 
 @external
@@ -481,7 +512,7 @@ def nextRequestId(requester: address) -> bytes32:
     @param requester The requester.
     @return bytes32 The id.
     """
-    return self._request_id(requester, self._accounts[requester] >> NONCE_SHIFT)
+    return self._request_id(requester, (self._accounts[requester] >> NONCE_SHIFT) & NONCE_MASK)
 
 
 @external
@@ -492,7 +523,7 @@ def credits(account: address) -> uint256:
     @param account The account.
     @return uint256 Wei owed.
     """
-    return self._accounts[account] & CREDIT_MASK
+    return (self._accounts[account] >> CREDIT_SHIFT) + self._credit_overflow[account]
 
 
 @external
@@ -538,15 +569,32 @@ def _digest(request_id: bytes32, params_hash: bytes32, data_hash: bytes32) -> by
 @internal
 @view
 def _callback_of(request_id: bytes32, word_b: uint256) -> address:
-    if word_b & CALLBACK_FLAG != 0:
-        return self._callbacks[request_id]
-    return convert(word_b & ADDRESS_MASK, address)
+    mode: uint256 = (word_b >> MODE_SHIFT) & 3
+    requester: address = convert(word_b & ADDRESS_MASK, address)
+    if mode == MODE_REQUESTER:
+        return requester
+    if mode == MODE_NONE:
+        return empty(address)
+    if mode == MODE_ACCOUNT:
+        return convert(self._accounts[requester] & ADDRESS_MASK, address)
+    return self._callbacks[request_id]
 
 
 @internal
 @pure
 def _with_status(word_b: uint256, status: uint256) -> uint256:
-    return (word_b & ~(255 << STATUS_SHIFT)) | (status << STATUS_SHIFT)
+    return (word_b & ~(7 << STATUS_SHIFT)) | (status << STATUS_SHIFT)
+
+
+@internal
+def _credit(account: address, amount: uint256):
+    # amount < 2^64 (fees are capped there), so one spill always makes room.
+    word: uint256 = self._accounts[account]
+    credit: uint256 = (word >> CREDIT_SHIFT) + amount
+    if credit > CREDIT_MAX:
+        self._credit_overflow[account] += credit
+        credit = 0
+    self._accounts[account] = (word & BELOW_CREDIT_MASK) | (credit << CREDIT_SHIFT)
 
 
 @internal
@@ -562,7 +610,7 @@ def _deliver(
     gas_start: uint256 = msg.gas
     word_b: uint256 = self._request_b[request_id]
     assert word_b != 0, "nos: unknown request"
-    status: uint256 = (word_b >> STATUS_SHIFT) & 255
+    status: uint256 = (word_b >> STATUS_SHIFT) & 7
     expired: bool = block.timestamp > (word_b >> EXPIRY_SHIFT) & EXPIRY_MASK
     if skip_settled and (status != STATUS_PENDING or expired):
         log DeliverySkipped(requestId=request_id, status=status)
@@ -593,7 +641,7 @@ def _deliver(
     refund: uint256 = fee - payment
     requester: address = convert(word_b & ADDRESS_MASK, address)
     if refund > 0:
-        self._accounts[requester] += refund
+        self._credit(requester, refund)
     log Delivered(
         requestId=request_id,
         enclave=signer,

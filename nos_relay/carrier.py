@@ -6,15 +6,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from nos_relay.wire import EnclaveClient, WireError, b64, unb64
-
-
-class FetchFailed(RuntimeError):
-    """The enclave refused or could not complete the request; `permanent` when retrying cannot help."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
+from nos_enclave.framing import EnclaveClient, WireError, b64, unb64
+from nos_enclave.protocol import FetchFailed
 
 
 class TcpCarrier:

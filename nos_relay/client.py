@@ -1,7 +1,7 @@
 """A dApp's client for the NOS oracle: public and private requests, end to end.
 
     from nos_relay.client import NosClient
-    from nos_relay.protocol import Params
+    from nos_enclave.protocol import Params
 
     client = NosClient(w3, oracle, account)          # web3, the NosOracle contract, a LocalAccount
     answer = client.request(Params("https://host/price.json", "json:data.price", "uint256", 2), private=True)
@@ -37,8 +37,8 @@ from dccn_common.config import ConfigError
 from dccn_common.keys import load_account
 from dccn_common.manifest import Manifest
 from dccn_common.service import connect, run_cli
-from nos_relay.crypto import DecryptionError, ecies_decrypt
-from nos_relay.protocol import Params, ParamsError, encrypt_params, parse_params
+from nos_enclave.crypto import DecryptionError, ecies_decrypt
+from nos_enclave.protocol import Params, ParamsError, encrypt_params, parse_params
 
 ORACLE = "NosOracle"
 NO_CALLBACK = "0x" + "00" * 20

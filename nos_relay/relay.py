@@ -46,9 +46,9 @@ from dccn_common.manifest import Manifest
 from dccn_common.sender import TxSender
 from dccn_common.service import Service, connect, run_cli
 from dccn_common.store import open_db, open_store, transaction
-from nos_relay.carrier import FetchFailed, TcpCarrier, fetch_signed
-from nos_relay.protocol import ParamsError, check_params
-from nos_relay.wire import EnclaveClient, WireError
+from nos_enclave.framing import EnclaveClient, WireError
+from nos_enclave.protocol import FetchFailed, ParamsError, check_params
+from nos_relay.carrier import TcpCarrier, fetch_signed
 
 log = logging.getLogger("nos.relay")
 

@@ -16,9 +16,9 @@ from web3.logs import DISCARD
 
 from dccn_common.anvil import free_port
 from dccn_common.keys import write_keystore
-from nos_relay.crypto import ecies_decrypt
+from nos_enclave.crypto import ecies_decrypt
+from nos_enclave.protocol import Params, encrypt_params
 from nos_relay.devsource import DevPki, PriceSource
-from nos_relay.protocol import Params, encrypt_params
 
 if TYPE_CHECKING:
     from dccn_demo.context import DemoContext
@@ -50,9 +50,9 @@ def run(ctx: DemoContext) -> None:
     enclave_port = free_port()
     sealed_key = workdir / "enclave.sealed"
     if not sealed_key.exists():  # only `init` creates an identity; `run` refuses a missing key
-        subprocess.run([ctx.python(), "-m", "nos_relay.enclave", "init", "--sealed-key", str(sealed_key)],
+        subprocess.run([ctx.python(), "-m", "nos_enclave", "init", "--sealed-key", str(sealed_key)],
                        env={**os.environ, "NOS_ENCLAVE_SECRET": SEAL_SECRET}, check=True, capture_output=True)
-    ctx.start_service("nos-enclave", [ctx.python(), "-m", "nos_relay.enclave", "run", "--socket", socket_path,
+    ctx.start_service("nos-enclave", [ctx.python(), "-m", "nos_enclave", "run", "--socket", socket_path,
                                       "--sealed-key", str(workdir / "enclave.sealed"), "--ca-bundle", str(pki.ca_cert),
                                       "--health-port", str(enclave_port)],
                       health_url=f"http://127.0.0.1:{enclave_port}/health", env={"NOS_ENCLAVE_SECRET": SEAL_SECRET})

@@ -305,10 +305,10 @@ class System:
         enclave_port = free_port()
         sealed_key = self.workdir / "enclave.sealed"
         # Only `init` creates the enclave's identity; `run` refuses a missing key.
-        subprocess.run([sys.executable, "-m", "nos_relay.enclave", "init", "--sealed-key", str(sealed_key)],
+        subprocess.run([sys.executable, "-m", "nos_enclave", "init", "--sealed-key", str(sealed_key)],
                        env={**os.environ, "NOS_ENCLAVE_SECRET": SEAL_SECRET}, check=True, capture_output=True,
                        cwd=PROJECT_ROOT)
-        self._add("nos-enclave", ["nos_relay.enclave", "run", "--socket", self.enclave_socket, "--sealed-key",
+        self._add("nos-enclave", ["nos_enclave", "run", "--socket", self.enclave_socket, "--sealed-key",
                                   str(self.workdir / "enclave.sealed"), "--ca-bundle", str(pki.ca_cert),
                                   "--health-port", str(enclave_port)],
                   enclave_port, env={"NOS_ENCLAVE_SECRET": SEAL_SECRET})

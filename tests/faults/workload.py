@@ -20,7 +20,7 @@ import httpx
 from web3.logs import DISCARD
 
 from dccn_common.contracts import transact
-from nos_relay.protocol import Params
+from nos_enclave.protocol import Params
 from plasma_operator import wire
 from plasma_operator.remote import OperatorApiError, OperatorClient
 from plasma_operator.wallet import Coin, ExitArgs, build_transfer, deposit_exit_args, exit_args_from_api

@@ -19,10 +19,11 @@ from web3.logs import DISCARD
 from dccn_common.contracts import abi_hash, deploy, transact
 from dccn_common.keys import write_keystore
 from dccn_common.manifest import DeployedContract, Manifest
+from nos_enclave.enclave import Enclave, serve
+from nos_enclave.keys import EnclaveKeys
+from nos_enclave.protocol import Params
 from nos_relay.carrier import TcpCarrier
 from nos_relay.devsource import DevPki, PriceSource
-from nos_relay.enclave import Enclave, EnclaveKeys, serve
-from nos_relay.protocol import Params
 from nos_relay.relay import Relay, RelayConfig
 
 REQUEST_TTL = 600
@@ -100,7 +101,7 @@ def price_params(source: PriceSource, path: str = "/price.json", selector: str =
 def deployment(w3: Web3, roles: Any, enclave_keys: EnclaveKeys, tmp_path: Path) -> dict[str, Any]:
     """NosOracle (enclave registered) + PriceConsumer on anvil, and the manifest a relay reads."""
     oracle = deploy(w3, "NosOracle", REQUEST_TTL, DELIVERY_OVERHEAD, sender=roles.deployer.address)
-    from nos_relay.enclave import measurement
+    from nos_enclave.measurement import measurement
 
     transact(w3, oracle.functions.registerEnclave(enclave_keys.address, measurement()), sender=roles.deployer.address)
     consumer = deploy(w3, "PriceConsumer", oracle.address, sender=roles.tenant.address)

@@ -22,14 +22,14 @@ ENCLAVE_ENV = {"NOS_ENCLAVE_SECRET": SECRET}
 @pytest.fixture
 def sealed_key(cli_run: Any, short_dir: Path) -> Path:
     path = short_dir / "enclave.sealed"
-    result = cli_run("nos_relay.enclave", "init", "--sealed-key", str(path), env=ENCLAVE_ENV)
+    result = cli_run("nos_enclave", "init", "--sealed-key", str(path), env=ENCLAVE_ENV)
     assert result.returncode == 0, result.stderr
     return path
 
 
 def test_enclave_info__mistyped_sealed_key__refused_no_identity_created(cli_run: Any, sealed_key: Path) -> None:
     mistyped = sealed_key.with_name("enclave.seald")
-    result = cli_run("nos_relay.enclave", "info", "--sealed-key", str(mistyped), env=ENCLAVE_ENV)
+    result = cli_run("nos_enclave", "info", "--sealed-key", str(mistyped), env=ENCLAVE_ENV)
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: sealed key not found: {mistyped} "
                                      f"(create one with `nos-enclave init --sealed-key {mistyped}`)")
@@ -38,7 +38,7 @@ def test_enclave_info__mistyped_sealed_key__refused_no_identity_created(cli_run:
 
 def test_enclave_init__empty_secret_variable__says_empty_creates_nothing(cli_run: Any, short_dir: Path) -> None:
     path = short_dir / "enclave.sealed"
-    result = cli_run("nos_relay.enclave", "init", "--sealed-key", str(path), env={"NOS_ENCLAVE_SECRET": ""})
+    result = cli_run("nos_enclave", "init", "--sealed-key", str(path), env={"NOS_ENCLAVE_SECRET": ""})
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: the enclave's sealing secret is read from $NOS_ENCLAVE_SECRET, "
                                      "which is set but empty")
@@ -46,19 +46,19 @@ def test_enclave_init__empty_secret_variable__says_empty_creates_nothing(cli_run
 
 
 def test_enclave_init__then_info__same_identity__second_init_refused(cli_run: Any, sealed_key: Path) -> None:
-    info = cli_run("nos_relay.enclave", "info", "--sealed-key", str(sealed_key), env=ENCLAVE_ENV)
+    info = cli_run("nos_enclave", "info", "--sealed-key", str(sealed_key), env=ENCLAVE_ENV)
     assert info.returncode == 0 and json.loads(info.stdout)["address"].startswith("0x")
     before = sealed_key.read_bytes()
-    again = cli_run("nos_relay.enclave", "init", "--sealed-key", str(sealed_key), env=ENCLAVE_ENV)
+    again = cli_run("nos_enclave", "init", "--sealed-key", str(sealed_key), env=ENCLAVE_ENV)
     assert again.returncode == 2 and "refusing to replace an enclave identity" in again.stderr
     assert sealed_key.read_bytes() == before
-    assert json.loads(cli_run("nos_relay.enclave", "info", "--sealed-key", str(sealed_key),
+    assert json.loads(cli_run("nos_enclave", "info", "--sealed-key", str(sealed_key),
                               env=ENCLAVE_ENV).stdout) == json.loads(info.stdout)
 
 
 def test_enclave_run__missing_sealed_key__refused(cli_run: Any, short_dir: Path, trusted_pki: DevPki) -> None:
     missing = short_dir / "none.sealed"
-    result = cli_run("nos_relay.enclave", "run", "--socket", str(short_dir / "e.sock"), "--sealed-key", str(missing),
+    result = cli_run("nos_enclave", "run", "--socket", str(short_dir / "e.sock"), "--sealed-key", str(missing),
                      "--ca-bundle", str(trusted_pki.ca_cert), env=ENCLAVE_ENV)
     assert result.returncode == 2 and result.stderr.startswith("error: sealed key not found")
     assert not missing.exists()
@@ -66,7 +66,7 @@ def test_enclave_run__missing_sealed_key__refused(cli_run: Any, short_dir: Path,
 
 def test_enclave_run__health_port_in_use__one_line_exit_2(cli_run: Any, sealed_key: Path, short_dir: Path,
                                                           trusted_pki: DevPki, busy_port: int) -> None:
-    result = cli_run("nos_relay.enclave", "run", "--socket", str(short_dir / "e.sock"), "--sealed-key",
+    result = cli_run("nos_enclave", "run", "--socket", str(short_dir / "e.sock"), "--sealed-key",
                      str(sealed_key), "--ca-bundle", str(trusted_pki.ca_cert), "--health-port", str(busy_port),
                      env=ENCLAVE_ENV)
     assert result.returncode == 2
@@ -75,7 +75,7 @@ def test_enclave_run__health_port_in_use__one_line_exit_2(cli_run: Any, sealed_k
 
 def test_enclave_run__socket_folder_missing__one_line_exit_2(cli_run: Any, sealed_key: Path, short_dir: Path,
                                                              trusted_pki: DevPki) -> None:
-    result = cli_run("nos_relay.enclave", "run", "--socket", str(short_dir / "gone" / "e.sock"), "--sealed-key",
+    result = cli_run("nos_enclave", "run", "--socket", str(short_dir / "gone" / "e.sock"), "--sealed-key",
                      str(sealed_key), "--ca-bundle", str(trusted_pki.ca_cert), env=ENCLAVE_ENV)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: socket folder {short_dir / 'gone'} does not exist (enclave socket)"
@@ -86,9 +86,9 @@ def test_enclave_run__socket_of_a_live_enclave__refused(spawn: Any, cli_run: Any
     socket_path, port = short_dir / "e.sock", free_port()
     args = ["run", "--socket", str(socket_path), "--sealed-key", str(sealed_key), "--ca-bundle",
             str(trusted_pki.ca_cert)]
-    first = spawn("nos_relay.enclave", *args, "--health-port", str(port), env=ENCLAVE_ENV, name="enclave")
+    first = spawn("nos_enclave", *args, "--health-port", str(port), env=ENCLAVE_ENV, name="enclave")
     assert first.wait_healthy(port).status_code == 200
-    second = cli_run("nos_relay.enclave", *args, env=ENCLAVE_ENV)
+    second = cli_run("nos_enclave", *args, env=ENCLAVE_ENV)
     assert second.returncode == 2 and second.stderr.strip() == f"error: socket {socket_path} is in use (enclave socket)"
     assert first.process.poll() is None
 

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account import Account
 
 from dccn_common.contracts import transact
+from nos_enclave.protocol import Params
 from nos_relay.client import ClientError, NosClient
-from nos_relay.protocol import Params
 from tests.nos_relay.conftest import MAX_GAS_PRICE, RELAY_PASSWORD, drive
 
 PRICE = 234567  # the source's 2345.67 with 2 decimals

@@ -27,9 +27,9 @@ def test_metrics__relay_and_enclave_processes__report_requests_answered(
     sealed, socket_path = short_dir / "enclave.sealed", str(short_dir / "e.sock")
     enclave_port, relay_port = free_port(), free_port()
     env = {"NOS_ENCLAVE_SECRET": SECRET}
-    subprocess.run([sys.executable, "-m", "nos_relay.enclave", "init", "--sealed-key", str(sealed)],
+    subprocess.run([sys.executable, "-m", "nos_enclave", "init", "--sealed-key", str(sealed)],
                    env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
-    spawn("nos_relay.enclave", "run", "--socket", socket_path, "--sealed-key", str(sealed), "--ca-bundle",
+    spawn("nos_enclave", "run", "--socket", socket_path, "--sealed-key", str(sealed), "--ca-bundle",
           str(trusted_pki.ca_cert), "--health-port", str(enclave_port), env=env, name="enclave")
     wait_for(lambda: healthy(enclave_port), 30, "enclave health")
     info = httpx.get(f"http://127.0.0.1:{enclave_port}/health", timeout=5).json()

@@ -11,9 +11,9 @@ from coincurve import PrivateKey
 from hexbytes import HexBytes
 
 from dccn_common.contracts import transact
-from nos_relay.crypto import ecies_decrypt
-from nos_relay.protocol import Params, encrypt_params
-from nos_relay.wire import EnclaveClient
+from nos_enclave.crypto import ecies_decrypt
+from nos_enclave.framing import EnclaveClient
+from nos_enclave.protocol import Params, encrypt_params
 from tests.nos_relay.conftest import MAX_GAS_PRICE, REQUEST_TTL, drive, price_params, request_price
 
 DELIVERED, CANCELLED = 2, 4

@@ -64,7 +64,7 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
     enclave_port, relay_port = free_port(), free_port()
 
     def start_enclave() -> subprocess.Popen[bytes]:
-        process = processes("nos_relay.enclave", "run", "--socket", socket_path, "--sealed-key", str(sealed),
+        process = processes("nos_enclave", "run", "--socket", socket_path, "--sealed-key", str(sealed),
                             "--ca-bundle", str(trusted_pki.ca_cert), "--health-port", str(enclave_port),
                             env=enclave_env, log=tmp_path / "enclave.log")
         wait_for(lambda: healthy(enclave_port), 30, "enclave health")
@@ -83,7 +83,7 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
         return [bytes(e["args"]["requestId"]) for e in oracle.events.Delivered().get_logs(from_block=0)]
 
     params = price_params(price_source)
-    subprocess.run([sys.executable, "-m", "nos_relay.enclave", "init", "--sealed-key", str(sealed)],
+    subprocess.run([sys.executable, "-m", "nos_enclave", "init", "--sealed-key", str(sealed)],
                    env={**os.environ, **enclave_env}, check=True, capture_output=True, timeout=60)
     enclave = start_enclave()  # unseals the key made by init; the owner registers what it publishes
     info = httpx.get(f"http://127.0.0.1:{enclave_port}/health", timeout=5).json()

@@ -15,8 +15,8 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from dccn_common.contracts import transact
-from nos_relay.crypto import sign_digest
-from nos_relay.protocol import response_digest
+from nos_enclave.crypto import sign_digest
+from nos_enclave.protocol import response_digest
 
 REQUEST_TTL = 600
 DELIVERY_OVERHEAD = 100_000

@@ -13,8 +13,8 @@ from eth_utils import keccak
 from web3.logs import DISCARD
 
 from dccn_common.contracts import transact
-from nos_relay.crypto import sign_digest
-from nos_relay.protocol import encryption_key_digest
+from nos_enclave.crypto import sign_digest
+from nos_enclave.protocol import encryption_key_digest
 from tests.contracts.oracle.conftest import (
     CALLBACK_GAS,
     DELIVERY_GAS,

@@ -24,8 +24,8 @@ from hypothesis.stateful import (
 
 from dccn_common.anvil import Anvil
 from dccn_common.contracts import deploy, transact
-from nos_relay.crypto import sign_digest
-from nos_relay.protocol import response_digest
+from nos_enclave.crypto import sign_digest
+from nos_enclave.protocol import response_digest
 from tests.contracts.oracle.conftest import (
     DELIVERY_OVERHEAD,
     ENCLAVE_KEY,

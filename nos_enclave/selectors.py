@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
-from nos_relay.protocol import ParamsError
+from nos_enclave.protocol import ParamsError
 
 _JSON_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 

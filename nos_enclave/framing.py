@@ -1,5 +1,8 @@
-"""Relay <-> enclave messages: one JSON object per line over a Unix socket;
-binary fields are base64."""
+"""Relay <-> enclave framing over the enclave's Unix socket: one JSON object per
+line (at most MAX_LINE bytes), binary fields base64. Both ends use this module:
+the enclave's server (`nos_enclave.enclave.serve`) and the relay's `EnclaveClient`.
+
+(Not to be confused with `plasma_operator/wire.py`, the Plasma transaction encoding.)"""
 
 from __future__ import annotations
 

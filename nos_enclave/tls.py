@@ -8,11 +8,9 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 
+from nos_enclave.protocol import FetchFailed
+
 MAX_RESPONSE_BYTES = 1 << 20
-
-
-class FetchError(RuntimeError):
-    """The source could not be fetched authentically."""
 
 
 def client_context(ca_bundle: str) -> ssl.SSLContext:
@@ -37,7 +35,7 @@ def parse_http_response(raw: bytes, *, closed: bool) -> HttpResponse | None:
     try:
         status = int(lines[0].split(" ", 2)[1])
     except (IndexError, ValueError) as err:
-        raise FetchError(f"not an HTTP response: {lines[0][:60]!r}") from err
+        raise FetchFailed(f"not an HTTP response: {lines[0][:60]!r}") from err
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
@@ -98,9 +96,9 @@ class TlsFetch:
         try:
             self._advance(eof)
         except ssl.SSLCertVerificationError as err:
-            raise FetchError(f"certificate of {self.host} not trusted: {err.verify_message}") from err
+            raise FetchFailed(f"certificate of {self.host} not trusted: {err.verify_message}") from err
         except ssl.SSLError as err:
-            raise FetchError(f"TLS failure talking to {self.host}: {err.reason or err}") from err
+            raise FetchFailed(f"TLS failure talking to {self.host}: {err.reason or err}") from err
         return self._outgoing.read()
 
     def _advance(self, eof: bool) -> None:
@@ -108,7 +106,7 @@ class TlsFetch:
             self._tls.do_handshake()
         except ssl.SSLWantReadError:
             if eof:
-                raise FetchError(f"{self.host} closed the connection during the handshake") from None
+                raise FetchFailed(f"{self.host} closed the connection during the handshake") from None
             return
         if not self._request_sent:
             request = (
@@ -133,7 +131,7 @@ class TlsFetch:
                 break
             self._plaintext += chunk
             if len(self._plaintext) > MAX_RESPONSE_BYTES:
-                raise FetchError(f"response from {self.host} is larger than {MAX_RESPONSE_BYTES} bytes")
+                raise FetchFailed(f"response from {self.host} is larger than {MAX_RESPONSE_BYTES} bytes")
         self.response = parse_http_response(bytes(self._plaintext), closed=closed)
         if self.response is None and (eof or closed):
-            raise FetchError(f"{self.host} closed the connection before the response was complete")
+            raise FetchFailed(f"{self.host} closed the connection before the response was complete")

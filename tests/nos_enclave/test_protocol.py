@@ -10,7 +10,7 @@ from eth_abi import decode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nos_relay.protocol import Params, ParamsError, encode_result, scale_number
+from nos_enclave.protocol import Params, ParamsError, encode_result, scale_number
 
 REFERENCE = Context(prec=400, rounding=ROUND_HALF_EVEN)
 

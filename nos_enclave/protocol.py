@@ -31,7 +31,7 @@ from coincurve import PublicKey
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_canonical_address
 
-from nos_relay.crypto import ENVELOPE_OVERHEAD, PUBKEY_BYTES, ecies_encrypt
+from nos_enclave.crypto import ENVELOPE_OVERHEAD, PUBKEY_BYTES, ecies_encrypt
 
 PRIVATE_MARKER = b"\x01"
 MAX_PARAMS = 1024
@@ -47,6 +47,15 @@ RESPONSE_TYPEHASH = keccak(b"Response(bytes32 requestId,bytes32 paramsHash,bytes
 
 class ParamsError(ValueError):
     """Params that the enclave cannot act on."""
+
+
+class FetchFailed(RuntimeError):
+    """A request the enclave could not answer: the source could not be fetched authentically inside the
+    enclave, or (on the relay's side) the enclave replied `error`. `permanent` when retrying cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ signed is read from that log.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,3 +131,31 @@ def verified_log(receipts_node: Web3, header_node: Web3, block_hash: str, tx_has
     receipts = fetch_receipts(receipts_node, block_hash)
     verify_block_receipts(header, receipts)
     return find_log(receipts, tx_hash, log_index)
+
+
+class ProvenBlocks:
+    """Receipts of recently proven blocks, by block hash: the trie is rebuilt once per block, not per log.
+
+    Caching by hash is safe: the hash commits to the header and so to its receiptsRoot, which
+    commits to every receipt; a reorg gives the block another hash. A block that fails the
+    check is not kept, so each of its logs is checked (and rejected) on its own.
+    """
+
+    def __init__(self, keep: int = 64) -> None:
+        self.keep = keep
+        self._blocks: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.proofs = 0  # blocks checked so far (tests and metrics)
+
+    def verified_log(self, receipts_node: Web3, header_node: Web3, block_hash: str, tx_hash: str,
+                     log_index: int) -> VerifiedLog:
+        key = HexBytes(block_hash).to_0x_hex()
+        receipts = self._blocks.get(key)
+        if receipts is None:
+            header = fetch_header(header_node, key)
+            receipts = fetch_receipts(receipts_node, key)
+            verify_block_receipts(header, receipts)
+            self.proofs += 1
+            self._blocks[key] = receipts
+            if len(self._blocks) > self.keep:
+                self._blocks.popitem(last=False)
+        return find_log(receipts, tx_hash, log_index)

@@ -23,6 +23,7 @@ import json
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,14 @@ STATE_NONE, STATE_EXECUTED, STATE_HELD, STATE_CANCELLED = 0, 1, 2, 3
 RETRY_AFTER = 5.0  # first retry of a failed execution; doubles per attempt up to MAX_RETRY_AFTER
 MAX_RETRY_AFTER = 300.0
 FINAL_BY_STATE = {STATE_EXECUTED: "done", STATE_HELD: "held", STATE_CANCELLED: "cancelled"}
+BATCH_SIZE = 200  # JSON-RPC calls per HTTP request (estimates, state reads)
+
+
+@dataclass(frozen=True)
+class RpcFailure:
+    """The node's error for one call of a batch (e.g. an estimate that reverts)."""
+
+    error: str
 
 
 class DestinationRelay:
@@ -154,24 +163,48 @@ class DestinationRelay:
         if not rows:
             return
         threshold = int(self.side.bridge.functions.threshold().call())
+        ready = []
         for row in rows:
             signatures = self._signatures(row["digest"])
-            if len(signatures) < threshold:
-                continue
-            state = self._state(row["transfer_key"])
-            if state != STATE_NONE:
-                self._set_status(row["digest"], FINAL_BY_STATE[state])  # someone else executed it
-                continue
-            transfer = Transfer.from_json(json.loads(row["transfer"]))
-            call = self.side.bridge.functions.executeSignatures(transfer.as_tuple(),
-                                                                sorted_for_contract(signatures, threshold))
-            outbox_key = f"execute:{row['digest']}:{row['attempts']}"
-            with transaction(self.db):
-                self.sender.enqueue_call(self.db, outbox_key, call)
+            if len(signatures) >= threshold:
+                transfer = Transfer.from_json(json.loads(row["transfer"]))
+                ready.append((row, self.side.bridge.functions.executeSignatures(
+                    transfer.as_tuple(), sorted_for_contract(signatures, threshold))))
+        if not ready:
+            return
+        # One batch of estimates for every ready release: one that would fail now is not sent (its
+        # state says why), and the sender, given the gas, makes no estimate of its own per release.
+        estimates = self._batch([("eth_estimateGas", [{"from": self.sender.address, "to": self.side.bridge.address,
+                                                        "data": call._encode_transaction_data()}])
+                                 for _, call in ready])
+        refused = [row["transfer_key"] for (row, _), estimate in zip(ready, estimates, strict=True)
+                   if isinstance(estimate, RpcFailure)]
+        states = self._states(refused)
+        submitted = 0
+        with transaction(self.db):
+            for (row, call), estimate in zip(ready, estimates, strict=True):
+                if isinstance(estimate, RpcFailure):
+                    self._refused(row, states[row["transfer_key"]], estimate)
+                    continue
+                outbox_key = f"execute:{row['digest']}:{row['attempts']}"
+                gas = int(int(estimate, 16) * self.sender.gas_multiplier)
+                self.sender.enqueue_call(self.db, outbox_key, call, gas=gas)
                 self.db.execute("UPDATE relay_transfers SET status = 'submitted', outbox_key = ? WHERE digest = ?",
                                 (outbox_key, row["digest"]))
-            log.info("transfer submitted", extra={"key": row["transfer_key"], "signatures": threshold,
-                                                  "destination": self.side.name})
+                submitted += 1
+        if submitted:
+            log.info("transfers submitted", extra={"transfers": submitted, "signatures": threshold,
+                                                   "destination": self.side.name})
+
+    def _refused(self, row: sqlite3.Row, state: int, failure: RpcFailure) -> None:
+        """A release whose estimate reverts: someone else executed it, or it waits and tries again."""
+        if state != STATE_NONE:
+            self.db.execute("UPDATE relay_transfers SET status = ? WHERE digest = ?",
+                            (FINAL_BY_STATE[state], row["digest"]))
+            return
+        self.db.execute("UPDATE relay_transfers SET attempts = attempts + 1, retry_at = ? WHERE digest = ?",
+                        (time.time() + min(RETRY_AFTER * 2 ** row["attempts"], MAX_RETRY_AFTER), row["digest"]))
+        log.warning("execution would fail; will retry", extra={"key": row["transfer_key"], "error": failure.error})
 
     def _reopen_removed(self) -> None:
         """Transfers whose own transaction a reorg removed wait for it again."""
@@ -189,24 +222,30 @@ class DestinationRelay:
         self._reopen_removed()
         rows = self.db.execute("SELECT * FROM relay_transfers WHERE status IN ('submitted', 'held', 'releasing')"
                                ).fetchall()
+        settled = []
         for row in rows:
             if row["status"] == "held":
                 self._maybe_release(row)
                 continue
             entry = self.sender.entry(row["outbox_key"])
-            if entry is None or entry.status not in ("mined", "reverted", "failed"):
-                continue
-            state = self._state(row["transfer_key"])
-            if state != STATE_NONE:
-                # Whoever executed it, the bridge's state is the truth.
-                self._set_status(row["digest"], FINAL_BY_STATE[state])
-                continue
-            with transaction(self.db):
+            if entry is not None and entry.status in ("mined", "reverted", "failed"):
+                settled.append((row, entry))
+        if not settled:
+            return
+        # Whoever executed it, the bridge's state is the truth: read for all of them in one batch.
+        states = self._states([row["transfer_key"] for row, _ in settled])
+        with transaction(self.db):
+            for row, entry in settled:
+                state = states[row["transfer_key"]]
+                if state != STATE_NONE:
+                    self.db.execute("UPDATE relay_transfers SET status = ? WHERE digest = ?",
+                                    (FINAL_BY_STATE[state], row["digest"]))
+                    continue
                 self.db.execute("UPDATE relay_transfers SET status = 'collecting', attempts = attempts + 1, "
                                 "outbox_key = NULL, retry_at = ? WHERE digest = ?",
                                 (time.time() + min(RETRY_AFTER * 2 ** row["attempts"], MAX_RETRY_AFTER),
                                  row["digest"]))
-            log.warning("execution failed; will retry", extra={"key": row["transfer_key"], "error": entry.error})
+                log.warning("execution failed; will retry", extra={"key": row["transfer_key"], "error": entry.error})
 
     def _maybe_release(self, row: sqlite3.Row) -> None:
         state = self._state(row["transfer_key"])
@@ -224,6 +263,30 @@ class DestinationRelay:
 
     def _state(self, key: str) -> int:
         return int(self.side.bridge.functions.transferState(key).call())
+
+    def _states(self, keys: list[str]) -> dict[str, int]:
+        """transferState of many keys in one JSON-RPC batch."""
+        bridge = self.side.bridge
+        answers = self._batch([("eth_call", [{"to": bridge.address,
+                                              "data": bridge.functions.transferState(key)._encode_transaction_data()},
+                                             "latest"]) for key in keys])
+        states = {}
+        for key, answer in zip(keys, answers, strict=True):
+            if isinstance(answer, RpcFailure):
+                raise RuntimeError(f"transferState({key}) failed: {answer.error}")  # node trouble: next tick
+            states[key] = int(answer, 16)
+        return states
+
+    def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Results of JSON-RPC `calls`, sent BATCH_SIZE to an HTTP request; a failed call's result is an RpcFailure."""
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            responses = self.side.w3.provider.make_batch_request(calls[start:start + BATCH_SIZE])  # type: ignore[attr-defined]
+            if not isinstance(responses, list):  # the node refused the batch as a whole
+                raise RuntimeError(f"batch request refused: {responses.get('error')}")
+            results += [RpcFailure(str(r["error"])) if r.get("error") is not None else r.get("result")
+                        for r in responses]
+        return results
 
     def _set_status(self, digest: str, status: str) -> None:
         with transaction(self.db):

@@ -26,7 +26,7 @@ from dccn_common.follower import ChainEvent, ChainFollower
 from dccn_common.store import open_db
 from token_bridge.chains import Side, other
 from token_bridge.jsonhttp import SQLITE_MAX_INT, JsonServer, int_param
-from token_bridge.receipts import ProofError, VerifiedLog, verified_log
+from token_bridge.receipts import ProofError, ProvenBlocks, VerifiedLog
 from token_bridge.transfer import Transfer, sign_transfer
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Validator:
         self.db_path = db_path
         self.db = open_db(db_path, SCHEMA)
         self.account = account
+        self.proven = ProvenBlocks()  # one receipts-trie check per block, whatever its number of logs
         self.followers: list[ChainFollower] = []
         for name, side in sides.items():
             follower = ChainFollower(side.w3, self.db, f"validator-{name}", confirmations=side.confirmations,
@@ -88,7 +89,7 @@ class Validator:
     def _on_transfer(self, source_name: str, event: ChainEvent, db: sqlite3.Connection) -> None:
         source, destination = self.sides[source_name], self.sides[other(source_name)]
         try:
-            proven = verified_log(source.w3, source.header_w3, event.block_hash, event.transaction_hash,
+            proven = self.proven.verified_log(source.w3, source.header_w3, event.block_hash, event.transaction_hash,
                                   event.log_index)
             transfer = transfer_from_log(source, event, proven)
         except ProofError as err:

@@ -4,7 +4,8 @@ Every service declares its handlers on a `ChainFollower` (the silverback pattern
 `@follower.on(contract, "EventName")`). The follower:
 
 - reads logs only up to `head - confirmations`;
-- hands each event to its handler inside a SQLite transaction that also marks the
+- hands each event to its handler inside a database transaction (SQLite or
+  PostgreSQL, see dccn_common.store) that also marks the
   event consumed, so a crash either keeps both or neither (exactly once);
 - stores the hash of every block it processed logs from and of each chunk's last
   block; when a stored hash no longer matches the chain it rewinds to the newest
@@ -17,7 +18,6 @@ Every service declares its handlers on a `ChainFollower` (the silverback pattern
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +29,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.events import get_event_data
 
-from dccn_common.store import transaction
+from dccn_common.store import Connection, apply_schema, transaction
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,8 @@ class ChainEvent:
     transaction_index: int
 
 
-EventHandler = Callable[[ChainEvent, sqlite3.Connection], None]
-RewindHandler = Callable[[int, sqlite3.Connection], None]
+EventHandler = Callable[[ChainEvent, Connection], None]
+RewindHandler = Callable[[int, Connection], None]
 
 
 @dataclass
@@ -105,7 +105,7 @@ class ChainFollower:
     def __init__(
         self,
         w3: Web3,
-        db: sqlite3.Connection,
+        db: Connection,
         name: str,
         *,
         confirmations: int = 0,
@@ -124,10 +124,7 @@ class ChainFollower:
         self._rewind_handlers: list[RewindHandler] = []
         self._lock = threading.Lock()
         self.status = FollowerStatus(cursor=-1, head=-1, last_poll=0.0, last_error=None)
-        with transaction(db):
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        apply_schema(db, "follower", 1, SCHEMA)
 
     # -- declaration -------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""Send transactions durably: an outbox in SQLite, local nonces, retries, gas bumping.
+"""Send transactions durably: an outbox in the store, local nonces, retries, gas bumping.
 
-A service enqueues a transaction in the same SQLite transaction as the state change
+The outbox lives in the service's database (SQLite or PostgreSQL, see dccn_common.store).
+A service enqueues a transaction in the same database transaction as the state change
 that calls for it (`enqueue(db, key, ...)`; `key` makes it idempotent). `process()`
 then signs pending rows with the next nonce, stores the signed bytes *before*
 broadcasting, and rebroadcasts or replaces them (same nonce, higher fees) until
@@ -23,7 +24,6 @@ could run past a removed transaction, so no gap is ever signed over.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +33,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from dccn_common.store import transaction
+from dccn_common.store import Connection, apply_schema, table_columns, transaction
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class TxSender:
     def __init__(
         self,
         w3: Web3,
-        db: sqlite3.Connection,
+        db: Connection,
         account: LocalAccount,
         *,
         bump_after: float = 30.0,
@@ -123,11 +123,7 @@ class TxSender:
         self._verified_head: tuple[int, str] | None = None
         self._rewind_sources: list[Web3] = []
         self._unverified: set[str] = set()  # rows recorded mined since the last verification
-        with transaction(db):
-            _migrate(db)
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        apply_schema(db, "outbox", 1, _schema_v1)
 
     @property
     def address(self) -> str:
@@ -136,7 +132,7 @@ class TxSender:
     # -- enqueue -----------------------------------------------------------------------
 
     def enqueue(
-        self, db: sqlite3.Connection, key: str, to: str, data: bytes, *, value: int = 0, gas: int | None = None
+        self, db: Connection, key: str, to: str, data: bytes, *, value: int = 0, gas: int | None = None
     ) -> bool:
         """Record the intent to send; returns False if `key` was already enqueued."""
         cursor = db.execute(
@@ -146,7 +142,7 @@ class TxSender:
         )
         return cursor.rowcount == 1
 
-    def enqueue_call(self, db: sqlite3.Connection, key: str, call: Any, *, value: int = 0, gas: int | None = None) -> bool:
+    def enqueue_call(self, db: Connection, key: str, call: Any, *, value: int = 0, gas: int | None = None) -> bool:
         """Enqueue a bound web3 contract function call."""
         data = HexBytes(call._encode_transaction_data())
         return self.enqueue(db, key, call.address, data, value=value, gas=gas)
@@ -183,7 +179,7 @@ class TxSender:
         self._rewind_sources.append(follower.w3)  # its chain is checked at the first rewind (no RPC here)
         follower.on_rewind(self.on_rewind, first=True)
 
-    def on_rewind(self, first_removed: int, db: sqlite3.Connection) -> None:
+    def on_rewind(self, first_removed: int, db: Connection) -> None:
         """Rows mined in blocks >= `first_removed` go back to 'sent'; the next pass finds them again."""
         while self._rewind_sources:
             if int(self._rewind_sources[-1].eth.chain_id) != self._chain():
@@ -196,7 +192,7 @@ class TxSender:
         for row in rows:
             self._reopen(db, row["key"])
 
-    def _reopen(self, db: sqlite3.Connection, key: str) -> None:
+    def _reopen(self, db: Connection, key: str) -> None:
         # sent_at = now: the node gets bump_after to re-mine it before any replacement.
         db.execute(
             "UPDATE outbox SET status = 'sent', block_number = NULL, block_hash = NULL, gas_used = NULL, "
@@ -238,7 +234,7 @@ class TxSender:
             self._prune_attempts(head_id[0])  # once per reorg_depth blocks is plenty
         self._verified_head = head_id
 
-    def _rows(self, keys: set[str]) -> list[sqlite3.Row]:
+    def _rows(self, keys: set[str]) -> list[Any]:
         return [row for key in sorted(keys)
                 if (row := self.db.execute("SELECT key, tx_hash, block_number, block_hash, status FROM outbox "
                                            "WHERE key = ?", (key,)).fetchone()) is not None]
@@ -248,7 +244,7 @@ class TxSender:
             return None  # the chain is now shorter than this block
         return HexBytes(self.w3.eth.get_block(number)["hash"]).to_0x_hex()
 
-    def _recheck_mined(self, row: sqlite3.Row) -> None:
+    def _recheck_mined(self, row: Any) -> None:
         receipt = self._receipt(row["tx_hash"])
         with transaction(self.db):
             current = self.db.execute("SELECT status FROM outbox WHERE key = ?", (row["key"],)).fetchone()
@@ -327,7 +323,7 @@ class TxSender:
             max_fee = max(max_fee, bump_from[0] * factor // 100 + 1, priority)
         return max_fee, priority
 
-    def _sign(self, row: sqlite3.Row, nonce: int, fees: tuple[int, int]) -> tuple[bytes, str, int]:
+    def _sign(self, row: Any, nonce: int, fees: tuple[int, int]) -> tuple[bytes, str, int]:
         tx: dict[str, Any] = {
             "from": self.account.address,
             "to": row["to_address"],
@@ -424,7 +420,7 @@ class TxSender:
             self._bump(row)
         return finished, unheld
 
-    def _finish_if_mined(self, row: sqlite3.Row) -> bool:
+    def _finish_if_mined(self, row: Any) -> bool:
         """Look for a receipt of any version of the row, newest first; record the one mined."""
         attempts = self.db.execute(
             "SELECT tx_hash, raw, max_fee, priority_fee FROM outbox_attempts WHERE key = ? "
@@ -503,7 +499,7 @@ class TxSender:
         log.warning("nonce gap closed with a self-transfer", extra={"nonce": nonce, "tx_hash": tx_hash})
         self._broadcast(raw)
 
-    def _bump(self, row: sqlite3.Row) -> None:
+    def _bump(self, row: Any) -> None:
         if row["attempts"] >= self.max_attempts:
             self._fail(row["key"], f"not mined after {row['attempts']} attempts")
             return
@@ -537,9 +533,17 @@ def _receipt_status(receipt: Any) -> str:
     return "mined" if receipt["status"] == 1 else "reverted"
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _schema_v1(db: Connection) -> None:
+    """Version 1: this schema, adopting an outbox made before schema_versions existed."""
+    _migrate(db)
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _migrate(db: Connection) -> None:
     """Bring an outbox of an earlier version up to this schema, in place."""
-    columns = {row["name"] for row in db.execute("PRAGMA table_info(outbox)").fetchall()}
+    columns = set(table_columns(db, "outbox"))
     if not columns or "block_hash" in columns:
         return  # a new database, or already migrated
     db.execute("ALTER TABLE outbox ADD COLUMN block_hash TEXT")

@@ -1,12 +1,21 @@
-"""SQLite state for services: one real file in WAL mode, explicit transactions.
+"""Service state: SQLite (the embedded default) or PostgreSQL, behind one small interface.
 
-WAL with synchronous=NORMAL survives a killed process (not a power cut) without
-losing a committed transaction, which is the failure the services are built for.
+One setting picks the backend: a file path means SQLite, a `postgresql://` URL (DSN)
+means PostgreSQL. Services write portable SQL with `?` placeholders against the
+connection `open_db` returns; the dialect differences live only in `_PgDialect` here.
 
-A service claims its database with `open_store` before anything writes to it: an
-exclusive lock on `<db>.lock` (a second instance is refused, naming the holder) and
-a check that the file is an intact SQLite database, so a wrong or damaged file is
-reported in one line and left untouched.
+SQLite: one real file in WAL mode, explicit transactions. WAL with synchronous=NORMAL
+survives a killed process (not a power cut) without losing a committed transaction,
+which is the failure the services are built for.
+
+A service claims its database with `open_store` before anything writes to it: on
+SQLite an exclusive lock on `<db>.lock` (a second instance is refused, naming the
+holder) and a check that the file is an intact SQLite database, so a wrong or damaged
+file is reported in one line and left untouched; on PostgreSQL a session advisory
+lock per (database, service), the holder named by its connection's application_name.
+
+Schemas are versioned: `apply_schema(conn, name, version, ddl)` records each applied
+step in `schema_versions`, so a migration runs once, in the transaction that records it.
 """
 
 from __future__ import annotations
@@ -14,22 +23,71 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import psycopg
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class StoreError(ValueError):
-    """The database cannot be used: in use by another instance, not SQLite, or damaged."""
+    """The database cannot be used: in use by another instance, not SQLite, damaged, or unreachable."""
 
 
-def open_db(path: str | Path, schema: str = "", *, synchronous: str = "NORMAL") -> sqlite3.Connection:
-    """Open (creating if needed) a WAL-mode database and apply an idempotent schema script."""
+# -- which backend --------------------------------------------------------------------------
+
+_DSN = re.compile(r"^postgres(?:ql)?:/+", re.IGNORECASE)
+
+
+def postgres_dsn(target: str | Path) -> str | None:
+    """The PostgreSQL URL `target` names, or None for a SQLite path.
+
+    A URL that went through `Path` lost one slash of `postgresql://`; it is put back,
+    so a config field typed as a path still selects PostgreSQL.
+    """
+    text = str(target)
+    match = _DSN.match(text)
+    if match is None:
+        return None
+    return "postgresql://" + text[match.end():]
+
+
+def redacted(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_postgres(conn: Any) -> bool:
+    return isinstance(conn, PgConnection)
+
+
+def open_db(path: str | Path, schema: str = "", *, synchronous: str = "NORMAL") -> Connection:
+    """Open (creating if needed) the database and apply an idempotent schema script.
+
+    `path` is a SQLite file (WAL mode) or a `postgresql://` URL.
+    """
+    dsn = postgres_dsn(path)
+    if dsn is not None:
+        pg = PgConnection.connect(dsn)
+        if schema:
+            with transaction(pg):
+                for statement in _split_statements(schema):
+                    pg.execute(statement)
+        return pg
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,8 +125,16 @@ def check_header(path: Path) -> None:
         raise StoreError(f"{path} is not a SQLite database; refusing to touch it")
 
 
-def verify_database(path: Path) -> None:
-    """An existing file must be an intact SQLite database (read-only check, the file is not changed)."""
+def verify_database(path: str | Path) -> None:
+    """An existing file must be an intact SQLite database (read-only check, the file is not changed).
+
+    For a PostgreSQL URL: the server must answer (the server keeps its own integrity).
+    """
+    dsn = postgres_dsn(path)
+    if dsn is not None:
+        PgConnection.connect(dsn).close()
+        return
+    path = Path(path)
     check_header(path)
     if not path.is_file() or path.stat().st_size == 0:
         return  # new database
@@ -82,6 +148,9 @@ def verify_database(path: Path) -> None:
         raise StoreError(f"{path}: {err}; refusing to touch it") from None
     if result != ["ok"]:
         raise StoreError(f"{path}: database disk image is malformed ({result[0]}); refusing to touch it")
+
+
+# -- the exclusive-instance claim ----------------------------------------------------------------
 
 
 @dataclass
@@ -101,6 +170,22 @@ class Claim:
 
     def __exit__(self, *exc: object) -> None:
         self.release()  # also when a CLI runs in-process (tests): the next run may claim again
+
+
+@dataclass
+class PgClaim(Claim):
+    """A session advisory lock on a connection of its own; closing the connection releases it.
+
+    It refuses a second instance at start. It is not a fence: the lock vanishes with its
+    session (a pooler, a failover), so it never guards a write by itself.
+    """
+
+    conn: Any = field(default=None, repr=False)
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def claim(lock_path: Path, service: str, what: str) -> Claim:
@@ -130,11 +215,37 @@ def lock_path_of(db: Path) -> Path:
     return db.with_name(db.name + ".lock")
 
 
+# Advisory locks take two int4 keys: this namespace, and the hash of what is locked.
+_CLAIM_NAMESPACE = 0x44434E  # "DCN"
+_WRITE_LOCK = 0x44434E57  # "DCNW": one writer at a time, like SQLite's BEGIN IMMEDIATE
+
+
+def claim_postgres(dsn: str, service: str) -> PgClaim:
+    """Refuse a second instance of `service` on this PostgreSQL database, naming the holder."""
+    holder_name = f"{service} (pid {os.getpid()} on {socket.gethostname()})"[:63]
+    conn = PgConnection.connect(dsn, application_name=holder_name)
+    got = conn.execute("SELECT pg_try_advisory_lock(?, hashtext(?)) AS ok", (_CLAIM_NAMESPACE, service)).fetchone()
+    if got["ok"]:
+        return PgClaim(Path(redacted(dsn)), -1, conn)
+    row = conn.execute(
+        "SELECT a.application_name AS holder FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = hashtext(?)::oid "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        (_CLAIM_NAMESPACE, service),
+    ).fetchone()
+    conn.close()
+    holder = row["holder"] if row and row["holder"] else "another process"
+    raise StoreError(f"database {redacted(dsn)} is in use by {holder} for {service}; stop it first")
+
+
 def open_store(path: str | Path, service: str) -> Claim:
-    """Claim a service's database: lock it against a second instance, then check the file.
+    """Claim a service's database: lock it against a second instance, then check it.
 
     Call it before anything opens the database for writing; keep the claim for the process's life.
     """
+    dsn = postgres_dsn(path)
+    if dsn is not None:
+        return claim_postgres(dsn, service)
     path = Path(path)
     held = claim(lock_path_of(path), service, f"database {path}")
     try:
@@ -145,17 +256,22 @@ def open_store(path: str | Path, service: str) -> Claim:
     return held
 
 
+# -- transactions and schema versions ---------------------------------------------------------------
+
+
 def _split_statements(schema: str) -> list[str]:
     # Plain DDL only (no triggers), so splitting on ";" is exact.
     return [s.strip() for s in schema.split(";") if s.strip()]
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+def transaction(conn: Connection, *, immediate: bool = True) -> Iterator[Any]:
     """One atomic unit of work: commits on success, rolls back on any exception.
 
     Nested use joins the outer transaction through a savepoint, so a handler can
     call helpers that open their own `transaction()` without committing early.
+    `immediate` takes the write lock at the start (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+    a transaction-scoped advisory lock), so read-then-write logic sees no interleaved writer.
     """
     if conn.in_transaction:
         name = f"sp_{id(conn)}_{_depth(conn)}"
@@ -172,7 +288,8 @@ def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # PostgreSQL: a lost connection leaves nothing to roll back
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -180,22 +297,317 @@ def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator
 _savepoint_depth: dict[int, int] = {}
 
 
-def _depth(conn: sqlite3.Connection) -> int:
+def _depth(conn: Any) -> int:
     key = id(conn)
     _savepoint_depth[key] = _savepoint_depth.get(key, 0) + 1
     return _savepoint_depth[key]
 
 
-def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+SCHEMA_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+    "applied_at REAL NOT NULL)"
+)
+
+Migration = str | Callable[[Any], None]
+
+
+def schema_version(conn: Connection, name: str) -> int:
+    """The version of schema `name` in this database (0: never applied)."""
+    conn.execute(SCHEMA_VERSIONS)
+    row = conn.execute("SELECT version FROM schema_versions WHERE name = ?", (name,)).fetchone()
+    return int(row["version"]) if row else 0
+
+
+def apply_schema(conn: Connection, name: str, version: int, ddl: Migration) -> bool:
+    """Bring schema `name` to `version` by running `ddl` once; returns whether it ran.
+
+    Call it once per step, in order (1, 2, ...): a step already recorded is skipped, and
+    the step and its record commit together. `ddl` is SQL (statements split on ";") or a
+    callable taking the connection, for data migrations. A database whose schema is newer
+    than this code is refused rather than written with the old shape.
+    """
+    with transaction(conn):
+        current = schema_version(conn, name)
+        if current >= version:
+            return False
+        if callable(ddl):
+            ddl(conn)
+        else:
+            for statement in _split_statements(ddl):
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_versions (name, version, applied_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at",
+            (name, version, time.time()),
+        )
+    return True
+
+
+def require_schema(conn: Connection, name: str, known: int) -> None:
+    """Refuse a database whose schema `name` was written by a newer version of the code."""
+    current = schema_version(conn, name)
+    if current > known:
+        raise StoreError(f"schema {name} is at version {current}, newer than this code knows ({known}); upgrade it")
+
+
+def table_columns(conn: Connection, table: str) -> list[str]:
+    """The column names of `table` ([] if it does not exist), on either backend."""
+    if is_postgres(conn):
+        rows = conn.execute(
+            "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ? AND column_name != 'rowid' ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+    else:
+        rows = conn.execute(f"PRAGMA table_info({table})").fetchall()
+    return [str(row["name"]) for row in rows]
+
+
+def get_meta(conn: Connection, key: str, default: str | None = None) -> str | None:
     """Small key/value table every service may use for its own settings."""
     conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return row["value"] if row else default
 
 
-def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+def set_meta(conn: Connection, key: str, value: str) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (key, value),
     )
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------------
+
+
+class Row:
+    """A result row addressed by column name or position, like sqlite3.Row."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: Sequence[Any]) -> None:
+        self._index = index
+        self._values = tuple(values)
+
+    def __getitem__(self, key: int | str) -> Any:
+        if isinstance(key, str):
+            try:
+                return self._values[self._index[key]]
+            except KeyError:
+                return self._values[self._index[key.lower()]]
+        return self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Row):
+            return self._values == other._values
+        return self._values == other
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._index, self._values, strict=False))})"
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(index, values)
+
+
+class _Result:
+    """The answer to a statement the dialect answers itself (a PRAGMA with no PostgreSQL meaning)."""
+
+    def __init__(self, rows: list[Row] | None = None, rowcount: int = -1) -> None:
+        self._rows = rows or []
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Row | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Row]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.fetchall())
+
+
+class _PgDialect:
+    """SQLite-flavoured portable SQL -> PostgreSQL, in one place.
+
+    - `?` placeholders become `%s` (and a literal `%` becomes `%%`), outside quotes;
+    - `x'..'` blob literals become bytea literals;
+    - `INSERT OR IGNORE` becomes `ON CONFLICT DO NOTHING`; `INSERT OR REPLACE` an upsert
+      on the table's primary key;
+    - in DDL: INTEGER -> BIGINT, BLOB -> BYTEA, REAL -> DOUBLE PRECISION, an INTEGER PRIMARY
+      KEY (AUTOINCREMENT) -> an identity column; and every table gets a `rowid` identity
+      column, so `ORDER BY rowid` (insertion order) means what it does on SQLite.
+    """
+
+    _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
+    _OR_REPLACE = re.compile(r"^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*\(([^)]*)\)", re.IGNORECASE)
+    _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\b", re.IGNORECASE)
+    _ALTER_ADD = re.compile(r"^\s*ALTER\s+TABLE\s+\w+\s+ADD\b", re.IGNORECASE)
+    _INT_PK = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE)
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+        self._primary_keys: dict[str, list[str]] = {}
+
+    def translate(self, sql: str, primary_key: Callable[[str], list[str]]) -> str:
+        cached = self._cache.get(sql)
+        if cached is None:
+            cached = self._cache[sql] = self._translate(sql, primary_key)
+        return cached
+
+    def _translate(self, sql: str, primary_key: Callable[[str], list[str]]) -> str:
+        text = sql.strip().rstrip(";")
+        if self._CREATE_TABLE.match(text) or self._ALTER_ADD.match(text):
+            text = self._ddl(text)
+        if self._OR_IGNORE.match(text):
+            text = self._OR_IGNORE.sub("INSERT INTO", text, count=1) + " ON CONFLICT DO NOTHING"
+        elif match := self._OR_REPLACE.match(text):
+            table, columns = match.group(1), [c.strip() for c in match.group(2).split(",")]
+            keys = primary_key(table)
+            others = [c for c in columns if c not in keys]
+            action = ("DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in others)) if others else "DO NOTHING"
+            text = re.sub(r"^\s*INSERT\s+OR\s+REPLACE\s+INTO", "INSERT INTO", text, count=1, flags=re.IGNORECASE)
+            text += f" ON CONFLICT ({', '.join(keys)}) {action}"
+        return self._placeholders(text)
+
+    def _ddl(self, text: str) -> str:
+        text = self._INT_PK.sub("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", text)
+        text = re.sub(r"\bINTEGER\b", "BIGINT", text)
+        text = re.sub(r"\bBLOB\b", "BYTEA", text)
+        text = re.sub(r"\bREAL\b", "DOUBLE PRECISION", text)
+        if self._CREATE_TABLE.match(text) and " AS SELECT " not in text.upper():
+            text = re.sub(r"\)\s*(WITHOUT\s+ROWID|STRICT)?\s*$", ")", text, flags=re.IGNORECASE)
+            if not re.search(r"\browid\b", text, re.IGNORECASE):
+                end = text.rfind(")")
+                text = text[:end].rstrip() + ",\n    rowid BIGINT GENERATED BY DEFAULT AS IDENTITY" + text[end:]
+        return text
+
+    @staticmethod
+    def _placeholders(text: str) -> str:
+        out: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            char = text[i]
+            if char in ("'", '"'):
+                end = i + 1
+                while end < n:
+                    if text[end] == char:
+                        if end + 1 < n and text[end + 1] == char:  # doubled quote inside
+                            end += 2
+                            continue
+                        break
+                    end += 1
+                literal = text[i:end + 1]
+                blob = char == "'" and out and out[-1] in ("x", "X") and (len(out) < 2 or not out[-2].isalnum())
+                if blob:
+                    out.pop()
+                    literal = "'\\x" + literal[1:-1] + "'::bytea"
+                out.append(literal.replace("%", "%%"))
+                i = end + 1
+                continue
+            out.append("%s" if char == "?" else "%%" if char == "%" else char)
+            i += 1
+        return "".join(out)
+
+
+class PgConnection:
+    """A psycopg 3 connection with the sqlite3.Connection surface the services use.
+
+    Autocommit, like the SQLite connections here (isolation_level=None): a statement
+    outside `transaction()` commits by itself; `transaction()` sends BEGIN/COMMIT.
+    """
+
+    def __init__(self, raw: psycopg.Connection[Any], dsn: str) -> None:
+        self.raw = raw
+        self.dsn = dsn
+        self._dialect = _PgDialect()
+
+    @classmethod
+    def connect(cls, dsn: str, *, application_name: str = "dccn") -> PgConnection:
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError("a postgresql:// store needs psycopg; run `make install`") from None
+        try:
+            raw = psycopg.connect(dsn, autocommit=True, row_factory=_row_factory, connect_timeout=10,
+                                  application_name=application_name)
+        except psycopg.Error as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise StoreError(f"cannot open PostgreSQL database {redacted(dsn)}: {reason}") from None
+        return cls(raw, dsn)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        head = sql.lstrip()[:16].upper()
+        if head.startswith("BEGIN"):
+            self.raw.execute("BEGIN")
+            if "IMMEDIATE" in head or "EXCLUSIVE" in head:
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            return _Result()
+        if head.startswith("PRAGMA"):
+            return self._pragma(sql)
+        return self.raw.execute(self._dialect.translate(sql, self._primary_key), tuple(params))  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(self._dialect.translate(sql, self._primary_key), [tuple(r) for r in rows])  # type: ignore[arg-type]
+            return _Result(rowcount=cursor.rowcount)
+
+    def executescript(self, script: str) -> None:
+        for statement in _split_statements(script):
+            self.execute(statement)
+
+    def commit(self) -> None:
+        if self.in_transaction:
+            self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            self.raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def _primary_key(self, table: str) -> list[str]:
+        rows = self.raw.execute(
+            "SELECT a.attname AS name FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary",
+            (table,),
+        ).fetchall()
+        if not rows:
+            raise StoreError(f"INSERT OR REPLACE into {table}: the table has no primary key")
+        return [str(row["name"]) for row in rows]
+
+    def _pragma(self, sql: str) -> _Result:
+        # The SQLite settings (journal_mode, synchronous, foreign_keys) are the server's business here.
+        match = re.match(r"\s*PRAGMA\s+(\w+)\s*(?:\((\w+)\))?", sql, re.IGNORECASE)
+        name = match.group(1).lower() if match else ""
+        if name == "table_info" and match and match.group(2):
+            names = table_columns(self, match.group(2))
+            return _Result([Row({"cid": 0, "name": 1}, (i, n)) for i, n in enumerate(names)])
+        if name in ("quick_check", "integrity_check"):
+            return _Result([Row({name: 0}, ("ok",))])
+        return _Result()
+
+
+Connection = sqlite3.Connection | PgConnection

@@ -6,12 +6,12 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dccn_common.store import open_db
+from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 
 RECORD_SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
@@ -24,11 +24,11 @@ CREATE TABLE IF NOT EXISTS seen (
 
 
 @pytest.fixture
-def make_db(tmp_path: Path) -> Callable[..., Any]:
-    """Factory: open (or reopen) a service database file by name."""
+def make_db(store_target: Callable[[str], str]) -> Callable[..., Any]:  # noqa: F811 (the fixture)
+    """Factory: open (or reopen) a service database by name (SQLite unless parametrized, see BACKENDS)."""
 
     def factory(name: str = "service.db") -> Any:
-        return open_db(tmp_path / name, RECORD_SCHEMA)
+        return open_db(store_target(name), RECORD_SCHEMA)
 
     return factory
 

@@ -17,6 +17,10 @@ from web3 import HTTPProvider, Web3
 
 from dccn_common import PROJECT_ROOT
 from dccn_common.follower import ChainEvent, ChainFollower
+from dccn_devtools.pytest_fixtures import BACKENDS
+
+# Every test here runs on SQLite and on a real PostgreSQL server (dccn_devtools.postgres).
+pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 
 def _follow_transfers(w3: Any, db: Any, token: Any, **kwargs: Any) -> ChainFollower:
@@ -143,10 +147,10 @@ def test_rpc_outage__follower_keeps_trying_and_recovers(w3, ankr_token, make_db,
 
 
 def test_sigkill_mid_stream__restart_loses_nothing_repeats_nothing(
-    chain, w3, ankr_token, send_transfers, tmp_path: Path
+    chain, w3, ankr_token, send_transfers, store_target
 ) -> None:
     amounts = send_transfers(40)
-    db_path = tmp_path / "crash.db"
+    db_path = store_target("crash.db")
     argv = [sys.executable, str(Path(__file__).with_name("follower_worker.py")), chain.url, ankr_token.address, str(db_path)]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     from dccn_common.store import open_db

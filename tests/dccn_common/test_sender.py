@@ -11,6 +11,10 @@ from eth_account import Account
 
 from dccn_common.sender import FINAL_STATUSES, TxSender
 from dccn_common.store import transaction
+from dccn_devtools.pytest_fixtures import BACKENDS
+
+# Every test here runs on SQLite and on a real PostgreSQL server (dccn_devtools.postgres).
+pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture

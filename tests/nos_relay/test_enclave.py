@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from coincurve import PrivateKey
 from eth_account import Account
 from eth_utils import keccak
 
-from nos_enclave.config import ConfigError
-from nos_enclave.crypto import DecryptionError, ecies_decrypt, sign_digest
+from nos_enclave.crypto import DecryptionError, ecies_decrypt
 from nos_enclave.framing import EnclaveClient
-from nos_enclave.keys import EnclaveKeys, create_keys, load_keys
 from nos_enclave.protocol import FetchFailed, Params, encrypt_params, response_digest
 from nos_relay.carrier import TcpCarrier, fetch_signed
 from tests.nos_relay.conftest import price_params
@@ -111,23 +108,6 @@ def test_private_request__moved_to_another_requester__refused(enclave_socket, en
     sealed = encrypt_params(enclave_keys.encryption_public_key, params, REQUESTER, REQUEST_ID)
     with pytest.raises(FetchFailed, match="does not authenticate"):
         fetch(enclave_socket, sealed, requester=ORACLE)
-
-
-def test_sealed_keys__reloaded_with_secret__refused_with_wrong_one(tmp_path: Path):
-    path = tmp_path / "enclave.sealed"
-    keys = create_keys(path, "right secret")
-    assert load_keys(path, "right secret") == keys
-    assert keys.signing_key not in path.read_bytes()
-    with pytest.raises(ConfigError, match="cannot unseal"):
-        load_keys(path, "wrong secret")
-    with pytest.raises(ConfigError, match="refusing to replace"):
-        create_keys(path, "right secret")
-
-
-def test_sign_digest__recovers_to_the_enclave_address():
-    keys = EnclaveKeys.generate()
-    digest = keccak(b"anything")
-    assert Account._recover_hash(digest, signature=sign_digest(keys.signing_key, digest)) == keys.address
 
 
 def test_sandbox__enclave_process_cannot_connect_out(price_source):

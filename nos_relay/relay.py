@@ -57,7 +57,7 @@ MAX_FETCH_ATTEMPTS = 3
 MAX_SUBMIT_ATTEMPTS = 5
 # Upper bounds of what a batch may use (the submitter pays only what it uses).
 BATCH_BASE_GAS = 60_000
-RESPONSE_GAS = 70_000
+RESPONSE_GAS = 40_000
 # On-chain statuses (NosOracle.statusOf) and the job status a settled one ends in.
 PENDING = 1
 SETTLED_JOB_STATUS = {2: "done", 3: "done", 4: "cancelled"}

@@ -25,6 +25,7 @@ from nos_enclave.measurement import measurement
 from nos_enclave.protocol import (
     PRIVATE_MARKER,
     FetchFailed,
+    Params,
     ParamsError,
     encode_result,
     encryption_key_digest,
@@ -45,7 +46,7 @@ class _Job:
     chain_id: int
     oracle: str
     fetch: TlsFetch
-    params: Any
+    params: Params
     private: bool
 
 
@@ -101,6 +102,7 @@ class Enclave:
             raise FetchFailed(f"source answered HTTP {response.status}")
         data = encode_result(select(response.body, job.params.path), job.params)
         if job.private:
+            assert job.params.reply_to is not None  # begin() refuses a private request without one
             data = ecies_encrypt(job.params.reply_to, data, job.request_id)
         digest = response_digest(job.chain_id, job.oracle, job.request_id, job.params_hash, data)
         signature = sign_digest(self.keys.signing_key, digest)

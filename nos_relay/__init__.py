@@ -1,2 +1,3 @@
-"""NOS oracle services: the enclave (holds the key, terminates TLS, signs) and the
-relay (follows requests, carries the enclave's TLS bytes, submits deliveries)."""
+"""NOS oracle services: the relay (follows requests, carries the enclave's TLS bytes, submits
+deliveries) and the dApp client. The enclave (holds the key, terminates TLS, signs) is its own
+package, `nos_enclave`, which this one imports (protocol, framing, crypto), never the reverse."""

@@ -22,6 +22,10 @@ COMMAND = "python -m bench.bench_dccn"
 TASKS = 10_000
 PROVIDERS = 1_000
 SCHEDULER_GOAL_S = 1.0
+# Issue 16 goals (whole transaction).
+STAKE_GOAL = 72_000
+CLAIM_GOAL = 51_000
+OPEN_DEAL_GOAL = 95_000
 
 
 @dataclass(frozen=True)
@@ -33,19 +37,99 @@ class GasRow:
     note: str
 
 
-def measure_gas() -> list[GasRow]:
-    with Anvil(accounts=8) as node:
+@dataclass
+class Breakdown:
+    """Where one transaction's gas went, from anvil's struct-log trace (whole transaction)."""
+
+    total: int
+    intrinsic: int  # 21,000 + calldata
+    refund: int
+    counts: dict[str, int]  # e.g. "SLOAD cold" -> how many, per contract depth (own / token)
+    gas: dict[str, int]  # the same keys -> gas
+
+    def line(self) -> str:
+        parts = [f"intrinsic {self.intrinsic:,}"]
+        for key in sorted(self.gas, key=lambda k: -self.gas[k]):
+            if key.endswith("other opcodes"):
+                parts.append(f"{key} ({self.counts[key]} steps) {self.gas[key]:,}")
+            else:
+                parts.append(f"{key} {self.counts[key]}x = {self.gas[key]:,}")
+        rest = self.total + self.refund - self.intrinsic - sum(self.gas.values())
+        if rest:
+            parts.append(f"unattributed {rest:,}")
+        if self.refund:
+            parts.append(f"refund -{self.refund:,}")
+        return "; ".join(parts)
+
+
+def _sstore_kind(cost: int) -> str:
+    return {22_100: "SSTORE new slot (cold)", 20_000: "SSTORE new slot", 5_000: "SSTORE update (cold)",
+            2_900: "SSTORE update", 100: "SSTORE warm rewrite"}.get(cost, f"SSTORE {cost}")
+
+
+def breakdown(w3: Any, receipt: Any) -> Breakdown:
+    """Attribute a transaction's gas to storage, calls and logs, per frame (own contract, token)."""
+    tx = w3.eth.get_transaction(receipt["transactionHash"])
+    data = bytes(tx["input"])
+    intrinsic = 21_000 + sum(16 if b else 4 for b in data)
+    trace = w3.provider.make_request("debug_traceTransaction", [receipt["transactionHash"].hex(),
+                                                                 {"disableStorage": True, "disableMemory": True,
+                                                                  "disableStack": True}])["result"]
+    logs = trace["structLogs"]
+    counts: dict[str, int] = {}
+    gas: dict[str, int] = {}
+
+    def add(key: str, cost: int) -> None:
+        counts[key] = counts.get(key, 0) + 1
+        gas[key] = gas.get(key, 0) + cost
+
+    for i, step in enumerate(logs):
+        frame = "own" if step["depth"] == 1 else "token"
+        op, cost = step["op"], int(step["gasCost"])
+        if op == "SLOAD":
+            add(f"{frame} SLOAD {'cold' if cost >= 2_100 else 'warm'}", cost)
+        elif op == "SSTORE":
+            add(f"{frame} {_sstore_kind(cost)}", cost)
+        elif op.startswith("LOG"):
+            add(f"{frame} {op}", cost)
+        elif op in ("TLOAD", "TSTORE"):
+            add(f"{frame} {op} (reentrancy lock)", cost)
+        elif op in ("CALL", "STATICCALL"):
+            # The child's gas is in its own steps; the call's own cost is the drop minus the child's use.
+            j, child = i + 1, 0
+            while j < len(logs) and logs[j]["depth"] > step["depth"]:
+                child += int(logs[j]["gasCost"])
+                j += 1
+            drop = int(step["gas"]) - int(logs[j]["gas"]) if j < len(logs) else cost
+            add(f"{frame} {op} to another contract", drop - child)
+        else:
+            key = f"{frame} other opcodes"
+            counts[key] = counts.get(key, 0) + 1
+            gas[key] = gas.get(key, 0) + cost
+    execution = int(logs[0]["gas"]) - int(logs[-1]["gas"]) + int(logs[-1]["gasCost"]) if logs else 0
+    refund = intrinsic + execution - int(receipt["gasUsed"])
+    return Breakdown(int(receipt["gasUsed"]), intrinsic, max(refund, 0), counts, gas)
+
+
+def measure_gas() -> tuple[list[GasRow], dict[str, Breakdown]]:
+    # --steps-tracing: anvil keeps the opcode steps that debug_traceTransaction returns.
+    with Anvil(accounts=10, extra_args=["--steps-tracing"]) as node:
         w3 = node.web3()
-        deployer, tenant, provider, app, monitor, other, other_tenant, treasury = w3.eth.accounts[:8]
+        (deployer, tenant, provider, app, monitor, other, other_tenant, treasury, newcomer,
+         new_tenant) = w3.eth.accounts[:10]
         token = deploy(w3, "AnkrToken", sender=deployer)
         economy = deploy_economy(w3, token.address, sender=deployer, treasury=treasury, monitor=monitor,
                                  reporter=deployer)
         staking, escrow = economy.staking, economy.escrow
+        traces: dict[str, Breakdown] = {}
 
-        def gas(call: Any, sender: str) -> int:
-            return int(send(w3, call, sender)["gasUsed"])
+        def gas(call: Any, sender: str, trace: str | None = None) -> int:
+            receipt = send(w3, call, sender)
+            if trace:
+                traces[trace] = breakdown(w3, receipt)
+            return int(receipt["gasUsed"])
 
-        for account in (tenant, provider, app, other, other_tenant):
+        for account in (tenant, provider, app, other, other_tenant, newcomer, new_tenant):
             gas(token.functions.transfer(account, 10_000_000 * WAD), deployer)
         # Finite approvals (allowance is written on every pull, as with most wallets).
         for account, spender in ((provider, staking), (other, staking), (deployer, staking), (tenant, escrow),
@@ -63,18 +147,30 @@ def measure_gas() -> list[GasRow]:
         gas(escrow.functions.open_deal(provider, app, WAD, 30 * DAY, 30 * DAY * WAD, 90), other_tenant)
         feeding_deal = escrow.functions.deal_count().call()
 
-        stake_first = gas(staking.functions.stake(100_000 * WAD), provider)
+        stake_first = gas(staking.functions.stake(100_000 * WAD), provider, "stake, first (finite approval)")
         node.warp(2 * DAY)
-        epoch_opener = gas(staking.functions.claim(), other)  # first touch of the epoch
-        stake_activating = gas(staking.functions.stake(1_000 * WAD), provider)
+        epoch_opener = gas(staking.functions.claim(), other, "claim, first of an epoch")
+        stake_activating = gas(staking.functions.stake(1_000 * WAD), provider, "stake, top-up activating first")
         node.warp(2 * DAY)
         gas(staking.functions.claim(), other)
-        stake_topup = gas(staking.functions.stake(1_000 * WAD), provider)
+        stake_topup = gas(staking.functions.stake(1_000 * WAD), provider, "stake, top-up")
         node.warp(DAY)
         gas(staking.functions.claim(), other)
-        claim = gas(staking.functions.claim(), provider)
-        open_deal = gas(escrow.functions.open_deal(provider, app, 10**15, 30 * DAY, 10_000 * WAD, 90), tenant)
+        claim = gas(staking.functions.claim(), provider, "claim")
+        # What outside clients hit: a fresh account approving exactly its stake, as the first
+        # transaction of an epoch; then its first claim (first write of its reward word).
+        gas(staking.functions.stake(WAD), other)  # pending stake for the next epoch
+        node.warp(DAY)
+        gas(token.functions.approve(staking.address, 20_000 * WAD), newcomer)
+        stake_fresh = gas(staking.functions.stake(20_000 * WAD), newcomer, "stake, fresh account, exact approval")
+        node.warp(2 * DAY)
+        claim_first_of_account = gas(staking.functions.claim(), newcomer, "claim, account's first")
+        open_deal = gas(escrow.functions.open_deal(provider, app, 10**15, 30 * DAY, 10_000 * WAD, 90), tenant,
+                        "openDeal")
         deal_id = escrow.functions.deal_count().call()
+        gas(token.functions.approve(escrow.address, 10**15 * 30 * DAY), new_tenant)  # exactly what it pulls
+        open_deal_fresh = gas(escrow.functions.open_deal(provider, app, 10**15, 30 * DAY, 10_000 * WAD, 90),
+                              new_tenant, "openDeal, fresh tenant, exact approval")
         node.warp(3600)
         settle = gas(escrow.functions.settle(deal_id), provider)
         node.warp(3600)
@@ -83,19 +179,25 @@ def measure_gas() -> list[GasRow]:
         breach = gas(escrow.functions.report_service_level(deal_id, 50), monitor)
         unstake = gas(staking.functions.request_unstake(1_000 * WAD), provider)
         feeding_breach = gas(escrow.functions.report_service_level(feeding_deal, 50), monitor)
-    return [
-        GasRow("stake (first stake of an account)", stake_first, "Synthetix StakingRewards stake 101,698", 95_000,
-               "steady state: other stakers exist"),
-        GasRow("stake (top-up of an active staker)", stake_topup, "Synthetix stake 101,698", 95_000,
+    rows = [
+        GasRow("stake (first stake of an account)", stake_first, "Playpen ERC20 staking pool 72,159",
+               STAKE_GOAL, "finite approval (allowance rewritten, Approval logged); other stakers exist"),
+        GasRow("stake (first stake, fresh account, exact approval, first tx of an epoch)", stake_fresh,
+               "Playpen 72,159", STAKE_GOAL, "what outside clients measure; allowance cleared (refund)"),
+        GasRow("stake (top-up of an active staker)", stake_topup, "Playpen 72,159", STAKE_GOAL,
                "accrues w0, activates the previous top-up"),
-        GasRow("stake (top-up that activates the account's first stake)", stake_activating, "Synthetix stake 101,698",
-               95_000, "once per account: first write of its reward slot"),
-        GasRow("claim (stake-holding reward)", claim, "Synthetix StakingRewards getReward 86,445", 60_000,
+        GasRow("stake (top-up that activates the account's first stake)", stake_activating, "Playpen 72,159",
+               STAKE_GOAL, "once per account: first write of its reward word"),
+        GasRow("claim (stake-holding reward)", claim, "Playpen getReward 51,356", CLAIM_GOAL,
                "recipient holds ANKR already"),
-        GasRow("claim that opens an epoch", epoch_opener, "Synthetix getReward 86,445", 60_000,
-               "once per epoch, by whoever comes first: records the epoch's accumulator"),
-        GasRow("openDeal", open_deal, "packed Vyper streaming escrow 116,200", 116_000,
+        GasRow("claim, first transaction of an epoch", epoch_opener, "Playpen getReward 51,356", CLAIM_GOAL,
+               "no per-epoch record any more"),
+        GasRow("claim, an account's first (activates its stake)", claim_first_of_account, "Playpen 51,356",
+               CLAIM_GOAL, "once per account: first write of its reward word"),
+        GasRow("openDeal", open_deal, "Akash-style escrow 116,200", OPEN_DEAL_GOAL,
                "parties registered; finite approval"),
+        GasRow("openDeal, fresh tenant, exact approval", open_deal_fresh, "Akash-style escrow 116,200",
+               OPEN_DEAL_GOAL, "what outside clients measure"),
         GasRow("settle", settle, "packed Vyper streaming escrow 32,900", 33_000, "one slot read and written"),
         GasRow("collect (split + credit w1/w2)", collect, "-", None, "fee, app share, provider share"),
         GasRow("withdraw (pull payment)", withdraw, "-", None, ""),
@@ -105,6 +207,7 @@ def measure_gas() -> list[GasRow]:
                "first reputation records of all 3 parties (new slots), refund, slash"),
         GasRow("request_unstake", unstake, "-", None, ""),
     ]
+    return rows, traces
 
 
 def synthetic_market(tasks: int, providers: int, seed: int = 7) -> tuple[list[Provider], list[Task]]:
@@ -154,7 +257,7 @@ def measure_scheduler(runs: int = 5) -> SchedulerRun:
 
 
 def main() -> None:
-    rows = measure_gas()
+    rows, traces = measure_gas()
     run = measure_scheduler()
     gas_table = table(
         ["operation", "gas (anvil receipt)", "anchor", "goal", "verdict", "note"],
@@ -173,10 +276,13 @@ def main() -> None:
         "Storage is packed by hand (Vyper gives every value its own slot): one word per account position, "
         "one per deal. The stake-holding accumulator needs its value at each epoch start; the first "
         "transaction of an epoch that follows new stake records it (one new slot, once per epoch).\n\n"
-        f"{gas_table}\n\nWDRF scheduler (filter, prioritise, weighted DRF per provider), pure Python + numpy:\n\n"
+        f"{gas_table}\n\nWhere the gas goes (anvil struct-log trace; own = the DCCN contract, token = inside "
+        "the ANKR transferFrom/transfer; docs/gas/dccn.md explains it):\n\n"
+        + "\n".join(f"- {name}: {b.total:,} = {b.line()}" for name, b in traces.items())
+        + f"\n\nWDRF scheduler (filter, prioritise, weighted DRF per provider), pure Python + numpy:\n\n"
         f"{sched_table}\n"
     )
-    write_section("dccn", "DCCN economy (issue 6)", body, COMMAND)
+    write_section("dccn", "DCCN economy (issues 6, 16)", body, COMMAND)
     print(body)
 
 

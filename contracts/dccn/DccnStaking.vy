@@ -19,7 +19,12 @@
 @dev Gas: the stake-holding accumulator `rpt` is the sum of
      w0 (WAD per day) x elapsed seconds, an exact integer, so an
      account's accrual is one division by WAD x DAY (at most 1 wei
-     lost per update). Hot state is packed one slot per path.
+     lost per update). It does not depend on the total stake, so it is
+     a piecewise-linear function of time that only changes slope when
+     governance changes w0: no transaction writes a global checkpoint,
+     and the accumulator at an epoch start is computed, not recorded
+     (the w0 history is written by `set_weights`). Hot state is packed
+     one slot per path (docs/gas/dccn.md).
 """
 
 from ethereum.ercs import IERC20
@@ -65,23 +70,25 @@ MASK160: constant(uint256) = 2**160 - 1
 MASK224: constant(uint256) = 2**224 - 1
 
 
-struct Checkpoint:
-    rpt: uint96  # sum of w0 (WAD/day) * seconds since genesis
-    reward_pool: uint96
-    last_update: uint32
-    pending_epoch: uint32  # when `Totals.pending` turns active; 0 = none
+# One stretch of constant w0: rpt(t) = rpt + w0 * (t - start) while it lasts.
+struct Segment:
+    rpt: uint96  # sum of w0 (WAD/day) * seconds since genesis, at `start`
+    start: uint32
+    w0: uint64  # WAD per day per staked token
 
 
 struct Totals:
     active: uint96
     pending: uint96
-    w0: uint64  # WAD per day per staked token
+    pending_epoch: uint32  # when `pending` turns active; 0 = none
+    segment: uint32  # index of the current w0 segment
 
 
 struct Position:
     active: uint96
     pending: uint96
     pending_epoch: uint32
+    segment: uint32  # w0 segment when `pending` was staked (resolves the accumulator at its epoch start)
 
 
 struct Accrual:
@@ -171,13 +178,17 @@ EPOCH_LENGTH: public(immutable(uint256))
 GENESIS: public(immutable(uint256))
 
 # Vyper gives every value its own slot, so each struct is packed by hand into one word.
-_glob: uint256
+# The current w0 segment: read by every accrual, written only by `set_weights`.
+_clock: uint256
+_reward_pool: uint256
 _totals: uint256
 _positions: HashMap[address, uint256]
 _accruals: HashMap[address, uint256]
 _unbondings: HashMap[address, uint256]
-# Accumulator at the start of each epoch that had pending stake.
-epoch_rpt: public(HashMap[uint32, uint96])
+# Every w0 segment by index (governance writes them), and the last one begun in each epoch:
+# together they give the accumulator at any epoch start in O(1).
+_segments: HashMap[uint32, uint256]
+_epoch_last_segment: HashMap[uint32, uint32]
 # Per account: total w3 earned, as the highest reward integral (reputation WAD x w3 x seconds, as
 # the source reports it) seen, and total w3 paid (credited; at most the cap). One word.
 _reputation_accruals: HashMap[address, uint256]
@@ -214,9 +225,9 @@ def __init__(token: IERC20, epoch_length: uint256, unbonding_period: uint256, w0
     TOKEN = token
     EPOCH_LENGTH = epoch_length
     GENESIS = block.timestamp
-    self._store_checkpoint(Checkpoint(rpt=0, reward_pool=0, last_update=convert(block.timestamp, uint32),
-                                      pending_epoch=0))
-    self._store_totals(Totals(active=0, pending=0, w0=convert(w0, uint64)))
+    genesis: Segment = Segment(rpt=0, start=convert(block.timestamp, uint32), w0=convert(w0, uint64))
+    self._clock = self._pack_segment(genesis)
+    self._segments[0] = self._pack_segment(genesis)
     self.w1 = w1
     self.w2 = w2
     self.w3 = w3
@@ -236,17 +247,23 @@ def stake(amount: uint256):
             from the next epoch.
     """
     assert amount > 0, "staking: zero amount"
-    p: Position = self._settle(msg.sender)
-    epoch: uint32 = convert(self._epoch(block.timestamp) + 1, uint32)
+    now_epoch: uint256 = self._epoch(block.timestamp)
+    p: Position = self._load_position(msg.sender)
+    # Only a pending stake that turned active needs accruing: a top-up leaves the active stake's accrual as it is.
+    if p.pending > 0 and now_epoch >= convert(p.pending_epoch, uint256):
+        a: Accrual = empty(Accrual)
+        changed: bool = False
+        p, a, changed = self._accrue(p, self._load_accrual(msg.sender))
+        self._store_accrual(msg.sender, a)
+    epoch: uint32 = convert(now_epoch + 1, uint32)
+    t: Totals = self._totals_now()
+    t.pending += convert(amount, uint96)
+    t.pending_epoch = epoch
+    self._store_totals(t)
     p.pending += convert(amount, uint96)
     p.pending_epoch = epoch
+    p.segment = t.segment
     self._store_position(msg.sender, p)
-    g: Checkpoint = self._load_checkpoint()
-    g.pending_epoch = epoch
-    self._store_checkpoint(g)
-    t: Totals = self._load_totals()
-    t.pending += convert(amount, uint96)
-    self._store_totals(t)
     assert extcall TOKEN.transferFrom(msg.sender, self, amount, default_return_value=True), "staking: transfer failed"
     log Staked(account=msg.sender, amount=amount, active_from_epoch=convert(epoch, uint256))
 
@@ -343,11 +360,11 @@ def fund_rewards(amount: uint256):
     @notice Adds `amount` ANKR (approved beforehand) to the reward pool.
     """
     assert amount > 0, "staking: zero amount"
-    g: Checkpoint = self._load_checkpoint()
-    g.reward_pool += convert(amount, uint96)
-    self._store_checkpoint(g)
+    pool: uint256 = self._reward_pool + amount
+    assert pool <= MASK96, "staking: pool too large"
+    self._reward_pool = pool
     assert extcall TOKEN.transferFrom(msg.sender, self, amount, default_return_value=True), "staking: transfer failed"
-    log RewardsFunded(funder=msg.sender, amount=amount, reward_pool=convert(g.reward_pool, uint256))
+    log RewardsFunded(funder=msg.sender, amount=amount, reward_pool=pool)
 
 
 @external
@@ -358,15 +375,19 @@ def claim() -> uint256:
             pool cannot cover stays owed.
     @return uint256 The amount paid.
     """
-    self._settle(msg.sender)
-    a: Accrual = self._load_accrual(msg.sender)
-    g: Checkpoint = self._load_checkpoint()
-    paid: uint128 = min(a.earned, convert(g.reward_pool, uint128))
+    p: Position = self._load_position(msg.sender)
+    pending: uint96 = p.pending
+    a: Accrual = empty(Accrual)
+    changed: bool = False
+    p, a, changed = self._accrue(p, self._load_accrual(msg.sender))
+    if p.pending != pending:
+        self._store_position(msg.sender, p)  # its pending stake turned active
+    pool: uint256 = self._reward_pool
+    paid: uint128 = convert(min(convert(a.earned, uint256), pool), uint128)
     assert paid > 0, "staking: nothing to claim"
     a.earned -= paid
     self._store_accrual(msg.sender, a)
-    g.reward_pool -= convert(paid, uint96)
-    self._store_checkpoint(g)
+    self._reward_pool = pool - convert(paid, uint256)
     assert extcall TOKEN.transfer(msg.sender, convert(paid, uint256), default_return_value=True), "staking: transfer failed"
     log RewardClaimed(account=msg.sender, paid=convert(paid, uint256), still_owed=convert(a.earned, uint256))
     return convert(paid, uint256)
@@ -454,11 +475,17 @@ def set_weights(w0: uint256, w1: uint256, w2: uint256, w3: uint256):
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._check_fee_covers(w1, w2, self.reputation_reward_backing_bps)
-    self._checkpoint()
+    # A new w0 segment from now on; the old ones stay for accounts whose pending stake began in them.
+    old: Segment = self._load_clock()
+    log ParameterChanged(name="w0", old_value=convert(old.w0, uint256), new_value=w0)
     t: Totals = self._load_totals()
-    log ParameterChanged(name="w0", old_value=convert(t.w0, uint256), new_value=w0)
-    t.w0 = convert(w0, uint64)
+    t.segment += 1
     self._store_totals(t)
+    segment: uint256 = self._pack_segment(Segment(rpt=convert(self._rpt_at(old, block.timestamp), uint96),
+                                                  start=convert(block.timestamp, uint32), w0=convert(w0, uint64)))
+    self._clock = segment
+    self._segments[t.segment] = segment
+    self._epoch_last_segment[convert(self._epoch(block.timestamp), uint32)] = t.segment
     log ParameterChanged(name="w1", old_value=self.w1, new_value=w1)
     self.w1 = w1
     log ParameterChanged(name="w2", old_value=self.w2, new_value=w2)
@@ -541,7 +568,7 @@ def w0() -> uint256:
     """
     @notice The stake-holding weight, WAD per staked token per day.
     """
-    return convert(self._load_totals().w0, uint256)
+    return convert(self._load_clock().w0, uint256)
 
 
 @view
@@ -630,7 +657,7 @@ def reward_pool() -> uint256:
     """
     @notice ANKR available to pay rewards.
     """
-    return convert(self._load_checkpoint().reward_pool, uint256)
+    return self._reward_pool
 
 
 @view
@@ -675,12 +702,7 @@ def total_staked() -> uint256:
     @notice The total stake that counts now (participation is a
             provider's `staked` over this).
     """
-    t: Totals = self._load_totals()
-    total: uint256 = convert(t.active, uint256)
-    pending_epoch: uint32 = self._load_checkpoint().pending_epoch
-    if pending_epoch != 0 and self._epoch(block.timestamp) >= convert(pending_epoch, uint256):
-        total += convert(t.pending, uint256)
-    return total
+    return convert(self._totals_now().active, uint256)
 
 
 @view
@@ -689,22 +711,11 @@ def earned(account: address) -> uint256:
     """
     @notice Rewards owed to `account` now, claimed or not yet.
     """
-    g: Checkpoint = self._load_checkpoint()
-    t: Totals = self._load_totals()
-    now: uint256 = block.timestamp
-    rpt: uint256 = convert(g.rpt, uint256) + convert(t.w0, uint256) * (now - convert(g.last_update, uint256))
-    p: Position = self._load_position(account)
-    a: Accrual = self._load_accrual(account)
-    scaled: uint256 = 0
-    if p.active > 0:
-        scaled = convert(p.active, uint256) * (rpt - convert(a.rpt_paid, uint256))
-    if p.pending > 0 and self._epoch(now) >= convert(p.pending_epoch, uint256):
-        start_rpt: uint256 = convert(self.epoch_rpt[p.pending_epoch], uint256)
-        if g.pending_epoch == p.pending_epoch:  # epoch start not yet recorded
-            start_rpt = convert(g.rpt, uint256) + convert(t.w0, uint256) * (
-                self._epoch_start(p.pending_epoch) - convert(g.last_update, uint256))
-        scaled += convert(p.pending, uint256) * (rpt - start_rpt)
-    return convert(a.earned, uint256) + scaled // ACCRUAL_DENOMINATOR
+    p: Position = empty(Position)
+    a: Accrual = empty(Accrual)
+    changed: bool = False
+    p, a, changed = self._accrue(self._load_position(account), self._load_accrual(account))
+    return convert(a.earned, uint256)
 
 
 # -- internals ------------------------------------------------------------------------
@@ -722,61 +733,73 @@ def _epoch_start(epoch: uint32) -> uint256:
     return GENESIS + (convert(epoch, uint256) - 1) * EPOCH_LENGTH
 
 
+@pure
 @internal
-def _checkpoint() -> uint256:
-    """Brings the accumulator to now; activates pending totals whose epoch began."""
-    g: Checkpoint = self._load_checkpoint()
-    now: uint256 = block.timestamp
-    last: uint256 = convert(g.last_update, uint256)
-    if now == last:
-        return convert(g.rpt, uint256)
-    t: Totals = self._load_totals()
-    w0: uint256 = convert(t.w0, uint256)
-    if g.pending_epoch != 0:
-        start: uint256 = self._epoch_start(g.pending_epoch)
-        if start <= now:
-            # Remember the accumulator at the epoch start for accounts that settle later.
-            self.epoch_rpt[g.pending_epoch] = g.rpt + convert(w0 * (start - last), uint96)
-            t.active += t.pending
-            t.pending = 0
-            self._store_totals(t)
-            g.pending_epoch = 0
-    g.rpt += convert(w0 * (now - last), uint96)
-    g.last_update = convert(now, uint32)
-    self._store_checkpoint(g)
-    return convert(g.rpt, uint256)
+def _rpt_at(c: Segment, timestamp: uint256) -> uint256:
+    return convert(c.rpt, uint256) + convert(c.w0, uint256) * (timestamp - convert(c.start, uint256))
 
 
+@view
 @internal
-def _settle(account: address) -> Position:
-    """Accrues the account's stake-holding reward and activates its pending stake if due."""
-    rpt: uint256 = self._checkpoint()
-    p: Position = self._load_position(account)
-    if p.active == 0 and p.pending == 0:
-        return p
+def _rpt_at_epoch_start(p: Position, c: Segment) -> uint256:
+    """The accumulator at the start of `p.pending_epoch` (begun after `p` was staked), in O(1)."""
+    start: uint256 = self._epoch_start(p.pending_epoch)
+    if convert(c.start, uint256) <= start:
+        return self._rpt_at(c, start)  # w0 unchanged since then: the usual case, no extra read
+    # w0 changed since: the segment covering the start is the last one begun in the epoch before it,
+    # or, if none was, the one the stake was made in (stake is made in the epoch before).
+    index: uint32 = max(p.segment, self._epoch_last_segment[p.pending_epoch - 1])
+    return self._rpt_at(self._unpack_segment(self._segments[index]), start)
+
+
+@view
+@internal
+def _accrue(p: Position, a: Accrual) -> (Position, Accrual, bool):
+    """Accrues the stake-holding reward of position `p` into `a` and activates its pending stake if
+    due (nothing stored: the caller stores what changed); true if `a` changed."""
+    rolled: bool = p.pending > 0 and self._epoch(block.timestamp) >= convert(p.pending_epoch, uint256)
+    if p.active == 0 and not rolled:
+        return p, a, False
+    c: Segment = self._load_clock()
+    rpt: uint256 = self._rpt_at(c, block.timestamp)
     scaled: uint256 = 0
-    touched: bool = False
-    rolled: bool = False
+    if rolled:
+        scaled = convert(p.pending, uint256) * (rpt - self._rpt_at_epoch_start(p, c))
     if p.active > 0:
-        touched = True
-    if p.pending > 0 and self._epoch(block.timestamp) >= convert(p.pending_epoch, uint256):
-        scaled = convert(p.pending, uint256) * (rpt - convert(self.epoch_rpt[p.pending_epoch], uint256))
-        touched = True
-        rolled = True
-    if touched:
-        a: Accrual = self._load_accrual(account)
-        if p.active > 0:
-            scaled += convert(p.active, uint256) * (rpt - convert(a.rpt_paid, uint256))
-        # One division per update: at most 1 wei lost.
-        a.earned += convert(scaled // ACCRUAL_DENOMINATOR, uint128)
-        a.rpt_paid = convert(rpt, uint128)
-        self._store_accrual(account, a)
+        scaled += convert(p.active, uint256) * (rpt - convert(a.rpt_paid, uint256))
+    # One division per update: at most 1 wei lost.
+    a.earned += convert(scaled // ACCRUAL_DENOMINATOR, uint128)
+    a.rpt_paid = convert(rpt, uint128)
     if rolled:
         p.active += p.pending
         p.pending = 0
         p.pending_epoch = 0
+    return p, a, True
+
+
+@internal
+def _settle(account: address) -> Position:
+    """Accrues the account's stake-holding reward and activates its pending stake if due (both stored)."""
+    p: Position = self._load_position(account)
+    a: Accrual = empty(Accrual)
+    changed: bool = False
+    p, a, changed = self._accrue(p, self._load_accrual(account))
+    if changed:
+        self._store_accrual(account, a)
         self._store_position(account, p)
     return p
+
+
+@view
+@internal
+def _totals_now() -> Totals:
+    """The totals with a pending total whose epoch began counted as active."""
+    t: Totals = self._load_totals()
+    if t.pending > 0 and self._epoch(block.timestamp) >= convert(t.pending_epoch, uint256):
+        t.active += t.pending
+        t.pending = 0
+        t.pending_epoch = 0
+    return t
 
 
 @pure
@@ -824,7 +847,7 @@ def _credit(account: address, amount: uint256, kind: uint256):
 
 @internal
 def _reduce_totals(from_pending: uint96, from_active: uint96):
-    t: Totals = self._load_totals()
+    t: Totals = self._totals_now()
     t.pending -= from_pending
     t.active -= from_active
     self._store_totals(t)
@@ -833,18 +856,23 @@ def _reduce_totals(from_pending: uint96, from_active: uint96):
 # -- packing: one storage word per struct ---------------------------------------------
 
 
+@pure
+@internal
+def _pack_segment(c: Segment) -> uint256:
+    return convert(c.rpt, uint256) | convert(c.start, uint256) << 96 | convert(c.w0, uint256) << 128
+
+
+@pure
+@internal
+def _unpack_segment(w: uint256) -> Segment:
+    return Segment(rpt=convert(w & MASK96, uint96), start=convert((w >> 96) & MASK32, uint32),
+                   w0=convert(w >> 128, uint64))
+
+
 @view
 @internal
-def _load_checkpoint() -> Checkpoint:
-    w: uint256 = self._glob
-    return Checkpoint(rpt=convert(w & MASK96, uint96), reward_pool=convert((w >> 96) & MASK96, uint96),
-                      last_update=convert((w >> 192) & MASK32, uint32), pending_epoch=convert(w >> 224, uint32))
-
-
-@internal
-def _store_checkpoint(g: Checkpoint):
-    self._glob = (convert(g.rpt, uint256) | convert(g.reward_pool, uint256) << 96
-                  | convert(g.last_update, uint256) << 192 | convert(g.pending_epoch, uint256) << 224)
+def _load_clock() -> Segment:
+    return self._unpack_segment(self._clock)
 
 
 @view
@@ -852,12 +880,13 @@ def _store_checkpoint(g: Checkpoint):
 def _load_totals() -> Totals:
     w: uint256 = self._totals
     return Totals(active=convert(w & MASK96, uint96), pending=convert((w >> 96) & MASK96, uint96),
-                  w0=convert(w >> 192, uint64))
+                  pending_epoch=convert((w >> 192) & MASK32, uint32), segment=convert(w >> 224, uint32))
 
 
 @internal
 def _store_totals(t: Totals):
-    self._totals = convert(t.active, uint256) | convert(t.pending, uint256) << 96 | convert(t.w0, uint256) << 192
+    self._totals = (convert(t.active, uint256) | convert(t.pending, uint256) << 96
+                    | convert(t.pending_epoch, uint256) << 192 | convert(t.segment, uint256) << 224)
 
 
 @view
@@ -865,13 +894,13 @@ def _store_totals(t: Totals):
 def _load_position(account: address) -> Position:
     w: uint256 = self._positions[account]
     return Position(active=convert(w & MASK96, uint96), pending=convert((w >> 96) & MASK96, uint96),
-                    pending_epoch=convert((w >> 192) & MASK32, uint32))
+                    pending_epoch=convert((w >> 192) & MASK32, uint32), segment=convert(w >> 224, uint32))
 
 
 @internal
 def _store_position(account: address, p: Position):
     self._positions[account] = (convert(p.active, uint256) | convert(p.pending, uint256) << 96
-                                | convert(p.pending_epoch, uint256) << 192)
+                                | convert(p.pending_epoch, uint256) << 192 | convert(p.segment, uint256) << 224)
 
 
 @view

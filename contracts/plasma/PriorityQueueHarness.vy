@@ -4,7 +4,9 @@
 @custom:contract-name PriorityQueueHarness
 @license MIT
 @notice Exposes the `priority_queue` module for its unit tests and gas
-        benchmarks. Not deployed by the deploy script.
+        benchmarks. Keeps its own dead set the way the root chain does
+        (its challenged exits), so `discard` and `pop` skip dead keys.
+        Not deployed by the deploy script.
 """
 
 from . import priority_queue
@@ -14,12 +16,18 @@ initializes: priority_queue
 
 event Inserted:
     key: indexed(uint256)
-    payload: uint256
 
 
-event Removed:
+event Discarded:
     key: indexed(uint256)
-    payload: uint256
+
+
+event Popped:
+    key: indexed(uint256)
+
+
+# key -> number of its copies counted dead and not yet popped
+_dead: HashMap[uint256, uint256]
 
 
 @deploy
@@ -28,14 +36,13 @@ def __init__():
 
 
 @external
-def insert(key: uint256, payload: uint256):
+def insert(key: uint256):
     """
-    @notice Adds `key` carrying `payload`.
-    @param key A unique non-zero key below 2**128.
-    @param payload Caller data below 2**224.
+    @notice Adds `key`.
+    @param key A non-zero key below 2**64.
     """
-    priority_queue._insert(key, payload)
-    log Inserted(key=key, payload=payload)
+    priority_queue._insert(key)
+    log Inserted(key=key)
 
 
 @external
@@ -47,39 +54,56 @@ def insertMany(first: uint256, count: uint256, step: uint256):
     @param step The distance between keys.
     """
     for i: uint256 in range(count, bound=500):
-        priority_queue._insert(first + i * step, i)
+        priority_queue._insert(first + i * step)
 
 
 @external
-def remove(key: uint256) -> uint256:
+def discard(key: uint256):
     """
-    @notice Removes `key` from anywhere in the heap.
+    @notice Marks one copy of `key` dead (lazy removal: it leaves when it reaches the top).
+    @dev The harness trusts the caller that `key` is in the heap, as the root chain knows its exits.
     @param key A key in the heap.
-    @return The key's payload.
     """
-    payload: uint256 = priority_queue._remove(key)
-    log Removed(key=key, payload=payload)
-    return payload
+    self._dead[key] += 1
+    priority_queue._discard()
+    log Discarded(key=key)
 
 
 @external
-def pop() -> (uint256, uint256):
+def pop() -> uint256:
     """
-    @notice Removes the smallest key.
-    @return The key and its payload.
+    @notice Removes dead keys from the top, then the smallest live key.
+    @return The smallest live key.
     """
-    key: uint256 = 0
-    payload: uint256 = 0
-    key, payload = priority_queue._pop()
-    log Removed(key=key, payload=payload)
-    return key, payload
+    for _: uint256 in range(1000):
+        key: uint256 = priority_queue._top()
+        if self._dead[key] == 0:
+            break
+        self._dead[key] -= 1
+        priority_queue._pop(True)
+    key: uint256 = priority_queue._pop(False)
+    log Popped(key=key)
+    return key
+
+
+@external
+def popRaw(dead: bool) -> uint256:
+    """
+    @notice Removes the top key as it is, telling the heap whether it was counted dead.
+    @param dead Whether the top was discarded.
+    @return The key.
+    """
+    key: uint256 = priority_queue._pop(dead)
+    log Popped(key=key)
+    return key
 
 
 @external
 @view
 def top() -> uint256:
     """
-    @notice The smallest key; reverts when empty.
+    @notice The smallest key, dead or not; reverts when empty.
+    @return The key.
     """
     return priority_queue._top()
 
@@ -88,57 +112,43 @@ def top() -> uint256:
 @view
 def size() -> uint256:
     """
-    @notice Number of keys in the heap.
+    @notice Number of keys in the heap, dead ones included.
+    @return The size.
     """
     return priority_queue._size_of()
 
 
 @external
 @view
-def contains(key: uint256) -> bool:
+def liveSize() -> uint256:
     """
-    @notice Whether `key` is in the heap.
+    @notice Number of keys not discarded.
+    @return The live size.
     """
-    return priority_queue._contains(key)
-
-
-@external
-@view
-def payloadOf(key: uint256) -> uint256:
-    """
-    @notice The payload stored with `key` (0 when absent).
-    """
-    return priority_queue._payload(key)
+    return priority_queue._live_size()
 
 
 @external
 @view
 def at(pos: uint256) -> uint256:
     """
-    @notice The key at 1-based heap position `pos` (0 past the end), for invariant checks.
+    @notice The key at 0-based heap position `pos` (0 past the end), for invariant checks.
+    @param pos A heap position.
+    @return The key.
     """
     return priority_queue._read(pos)
 
 
 @external
 @view
-def positionOf(key: uint256) -> uint256:
+def keys() -> DynArray[uint256, 1024]:
     """
-    @notice The 1-based heap position of `key` (0 when absent), for invariant checks.
+    @notice Keys at positions 0..size-1 (first 1024), for invariant checks.
+    @return The keys in heap order.
     """
-    return priority_queue._index[key] & 2**32 - 1
-
-
-@external
-@view
-def entries() -> DynArray[uint256[3], 256]:
-    """
-    @notice [key, indexed position, payload] for heap positions 1..size (first 256), for invariant checks.
-    """
-    result: DynArray[uint256[3], 256] = []
-    for pos: uint256 in range(1, 257):
-        if pos > priority_queue._size_of():
+    result: DynArray[uint256, 1024] = []
+    for pos: uint256 in range(1024):
+        if pos >= priority_queue._size_of():
             break
-        key: uint256 = priority_queue._read(pos)
-        result.append([key, priority_queue._index[key] & 2**32 - 1, priority_queue._payload(key)])
+        result.append(priority_queue._read(pos))
     return result

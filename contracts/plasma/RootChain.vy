@@ -16,15 +16,20 @@
      frozen flag share one storage word; block and deposit timestamps are
      packed four to a word; a deposit block stores its one output (owner,
      amount) instead of a root (the root is computed in `getChildChain`);
-     an exit is one word (owner, amount, challenged flag) and its maturity
-     time rides in the priority queue's index entry; an input of an exiting
-     transaction keeps one word naming that spender and its signer.
+     an exit is two words, its record (owner, amount) and its state (its
+     maturity time while pending); a challenge only clears the state word
+     and the queue drops the dead key when it reaches the top (lazy
+     deletion, docs/gas/plasma.md); an input of an exiting transaction
+     keeps one word naming that spender and its signer. RLP decoding, the
+     signing hash, signer recovery and the positional Merkle root live in
+     the stateless modules plasma_rlp, plasma_tx and plasma_merkle.
 """
 
 from ethereum.ercs import IERC20
-from snekmate.utils import ecdsa
-from snekmate.utils import math
 
+from . import plasma_merkle
+from . import plasma_rlp
+from . import plasma_tx
 from . import priority_queue
 
 initializes: priority_queue
@@ -95,17 +100,24 @@ EXIT_STATUS_NONE: constant(uint256) = 0
 EXIT_STATUS_PENDING: constant(uint256) = 1
 EXIT_STATUS_FINALIZED: constant(uint256) = 2
 EXIT_STATUS_CHALLENGED: constant(uint256) = 3
+# `_exit_states` value of a finalized exit; a pending one holds its exitable-at time (> 1).
+_FINALIZED: constant(uint256) = 1
 
 _BLKNUM_FACTOR: constant(uint256) = 1_000_000_000
 _TXINDEX_FACTOR: constant(uint256) = 10_000
-_MAX_TXINDEX: constant(uint256) = 65_536
+_MAX_TXINDEX: constant(uint256) = plasma_merkle.MAX_LEAVES
 # The operator's fee transaction takes the last leaf of its block.
-_FEE_TXINDEX: constant(uint256) = 65_535
-_TREE_DEPTH: constant(uint256) = 16
-_PROOF_LENGTH: constant(uint256) = 512
-_SIG_LENGTH: constant(uint256) = 65
-# Both signature items are `184 65 || 65 bytes`; the signing RLP drops them.
-_SIG_ITEMS_LENGTH: constant(uint256) = 134
+_FEE_TXINDEX: constant(uint256) = _MAX_TXINDEX - 1
+_SIG_LENGTH: constant(uint256) = plasma_rlp.SIG_LENGTH
+_MAX_TX: constant(uint256) = plasma_rlp.MAX_TX_BYTES
+_PROOF: constant(uint256) = plasma_merkle.PROOF_LENGTH
+_FIELDS: constant(uint256) = plasma_rlp.FIELDS
+# Exit ids map to 64-bit queue keys blknum << 17 | txindex << 1 | oindex, in the same order
+# (txindex < 2**16, oindex < 2); blocks up to 2**47 fit.
+_KEY_TXINDEX_SHIFT: constant(uint256) = 1
+_KEY_BLKNUM_SHIFT: constant(uint256) = 17
+# getNextExit looks below at most this many challenged (dead) keys at the top of the queue.
+_SEARCH_BOUND: constant(uint256) = 1024
 
 _MASK_16: constant(uint256) = 2**16 - 1
 _MASK_64: constant(uint256) = 2**64 - 1
@@ -114,33 +126,10 @@ _MASK_160: constant(uint256) = 2**160 - 1
 _DEPOSIT_SHIFT: constant(uint256) = 64
 _POOL_SHIFT: constant(uint256) = 80
 _FROZEN_BIT: constant(uint256) = 1 << 255
-_CHALLENGED_BIT: constant(uint256) = 1 << 255
-# An exit record r is live (pending or finalized, not challenged) iff r - 1 < _LIVE_BELOW (r = 0 wraps).
-_LIVE_BELOW: constant(uint256) = _CHALLENGED_BIT - 1
 
-# Gas kept back per finalized exit: fixed work plus one heap level per log2(size).
+# Gas kept back per finalized exit: fixed work plus one 4-ary heap level per two bits of the size.
 _FINALIZE_GAS_BASE: constant(uint256) = 80_000
-_FINALIZE_GAS_PER_LEVEL: constant(uint256) = 12_000
-
-# keccak256 of an all-zero subtree of height i (the tree's empty leaves are bytes32(0)).
-_ZERO_HASHES: constant(bytes32[16]) = [
-    0x0000000000000000000000000000000000000000000000000000000000000000,
-    0xad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5,
-    0xb4c11951957c6f8f642c4af61cd6b24640fec6dc7fc607ee8206a99e92410d30,
-    0x21ddb9a356815c3fac1026b6dec5df3124afbadb485c9ba5a3e3398a04b7ba85,
-    0xe58769b32a1beaf1ea27375a44095a0d1fb664ce2dd358e7fcbfb78c26a19344,
-    0x0eb01ebfc9ed27500cd4dfc979272d1f0913cc9f66540d7e8005811109e1cf2d,
-    0x887c22bd8750d34016ac3c66b5ff102dacdd73f6b014e710b51e8022af9a1968,
-    0xffd70157e48063fc33c97a050f7f640233bf646cc98d9524c6b92bcf3ab56f83,
-    0x9867cc5f7f196b93bae1e27e6320742445d290f2263827498b54fec539f756af,
-    0xcefad4e508c098b9a7e1d8feb19955fb02ba9675585078710969d3440f5054e0,
-    0xf9dc3e7fe016e050eff260334f18a5d4fe391d82092319f5964f2e2eb7c1c3a5,
-    0xf8b13a49e282f609c317a833fb8d976d11517c571d1221a265d25af778ecf892,
-    0x3490c6ceeb450aecdc82e28293031d10c7d73bf85e57bf041a97360aa2c5d99c,
-    0xc1df82d9c4b87413eae2ef048f94b4d3554cea73d92b0f7af96e0271c691e2bb,
-    0x5c67add7c6caf302256adedf7ab114da0acfe870d449a3a489f781d659e8becc,
-    0xda7bce9f4e8618b6bd2f4132ce798cdc7a60e7e1460a7299e3c6342a579626d2,
-]
+_FINALIZE_GAS_PER_LEVEL: constant(uint256) = 9_000
 
 operator: public(immutable(address))
 token: public(immutable(address))
@@ -162,8 +151,11 @@ _block_times: HashMap[uint256, uint256]
 _deposits: HashMap[uint256, uint256]
 # Deposit block blknum: word blknum >> 2, 64-bit lane blknum & 3.
 _deposit_times: HashMap[uint256, uint256]
-# Exit (keyed by exit id): owner | amount << 160 | challenged << 255; never cleared, so no output exits twice.
+# Exit record (keyed by exit id): owner | amount << 160; never cleared, so no output exits twice.
 _exits: HashMap[uint256, uint256]
+# Exit state: its exitable-at time while pending, _FINALIZED once paid, 0 when none or challenged.
+# An exit is live (blocks exits of the same value) iff its state is non-zero.
+_exit_states: HashMap[uint256, uint256]
 # Output position -> signer | spender << 160: `spender` (position of its oindex 0) is a transaction
 # that spends the output, `signer` who signed that input; written when an exit of the spender starts.
 _spenders: HashMap[uint256, uint256]
@@ -265,9 +257,9 @@ def startExit(
     blknum: uint256,
     txindex: uint256,
     oindex: uint256,
-    txBytes: Bytes[1024],
-    proof: Bytes[512],
-    confirmSig: Bytes[130],
+    txBytes: Bytes[_MAX_TX],
+    proof: Bytes[_PROOF],
+    confirmSig: Bytes[2 * _SIG_LENGTH],
 ):
     """
     @notice Starts the exit of output `oindex` of the transaction at (`blknum`, `txindex`).
@@ -308,8 +300,8 @@ def startExit(
         amount = record >> 160
         created = self._deposit_time(blknum)
     else:
-        fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
-        owner = self._owner(fields, oindex)
+        fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof)
+        owner = plasma_tx._owner(fields, oindex)
         amount = fields[9 + 2 * oindex]
         self._check_inputs(exit_id - oindex, txBytes, fields, keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig)
         created = self._block_time(blknum)
@@ -320,13 +312,14 @@ def startExit(
     spender: uint256 = self._spenders[exit_id]
     spender_pos: uint256 = spender >> 160
     assert spender & _MASK_160 != convert(owner, uint256) \
-        or (unsafe_sub(self._exits[spender_pos], 1) >= _LIVE_BELOW
-            and unsafe_sub(self._exits[unsafe_add(spender_pos, 1)], 1) >= _LIVE_BELOW), \
+        or (self._exit_states[spender_pos] == 0 and self._exit_states[unsafe_add(spender_pos, 1)] == 0), \
         "plasma: output spent by an exiting tx"
     assert amount <= MAX_AMOUNT, "plasma: amount too large"
     exitable_at: uint256 = max(created + 2 * exitPeriod, block.timestamp + exitPeriod)
     self._exits[exit_id] = convert(owner, uint256) | (amount << 160)
-    priority_queue._insert(exit_id, exitable_at)
+    self._exit_states[exit_id] = exitable_at
+    # txindex < 2**16 here: checked by the inclusion proof, or 0 for a deposit.
+    priority_queue._insert((blknum << _KEY_BLKNUM_SHIFT) | (txindex << _KEY_TXINDEX_SHIFT) | oindex)
 
     excess: uint256 = msg.value - exitBond
     if excess != 0:
@@ -341,13 +334,14 @@ def challengeExit(
     blknum: uint256,
     txindex: uint256,
     oindex: uint256,
-    txBytes: Bytes[1024],
-    proof: Bytes[512],
-    confirmSig: Bytes[65],
+    txBytes: Bytes[_MAX_TX],
+    proof: Bytes[_PROOF],
+    confirmSig: Bytes[_SIG_LENGTH],
 ):
     """
     @notice Cancels a pending exit of an output that was spent, and pays its bond to the caller.
-    @dev A challenged exit no longer refuses exits of the transactions that spend its output,
+    @dev The exit leaves the queue at once for every view (exits, getNextExit, exitQueueSize);
+         its key is popped later by finalizeExits. A challenged exit no longer refuses exits of the transactions that spend its output,
          nor of the inputs of its own transaction.
     @param exitId The exit (= position of the exiting output).
     @param blknum Block of the spending transaction (a submitted operator block).
@@ -357,20 +351,21 @@ def challengeExit(
     @param proof Merkle proof of the spending transaction.
     @param confirmSig The exitor's confirm signature of the spending transaction.
     """
-    assert priority_queue._contains(exitId), "plasma: no such pending exit"
+    assert self._exit_states[exitId] > _FINALIZED, "plasma: no such pending exit"
     assert oindex < 2, "plasma: oindex out of range"
-    fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
+    fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof)
     assert fields[4 * oindex] == exitId // _BLKNUM_FACTOR \
         and fields[4 * oindex + 1] == (exitId % _BLKNUM_FACTOR) // _TXINDEX_FACTOR \
         and fields[4 * oindex + 2] == exitId % _TXINDEX_FACTOR, \
         "plasma: transaction does not spend the exiting output"
     assert len(confirmSig) == _SIG_LENGTH, "plasma: confirm signature must be 65 bytes"
     record: uint256 = self._exits[exitId]
-    signer: address = self._recover(keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig, 0)
+    signer: address = plasma_tx._recover(keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig, 0)
     assert signer == convert(convert(record & _MASK_160, uint160), address), "plasma: bad confirm signature"
 
-    priority_queue._remove(exitId)
-    self._exits[exitId] = record | _CHALLENGED_BIT
+    # Lazy deletion: the key stays in the queue, dead, until finalizeExits pops it from the top.
+    self._exit_states[exitId] = 0
+    priority_queue._discard()
     self._credit_bond(msg.sender, exitBond)
     log ExitChallenged(exitId=exitId, challenger=msg.sender, blknum=blknum, txindex=txindex, bond=exitBond)
 
@@ -379,7 +374,8 @@ def challengeExit(
 def finalizeExits(maxExits: uint256) -> uint256:
     """
     @notice Pays matured exits in priority order into the pull-payment ledger.
-    @dev Anyone may call. Stops at the first exit not yet exitable, after `maxExits`
+    @dev Anyone may call. Challenged exits' dead keys met at the top are dropped on the way
+         (each takes one of the `maxExits` steps). Stops at the first exit not yet exitable, after `maxExits`
          (at most 512 per call) or when gas runs low, keeping what it did. A payout is
          capped by the deposit pool, so a defrauded chain pays in priority order until
          the pool is dry.
@@ -389,16 +385,29 @@ def finalizeExits(maxExits: uint256) -> uint256:
     state: uint256 = self._state
     pool: uint256 = (state >> _POOL_SHIFT) & _MASK_96
     done: uint256 = 0
+    # Depth of the 4-ary heap now (it only shrinks below): the gas one more pop may need.
+    reserve: uint256 = _FINALIZE_GAS_BASE
+    levels: uint256 = priority_queue._size_of()
+    for _: uint256 in range(32):
+        if levels == 0:
+            break
+        levels >>= 2
+        reserve += _FINALIZE_GAS_PER_LEVEL
     for _: uint256 in range(min(maxExits, MAX_FINALIZE_PER_CALL), bound=MAX_FINALIZE_PER_CALL):
         size: uint256 = priority_queue._size_of()
         if size == 0:
             break
-        if msg.gas < _FINALIZE_GAS_BASE + _FINALIZE_GAS_PER_LEVEL * math._log2(size, True):
+        if msg.gas < reserve:
             break
-        exit_id: uint256 = priority_queue._top()
-        if priority_queue._payload(exit_id) > block.timestamp:
+        exit_id: uint256 = self._exit_id(priority_queue._top())
+        exit_state: uint256 = self._exit_states[exit_id]
+        if exit_state > block.timestamp:
             break
-        priority_queue._remove(exit_id)
+        # A challenged exit's dead key (state 0) is dropped, matured or not.
+        priority_queue._pop(exit_state == 0)
+        if exit_state == 0:
+            continue
+        self._exit_states[exit_id] = _FINALIZED
         record: uint256 = self._exits[exit_id]
         owner: address = convert(convert(record & _MASK_160, uint160), address)
         paid: uint256 = min(record >> 160, pool)
@@ -445,13 +454,13 @@ def withdraw():
 def proveInvalidBlock(
     blknum: uint256,
     txindex: uint256,
-    txBytes: Bytes[1024],
-    proof: Bytes[512],
+    txBytes: Bytes[_MAX_TX],
+    proof: Bytes[_PROOF],
     kind: uint256,
     slot: uint256,
     evidencePosition: uint256,
-    evidenceTxs: DynArray[Bytes[1024], 2],
-    evidenceProofs: DynArray[Bytes[512], 2],
+    evidenceTxs: DynArray[Bytes[_MAX_TX], 2],
+    evidenceProofs: DynArray[Bytes[_PROOF], 2],
 ):
     """
     @notice Proves that the transaction at (`blknum`, `txindex`) makes its block invalid;
@@ -482,7 +491,7 @@ def proveInvalidBlock(
     state: uint256 = self._state
     assert state & _FROZEN_BIT == 0, "plasma: chain frozen"
     assert len(evidenceTxs) == len(evidenceProofs), "plasma: one proof per evidence transaction"
-    fields: uint256[13] = self._included(blknum, txindex, txBytes, proof)
+    fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof)
     if kind == FRAUD_NONEXISTENT_INPUT or kind == FRAUD_DOUBLE_SPEND:
         # One check site for both kinds and both cases: each reason string costs bytecode.
         assert slot < 2 and fields[4 * slot] != 0, "plasma: no used input at slot"
@@ -506,7 +515,7 @@ def proveInvalidBlock(
 @internal
 @view
 def _input_missing(
-    blknum: uint256, fields: uint256[13], slot: uint256, txs: DynArray[Bytes[1024], 2], proofs: DynArray[Bytes[512], 2]
+    blknum: uint256, fields: uint256[_FIELDS], slot: uint256, txs: DynArray[Bytes[_MAX_TX], 2], proofs: DynArray[Bytes[_PROOF], 2]
 ) -> bool:
     # slot < 2 names a used input (checked by the caller).
     in_blknum: uint256 = fields[4 * slot]
@@ -520,11 +529,11 @@ def _input_missing(
     leaf: bytes32 = empty(bytes32)
     if len(txs[0]) != 0:
         leaf = keccak256(txs[0])
-    assert self._root_from_proof(leaf, in_txindex, proofs[0]) == self._roots[in_blknum], \
+    assert plasma_merkle._root_from_proof(leaf, in_txindex, proofs[0]) == self._roots[in_blknum], \
         "plasma: evidence not in block"
     if len(txs[0]) == 0:
         return True
-    return self._owner(self._decode(txs[0]), in_oindex) == empty(address)
+    return plasma_tx._owner(plasma_rlp._decode(txs[0]), in_oindex) == empty(address)
 
 
 @internal
@@ -532,18 +541,18 @@ def _input_missing(
 def _spent_before(
     blknum: uint256,
     txindex: uint256,
-    fields: uint256[13],
+    fields: uint256[_FIELDS],
     slot: uint256,
     position: uint256,
-    txs: DynArray[Bytes[1024], 2],
-    proofs: DynArray[Bytes[512], 2],
+    txs: DynArray[Bytes[_MAX_TX], 2],
+    proofs: DynArray[Bytes[_PROOF], 2],
 ) -> bool:
     # slot < 2 names a used input (checked by the caller).
     other_blknum: uint256 = position // _BLKNUM_FACTOR
     other_txindex: uint256 = (position % _BLKNUM_FACTOR) // _TXINDEX_FACTOR
     other_slot: uint256 = position % _TXINDEX_FACTOR
     assert other_slot < 2, "plasma: slot out of range"
-    other: uint256[13] = fields
+    other: uint256[_FIELDS] = fields
     if other_blknum == blknum and other_txindex == txindex:
         assert other_slot != slot, "plasma: evidence is the same input"
     else:
@@ -559,7 +568,7 @@ def _spent_before(
 @internal
 @view
 def _overspends(
-    txindex: uint256, fields: uint256[13], txs: DynArray[Bytes[1024], 2], proofs: DynArray[Bytes[512], 2]
+    txindex: uint256, fields: uint256[_FIELDS], txs: DynArray[Bytes[_MAX_TX], 2], proofs: DynArray[Bytes[_PROOF], 2]
 ) -> bool:
     total_in: uint256 = 0
     used: uint256 = 0
@@ -591,12 +600,12 @@ def _overspends(
 
 @internal
 @view
-def _included(blknum: uint256, txindex: uint256, tx_bytes: Bytes[1024], proof: Bytes[512]) -> uint256[13]:
+def _included(blknum: uint256, txindex: uint256, tx_bytes: Bytes[_MAX_TX], proof: Bytes[_PROOF]) -> uint256[_FIELDS]:
     # Decoded fields of a transaction proven to sit at `txindex` of submitted operator block `blknum`.
     root: bytes32 = self._roots[blknum]
     assert root != empty(bytes32), "plasma: unknown block"
-    assert self._root_from_proof(keccak256(tx_bytes), txindex, proof) == root, "plasma: transaction not in block"
-    return self._decode(tx_bytes)
+    assert plasma_merkle._root_from_proof(keccak256(tx_bytes), txindex, proof) == root, "plasma: transaction not in block"
+    return plasma_rlp._decode(tx_bytes)
 
 
 @internal
@@ -661,7 +670,7 @@ def getChildChain(blknum: uint256) -> (bytes32, uint256):
     record: uint256 = self._deposits[blknum]
     if record == 0:
         return empty(bytes32), 0
-    return self._deposit_root(record), self._deposit_time(blknum)
+    return plasma_merkle._root_of_first_leaf(plasma_tx._deposit_leaf(record)), self._deposit_time(blknum)
 
 
 @external
@@ -671,9 +680,31 @@ def getNextExit() -> (uint256, uint256):
     @notice The exit that finalizes next.
     @return (exitId, exitableAt); reverts "plasma: no exits" when the queue is empty.
     """
-    assert priority_queue._size_of() != 0, "plasma: no exits"
-    exit_id: uint256 = priority_queue._top()
-    return exit_id, priority_queue._payload(exit_id)
+    assert priority_queue._live_size() != 0, "plasma: no exits"
+    # Challenged exits' keys stay in the heap until finalizeExits pops them: the next exit is the
+    # smallest of the first live key on each path down from the root (a live key's subtree is larger).
+    size: uint256 = priority_queue._size_of()
+    # Breadth first over dead keys; more than _SEARCH_BOUND of them on top reverts (finalizeExits drops them).
+    best: uint256 = max_value(uint256)
+    todo: uint256[_SEARCH_BOUND] = empty(uint256[_SEARCH_BOUND])
+    queued: uint256 = 1
+    for i: uint256 in range(_SEARCH_BOUND):
+        if i == queued:
+            break
+        pos: uint256 = todo[i]
+        key: uint256 = priority_queue._read(pos)
+        if key >= best:
+            continue
+        if self._exit_states[self._exit_id(key)] != 0:
+            best = key
+            continue
+        for j: uint256 in range(1, 5):
+            if pos * 4 + j >= size:
+                break
+            todo[queued] = pos * 4 + j
+            queued += 1
+    exit_id: uint256 = self._exit_id(best)
+    return exit_id, self._exit_states[exit_id]
 
 
 @external
@@ -685,15 +716,18 @@ def exits(exitId: uint256) -> (address, uint256, uint256, uint256):
             3 challenged; exitableAt is 0 once the exit left the queue.
     """
     record: uint256 = self._exits[exitId]
+    exit_state: uint256 = self._exit_states[exitId]
     status: uint256 = EXIT_STATUS_NONE
-    if priority_queue._contains(exitId):
+    exitable_at: uint256 = 0
+    if exit_state > _FINALIZED:
         status = EXIT_STATUS_PENDING
-    elif record & _CHALLENGED_BIT != 0:
-        status = EXIT_STATUS_CHALLENGED
-    elif record != 0:
+        exitable_at = exit_state
+    elif exit_state == _FINALIZED:
         status = EXIT_STATUS_FINALIZED
+    elif record != 0:
+        status = EXIT_STATUS_CHALLENGED
     owner: address = convert(convert(record & _MASK_160, uint160), address)
-    return owner, (record >> 160) & MAX_AMOUNT, priority_queue._payload(exitId), status
+    return owner, record >> 160, exitable_at, status
 
 
 @external
@@ -702,7 +736,7 @@ def exitQueueSize() -> uint256:
     """
     @notice Number of pending exits.
     """
-    return priority_queue._size_of()
+    return priority_queue._live_size()
 
 
 # ---------------------------------------------------------------- internals
@@ -729,190 +763,52 @@ def _deposit_time(blknum: uint256) -> uint256:
     return (self._deposit_times[blknum >> 2] >> ((blknum & 3) * 64)) & _MASK_64
 
 
-@internal
-@pure
-def _owner(fields: uint256[13], oindex: uint256) -> address:
-    return convert(convert(fields[8 + 2 * oindex], uint160), address)
-
 
 @internal
 @view
-def _is_fee_tx(txindex: uint256, fields: uint256[13]) -> bool:
+def _is_fee_tx(txindex: uint256, fields: uint256[_FIELDS]) -> bool:
     # No inputs, first output to the operator, second output unused, in the last leaf.
     # Only called on a transaction included in a submitted (so operator) block.
     return txindex == _FEE_TXINDEX and fields[0] == 0 and fields[4] == 0 \
-        and self._owner(fields, 0) == operator and fields[10] == 0 and fields[11] == 0
+        and plasma_tx._owner(fields, 0) == operator and fields[10] == 0 and fields[11] == 0
 
 
-@internal
-@pure
-def _root_from_proof(leaf: bytes32, index: uint256, proof: Bytes[512]) -> bytes32:
-    # Positional tree (snekmate's sorted-pair proofs do not fit): bit d of index = sibling on the left.
-    assert len(proof) == _PROOF_LENGTH, "plasma: proof must be 16 x 32 bytes"
-    assert index < _MAX_TXINDEX, "plasma: txindex out of range"
-    node: bytes32 = leaf
-    for d: uint256 in range(_TREE_DEPTH):
-        sibling: bytes32 = extract32(proof, d * 32)
-        if (index >> d) & 1 == 1:
-            node = keccak256(concat(sibling, node))
-        else:
-            node = keccak256(concat(node, sibling))
-    return node
 
 
-@internal
-@pure
-def _deposit_root(record: uint256) -> bytes32:
-    amount: uint256 = record >> 160
-    amount_rlp: Bytes[33] = b""
-    if amount < 128:
-        amount_rlp = slice(convert(amount, bytes32), 31, 1)
-    else:
-        length: uint256 = 32 - self._leading_zero_bytes(amount)
-        amount_rlp = concat(slice(convert(128 + length, bytes32), 31, 1), slice(convert(amount, bytes32), 32 - length, length))
-    zero_input: Bytes[70] = concat(b"\x80\x80\x80\xb8\x41", empty(bytes32), empty(bytes32), b"\x00")
-    body: Bytes[256] = concat(
-        zero_input,
-        zero_input,
-        b"\x94",
-        convert(convert(record & _MASK_160, uint160), bytes20),
-        amount_rlp,
-        b"\x94",
-        empty(bytes20),
-        b"\x80\x80",
-    )
-    node: bytes32 = keccak256(concat(b"\xf8", slice(convert(len(body), bytes32), 31, 1), body))
-    for d: uint256 in range(_TREE_DEPTH):
-        node = keccak256(concat(node, _ZERO_HASHES[d]))
-    return node
 
 
-@internal
-@pure
-def _leading_zero_bytes(x: uint256) -> uint256:
-    count: uint256 = 0
-    for i: uint256 in range(32):
-        if x >> (248 - 8 * i) != 0:
-            break
-        count += 1
-    return count
-
-
-@internal
-@pure
-def _decode(tx_bytes: Bytes[1024]) -> uint256[13]:
-    """
-    @dev Parses the 13-field RLP. Integers come back as values, owners as uint256 of the
-         address, and each signature as its byte offset in `tx_bytes`.
-    """
-    n: uint256 = len(tx_bytes)
-    buf: Bytes[1056] = concat(tx_bytes, empty(bytes32))
-    head: uint256 = extract32(buf, 0, output_type=uint256)
-    prefix: uint256 = head >> 248
-    pos: uint256 = 1
-    # Few revert sites: each reason string costs bytecode, and the contract is near EIP-170.
-    valid: bool = prefix >= 192
-    payload: uint256 = 0
-    if prefix >= 248:
-        length_bytes: uint256 = prefix - 247
-        valid = length_bytes <= 2
-        payload = (head >> (248 - 8 * length_bytes)) & ((1 << (8 * length_bytes)) - 1)
-        pos += length_bytes
-    elif valid:
-        payload = prefix - 192
-    assert valid and n != 0 and pos + payload == n, "plasma: malformed transaction"
-
-    fields: uint256[13] = empty(uint256[13])
-    for i: uint256 in range(13):
-        # pos <= n here (< n after the first field), and buf's zero padding keeps this read in bounds.
-        word: uint256 = extract32(buf, pos, output_type=uint256)
-        prefix = word >> 248
-        start: uint256 = pos + 1
-        length: uint256 = n  # a list or long-string prefix: runs past the end, so malformed
-        if prefix < 128:
-            start = pos
-            length = 1
-        elif prefix <= 183:
-            length = prefix - 128
-        elif prefix == 184:
-            length = (word >> 240) & 255
-            start = pos + 2
-        pos = start + length
-        # Every field but the last must leave bytes for the next; the last must end the list.
-        assert pos <= n and (pos == n) == (i == 12), "plasma: malformed transaction"
-        if i == 3 or i == 7:
-            assert length == _SIG_LENGTH and prefix == 184, "plasma: signature must be 65 bytes"
-            fields[i] = start
-        elif i == 8 or i == 10:
-            assert length == 20, "plasma: owner must be 20 bytes"
-            fields[i] = extract32(buf, start, output_type=uint256) >> 96
-        else:
-            assert length <= 32, "plasma: integer too long"
-            if length != 0:
-                fields[i] = extract32(buf, start, output_type=uint256) >> (256 - 8 * length)
-    return fields
-
-
-@internal
-@pure
-def _signing_hash(tx_bytes: Bytes[1024], fields: uint256[13]) -> bytes32:
-    # keccak256 of the 11-field RLP: the 13-field list without both signature items.
-    n: uint256 = len(tx_bytes)
-    start: uint256 = 1
-    first: uint256 = convert(slice(tx_bytes, 0, 1), uint256)
-    if first >= 248:
-        start += first - 247
-    sig1: uint256 = fields[3] - 2
-    sig2: uint256 = fields[7] - 2
-    payload: uint256 = n - start - _SIG_ITEMS_LENGTH
-    header: Bytes[3] = b""
-    if payload <= 55:
-        header = slice(convert(192 + payload, bytes32), 31, 1)
-    elif payload < 256:
-        header = slice(convert((248 << 8) | payload, bytes32), 30, 2)
-    else:
-        header = slice(convert((249 << 16) | payload, bytes32), 29, 3)
-    return keccak256(concat(
-        header,
-        slice(tx_bytes, start, sig1 - start),
-        slice(tx_bytes, sig1 + 67, sig2 - sig1 - 67),
-        slice(tx_bytes, sig2 + 67, n - sig2 - 67),
-    ))
-
-
-@internal
-@pure
-def _recover(digest: bytes32, data: Bytes[1024], offset: uint256) -> address:
-    # 65-byte r || s || v at `offset`; snekmate refuses high s and a zero (failed) recovery,
-    # and ecrecover itself returns zero for v outside {27, 28}.
-    r: uint256 = extract32(data, offset, output_type=uint256)
-    s: uint256 = extract32(data, offset + 32, output_type=uint256)
-    v: uint256 = convert(slice(data, offset + 64, 1), uint256)
-    return ecdsa._recover_vrs(digest, v, r, s)
 
 
 @internal
 def _check_inputs(
-    tx_pos: uint256, tx_bytes: Bytes[1024], fields: uint256[13], confirm_hash: bytes32, confirm_sigs: Bytes[130]
+    tx_pos: uint256, tx_bytes: Bytes[_MAX_TX], fields: uint256[_FIELDS], confirm_hash: bytes32, confirm_sigs: Bytes[2 * _SIG_LENGTH]
 ):
     # Each used input's owner (who signed the transaction) must also have confirmed it, and no
     # input may have a live exit; each input records this transaction as its exiting spender.
-    signing_hash: bytes32 = self._signing_hash(tx_bytes, fields)
+    signing_hash: bytes32 = plasma_tx._signing_hash(tx_bytes, fields)
     used: uint256 = 0
     for s: uint256 in range(2):
         if fields[4 * s] == 0:
             continue
         assert len(confirm_sigs) >= _SIG_LENGTH * (used + 1), "plasma: missing confirm signature"
-        signer: address = self._recover(signing_hash, tx_bytes, fields[4 * s + 3])
-        confirmer: address = self._recover(confirm_hash, confirm_sigs, _SIG_LENGTH * used)
+        signer: address = plasma_tx._recover(signing_hash, tx_bytes, fields[4 * s + 3])
+        confirmer: address = plasma_tx._recover(confirm_hash, confirm_sigs, _SIG_LENGTH * used)
         assert signer == confirmer, "plasma: bad confirm signature"
         # Wrapping math: an invalid block's input may hold any numbers; the position is only a key.
         pos: uint256 = unsafe_add(unsafe_add(unsafe_mul(fields[4 * s], _BLKNUM_FACTOR),
                                              unsafe_mul(fields[4 * s + 1], _TXINDEX_FACTOR)), fields[4 * s + 2])
-        assert unsafe_sub(self._exits[pos], 1) >= _LIVE_BELOW, "plasma: input has an exit"
+        assert self._exit_states[pos] == 0, "plasma: input has an exit"
         self._spenders[pos] = convert(signer, uint256) | (tx_pos << 160)
         used += 1
     # The operator's fee transaction spends nothing and exits with no confirm signature.
     assert used != 0 or self._is_fee_tx((tx_pos % _BLKNUM_FACTOR) // _TXINDEX_FACTOR, fields), \
         "plasma: transaction spends nothing"
     assert len(confirm_sigs) == _SIG_LENGTH * used, "plasma: wrong number of confirm signatures"
+
+
+@internal
+@pure
+def _exit_id(key: uint256) -> uint256:
+    # Inverse of the queue key startExit inserts.
+    return (key >> _KEY_BLKNUM_SHIFT) * _BLKNUM_FACTOR \
+        + ((key >> _KEY_TXINDEX_SHIFT) & _MASK_16) * _TXINDEX_FACTOR + (key & 1)

@@ -1,32 +1,37 @@
 # pragma version ~=0.4.3
 """
-@title Indexed binary min-heap
+@title Packed 4-ary min-heap with lazy deletion
 @custom:contract-name priority_queue
 @license MIT
-@notice A binary min-heap of unique uint128 keys that supports removal of
-        any key in O(log n) without tombstones: an index map holds each
-        key's heap position. Each key also carries a caller-defined payload
-        (< 2**224) stored beside its position, so the root chain keeps an
-        exit's maturity time without a storage slot of its own.
-@dev Storage layout, chosen for gas:
-     - positions are 1-based; the two children of node i (2i and 2i+1) share
-       storage word i of `_heap` (low and high 128 bits), so a sift-down
-       reads both children with one SLOAD;
-     - `_index[key]` = payload << 32 | position (position 0 = absent).
-     Keys must be unique and non-zero: inserting a key already present is
-     refused (an exit id names one output, which exits at most once).
+@notice A min-heap of non-zero 64-bit keys. Removal from the middle is lazy:
+        the caller keeps its own record of which keys are dead (the root
+        chain's challenged exits), counts them here with `_discard`, and
+        pops a dead key when it reaches the top. No position index is kept,
+        so a sift moves keys without touching any per-key slot.
+@dev Storage layout, chosen for gas (docs/gas/plasma.md):
+     - 0-based positions, children of node i at 4i+1 .. 4i+4, which is
+       exactly storage word i of `_heap` (four 64-bit lanes): a sift-down
+       level reads all four children with one SLOAD, and a heap of 10,000
+       keys is 7 levels deep instead of 14;
+     - the root key, the size and the dead count share the word `_meta`,
+       so reading the top costs the same SLOAD as reading the size.
+     Keys need not be unique here; the root chain never inserts an exit
+     id twice (its exit record is never cleared).
 """
 
-_MASK_128: constant(uint256) = 2**128 - 1
-_MASK_32: constant(uint256) = 2**32 - 1
-_MAX_KEY: constant(uint256) = 2**128 - 1
-_MAX_PAYLOAD: constant(uint256) = 2**224 - 1
-# A heap this deep is far beyond any gas limit; the bound only satisfies the compiler.
+MAX_KEY: constant(uint256) = 2**64 - 1
+_LANE_BITS: constant(uint256) = 64
+_ARITY: constant(uint256) = 4
+_MASK_64: constant(uint256) = 2**64 - 1
+_SIZE_SHIFT: constant(uint256) = 64
+_DEAD_SHIFT: constant(uint256) = 128
+# A 4-ary heap this deep holds 4**32 keys, far beyond any gas limit; the bound only satisfies the compiler.
 _MAX_DEPTH: constant(uint256) = 32
 
+# root key | size << 64 | dead << 128
+_meta: uint256
+# Word i: the children of node i, lane j (bits 64j..64j+63) = position 4i+1+j.
 _heap: HashMap[uint256, uint256]
-_index: HashMap[uint256, uint256]
-_size: uint256
 
 
 @deploy
@@ -37,138 +42,148 @@ def __init__():
 @internal
 @view
 def _read(pos: uint256) -> uint256:
-    word: uint256 = self._heap[pos >> 1]
-    if pos & 1 == 1:
-        return word >> 128
-    return word & _MASK_128
+    """
+    @dev The key at 0-based position `pos` (0 past the end of a lane that was never written).
+    @param pos A heap position.
+    @return The key.
+    """
+    if pos == 0:
+        return self._meta & _MASK_64
+    p: uint256 = pos - 1
+    return (self._heap[p >> 2] >> ((p & 3) * _LANE_BITS)) & _MASK_64
 
 
 @internal
-def _write(pos: uint256, key: uint256):
-    slot: uint256 = pos >> 1
-    word: uint256 = self._heap[slot]
-    if pos & 1 == 1:
-        self._heap[slot] = (word & _MASK_128) | (key << 128)
-    else:
-        self._heap[slot] = (word & (_MASK_128 << 128)) | key
-
-
-@internal
-def _place(pos: uint256, key: uint256):
-    # Move `key` to `pos` and keep its payload.
-    self._write(pos, key)
-    self._index[key] = (self._index[key] & ~_MASK_32) | pos
-
-
-@internal
-def _sift_up(start: uint256, key: uint256) -> uint256:
-    pos: uint256 = start
-    for _: uint256 in range(_MAX_DEPTH):
-        if pos <= 1:
-            break
-        parent: uint256 = pos >> 1
-        parent_key: uint256 = self._read(parent)
-        if parent_key <= key:
-            break
-        self._place(pos, parent_key)
-        pos = parent
-    return pos
-
-
-@internal
-def _sift_down(start: uint256, key: uint256, size: uint256) -> uint256:
-    pos: uint256 = start
-    for _: uint256 in range(_MAX_DEPTH):
-        child: uint256 = pos << 1
-        if child > size:
-            break
-        # Both children live in word `pos`.
-        word: uint256 = self._heap[pos]
-        child_key: uint256 = word & _MASK_128
-        if child < size:
-            right: uint256 = word >> 128
-            if right < child_key:
-                child_key = right
-                child += 1
-        if child_key >= key:
-            break
-        self._place(pos, child_key)
-        pos = child
-    return pos
-
-
-@internal
-@view
-def _contains(key: uint256) -> bool:
-    return self._index[key] & _MASK_32 != 0
-
-
-@internal
-@view
-def _payload(key: uint256) -> uint256:
-    return self._index[key] >> 32
+def _write_lane(pos: uint256, key: uint256):
+    # pos >= 1: lane (pos - 1) & 3 of word (pos - 1) >> 2.
+    p: uint256 = pos - 1
+    lane_shift: uint256 = (p & 3) * _LANE_BITS
+    word: uint256 = self._heap[p >> 2]
+    self._heap[p >> 2] = (word & ~(_MASK_64 << lane_shift)) | (key << lane_shift)
 
 
 @internal
 @view
 def _size_of() -> uint256:
-    return self._size
+    """
+    @dev Number of keys in the heap, dead ones included.
+    @return The size.
+    """
+    return (self._meta >> _SIZE_SHIFT) & _MASK_64
+
+
+@internal
+@view
+def _live_size() -> uint256:
+    """
+    @dev Number of keys not counted dead by `_discard`.
+    @return The live size.
+    """
+    meta: uint256 = self._meta
+    return ((meta >> _SIZE_SHIFT) & _MASK_64) - (meta >> _DEAD_SHIFT)
 
 
 @internal
 @view
 def _top() -> uint256:
     """
-    @dev Smallest key; reverts on an empty heap.
+    @dev Smallest key, dead or not; reverts on an empty heap.
+    @return The key.
     """
-    assert self._size != 0, "priority_queue: empty"
-    return self._heap[0] >> 128
+    meta: uint256 = self._meta
+    assert (meta >> _SIZE_SHIFT) & _MASK_64 != 0, "priority_queue: empty"
+    return meta & _MASK_64
 
 
 @internal
-def _insert(key: uint256, payload: uint256):
+def _discard():
     """
-    @dev Adds `key` with `payload`; refuses 0, keys >= 2**128, payloads >= 2**224 and duplicates.
+    @dev Counts one key still in the heap as dead (the caller remembers which one);
+         it leaves the heap when `_pop(True)` takes it from the top.
     """
-    assert key != 0 and key <= _MAX_KEY, "priority_queue: bad key"
-    assert payload <= _MAX_PAYLOAD, "priority_queue: bad payload"
-    assert self._index[key] == 0, "priority_queue: duplicate key"
-    size: uint256 = self._size + 1
-    self._size = size
-    pos: uint256 = self._sift_up(size, key)
-    self._write(pos, key)
-    self._index[key] = (payload << 32) | pos
+    # No check here (bytecode: the root chain is near EIP-170): the caller discards only keys it
+    # knows are in the heap and live; `_live_size` would revert on more dead keys than keys.
+    self._meta += 1 << _DEAD_SHIFT
 
 
 @internal
-def _remove(key: uint256) -> uint256:
+def _insert(key: uint256):
     """
-    @dev Removes `key` from anywhere in the heap and returns its payload.
+    @dev Adds `key` (a sift-up); refuses 0 and keys above MAX_KEY.
+    @param key The key.
     """
-    entry: uint256 = self._index[key]
-    pos: uint256 = entry & _MASK_32
-    assert pos != 0, "priority_queue: missing key"
-    self._index[key] = 0
-    size: uint256 = self._size
-    last: uint256 = self._read(size)
-    self._write(size, 0)
+    assert key != 0 and key <= MAX_KEY, "priority_queue: bad key"
+    meta: uint256 = self._meta
+    size: uint256 = (meta >> _SIZE_SHIFT) & _MASK_64
+    root: uint256 = meta & _MASK_64
+    pos: uint256 = size
+    for _: uint256 in range(_MAX_DEPTH):
+        if pos == 0:
+            break
+        parent: uint256 = (pos - 1) >> 2
+        parent_key: uint256 = root
+        if parent != 0:
+            parent_key = self._read(parent)
+        if parent_key <= key:
+            break
+        self._write_lane(pos, parent_key)
+        pos = parent
+    if pos == 0:
+        root = key
+    else:
+        self._write_lane(pos, key)
+    # size + 1 cannot carry into the dead count: 2**64 keys are beyond any gas budget.
+    self._meta = ((meta & ~_MASK_64) + (1 << _SIZE_SHIFT)) | root
+
+
+@internal
+def _pop(dead: bool) -> uint256:
+    """
+    @dev Removes the smallest key (a sift-down of the last key from the root).
+    @param dead Whether the caller counted this key dead with `_discard`.
+    @return The key.
+    """
+    meta: uint256 = self._meta
+    size: uint256 = (meta >> _SIZE_SHIFT) & _MASK_64
+    assert size != 0, "priority_queue: empty"
+    top: uint256 = meta & _MASK_64
+    dead_count: uint256 = meta >> _DEAD_SHIFT
+    if dead:
+        dead_count -= 1  # checked arithmetic: reverts when no key was discarded
     size -= 1
-    self._size = size
-    if pos <= size:
-        # Refill the hole with the last key, then restore order in the one direction it can break.
-        new_pos: uint256 = pos
-        if pos > 1 and self._read(pos >> 1) > last:
-            new_pos = self._sift_up(pos, last)
+    root: uint256 = 0
+    if size != 0:
+        # Take the last key out of its lane, then sift it down from the root.
+        p: uint256 = size - 1
+        lane_shift: uint256 = (p & 3) * _LANE_BITS
+        word: uint256 = self._heap[p >> 2]
+        last: uint256 = (word >> lane_shift) & _MASK_64
+        self._heap[p >> 2] = word & ~(_MASK_64 << lane_shift)
+        pos: uint256 = 0
+        for _: uint256 in range(_MAX_DEPTH):
+            first: uint256 = pos * _ARITY + 1
+            if first >= size:
+                break
+            children: uint256 = self._heap[pos]
+            best: uint256 = children & _MASK_64
+            lane: uint256 = 0
+            for j: uint256 in range(1, _ARITY):
+                if first + j >= size:
+                    break
+                candidate: uint256 = (children >> (j * _LANE_BITS)) & _MASK_64
+                if candidate < best:
+                    best = candidate
+                    lane = j
+            if best >= last:
+                break
+            if pos == 0:
+                root = best
+            else:
+                self._write_lane(pos, best)
+            pos = first + lane
+        if pos == 0:
+            root = last
         else:
-            new_pos = self._sift_down(pos, last, size)
-        self._place(new_pos, last)
-    return entry >> 32
-
-
-@internal
-def _pop() -> (uint256, uint256):
-    """
-    @dev Removes the smallest key; returns (key, payload).
-    """
-    key: uint256 = self._top()
-    return key, self._remove(key)
+            self._write_lane(pos, last)
+    self._meta = root | (size << _SIZE_SHIFT) | (dead_count << _DEAD_SHIFT)
+    return top

@@ -14,6 +14,10 @@ USER_ROLES = ("alice", "bob", "carol", "dave", "challenger")
 
 @pytest.fixture
 def isolated() -> Iterator[None]:
+    # An anchor rewinds state but not boa's storage-key trace (used to print storage in revert
+    # messages): a contract deployed at a reused address would inherit the last test's keys, and
+    # boa fails decoding another layout's nested keys (e.g. the token's allowances).
+    boa.env.sstore_trace = {}
     with boa.env.anchor():
         yield
 

@@ -69,6 +69,7 @@ def deployers() -> dict[str, Any]:
     return {
         "RootChain": boa.load_partial(str(CONTRACTS_DIR / "plasma" / "RootChain.vy")),
         "PriorityQueueHarness": boa.load_partial(str(CONTRACTS_DIR / "plasma" / "PriorityQueueHarness.vy")),
+        "PlasmaCodecHarness": boa.load_partial(str(CONTRACTS_DIR / "plasma" / "PlasmaCodecHarness.vy")),
         "AnkrToken": boa.load_partial(str(CONTRACTS_DIR / "token" / "AnkrToken.vy")),
     }
 

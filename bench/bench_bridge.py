@@ -3,12 +3,13 @@
 Gas on two automining anvils; throughput on two anvils that mine a block every second
 with a stated gas limit, as a real chain does, so many transfers share a block. The
 bridge is deployed with token_bridge.local (the same contracts and arguments as `ape run
-deploy`); validators and the relayer are the service objects, each in its own thread.
+deploy`); validators and the relayer are the service objects, each validator in its own process.
 Run: python -m bench.bench_bridge
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
 import threading
@@ -24,7 +25,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from bench.report import table, verdict, write_section
-from dccn_common.anvil import Anvil, dev_private_keys
+from dccn_common.anvil import Anvil, dev_private_keys, free_port
 from dccn_common.contracts import deploy, transact
 from token_bridge.chains import ANKR as ANKR_SIDE
 from token_bridge.chains import ETHEREUM, open_side
@@ -32,11 +33,11 @@ from token_bridge.local import (
     ANKR,
     BridgeParams,
     LocalBridge,
-    LocalNetwork,
     deploy_local_bridge,
-    start_local_network,
 )
+from token_bridge.relayer import DestinationRelay
 from token_bridge.transfer import Destination, Transfer, sign_transfer, sorted_for_contract
+from token_bridge.validator import SignatureServer, Validator
 
 OMNI_EXECUTE_SIGNATURES = 114_527  # omni tokenbridge executeSignatures, average
 GOAL_BASE, GOAL_PER_SIGNATURE = 89_000, 6_900
@@ -51,7 +52,8 @@ OFFERED_OVER_BOUND = 1.2  # locks offered faster than the destination can releas
 LOCKERS = 6
 LOCK_GAS_LIMIT = 120_000
 TRANSFER_AMOUNT = 10 * ANKR
-SERVICE_POLL = 0.1
+SERVICE_POLL = 0.25
+ETH_CONFIRMATIONS, ANKR_CONFIRMATIONS = 2, 1
 RELEASE_ROW = "release native on the Ankr chain, 3 signatures (3-of-4), fresh recipient"
 
 
@@ -188,22 +190,28 @@ def _broadcast(url: str, raws: list[bytes], interval: float) -> None:
                 raise RuntimeError(f"lock not accepted: {reply['error']}")
 
 
-def _run_services(network: LocalNetwork, stop: threading.Event) -> list[threading.Thread]:
-    """Each validator and each destination relay in its own thread, as the services run (one loop each)."""
+def _loop(step: Any, stop: Any) -> None:
+    """A service's loop: step, then wait SERVICE_POLL; a failed step is reported and tried again."""
+    while not stop.is_set():
+        try:
+            step()
+        except Exception as err:  # a service rides out a hiccup, as its loop does
+            print(f"service step failed: {type(err).__name__}: {err}")
+        stop.wait(SERVICE_POLL)
 
-    def loop(step: Any) -> None:
-        while not stop.is_set():
-            try:
-                step()
-            except Exception as err:  # a service rides out a hiccup and tries again, as its loop does
-                print(f"service step failed: {type(err).__name__}: {err}")
-            stop.wait(SERVICE_POLL)
 
-    steps = [v.poll for v in network.validators] + [r.tick for r in network.relays.values()]
-    threads = [threading.Thread(target=loop, args=(step,), daemon=True) for step in steps]
-    for thread in threads:
-        thread.start()
-    return threads
+def _validator_process(urls: tuple[str, str], manifests: tuple[Path, Path], key: str, db_path: Path, port: int,
+                       ready: Any, stop: Any) -> None:
+    """One validator service in its own process, as each validator runs (its own host, its own loop)."""
+    sides = {ETHEREUM: open_side(ETHEREUM, urls[0], manifests[0], ETH_CONFIRMATIONS, None),
+             ANKR_SIDE: open_side(ANKR_SIDE, urls[1], manifests[1], ANKR_CONFIRMATIONS, None)}
+    validator = Validator(sides, db_path, Account.from_key(key))
+    server = SignatureServer(validator, port=port).start()
+    ready.set()
+    try:
+        _loop(validator.poll, stop)
+    finally:
+        server.stop()
 
 
 def _blocks(w3: Web3, first: int, last: int) -> dict[int, Any]:
@@ -233,16 +241,34 @@ def end_to_end(workdir: Path, release_gas_estimate: int) -> Throughput:
         recipients = [Account.create().address for _ in range(E2E_TRANSFERS)]
         raws = _presign_locks(eth_w3, bridge.foreign, lockers, recipients)
 
-        def sides() -> dict[str, Any]:
-            return {ETHEREUM: open_side(ETHEREUM, eth.url, bridge.ethereum_manifest, 2, None),
-                    ANKR_SIDE: open_side(ANKR_SIDE, ankr.url, bridge.ankr_manifest, 1, None)}
-
-        network = start_local_network(sides, validators, Account.from_key(keys[10]), workdir / "e2e")
-        stop = threading.Event()
-        services = _run_services(network, stop)
+        urls, manifests = (eth.url, ankr.url), (bridge.ethereum_manifest, bridge.ankr_manifest)
+        ports = [free_port() for _ in validators]
+        context = multiprocessing.get_context("fork")  # nothing runs in other threads yet: a clean fork
+        stop = context.Event()
+        readies = [context.Event() for _ in validators]
+        processes = [context.Process(target=_validator_process, daemon=True,
+                                     args=(urls, manifests, v.key.hex(), workdir / "e2e" / f"validator-{v.address}.db",
+                                           port, ready, stop))
+                     for v, port, ready in zip(validators, ports, readies, strict=True)]
+        for process in processes:
+            process.start()
+        for ready in readies:
+            if not ready.wait(60):
+                raise RuntimeError("a validator process did not start")
+        relayer = Account.from_key(keys[10])
+        relays = [DestinationRelay(open_side(name, url, manifest, confirmations, None),
+                                   workdir / "e2e" / f"relayer-{name}.db", relayer,
+                                   [f"http://127.0.0.1:{port}" for port in ports])
+                  for name, url, manifest, confirmations in (
+                      (ETHEREUM, eth.url, bridge.ethereum_manifest, ETH_CONFIRMATIONS),
+                      (ANKR_SIDE, ankr.url, bridge.ankr_manifest, ANKR_CONFIRMATIONS))]
+        relay_stop = threading.Event()
+        services = [threading.Thread(target=_loop, args=(r.tick, relay_stop), daemon=True) for r in relays]
+        for thread in services:
+            thread.start()
         offered = OFFERED_OVER_BOUND * THROUGHPUT_GAS_LIMIT / THROUGHPUT_BLOCK_TIME / release_gas_estimate
         eth_first, ankr_first = eth_w3.eth.block_number, ankr_w3.eth.block_number
-        relay = network.relays[ANKR_SIDE]
+        relay = relays[1]
         try:
             started = time.perf_counter()
             senders = [threading.Thread(target=_broadcast, args=(eth.url, chunk, len(raws) / offered))
@@ -263,9 +289,11 @@ def end_to_end(workdir: Path, release_gas_estimate: int) -> Throughput:
             rates = ((eth_last - eth_first) / elapsed, (ankr_last - ankr_first) / elapsed)
         finally:
             stop.set()
+            relay_stop.set()
             for thread in services:
                 thread.join(timeout=30)
-            network.stop()
+            for process in processes:
+                process.join(timeout=30)
         load = f"{os.getloadavg()[0]:.2f}"
         return _measure(eth_w3, ankr_w3, bridge, (eth_first, eth_last), (ankr_first, ankr_last), rates, elapsed,
                         locked_at - started, load)
@@ -333,7 +361,7 @@ def main() -> None:
         "Throughput runs on chains that make blocks on an interval, as a real chain does, so many transfers "
         "share a block. The bound is the tighter side's gas per second (gas limit x blocks per second measured "
         "in this run) divided by that side's gas per transfer (receipts of this run). Validators and relayer "
-        "are the service classes, each in its own thread polling every "
+        "are the service classes, each validator in its own process and the relayer in a thread, polling every "
         f"{SERVICE_POLL} s as its service loop does; every validator proves each log against its block's "
         f"receiptsRoot before signing. Whole benchmark: {time.perf_counter() - began:.0f} s.",
     ])

@@ -119,3 +119,28 @@ def test_validator__node_forges_lock_amount__refuses_to_sign(
     finally:
         server.stop()
         _.stop()
+
+
+@pytest.mark.anvil
+def test_validator__several_locks_in_one_block__receipts_trie_checked_once_all_signed(
+    make_bridge: Any, roles: Any
+) -> None:
+    h: BridgeHarness = make_bridge(4, 3)
+    validator, server = h.start_validator(h.validator_accounts[0])
+    token, foreign = h.bridge.token.functions, h.bridge.foreign.functions
+    try:
+        transact_approve = token.approve(h.bridge.foreign.address, 3 * ANKR_WEI)
+        h.eth_w3.eth.wait_for_transaction_receipt(transact_approve.transact({"from": roles.alice.address}))
+        h.eth.set_automine(False)
+        hashes = [foreign.relayTokens(recipient, ANKR_WEI).transact({"from": roles.alice.address})
+                  for recipient in (roles.bob.address, roles.carol.address, roles.dave.address)]
+        h.eth.mine()
+        h.eth.set_automine(True)
+        blocks = {h.eth_w3.eth.get_transaction_receipt(tx)["blockNumber"] for tx in hashes}
+        assert len(blocks) == 1  # the three locks share one block
+        h.eth.mine(CONFIRMATIONS["ethereum"] + 1)
+        validator.poll()
+        assert validator.status()["signed"] == 3
+        assert validator.proven.proofs == 1
+    finally:
+        server.stop()

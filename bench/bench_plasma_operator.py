@@ -24,7 +24,7 @@ from plasma_operator import store, wire
 from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig
 from plasma_operator.ledger import ChildChain
-from plasma_operator.recovery import CHUNK_TXS, SignerPool
+from plasma_operator.recovery import CHUNK_TXS, signer_pool
 from plasma_operator.wallet import Coin, build_transfer
 
 OPERATOR = "0x" + "0f" * 20
@@ -86,7 +86,7 @@ def validation_throughput(workdir: Path, workers: int) -> tuple[float, float]:
     chain, db, raws = _funded_ledger(workdir / f"validation-{workers}.db", VALIDATION_TXS)
     with contextlib.ExitStack() as stack:
         if workers:
-            chain.recovery = stack.enter_context(SignerPool(workers))
+            chain.recovery = stack.enter_context(signer_pool(workers))
         cpu, wall = time.process_time(), time.perf_counter()
         for i in range(0, len(raws), BATCH):
             chain.submit(db, raws[i:i + BATCH])  # type: ignore[arg-type]

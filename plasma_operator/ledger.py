@@ -17,14 +17,13 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 from dccn_common.follower import ChainEvent
 from dccn_common.store import get_meta, set_meta, transaction
 from plasma_operator import store, wire
-from plasma_operator.fastpath import Parsed, keccak, merkle_levels, merkle_root
-from plasma_operator.recovery import CHUNK_TXS, RecoveredBatch, SignerPool
+from plasma_operator.recovery import CHUNK_TXS, Batch, Pool
 from plasma_operator.validation import (
     CheckedTx,
     TxRejected,
@@ -34,6 +33,7 @@ from plasma_operator.validation import (
     parse,
     parse_bytes,
 )
+from plasma_operator.wire import Parsed, keccak, merkle_levels, merkle_root_of
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Accepted:
 
 class ChildChain:
     def __init__(self, operator: str, submit_root: SubmitRoot, *, block_size: int = USER_TXS_PER_BLOCK,
-                 fee_outputs: bool = True, recovery: SignerPool | None = None) -> None:
+                 fee_outputs: bool = True, recovery: Pool | None = None) -> None:
         self.operator = wire.to_checksum_address(operator)
         self.submit_root = submit_root
         self.block_size = min(block_size, USER_TXS_PER_BLOCK)
@@ -99,7 +99,7 @@ class ChildChain:
                 parsed += chunk
             return self._apply(db, parsed, recovered)
 
-    def _apply(self, db: sqlite3.Connection, parsed: Sequence[Parsed], recovered: RecoveredBatch | None) -> list[Accepted]:
+    def _apply(self, db: sqlite3.Connection, parsed: Sequence[Parsed], recovered: Batch | None) -> list[Accepted]:
         accepted: list[Accepted] = []
         with transaction(db):
             writes = _BatchWrites(db, parsed)
@@ -164,7 +164,7 @@ class ChildChain:
                 store.insert_tx(db, blknum, wire.FEE_TXINDEX, "fee", raw, fee_tx)
                 fee_leaf = keccak(raw)
             levels = merkle_levels(leaves, fee_leaf)
-            root = merkle_root(levels)
+            root = merkle_root_of(levels)
             db.execute("UPDATE blocks SET status = 'sealed', root = ?, leaf_count = ?, tree = ?, fees = ?, sealed_at = ? "
                        "WHERE blknum = ?", (root, len(leaves), store.tree_blob(levels), str(fees), time.time(), blknum))
             self.submit_root(db, blknum, root)
@@ -184,7 +184,7 @@ class ChildChain:
         with transaction(db):
             db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
                        "VALUES (?, 'child', 'final', ?, ?, ?, ?)",
-                       (blknum, merkle_root(levels), len(rest), store.tree_blob(levels), eth_block))
+                       (blknum, merkle_root_of(levels), len(rest), store.tree_blob(levels), eth_block))
             transfers: list[wire.Transaction] = []
             index = 0
             lookup = partial(_ignoring_exits, db)
@@ -231,7 +231,7 @@ class ChildChain:
         levels = merkle_levels([keccak(raw)])
         db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
                    "VALUES (?, 'deposit', 'final', ?, 1, ?, ?)",
-                   (blknum, merkle_root(levels), store.tree_blob(levels), eth_block))
+                   (blknum, merkle_root_of(levels), store.tree_blob(levels), eth_block))
         store.insert_tx(db, blknum, 0, "deposit", raw, tx)
         db.execute("UPDATE utxos SET eth_block = ? WHERE pos = ?", (eth_block, store.tx_id(blknum, 0)))
 
@@ -363,7 +363,7 @@ def _ignoring_exits(db: sqlite3.Connection, pos: int) -> store.Utxo | None:
     # The operator may include a spend before it sees the exit: that is the exitor's problem
     # (the exit gets challenged), not an invalid block.
     utxo = store.get_utxo(db, pos)
-    return replace(utxo, exiting=False) if utxo else None
+    return utxo._replace(exiting=False) if utxo else None
 
 
 class _BatchWrites:

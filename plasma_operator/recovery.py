@@ -1,10 +1,14 @@
 """Signer recovery of a batch on other cores, while the calling process decodes and applies.
 
+`signer_pool(n)` picks the pool: with the compiled wire path (plasma_fast) a
+`ThreadSignerPool`, whose threads recover whole chunks in C without the GIL (no pickling,
+no pipes, no extra processes); without it a `SignerPool` of worker processes.
+
 A `SignerPool` holds a few persistent worker processes (`python -m plasma_operator.recovery`,
 started fresh, so a worker inherits no descriptor but its own two pipes: when the operator
 dies, even by SIGKILL, the worker reads EOF and exits; nothing is left that a restart could
 trip on, and nothing in them touches the database).
-Workers only run `fastpath.recover`; a result is used only when the recovery succeeded,
+Workers only run `wire.recover`; a result is used only when the recovery succeeded,
 otherwise the caller recovers in process and gets the very error it always got, so the
 accept/reject decisions are exactly the in-process ones.
 """
@@ -19,9 +23,10 @@ import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Protocol
 
 from plasma_operator import wire
-from plasma_operator.fastpath import Parsed, recover
+from plasma_operator.wire import Parsed, recover
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +191,94 @@ class RecoveredBatch:
                 self.signers(len(self.results))
         finally:
             self.pool._lock.release()
+
+
+class Batch(Protocol):
+    """What ChildChain.submit uses of a pool's batch (RecoveredBatch, ThreadBatch)."""
+
+    def add(self, parsed: Sequence[Parsed]) -> None: ...
+    def signers(self, index: int) -> Signers: ...
+    def __enter__(self) -> Batch: ...
+    def __exit__(self, *_: object) -> None: ...
+
+
+class Pool(Protocol):
+    broken: bool
+
+    @property
+    def workers(self) -> int: ...
+    def recover_batch(self) -> Batch: ...
+    def close(self) -> None: ...
+
+
+class ThreadSignerPool:
+    """Recovery on `workers` C threads per batch (wire.RecoveryThreads: plasma_fast's, which
+    never take the GIL, so they run on other cores while the caller decodes and applies)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("a ThreadSignerPool needs at least one worker")
+        if not wire.NATIVE:
+            raise RuntimeError("a ThreadSignerPool needs the compiled path (plasma_fast): use SignerPool")
+        self._workers = workers
+        self._lock = threading.Lock()
+        self.broken = False
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def recover_batch(self) -> ThreadBatch:
+        return ThreadBatch(self)
+
+    def close(self) -> None:
+        self.broken = True
+
+    def __enter__(self) -> ThreadSignerPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class ThreadBatch:
+    """A batch's signatures queued on C threads (started on entry, stopped on exit)."""
+
+    def __init__(self, pool: ThreadSignerPool) -> None:
+        self.pool = pool
+        self.threads: wire.RecoveryThreads | None = None
+        self.queued = 0
+
+    def add(self, parsed: Sequence[Parsed]) -> None:
+        if self.threads is None:
+            return  # the pool is closed: every signer is recovered in process
+        # Two signatures a transaction; an unused input's zero signature recovers to None.
+        self.threads.add(b"".join([item.signing_hash * 2 for item in parsed]),
+                         b"".join([item.tx.sig1 + item.tx.sig2 for item in parsed]))
+        self.queued += len(parsed)
+
+    def signers(self, index: int) -> Signers:
+        if self.threads is None or index >= self.queued:
+            return (None, None)
+        return (self.threads.signer(2 * index), self.threads.signer(2 * index + 1))
+
+    def __enter__(self) -> ThreadBatch:
+        self.pool._lock.acquire()
+        if not self.pool.broken:
+            self.threads = wire.recovery_threads(self.pool.workers)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self.threads is not None:
+                self.threads.close()  # an early rejection: what is not recovered yet never will be
+        finally:
+            self.pool._lock.release()
+
+
+def signer_pool(workers: int) -> Pool:
+    """The recovery pool for `workers` (> 0): threads on the compiled path, processes otherwise."""
+    return ThreadSignerPool(workers) if wire.NATIVE else SignerPool(workers)
 
 
 if __name__ == "__main__":

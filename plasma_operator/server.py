@@ -33,7 +33,7 @@ from dccn_common.store import open_store, transaction
 from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig, connect_checked, load_rootchain
 from plasma_operator.ledger import ChildChain
-from plasma_operator.recovery import SignerPool
+from plasma_operator.recovery import signer_pool
 from plasma_operator.store import BLOCK_STATUSES, open_chain_db
 from plasma_operator.wire import MAX_LEAVES
 
@@ -169,7 +169,7 @@ class Operator:
 
     def run(self, api_socket: socket.socket | None = None) -> None:
         if self.cfg.recovery_workers:
-            self.chain.recovery = SignerPool(self.cfg.recovery_workers)
+            self.chain.recovery = signer_pool(self.cfg.recovery_workers)
         try:
             self.start_api(api_socket)
             self.service.run()

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dccn_common.store import open_db
 from plasma_operator import wire
@@ -71,8 +72,9 @@ CREATE TABLE IF NOT EXISTS exits (
 BLOCK_STATUSES = ("open", "sealed", "submitted", "final")
 
 
-@dataclass(frozen=True)
-class Utxo:
+class Utxo(NamedTuple):
+    """An output (immutable; a NamedTuple because the operator builds several per transaction)."""
+
     pos: int
     blknum: int
     owner: str

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from plasma_operator import wire
-from plasma_operator.fastpath import Parsed, checksum, parse_raw, recover
 from plasma_operator.store import Utxo
+from plasma_operator.wire import Parsed
 
 
 class TxRejected(Exception):
@@ -96,7 +96,7 @@ def parse(raw_hex: object) -> Parsed:
 
 def parse_bytes(raw: bytes) -> Parsed:
     try:
-        return parse_raw(raw)
+        return wire.parse(raw)
     except wire.WireError as err:
         raise Malformed(str(err)) from None
 
@@ -153,11 +153,11 @@ def check_transaction(parsed: Parsed, lookup: Lookup,
         signer = recovered[slot]
         if signer is None:
             try:
-                signer = recover(parsed.signing_hash, tx.sig(slot))
+                signer = wire.recover(parsed.signing_hash, tx.sig(slot))
             except wire.WireError as err:
                 raise TxRejected(f"input {slot}: {err}") from None
         if signer != bytes.fromhex(utxo.owner[2:]):
-            raise TxRejected(f"input {slot} is signed by {checksum(signer)}, but its owner is {utxo.owner}")
+            raise TxRejected(f"input {slot} is signed by {wire.checksum(signer)}, but its owner is {utxo.owner}")
         inputs.append(utxo)
     spent = sum(u.amount for u in inputs)
     created = tx.denom1 + tx.denom2 + tx.fee

@@ -15,8 +15,12 @@ Input slots are numbered 0 and 1 (slot 0 is `sig1`), the same numbering `challen
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from types import ModuleType
+from typing import NamedTuple, Protocol
 
 import coincurve
 import rlp
@@ -49,6 +53,33 @@ def keccak(data: bytes) -> bytes:
     return sha3.keccak_256(data).digest()  # type: ignore[no-any-return]
 
 
+def _load_native() -> ModuleType | None:
+    """plasma_fast (native/plasma_fast, built by tools/bootstrap.sh), bound to the
+    libsecp256k1 functions coincurve bundles; None when it is not built or
+    PLASMA_PURE_PYTHON is set: every function here then runs its pure-Python reference."""
+    if os.environ.get("PLASMA_PURE_PYTHON"):
+        return None
+    try:
+        import plasma_fast  # type: ignore[import-not-found]
+        from coincurve._libsecp256k1 import ffi, lib
+        from coincurve.context import GLOBAL_CONTEXT
+    except ImportError:
+        return None
+
+    def address(name: str) -> int:
+        return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+
+    plasma_fast.bind(int(ffi.cast("uintptr_t", GLOBAL_CONTEXT.ctx)),
+                     address("secp256k1_ecdsa_recoverable_signature_parse_compact"),
+                     address("secp256k1_ecdsa_recover"), address("secp256k1_ec_pubkey_serialize"),
+                     int(lib.SECP256K1_EC_UNCOMPRESSED))
+    return plasma_fast
+
+
+_native = _load_native()
+NATIVE = _native is not None
+
+
 @dataclass(frozen=True)
 class Transaction:
     """The 13 fields of a child-chain transaction; owners are checksummed hex addresses."""
@@ -76,7 +107,7 @@ class Transaction:
         raise WireError(f"input slot must be 0 or 1, got {slot}")
 
     def input_used(self, slot: int) -> bool:
-        return self.input(slot)[0] != 0
+        return (self.blknum1 if slot == 0 else self.input(slot)[0]) != 0
 
     def sig(self, slot: int) -> bytes:
         self.input(slot)
@@ -92,7 +123,7 @@ class Transaction:
 
     @property
     def is_deposit(self) -> bool:
-        return not self.input_used(0) and not self.input_used(1)
+        return self.blknum1 == 0 and self.blknum2 == 0
 
 
 def _fields(tx: Transaction, with_sigs: bool) -> list[object]:
@@ -134,12 +165,50 @@ def signing_hash(tx: Transaction) -> bytes:
     return keccak(signing_bytes(tx))
 
 
+class Parsed(NamedTuple):
+    """A decoded transaction with the two hashes the operator needs of it."""
+
+    raw: bytes
+    tx: Transaction
+    signing_hash: bytes
+    leaf: bytes
+
+
+_FIELD_NAMES = tuple(Transaction.__dataclass_fields__)
+_new_object = object.__new__
+
+
+def parse(raw: bytes) -> Parsed:
+    """Decode the 13-field RLP with its signing hash and leaf; WireError on malformed input.
+
+    The compiled path (plasma_fast) answers canonical transactions; it returns None for
+    anything else, and the reference decoder then accepts it or names the problem, so the
+    two never disagree (tests/plasma_operator/test_native.py checks it on random input)."""
+    if _native is not None and type(raw) is bytes:
+        out = _native.parse(raw)
+        if out is not None:
+            fields = list(out[:13])
+            fields[8], fields[10] = checksum(fields[8]), checksum(fields[10])
+            # The dataclass's own __init__ would store exactly these (it has no checks); filling
+            # __dict__ directly saves its 13 frozen-attribute writes per transaction.
+            tx = _new_object(Transaction)
+            tx.__dict__.update(zip(_FIELD_NAMES, fields, strict=True))
+            return Parsed(raw, tx, out[13], out[14])
+    return parse_reference(raw)
+
+
 def decode(raw: bytes) -> Transaction:
     """Parse the 13-field RLP; raise WireError on malformed RLP, wrong shape or field sizes."""
+    return parse(raw).tx
+
+
+def parse_reference(raw: bytes) -> Parsed:
+    """The pure-Python decoder (the reference the compiled one is tested against)."""
     if not isinstance(raw, bytes | bytearray):
         raise WireError("transaction must be bytes")
+    raw = bytes(raw)
     try:
-        items = rlp.decode(bytes(raw), strict=True)
+        items = rlp.decode(raw, strict=True)
     except rlp.exceptions.DecodingError as exc:
         raise WireError(f"malformed RLP: {exc}") from None
     if not isinstance(items, list):
@@ -157,14 +226,21 @@ def decode(raw: bytes) -> Transaction:
         elif index in _ADDRESS_FIELDS:
             if len(item) != 20:
                 raise WireError(f"field {index}: owner must be 20 bytes, got {len(item)}")
-            values.append(to_checksum_address(item))
+            values.append(checksum(item))
         else:
             if len(item) > 32:
                 raise WireError(f"field {index}: integer longer than 32 bytes")
             if item[:1] == b"\x00":
                 raise WireError(f"field {index}: integer with leading zero bytes")
             values.append(int.from_bytes(item, "big"))
-    return Transaction(*values)  # type: ignore[arg-type]
+    tx = Transaction(*values)  # type: ignore[arg-type]
+    return Parsed(raw, tx, signing_hash(tx), keccak(raw))
+
+
+@lru_cache(maxsize=1 << 16)
+def checksum(raw_address: bytes) -> str:
+    """EIP-55 text of a 20-byte address (cached: owners repeat)."""
+    return to_checksum_address(raw_address)
 
 
 def _private_key(key: bytes | str | int) -> coincurve.PrivateKey:
@@ -186,8 +262,18 @@ def sign_hash(message_hash: bytes, key: bytes | str | int) -> bytes:
     return signature[:64] + bytes([signature[64] + 27])
 
 
-def recover_hash_signer(message_hash: bytes, signature: bytes) -> str:
-    """Address that signed `message_hash`; the same checks as the root chain."""
+def recover(message_hash: bytes, signature: bytes) -> bytes:
+    """20-byte address that signed `message_hash` (raw hash, low s, v in {27, 28}: the root
+    chain's checks); WireError with the reason otherwise."""
+    if _native is not None:
+        signer = _native.recover(message_hash, signature)
+        if signer is not None:
+            return signer  # type: ignore[no-any-return]
+    return recover_reference(message_hash, signature)  # refused: the reference names the reason
+
+
+def recover_reference(message_hash: bytes, signature: bytes) -> bytes:
+    """The pure-Python recovery through coincurve's objects (the compiled one's reference)."""
     if len(signature) != SIG_LENGTH:
         raise WireError(f"signature must be {SIG_LENGTH} bytes, got {len(signature)}")
     r = int.from_bytes(signature[:32], "big")
@@ -203,7 +289,50 @@ def recover_hash_signer(message_hash: bytes, signature: bytes) -> str:
         )
     except Exception as exc:  # coincurve raises plain Exception on an unrecoverable point
         raise WireError(f"signature does not recover: {exc}") from None
-    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
+    return _address_of(public_key.format(compressed=False))
+
+
+@lru_cache(maxsize=1 << 16)
+def _address_of(public_key: bytes) -> bytes:
+    return keccak(public_key[1:])[-20:]
+
+
+def recover_hash_signer(message_hash: bytes, signature: bytes) -> str:
+    """Checksummed address that signed `message_hash`; the same checks as the root chain."""
+    return checksum(recover(message_hash, signature))
+
+
+def recover_many(hashes: bytes, signatures: bytes) -> list[bytes | None]:
+    """Signers of n (32-byte hash, 65-byte signature) pairs given concatenated; None where
+    recovery fails (`recover` names the reason). The compiled path runs without the GIL,
+    so threads calling this use every core."""
+    if len(hashes) % 32 or len(signatures) != len(hashes) // 32 * SIG_LENGTH:
+        raise WireError("recover_many takes n 32-byte hashes and n 65-byte signatures")
+    if _native is not None:
+        return _native.recover_many(hashes, signatures)  # type: ignore[no-any-return]
+    signers: list[bytes | None] = []
+    for i in range(len(hashes) // 32):
+        try:
+            signers.append(recover_reference(hashes[32 * i:32 * i + 32], signatures[65 * i:65 * i + 65]))
+        except WireError:
+            signers.append(None)
+    return signers
+
+
+class RecoveryThreads(Protocol):
+    """plasma_fast.Recovery: `add` queues (hash, signature) pairs, `signer(i)` waits for the
+    i-th pair's signer (None where recovery fails: `recover` names the reason)."""
+
+    def add(self, hashes: bytes, signatures: bytes) -> None: ...
+    def signer(self, index: int) -> bytes | None: ...
+    def close(self) -> None: ...
+
+
+def recovery_threads(threads: int) -> RecoveryThreads:
+    """`threads` C threads recovering what is added to them, without the GIL (compiled path only)."""
+    if _native is None:
+        raise WireError("recovery threads need the compiled path (plasma_fast)")
+    return _native.Recovery(threads)  # type: ignore[no-any-return]
 
 
 def sign(tx: Transaction, key: bytes | str | int, slot: int) -> Transaction:

@@ -1,5 +1,5 @@
-"""Signer recovery on worker processes (plasma_operator.recovery): the same decisions as in
-process, and no worker outlives the operator."""
+"""Signer recovery on worker processes or compiled threads (plasma_operator.recovery): the
+same decisions as in process, and no worker outlives the operator."""
 
 from __future__ import annotations
 
@@ -17,17 +17,19 @@ import pytest
 
 from plasma_operator import store, wire
 from plasma_operator.ledger import ChildChain
-from plasma_operator.recovery import CHUNK_TXS, SignerPool
+from plasma_operator.recovery import CHUNK_TXS, Pool, SignerPool, ThreadSignerPool
 from plasma_operator.validation import TxRejected, parse
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[SignerPool]:
-    with SignerPool(2) as signer_pool:
+@pytest.fixture(scope="module", params=["processes", "threads"])
+def pool(request: pytest.FixtureRequest) -> Iterator[Pool]:
+    if request.param == "threads" and not wire.NATIVE:
+        pytest.skip("threads recover in parallel only on the compiled path (plasma_fast)")
+    with (SignerPool(2) if request.param == "processes" else ThreadSignerPool(2)) as signer_pool:
         yield signer_pool
 
 
-def _ledger_like(ledger: Any, path: Path, recovery: SignerPool | None) -> Any:
+def _ledger_like(ledger: Any, path: Path, recovery: Pool | None) -> Any:
     """A fresh ledger as the `ledger` fixture builds it, recovering on `recovery`."""
     chain = ChildChain(ledger.chain.operator, ledger.roots, recovery=recovery)
     return replace(ledger, chain=chain, db=store.open_chain_db(path), next_deposit=1)
@@ -78,7 +80,7 @@ def _outcomes(ledger: Any, batch: list[str]) -> list[tuple[object, ...]]:
 
 
 def test_pooled_recovery__mixed_batch__same_accept_reject_results_as_in_process(
-    ledger: Any, tmp_path: Path, roles: Any, pay: Any, pool: SignerPool
+    ledger: Any, tmp_path: Path, roles: Any, pay: Any, pool: Pool
 ) -> None:
     in_process = ledger
     pooled = _ledger_like(ledger, tmp_path / "pooled.db", pool)
@@ -140,10 +142,22 @@ def test_pool__owner_killed_with_sigkill__workers_exit() -> None:
     assert not any(_alive(p) for p in pids)
 
 
-def test_pool__recovers_the_signers_of_every_used_input(ledger: Any, roles: Any, pay: Any, pool: SignerPool) -> None:
+def test_pool__recovers_the_signers_of_every_used_input(ledger: Any, roles: Any, pay: Any, pool: Pool) -> None:
     coins = [ledger.deposit(roles.alice.address, 100) for _ in range(CHUNK_TXS + 5)]
     parsed = [parse(pay([coin], roles.alice, roles.bob.address, 100)) for coin in coins]
     with pool.recover_batch() as batch:
         batch.add(parsed)
         signers = [batch.signers(i) for i in range(len(parsed))]
     assert signers == [(bytes.fromhex(roles.alice.address[2:]), None)] * len(parsed)
+
+
+def test_thread_pool__closed__batch_recovered_in_process_with_the_same_result(
+    ledger: Any, tmp_path: Path, roles: Any, pay: Any
+) -> None:
+    closed = ThreadSignerPool(1)
+    closed.close()
+    ledger = _ledger_like(ledger, tmp_path / "closed.db", closed)
+    coins = [ledger.deposit(roles.alice.address, 100) for _ in range(3)]
+    accepted = ledger.chain.submit(ledger.db, [pay([c], roles.alice, roles.bob.address, 100) for c in coins])
+    assert [a.txindex for a in accepted] == [0, 1, 2]
+    assert closed.broken

@@ -25,6 +25,24 @@ if [ ! -f "$py_stamp" ]; then
   touch "$py_stamp"
 fi
 
+# --- plasma_fast: the Plasma operator's compiled hot path (native/plasma_fast) -------------
+# Built from the repository's C source into the venv whenever the source changes. Optional:
+# without a C compiler the operator runs its pure-Python path (plasma_operator.wire), slower.
+build_plasma_fast() {
+  local stamp=".venv/.plasma-fast-$(stamp_of native/plasma_fast/setup.py native/plasma_fast/plasma_fast.c)"
+  [ -f "$stamp" ] && return 0
+  echo "==> plasma_fast (compiled Plasma operator hot path)"
+  if .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+       --force-reinstall ./native/plasma_fast; then
+    rm -f .venv/.plasma-fast-*
+    touch "$stamp"
+  else
+    echo "warning: plasma_fast did not build; the Plasma operator uses its pure-Python path" >&2
+  fi
+}
+build_plasma_fast
+# --- end plasma_fast --------------------------------------------------------------------
+
 # ape-vyper 0.8.12 leaves a forward reference in its config model unresolved, so pydantic-settings
 # warns on every ape command; nothing a user can act on. One narrow filter for this one message,
 # loaded by every Python of the venv (a .pth line runs at interpreter start).

@@ -375,7 +375,7 @@ def finalizeExits(maxExits: uint256) -> uint256:
     """
     @notice Pays matured exits in priority order into the pull-payment ledger.
     @dev Anyone may call. Challenged exits' dead keys met at the top are dropped on the way
-         (each takes one of the `maxExits` steps). Stops at the first exit not yet exitable, after `maxExits`
+         (at most 512 of them per call). Stops at the first exit not yet exitable, after `maxExits`
          (at most 512 per call) or when gas runs low, keeping what it did. A payout is
          capped by the deposit pool, so a defrauded chain pays in priority order until
          the pool is dry.
@@ -393,7 +393,11 @@ def finalizeExits(maxExits: uint256) -> uint256:
             break
         levels >>= 2
         reserve += _FINALIZE_GAS_PER_LEVEL
-    for _: uint256 in range(min(maxExits, MAX_FINALIZE_PER_CALL), bound=MAX_FINALIZE_PER_CALL):
+    wanted: uint256 = min(maxExits, MAX_FINALIZE_PER_CALL)
+    # Up to 512 exits and 512 dead keys of challenged exits.
+    for _: uint256 in range(2 * MAX_FINALIZE_PER_CALL):
+        if done == wanted:
+            break
         size: uint256 = priority_queue._size_of()
         if size == 0:
             break

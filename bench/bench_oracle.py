@@ -256,8 +256,15 @@ def wait_healthy(port: int, timeout: float = 60.0) -> dict[str, Any]:
 REQUEST_TOPIC = "0x" + keccak(
     b"Request(bytes32,address,bytes32,bytes,uint256,uint256,address,uint256,uint256)").hex()
 DELIVERED_TOPIC = "0x" + keccak(b"Delivered(bytes32,address,address,bool,uint256,uint256,bytes)").hex()
+RELAY_WORKERS = 32  # fetches are round trips (enclave <-> source), so concurrency, not CPU, bounds them
 RPC_BATCH = 25  # raw transactions per JSON-RPC batch
 REQUEST_GAS_LIMIT = 110_000  # tight: a block packs transactions by their gas limit, not by what they use
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Load:
@@ -321,13 +328,19 @@ class Throughput:
         self.start(["nos_relay.relay", "run", "--rpc-url", anvil.url, "--manifest", str(self.workdir / "manifest.json"),
                     "--keystore", str(self.workdir / "relayer.json"), "--db", str(self.workdir / "relay.sqlite"),
                     "--enclave-socket", socket_path, "--health-port", str(relay_port)],
-                   {"NOS_RELAY_PASSWORD": "bench", "NOS_RELAY_POLL_INTERVAL": "0.05", "NOS_RELAY_WORKERS": "8",
-                    "NOS_RELAY_BATCH_MAX": "64", "NOS_RELAY_LOG_LEVEL": "WARNING"}, "relay")
+                   {"NOS_RELAY_PASSWORD": "bench", "NOS_RELAY_POLL_INTERVAL": "0.05",
+                    "NOS_RELAY_WORKERS": str(RELAY_WORKERS), "NOS_RELAY_BATCH_MAX": "64",
+                    "NOS_RELAY_LOG_LEVEL": "WARNING"}, "relay")
         wait_healthy(relay_port)
         requesters = [Account.from_key(k) for k in keys[4:20]]
         # Burst: everything at once; the chain's gas per second is the ceiling.
+        pids = {"anvil": anvil._process.pid if anvil._process else os.getpid(), "enclave": self.processes[0].pid, "relay": self.processes[1].pid,
+                "bench (requesters, watcher, HTTPS source)": os.getpid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         burst = self._load(anvil, oracle, requesters, source, self.requests, pace=None)
         figures = self._figures(w3, burst, "burst")
+        for name, pid in pids.items():  # who used the cores during the burst (seconds of CPU per second of it)
+            figures[f"cpu {name}"] = (cpu_seconds(pid) - cpu_before[name]) / figures["burst_seconds"]
         # Paced at half the gas bound: latency without a queue in front of it.
         paced_rate = max(1.0, figures["bound"] / 2)
         paced = self._load(anvil, oracle, requesters, source, int(paced_rate * 8), pace=paced_rate)
@@ -500,11 +513,14 @@ def throughput_section(requests: int, gas_limit: int) -> str:
         ["host limit: pre-signed transfers per second anvil accepts", f"{ingest:.0f}", "-", ""],
         ["host limit: enclave TLS fetch + sign per second (8 carriers)", f"{f['enclave_fetch_rate']:.0f}", "-", ""],
     ]
+    rows += [[f"CPU during the burst: {k[4:]} (cores)", f"{v:.2f}", "-", ""] for k, v in f.items()
+             if k.startswith("cpu ")]
     return (
         f"### End to end on one host ({int(f['burst_answered'])}/{int(f['burst_requested'])} requests answered"
         f" in {int(f['burst_blocks'])} blocks, {int(f['burst_delivery_txs'])} delivery transactions)\n\n"
         f"anvil mining a block every {bench.block_time} s with a {gas_limit:,} gas limit, so many requests share a"
-        " block; the enclave as its own process, the relay as its own process (8 fetch workers, batches of up to 64),"
+        " block; the enclave as its own process, the relay as its own process"
+        f" ({RELAY_WORKERS} fetch workers, batches of up to 64),"
         " an HTTPS source on 127.0.0.1 (P-256 certificate, one TLS handshake per request); 16 requesters send"
         f" pre-signed requests in JSON-RPC batches of {RPC_BATCH} from 16 threads. Request and delivery gas are"
         " this run's own (block gas and delivery receipts). 1-minute load average before the run:"

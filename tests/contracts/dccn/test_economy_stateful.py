@@ -32,6 +32,8 @@ TENANTS = ("tenant", "carol")
 MONTH = 30 * DAY
 BPS = 10_000
 W3S = (100 * WAD, 0, 37 * WAD, 400 * WAD)
+# w0 changes start a new accumulator segment (pending stakes resolve their epoch start across them).
+W0S = (5 * 10**13, 0, 2 * 10**14)
 # Default first: deals below and above the minimum both happen with these deal sizes.
 MIN_FEES = (20 * WAD, 0, WAD, 100 * WAD, 2_500 * WAD)
 
@@ -132,6 +134,11 @@ def test_economy__invariants_hold_under_random_use(deployed_economy):
         def set_w3(self, w3: int) -> None:
             p = economy.params
             economy.staking.set_weights(p.w0, p.w1, p.w2, w3, sender=a.deployer)  # the model is folded to now
+
+        @rule(w0=st.sampled_from(W0S))
+        def set_w0(self, w0: int) -> None:
+            p = economy.params
+            economy.staking.set_weights(w0, p.w1, p.w2, economy.staking.w3(), sender=a.deployer)
 
         @rule(seconds=st.sampled_from((DAY, 3_600)) | st.integers(1, 3 * DAY))
         def warp(self, seconds: int) -> None:

@@ -381,8 +381,8 @@ class _BatchWrites:
             rows = db.execute(f"SELECT leaf, blknum, txindex FROM txs WHERE kind = 'transfer' AND leaf IN "
                               f"({','.join('?' * len(chunk))})", chunk).fetchall()
             self.leaves.update({bytes(r["leaf"]): (int(r["blknum"]), int(r["txindex"])) for r in rows})
-        positions = {wire.utxo_position(*item.tx.input(slot)) for item in parsed for slot in (0, 1)
-                     if item.tx.input_used(slot) and _positional(item.tx.input(slot))}
+        positions = {wire.utxo_position(*where) for item in parsed
+                     for where in (item.tx.input(0), item.tx.input(1)) if where[0] and _positional(where)}
         # Read before any write of this batch, and refreshed from `changed` at every flush.
         self.known = store.get_utxos(db, sorted(positions))
         self.changed: dict[int, store.Utxo] = {}

@@ -103,24 +103,24 @@ def parse_bytes(raw: bytes) -> Parsed:
 
 def check_shape(tx: wire.Transaction) -> tuple[int, ...]:
     """Structural rules that need no state; returns the used input slots."""
-    if tx.is_deposit:
+    if tx.blknum1 == 0 and tx.blknum2 == 0:
         raise NoInputs("a transaction without inputs is a deposit: deposits are made only through the root chain contract")
     slots = []
-    for slot in (0, 1):
-        blknum, txindex, oindex = tx.input(slot)
+    # Fields read directly (not through tx.input/tx.sig): this runs for every transaction.
+    for slot, blknum, txindex, oindex, sig in ((0, tx.blknum1, tx.txindex1, tx.oindex1, tx.sig1),
+                                               (1, tx.blknum2, tx.txindex2, tx.oindex2, tx.sig2)):
         if blknum == 0:
-            if txindex or oindex or tx.sig(slot) != wire.ZERO_SIG:
+            if txindex or oindex or sig != wire.ZERO_SIG:
                 raise Malformed(f"input {slot} is unused (blknum 0) but not all zero")
             continue
         if oindex not in (0, 1) or txindex >= wire.MAX_LEAVES or blknum > wire.MAX_BLKNUM:
             raise Malformed(f"input {slot} points at an impossible output ({blknum}, {txindex}, {oindex})")
-        if tx.sig(slot) == wire.ZERO_SIG:
+        if sig == wire.ZERO_SIG:
             raise TxRejected(f"input {slot} is not signed")
         slots.append(slot)
-    if len(slots) == 2 and tx.input(0) == tx.input(1):
+    if len(slots) == 2 and tx.blknum1 == tx.blknum2 and tx.txindex1 == tx.txindex2 and tx.oindex1 == tx.oindex2:
         raise DoubleSpend("both inputs spend the same output", slot=1)
-    for oindex in (0, 1):
-        owner, amount = tx.output(oindex)
+    for oindex, owner, amount in ((0, tx.newowner1, tx.denom1), (1, tx.newowner2, tx.denom2)):
         unused_owner = owner == wire.ZERO_ADDRESS
         if oindex == 0 and (unused_owner or amount == 0):
             raise TxRejected("output 0 must pay a positive amount to a non-zero owner")
@@ -141,8 +141,7 @@ def check_transaction(parsed: Parsed, lookup: Lookup,
     slots = check_shape(tx)
     inputs = []
     for slot in slots:
-        position = wire.utxo_position(*tx.input(slot))
-        utxo = lookup(position)
+        utxo = lookup(wire.utxo_position(*tx.input(slot)))
         if utxo is None:
             raise UnknownInput(f"input {slot} {tx.input(slot)} does not exist", slot=slot)
         if utxo.spent_by is not None:

@@ -16,7 +16,8 @@ Input slots are numbered 0 and 1 (slot 0 is `sig1`), the same numbering `challen
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from types import ModuleType
@@ -80,6 +81,18 @@ _native = _load_native()
 NATIVE = _native is not None
 
 
+@contextmanager
+def reference_only() -> Iterator[None]:
+    """Run the pure-Python reference path inside (what runs where plasma_fast is not built)."""
+    global _native, NATIVE
+    saved = _native, NATIVE
+    _native, NATIVE = None, False
+    try:
+        yield
+    finally:
+        _native, NATIVE = saved
+
+
 @dataclass(frozen=True)
 class Transaction:
     """The 13 fields of a child-chain transaction; owners are checksummed hex addresses."""
@@ -110,8 +123,11 @@ class Transaction:
         return (self.blknum1 if slot == 0 else self.input(slot)[0]) != 0
 
     def sig(self, slot: int) -> bytes:
-        self.input(slot)
-        return self.sig1 if slot == 0 else self.sig2
+        if slot == 0:
+            return self.sig1
+        if slot == 1:
+            return self.sig2
+        raise WireError(f"input slot must be 0 or 1, got {slot}")
 
     def output(self, oindex: int) -> tuple[str, int]:
         """(owner, amount) of output `oindex` (0 or 1)."""

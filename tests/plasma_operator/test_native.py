@@ -27,11 +27,10 @@ transactions = st.builds(
 
 
 @pytest.fixture
-def pure_python(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def pure_python() -> Iterator[None]:
     """wire as it runs when plasma_fast is not built."""
-    monkeypatch.setattr(wire, "_native", None)
-    monkeypatch.setattr(wire, "NATIVE", False)
-    yield
+    with wire.reference_only():
+        yield
 
 
 def _error_of(call: object, *args: object) -> str | None:
@@ -146,13 +145,11 @@ def test_pure_python_path__parses_and_recovers_like_the_compiled_one(tx: wire.Tr
     raw = wire.encode(wire.sign(tx, 7, 0))
     compiled = wire.parse(raw)
     signer = wire.recover(compiled.signing_hash, compiled.tx.sig1)
-    native, wire._native = wire._native, None
-    try:
+    with wire.reference_only():
+        assert not wire.NATIVE
         assert wire.parse(raw) == compiled
         assert wire.recover(compiled.signing_hash, compiled.tx.sig1) == signer
         assert wire.recover_many(compiled.signing_hash, compiled.tx.sig1) == [signer]
-    finally:
-        wire._native = native
 
 
 def test_signer_pool__without_the_compiled_path__uses_worker_processes(pure_python: None) -> None:

@@ -63,6 +63,14 @@ def _write_lane(pos: uint256, key: uint256):
 
 
 @internal
+@pure
+def _set_lane(word: uint256, pos: uint256, key: uint256) -> uint256:
+    # `word` with position pos's lane (pos >= 1) set to `key`.
+    lane_shift: uint256 = ((pos - 1) & 3) * _LANE_BITS
+    return (word & ~(_MASK_64 << lane_shift)) | (key << lane_shift)
+
+
+@internal
 @view
 def _size_of() -> uint256:
     """
@@ -159,31 +167,44 @@ def _pop(dead: bool) -> uint256:
         word: uint256 = self._heap[p >> 2]
         last: uint256 = (word >> lane_shift) & _MASK_64
         self._heap[p >> 2] = word & ~(_MASK_64 << lane_shift)
+        # The hole starts at the root; `hole_word` is the storage word holding the hole's lane,
+        # read one level up and not written since, so moving a key into it needs no second SLOAD.
         pos: uint256 = 0
+        hole_word: uint256 = 0
         for _: uint256 in range(_MAX_DEPTH):
             first: uint256 = pos * _ARITY + 1
             if first >= size:
                 break
             children: uint256 = self._heap[pos]
-            best: uint256 = children & _MASK_64
+            # Lanes past the end hold 0 (never written, or cleared by a pop): k - 1 wraps them to the
+            # largest value, so the smallest of the four needs no bound checks.
+            best: uint256 = unsafe_sub(children & _MASK_64, 1)
             lane: uint256 = 0
-            for j: uint256 in range(1, _ARITY):
-                if first + j >= size:
-                    break
-                candidate: uint256 = (children >> (j * _LANE_BITS)) & _MASK_64
-                if candidate < best:
-                    best = candidate
-                    lane = j
+            candidate: uint256 = unsafe_sub((children >> 64) & _MASK_64, 1)
+            if candidate < best:
+                best = candidate
+                lane = 1
+            candidate = unsafe_sub((children >> 128) & _MASK_64, 1)
+            if candidate < best:
+                best = candidate
+                lane = 2
+            candidate = unsafe_sub(children >> 192, 1)
+            if candidate < best:
+                best = candidate
+                lane = 3
+            # first < size, so lane 0 holds a key and best + 1 is a key.
+            best = unsafe_add(best, 1)
             if best >= last:
                 break
             if pos == 0:
                 root = best
             else:
-                self._write_lane(pos, best)
+                self._heap[(pos - 1) >> 2] = self._set_lane(hole_word, pos, best)
             pos = first + lane
+            hole_word = children
         if pos == 0:
             root = last
         else:
-            self._write_lane(pos, last)
+            self._heap[(pos - 1) >> 2] = self._set_lane(hole_word, pos, last)
     self._meta = root | (size << _SIZE_SHIFT) | (dead_count << _DEAD_SHIFT)
     return top

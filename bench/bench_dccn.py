@@ -156,6 +156,8 @@ def measure_gas() -> tuple[list[GasRow], dict[str, Breakdown]]:
         stake_topup = gas(staking.functions.stake(1_000 * WAD), provider, "stake, top-up")
         node.warp(DAY)
         gas(staking.functions.claim(), other)
+        claim_activating = gas(staking.functions.claim(), provider, "claim, activating a top-up")
+        node.warp(DAY)
         claim = gas(staking.functions.claim(), provider, "claim")
         # What outside clients hit: a fresh account approving exactly its stake, as the first
         # transaction of an epoch; then its first claim (first write of its reward word).
@@ -189,9 +191,11 @@ def measure_gas() -> tuple[list[GasRow], dict[str, Breakdown]]:
         GasRow("stake (top-up that activates the account's first stake)", stake_activating, "Playpen 72,159",
                STAKE_GOAL, "once per account: first write of its reward word"),
         GasRow("claim (stake-holding reward)", claim, "Playpen getReward 51,356", CLAIM_GOAL,
-               "recipient holds ANKR already"),
+               "active staker, nothing pending; recipient holds ANKR already"),
+        GasRow("claim that also activates a top-up", claim_activating, "Playpen getReward 51,356", CLAIM_GOAL,
+               "the top-up's epoch began: position rewritten"),
         GasRow("claim, first transaction of an epoch", epoch_opener, "Playpen getReward 51,356", CLAIM_GOAL,
-               "no per-epoch record any more"),
+               "no per-epoch record any more; activates the claimer's top-up"),
         GasRow("claim, an account's first (activates its stake)", claim_first_of_account, "Playpen 51,356",
                CLAIM_GOAL, "once per account: first write of its reward word"),
         GasRow("openDeal", open_deal, "Akash-style escrow 116,200", OPEN_DEAL_GOAL,
@@ -272,10 +276,12 @@ def main() -> None:
           f"{run.floor * 1000:.2f} ms ({run.wall / run.floor:,.0f}x)", f"{run.load:.1f}"]],
     )
     body = (
-        "Gas from anvil receipts (ANKR token with finite approvals, so every pull writes the allowance). "
-        "Storage is packed by hand (Vyper gives every value its own slot): one word per account position, "
-        "one per deal. The stake-holding accumulator needs its value at each epoch start; the first "
-        "transaction of an epoch that follows new stake records it (one new slot, once per epoch).\n\n"
+        "Gas from anvil receipts (ANKR token with finite approvals, so every pull writes the allowance and "
+        "logs Approval; the rows marked exact approval clear it, which refunds 4,800). Storage is packed by "
+        "hand (Vyper gives every value its own slot): one word per account position, one per deal. The "
+        "stake-holding accumulator is a piecewise-linear function of time (w0 changes only by governance), "
+        "so no transaction records a checkpoint or an epoch start: the first transaction of an epoch costs "
+        "what any other does. Floors and the before/after breakdown: docs/gas/dccn.md.\n\n"
         f"{gas_table}\n\nWhere the gas goes (anvil struct-log trace; own = the DCCN contract, token = inside "
         "the ANKR transferFrom/transfer; docs/gas/dccn.md explains it):\n\n"
         + "\n".join(f"- {name}: {b.total:,} = {b.line()}" for name, b in traces.items())

@@ -13,10 +13,13 @@ exactly what was acknowledged. Sealing puts the fee transaction in the last leaf
 
 from __future__ import annotations
 
+import gc
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -88,6 +91,10 @@ class ChildChain:
 
     def submit(self, db: sqlite3.Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
         """Validate and apply a batch atomically: all accepted, or TxRejected and nothing changes."""
+        with _collection_paused():
+            return self._submit(db, raw_hexes)
+
+    def _submit(self, db: sqlite3.Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
         if self.recovery is None or len(raw_hexes) < 2:
             return self._apply(db, _parse_all(raw_hexes), None)
         with self.recovery.recover_batch() as recovered:
@@ -341,6 +348,33 @@ class ChildChain:
             store.put_confirm_sig(db, stored.id, slot, sig)
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a batch is applied. A batch allocates a few
+    objects per transaction that live until it ends, which set off full collections over
+    every object of the process: ~12 µs a transaction measured (bench_plasma_operator).
+    What a batch leaves is acyclic, freed by reference counting; anything cyclic is
+    collected once the last concurrent batch (API and service threads) re-enables it."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 def _record(db: sqlite3.Connection, blknum: int, txindex: int, checked: CheckedTx) -> None:
     """Store a checked transfer at its position and mark its inputs spent."""
     ident = store.insert_tx(db, blknum, txindex, "transfer", checked.raw, checked.tx, checked.parsed.leaf)
@@ -399,16 +433,19 @@ class _BatchWrites:
 
     def record(self, blknum: int, txindex: int, checked: CheckedTx) -> None:
         ident = store.tx_id(blknum, txindex)
-        tx = checked.tx
-        self.txs.append((ident, blknum, txindex, "transfer", checked.raw, checked.parsed.leaf, str(tx.fee)))
-        self.leaves[checked.parsed.leaf] = (blknum, txindex)
-        for oindex, owner, amount in ((0, tx.newowner1, tx.denom1), (1, tx.newowner2, tx.denom2)):
-            if amount:
-                self.changed[ident + oindex] = store.Utxo(ident + oindex, blknum, owner, amount, None, None, False)
-                self.outputs.append((ident + oindex, blknum, owner, str(amount)))
+        parsed = checked.parsed
+        tx, leaf, changed = parsed.tx, parsed.leaf, self.changed
+        self.txs.append((ident, blknum, txindex, "transfer", parsed.raw, leaf, str(tx.fee)))
+        self.leaves[leaf] = (blknum, txindex)
+        # Unrolled over the two outputs and the used inputs: this runs for every transaction.
+        if tx.denom1:
+            changed[ident] = store.Utxo(ident, blknum, tx.newowner1, tx.denom1, None, None, False)
+            self.outputs.append((ident, blknum, tx.newowner1, str(tx.denom1)))
+        if tx.denom2:
+            changed[ident + 1] = store.Utxo(ident + 1, blknum, tx.newowner2, tx.denom2, None, None, False)
+            self.outputs.append((ident + 1, blknum, tx.newowner2, str(tx.denom2)))
         for utxo, slot in zip(checked.inputs, checked.slots, strict=True):
-            self.changed[utxo.pos] = store.Utxo(utxo.pos, utxo.blknum, utxo.owner, utxo.amount, ident, slot,
-                                                utxo.exiting)
+            changed[utxo.pos] = store.Utxo(utxo.pos, utxo.blknum, utxo.owner, utxo.amount, ident, slot, utxo.exiting)
             self.spends.append((ident, slot, utxo.pos))
 
     def flush(self) -> None:

@@ -8,7 +8,7 @@ would have refused it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from plasma_operator import wire
 from plasma_operator.store import Utxo
@@ -65,8 +65,9 @@ class ValueMismatch(TxRejected):
 Lookup = Callable[[int], Utxo | None]
 
 
-@dataclass(frozen=True)
-class CheckedTx:
+class CheckedTx(NamedTuple):
+    """A transaction that passed every rule, with the outputs it spends (by slot)."""
+
     parsed: Parsed
     inputs: tuple[Utxo, ...]
     slots: tuple[int, ...]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from typing import Any
 
@@ -9,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plasma_operator import store, wire
+from plasma_operator import ledger as ledger_module
+from plasma_operator import store, validation, wire
 from plasma_operator.ledger import ChildChain
 from plasma_operator.validation import DoubleSpend, FeeMismatch, Malformed, NoInputs, TxRejected, UnknownInput
 from plasma_operator.wallet import Coin, build_transfer
@@ -282,3 +284,28 @@ def test_property__value_is_conserved_and_no_output_is_spent_twice(tmp_path_fact
     spenders = db.execute("SELECT spent_by, spent_slot, COUNT(*) AS n FROM utxos WHERE spent_by IS NOT NULL "
                           "GROUP BY spent_by, spent_slot").fetchall()
     assert all(r["n"] == 1 for r in spenders)
+
+
+def test_submit__collector_paused_during_the_batch_and_restored_after_even_on_rejection(
+    ledger: Any, roles: Any, pay: Any, monkeypatch: Any
+) -> None:
+    seen: list[bool] = []
+    check = validation.check_transaction
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "check_transaction", spy)
+    coin = ledger.deposit(roles.alice.address, 100)
+    assert gc.isenabled()
+    ledger.chain.submit(ledger.db, [pay([coin], roles.alice, roles.bob.address, 100)])
+    with pytest.raises(DoubleSpend):
+        ledger.chain.submit(ledger.db, [pay([coin], roles.alice, roles.carol.address, 100)])
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:  # a process that runs without the collector keeps it off
+        ledger.chain.submit(ledger.db, [pay([ledger.deposit(roles.alice.address, 5)], roles.alice, roles.bob.address, 5)])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

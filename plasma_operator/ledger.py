@@ -73,16 +73,14 @@ class ChildChain:
 
     def open_block(self, db: sqlite3.Connection) -> tuple[int, int]:
         """(blknum, next txindex) of the block being filled; created on first use."""
-        row = db.execute("SELECT blknum FROM blocks WHERE status = 'open'").fetchone()
-        if row is None:
-            last = db.execute("SELECT MAX(blknum) AS b FROM blocks WHERE kind = 'child'").fetchone()["b"]
+        blknum = store.open_block_number(db)
+        if blknum is None:
+            last = store.newest_block(db)
             floor = int(get_meta(db, "plasma.first_child_block", str(wire.CHILD_BLOCK_INTERVAL)) or 0)
-            blknum = max(floor, (int(last) + wire.CHILD_BLOCK_INTERVAL) if last is not None else floor)
-            db.execute("INSERT INTO blocks (blknum, kind, status) VALUES (?, 'child', 'open')", (blknum,))
+            blknum = max(floor, (last + wire.CHILD_BLOCK_INTERVAL) if last is not None else floor)
+            store.insert_open_block(db, blknum)
             return blknum, 0
-        blknum = int(row["blknum"])
-        top = db.execute("SELECT MAX(txindex) AS i FROM txs WHERE blknum = ?", (blknum,)).fetchone()["i"]
-        return blknum, 0 if top is None else int(top) + 1
+        return blknum, store.next_txindex(db, blknum)
 
     def set_first_child_block(self, db: sqlite3.Connection, blknum: int) -> None:
         """Align numbering with the contract's currentChildBlock when this database is new."""
@@ -134,15 +132,12 @@ class ChildChain:
         return accepted
 
     def pending_count(self, db: sqlite3.Connection) -> int:
-        row = db.execute("SELECT COUNT(*) AS n FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'").fetchone()
-        return int(row["n"])
+        return store.open_block_tx_count(db)
 
     def summary(self, db: sqlite3.Connection) -> dict[str, object]:
         """Block numbers by status and the pending count, without creating anything."""
         def newest(status: str) -> int | None:
-            row = db.execute("SELECT MAX(blknum) AS b FROM blocks WHERE kind = 'child' AND status = ?",
-                             (status,)).fetchone()
-            return None if row["b"] is None else int(row["b"])
+            return store.newest_block(db, status)
 
         return {"open_block": newest("open"), "last_sealed_block": newest("sealed"),
                 "last_submitted_block": newest("submitted"), "last_final_block": newest("final"),
@@ -153,17 +148,16 @@ class ChildChain:
     def seal(self, db: sqlite3.Connection) -> int | None:
         """Close the open block if it holds transactions; returns its number."""
         with transaction(db):
-            row = db.execute("SELECT blknum FROM blocks WHERE status = 'open'").fetchone()
-            if row is None:
+            blknum = store.open_block_number(db)
+            if blknum is None:
                 return None
-            blknum = int(row["blknum"])
-            rows = db.execute("SELECT txindex, leaf, fee FROM txs WHERE blknum = ? ORDER BY txindex", (blknum,)).fetchall()
+            rows = store.block_leaves(db, blknum)
             if not rows:
                 return None
-            leaves = [wire.ZERO_HASH] * (int(rows[-1]["txindex"]) + 1)  # a reorg may have left holes
-            for r in rows:
-                leaves[int(r["txindex"])] = bytes(r["leaf"])
-            fees = sum(int(r["fee"]) for r in rows)
+            leaves = [wire.ZERO_HASH] * (rows[-1][0] + 1)  # a reorg may have left holes
+            for txindex, leaf, _ in rows:
+                leaves[txindex] = leaf
+            fees = sum(fee for _, _, fee in rows)
             fee_leaf = None
             if fees and self.fee_outputs:
                 fee_tx = fee_transaction(self.operator, fees)
@@ -172,8 +166,7 @@ class ChildChain:
                 fee_leaf = keccak(raw)
             levels = merkle_levels(leaves, fee_leaf)
             root = merkle_root_of(levels)
-            db.execute("UPDATE blocks SET status = 'sealed', root = ?, leaf_count = ?, tree = ?, fees = ?, sealed_at = ? "
-                       "WHERE blknum = ?", (root, len(leaves), store.tree_blob(levels), str(fees), time.time(), blknum))
+            store.seal_block(db, blknum, root, len(leaves), store.tree_blob(levels), fees, time.time())
             self.submit_root(db, blknum, root)
         log.info("block sealed", extra={"blknum": blknum, "txs": len(leaves), "fees": str(fees), "root": "0x" + root.hex()})
         return blknum
@@ -189,9 +182,8 @@ class ChildChain:
         levels = merkle_levels([wire.ZERO_HASH if raw is None else keccak(raw) for raw in rest],
                                None if fee_raw is None else keccak(fee_raw))
         with transaction(db):
-            db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
-                       "VALUES (?, 'child', 'final', ?, ?, ?, ?)",
-                       (blknum, merkle_root_of(levels), len(rest), store.tree_blob(levels), eth_block))
+            store.insert_final_block(db, blknum, "child", merkle_root_of(levels), len(rest), store.tree_blob(levels),
+                                     eth_block)
             transfers: list[wire.Transaction] = []
             index = 0
             lookup = partial(_ignoring_exits, db)
@@ -214,7 +206,7 @@ class ChildChain:
                 raise
 
     def mark_submitted(self, db: sqlite3.Connection, blknum: int) -> None:
-        db.execute("UPDATE blocks SET status = 'submitted' WHERE blknum = ? AND status = 'sealed'", (blknum,))
+        store.mark_block_submitted(db, blknum)
 
     # -- root-chain events ---------------------------------------------------------------
 
@@ -236,11 +228,9 @@ class ChildChain:
         tx = wire.deposit_transaction(depositor, amount)
         raw = wire.encode(tx)
         levels = merkle_levels([keccak(raw)])
-        db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
-                   "VALUES (?, 'deposit', 'final', ?, 1, ?, ?)",
-                   (blknum, merkle_root_of(levels), store.tree_blob(levels), eth_block))
+        store.insert_final_block(db, blknum, "deposit", merkle_root_of(levels), 1, store.tree_blob(levels), eth_block)
         store.insert_tx(db, blknum, 0, "deposit", raw, tx)
-        db.execute("UPDATE utxos SET eth_block = ? WHERE pos = ?", (eth_block, store.tx_id(blknum, 0)))
+        store.set_deposit_eth_block(db, store.tx_id(blknum, 0), eth_block)
 
     def on_block_submitted(self, db: sqlite3.Connection, blknum: int, root: bytes, eth_block: int) -> None:
         row = store.get_block(db, blknum)
@@ -251,33 +241,22 @@ class ChildChain:
             log.critical("root on chain differs from the sealed block", extra={
                 "blknum": blknum, "chain_root": "0x" + bytes(root).hex(), "our_root": "0x" + bytes(row["root"]).hex()})
             return
-        db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (eth_block, blknum))
+        store.mark_block_final(db, blknum, eth_block)
 
     def on_exit_started(self, db: sqlite3.Connection, exit_id: int, exitor: str, amount: int, eth_block: int) -> None:
-        db.execute("INSERT OR REPLACE INTO exits (exit_id, exitor, amount, status, eth_block) VALUES (?, ?, ?, 'started', ?)",
-                   (exit_id, exitor, str(amount), eth_block))
+        store.put_exit(db, exit_id, exitor, amount, eth_block)
         # An output being exited can no longer be spent here; if it already was, the watcher challenges.
-        db.execute("UPDATE utxos SET exiting = 1 WHERE pos = ?", (exit_id,))
+        store.set_exiting(db, exit_id, True)
 
     def on_exit_closed(self, db: sqlite3.Connection, exit_id: int, status: str, eth_block: int) -> None:
-        db.execute("UPDATE exits SET status = ?, closed_eth_block = ? WHERE exit_id = ?", (status, eth_block, exit_id))
+        store.close_exit(db, exit_id, status, eth_block)
 
     def rewind(self, db: sqlite3.Connection, first_removed: int) -> None:
         """Undo what root-chain blocks >= first_removed did (a reorg removed them)."""
-        db.execute("UPDATE exits SET status = 'started', closed_eth_block = NULL WHERE closed_eth_block >= ?",
-                   (first_removed,))
-        for row in db.execute("SELECT exit_id FROM exits WHERE eth_block >= ?", (first_removed,)).fetchall():
-            db.execute("UPDATE utxos SET exiting = 0 WHERE pos = ?", (row["exit_id"],))
-        db.execute("DELETE FROM exits WHERE eth_block >= ?", (first_removed,))
-        db.execute("UPDATE blocks SET status = 'submitted', eth_block = NULL WHERE kind = 'child' AND status = 'final' "
-                   "AND eth_block >= ?", (first_removed,))
-        deposits = db.execute("SELECT blknum FROM blocks WHERE kind = 'deposit' AND eth_block >= ?",
-                              (first_removed,)).fetchall()
-        for row in deposits:
-            blknum = int(row["blknum"])
+        for blknum in store.rewind_chain_events(db, first_removed):
             log.warning("reorg removed a deposit; removing what spent it", extra={"blknum": blknum})
             self._remove_tx(db, store.tx_id(blknum, 0))
-            db.execute("DELETE FROM blocks WHERE blknum = ?", (blknum,))
+            store.delete_block(db, blknum)
 
     def _remove_tx(self, db: sqlite3.Connection, ident: int) -> None:
         """Remove a transaction, everything that spent its outputs, and unspend its inputs."""
@@ -292,10 +271,7 @@ class ChildChain:
             # Too late to take it out of a sealed root: only the confirmation depth prevents this.
             log.critical("a sealed block spends an output a reorg removed", extra={"blknum": stored.blknum,
                                                                                    "txindex": stored.txindex})
-        db.execute("UPDATE utxos SET spent_by = NULL, spent_slot = NULL WHERE spent_by = ?", (ident,))
-        db.execute("DELETE FROM utxos WHERE pos IN (?, ?)", (ident, ident + 1))
-        db.execute("DELETE FROM confirm_sigs WHERE tx_id = ?", (ident,))
-        db.execute("DELETE FROM txs WHERE id = ?", (ident,))
+        store.remove_tx_rows(db, ident)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -378,8 +354,7 @@ def _collection_paused() -> Iterator[None]:
 def _record(db: sqlite3.Connection, blknum: int, txindex: int, checked: CheckedTx) -> None:
     """Store a checked transfer at its position and mark its inputs spent."""
     ident = store.insert_tx(db, blknum, txindex, "transfer", checked.raw, checked.tx, checked.parsed.leaf)
-    db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?",
-                   [(ident, slot, utxo.pos) for utxo, slot in zip(checked.inputs, checked.slots, strict=True)])
+    store.mark_spent(db, [(ident, slot, utxo.pos) for utxo, slot in zip(checked.inputs, checked.slots, strict=True)])
 
 
 def _parse_all(raw_hexes: Sequence[object], first_index: int = 0) -> list[Parsed]:
@@ -408,13 +383,7 @@ class _BatchWrites:
     def __init__(self, db: sqlite3.Connection, parsed: Sequence[Parsed]) -> None:
         self.db = db
         # Transfers of this batch already accepted earlier (a client's retry), found in one query per chunk.
-        leaves = [item.leaf for item in parsed]
-        self.leaves: dict[bytes, tuple[int, int]] = {}
-        for start in range(0, len(leaves), 500):
-            chunk = leaves[start:start + 500]
-            rows = db.execute(f"SELECT leaf, blknum, txindex FROM txs WHERE kind = 'transfer' AND leaf IN "
-                              f"({','.join('?' * len(chunk))})", chunk).fetchall()
-            self.leaves.update({bytes(r["leaf"]): (int(r["blknum"]), int(r["txindex"])) for r in rows})
+        self.leaves = store.transfers_with_leaves(db, [item.leaf for item in parsed])
         positions = {wire.utxo_position(*where) for item in parsed
                      for where in (item.tx.input(0), item.tx.input(1)) if where[0] and _positional(where)}
         # Read before any write of this batch, and refreshed from `changed` at every flush.
@@ -449,10 +418,7 @@ class _BatchWrites:
             self.spends.append((ident, slot, utxo.pos))
 
     def flush(self) -> None:
-        self.db.executemany("INSERT INTO txs (id, blknum, txindex, kind, raw, leaf, fee) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            self.txs)
-        self.db.executemany("INSERT INTO utxos (pos, blknum, owner, amount) VALUES (?, ?, ?, ?)", self.outputs)
-        self.db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?", self.spends)
+        store.insert_transfers(self.db, self.txs, self.outputs, self.spends)
         self.txs, self.outputs, self.spends = [], [], []
         self.known.update(self.changed)
         self.changed.clear()

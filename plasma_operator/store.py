@@ -236,3 +236,132 @@ class _BlobLevel(Sequence[bytes]):
     def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
         at = (self.start + i) * 32
         return self.blob[at:at + 32]
+
+
+# -- blocks (the operator's and the watcher's child chain) ------------------------------------
+
+def open_block_number(db: sqlite3.Connection) -> int | None:
+    row = db.execute("SELECT blknum FROM blocks WHERE status = 'open'").fetchone()
+    return None if row is None else int(row["blknum"])
+
+
+def newest_block(db: sqlite3.Connection, status: str | None = None) -> int | None:
+    """The highest child block number (with `status`, when given)."""
+    if status is None:
+        row = db.execute("SELECT MAX(blknum) AS b FROM blocks WHERE kind = 'child'").fetchone()
+    else:
+        row = db.execute("SELECT MAX(blknum) AS b FROM blocks WHERE kind = 'child' AND status = ?", (status,)).fetchone()
+    return None if row["b"] is None else int(row["b"])
+
+
+def insert_open_block(db: sqlite3.Connection, blknum: int) -> None:
+    db.execute("INSERT INTO blocks (blknum, kind, status) VALUES (?, 'child', 'open')", (blknum,))
+
+
+def insert_final_block(db: sqlite3.Connection, blknum: int, kind: str, root: bytes, leaf_count: int, tree: bytes,
+                       eth_block: int) -> None:
+    """A block that arrives final: a deposit block, or a child block the watcher replays."""
+    db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
+               "VALUES (?, ?, 'final', ?, ?, ?, ?)", (blknum, kind, root, leaf_count, tree, eth_block))
+
+
+def seal_block(db: sqlite3.Connection, blknum: int, root: bytes, leaf_count: int, tree: bytes, fees: int,
+               sealed_at: float) -> None:
+    db.execute("UPDATE blocks SET status = 'sealed', root = ?, leaf_count = ?, tree = ?, fees = ?, sealed_at = ? "
+               "WHERE blknum = ?", (root, leaf_count, tree, str(fees), sealed_at, blknum))
+
+
+def mark_block_submitted(db: sqlite3.Connection, blknum: int) -> None:
+    db.execute("UPDATE blocks SET status = 'submitted' WHERE blknum = ? AND status = 'sealed'", (blknum,))
+
+
+def mark_block_final(db: sqlite3.Connection, blknum: int, eth_block: int) -> None:
+    db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (eth_block, blknum))
+
+
+def delete_block(db: sqlite3.Connection, blknum: int) -> None:
+    db.execute("DELETE FROM blocks WHERE blknum = ?", (blknum,))
+
+
+def next_txindex(db: sqlite3.Connection, blknum: int) -> int:
+    top = db.execute("SELECT MAX(txindex) AS i FROM txs WHERE blknum = ?", (blknum,)).fetchone()["i"]
+    return 0 if top is None else int(top) + 1
+
+
+def open_block_tx_count(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT COUNT(*) AS n FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'").fetchone()
+    return int(row["n"])
+
+
+def block_leaves(db: sqlite3.Connection, blknum: int) -> list[tuple[int, bytes, int]]:
+    """(txindex, leaf, fee) of every transaction of a block, by txindex."""
+    rows = db.execute("SELECT txindex, leaf, fee FROM txs WHERE blknum = ? ORDER BY txindex", (blknum,)).fetchall()
+    return [(int(r["txindex"]), bytes(r["leaf"]), int(r["fee"])) for r in rows]
+
+
+def transfers_with_leaves(db: sqlite3.Connection, leaves: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+    """leaf -> (blknum, txindex) of the stored transfers among `leaves`, one query per 500."""
+    found: dict[bytes, tuple[int, int]] = {}
+    for start in range(0, len(leaves), 500):
+        chunk = leaves[start:start + 500]
+        rows = db.execute(f"SELECT leaf, blknum, txindex FROM txs WHERE kind = 'transfer' AND leaf IN "
+                          f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        found.update({bytes(r["leaf"]): (int(r["blknum"]), int(r["txindex"])) for r in rows})
+    return found
+
+
+# -- transactions and outputs -------------------------------------------------------------------
+
+def insert_transfers(db: sqlite3.Connection, txs: Sequence[tuple[object, ...]], outputs: Sequence[tuple[object, ...]],
+                     spends: Sequence[tuple[int, int, int]]) -> None:
+    """A batch's rows: txs (id, blknum, txindex, kind, raw, leaf, fee), new outputs (pos, blknum,
+    owner, amount) and spends (spent_by, spent_slot, pos), one executemany per table."""
+    db.executemany("INSERT INTO txs (id, blknum, txindex, kind, raw, leaf, fee) VALUES (?, ?, ?, ?, ?, ?, ?)", txs)
+    db.executemany("INSERT INTO utxos (pos, blknum, owner, amount) VALUES (?, ?, ?, ?)", outputs)
+    mark_spent(db, spends)
+
+
+def mark_spent(db: sqlite3.Connection, spends: Sequence[tuple[int, int, int]]) -> None:
+    """(spent_by, spent_slot, pos) for each spent output."""
+    db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?", spends)
+
+
+def set_deposit_eth_block(db: sqlite3.Connection, pos: int, eth_block: int) -> None:
+    db.execute("UPDATE utxos SET eth_block = ? WHERE pos = ?", (eth_block, pos))
+
+
+def set_exiting(db: sqlite3.Connection, pos: int, exiting: bool) -> None:
+    db.execute("UPDATE utxos SET exiting = ? WHERE pos = ?", (int(exiting), pos))
+
+
+def remove_tx_rows(db: sqlite3.Connection, ident: int) -> None:
+    """A transaction, its outputs and confirm signatures; the outputs it spent become unspent."""
+    db.execute("UPDATE utxos SET spent_by = NULL, spent_slot = NULL WHERE spent_by = ?", (ident,))
+    db.execute("DELETE FROM utxos WHERE pos IN (?, ?)", (ident, ident + 1))
+    db.execute("DELETE FROM confirm_sigs WHERE tx_id = ?", (ident,))
+    db.execute("DELETE FROM txs WHERE id = ?", (ident,))
+
+
+# -- exits ------------------------------------------------------------------------------------
+
+def put_exit(db: sqlite3.Connection, exit_id: int, exitor: str, amount: int, eth_block: int) -> None:
+    db.execute("INSERT OR REPLACE INTO exits (exit_id, exitor, amount, status, eth_block) VALUES (?, ?, ?, 'started', ?)",
+               (exit_id, exitor, str(amount), eth_block))
+
+
+def close_exit(db: sqlite3.Connection, exit_id: int, status: str, eth_block: int) -> None:
+    db.execute("UPDATE exits SET status = ?, closed_eth_block = ? WHERE exit_id = ?", (status, eth_block, exit_id))
+
+
+def rewind_chain_events(db: sqlite3.Connection, first_removed: int) -> list[int]:
+    """Undo the exits and finality that root-chain blocks >= first_removed recorded; returns
+    the deposit blocks they held (the caller removes those and what spent them)."""
+    db.execute("UPDATE exits SET status = 'started', closed_eth_block = NULL WHERE closed_eth_block >= ?",
+               (first_removed,))
+    for row in db.execute("SELECT exit_id FROM exits WHERE eth_block >= ?", (first_removed,)).fetchall():
+        set_exiting(db, int(row["exit_id"]), False)
+    db.execute("DELETE FROM exits WHERE eth_block >= ?", (first_removed,))
+    db.execute("UPDATE blocks SET status = 'submitted', eth_block = NULL WHERE kind = 'child' AND status = 'final' "
+               "AND eth_block >= ?", (first_removed,))
+    rows = db.execute("SELECT blknum FROM blocks WHERE kind = 'deposit' AND eth_block >= ?", (first_removed,)).fetchall()
+    return [int(row["blknum"]) for row in rows]

@@ -258,6 +258,9 @@ REQUEST_TOPIC = "0x" + keccak(
 DELIVERED_TOPIC = "0x" + keccak(b"Delivered(bytes32,address,address,bool,uint256,uint256,bytes)").hex()
 RELAY_WORKERS = 32  # fetches are round trips (enclave <-> source), so concurrency, not CPU, bounds them
 RPC_BATCH = 25  # raw transactions per JSON-RPC batch
+# Requesters bid a low fee and the relay the node's suggestion (1 gwei on anvil; anvil orders its pool by the
+# maximum fee), so a delivery is mined in the next block instead of queueing behind a flood of requests.
+REQUEST_TIP = GWEI // 10
 REQUEST_GAS_LIMIT = 110_000  # tight: a block packs transactions by their gas limit, not by what they use
 
 
@@ -391,7 +394,7 @@ class Throughput:
                 request_id = keccak(bytes.fromhex(f"{chain_id:064x}{int(oracle.address, 16):064x}"
                                                   f"{int(account.address, 16):064x}{first_request + i:064x}"))
                 tx = {"to": oracle.address, "data": data, "value": fee, "gas": REQUEST_GAS_LIMIT, "nonce": nonce + i,
-                      "maxFeePerGas": 50 * GWEI, "maxPriorityFeePerGas": GWEI, "chainId": chain_id}
+                      "maxFeePerGas": REQUEST_TIP, "maxPriorityFeePerGas": REQUEST_TIP, "chainId": chain_id}
                 rows.append((request_id, bytes(account.sign_transaction(tx).raw_transaction)))
             signed.append(rows)
         lock = threading.Lock()
@@ -451,7 +454,7 @@ class Throughput:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=3200, help="requests in the end-to-end burst")
+    parser.add_argument("--requests", type=int, default=4000, help="requests in the end-to-end burst")
     parser.add_argument("--gas-limit", type=int, default=30_000_000, help="block gas limit of the end-to-end chain")
     parser.add_argument("--gas-only", action="store_true", help="skip the end-to-end run")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
@@ -484,8 +487,10 @@ def throughput_section(requests: int, gas_limit: int) -> str:
     pki = DevPki.create(workdir / "pki")
     bench = Throughput(workdir, requests, gas_limit)
     started = time.monotonic()
-    with Anvil(chain_id=31337, accounts=40, block_time=bench.block_time, gas_limit=gas_limit) as anvil, \
-            PriceSource(pki) as source:
+    # Base fee pinned at 0: full blocks would otherwise raise it 12.5% a block until the relay's
+    # delivery fee (2 x base fee + tip, set when sent) is priced out and its nonce holds every later delivery.
+    with Anvil(chain_id=31337, accounts=40, block_time=bench.block_time, gas_limit=gas_limit,
+               extra_args=["--block-base-fee-per-gas", "0"]) as anvil, PriceSource(pki) as source:
         ingest = anvil_ingest_rate(anvil)
         try:
             f = bench.run(anvil, pki, source)
@@ -496,14 +501,16 @@ def throughput_section(requests: int, gas_limit: int) -> str:
     print(json.dumps(f, indent=2))
     rate, bound = f["burst_rate"], f["bound"]
     goal = min(650.0, 0.8 * bound)
+    host_limit = min(bound, f["enclave_fetch_rate"])
     rows: list[list[object]] = [
-        ["requests answered per second (burst, blocks of the run)", f"{rate:.0f}",
+        ["requests answered per second (first request block to last delivery block)", f"{rate:.0f}",
          f">= 0.8 x bound ({0.8 * bound:.0f}) and >= 650 where the bound allows", verdict(rate, goal,
                                                                                         lower_is_better=False)],
         ["gas bound: gas per second / (request gas + batched delivery gas per response)",
          f"{bound:.0f}/s = {gas_limit:,} / {bench.block_time} s / ({f['request_gas']:,.0f} + "
          f"{f['delivery_gas_per_response']:,.0f})", "-", ""],
         ["answered / gas bound", f"{rate / bound:.2f}", ">= 0.8", verdict(rate / bound, 0.8, lower_is_better=False)],
+        ["answered / tighter of gas bound and enclave fetch rate", f"{rate / host_limit:.2f}", "-", ""],
         ["latency p50 / p95 in blocks, burst (queueing included)",
          f"{f['burst_p50_blocks']:.0f} / {f['burst_p95_blocks']:.0f}", "-", ""],
         [f"latency p50 / p95 in blocks, paced at {f['paced_rate']:.0f} req/s",
@@ -518,8 +525,8 @@ def throughput_section(requests: int, gas_limit: int) -> str:
     return (
         f"### End to end on one host ({int(f['burst_answered'])}/{int(f['burst_requested'])} requests answered"
         f" in {int(f['burst_blocks'])} blocks, {int(f['burst_delivery_txs'])} delivery transactions)\n\n"
-        f"anvil mining a block every {bench.block_time} s with a {gas_limit:,} gas limit, so many requests share a"
-        " block; the enclave as its own process, the relay as its own process"
+        f"anvil mining a block every {bench.block_time} s with a {gas_limit:,} gas limit (base fee pinned at 0,"
+        " requests bid 0.1 gwei, the relay the node's 1 gwei), so many requests share a block; the enclave as its own process, the relay as its own process"
         f" ({RELAY_WORKERS} fetch workers, batches of up to 64),"
         " an HTTPS source on 127.0.0.1 (P-256 certificate, one TLS handshake per request); 16 requesters send"
         f" pre-signed requests in JSON-RPC batches of {RPC_BATCH} from 16 threads. Request and delivery gas are"

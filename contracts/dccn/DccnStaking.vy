@@ -68,6 +68,7 @@ MASK96: constant(uint256) = 2**96 - 1
 MASK128: constant(uint256) = 2**128 - 1
 MASK160: constant(uint256) = 2**160 - 1
 MASK224: constant(uint256) = 2**224 - 1
+MAX_W0: constant(uint256) = 2**63 - 1  # w0 fits 63 bits of the clock word
 
 
 # One stretch of constant w0: rpt(t) = rpt + w0 * (t - start) while it lasts.
@@ -75,6 +76,13 @@ struct Segment:
     rpt: uint96  # sum of w0 (WAD/day) * seconds since genesis, at `start`
     start: uint32
     w0: uint64  # WAD per day per staked token
+
+
+# The hot global word: the current segment as rpt(t) = w0 * (t - GENESIS) + offset, and the pool.
+struct Clock:
+    offset: int256  # 97 bits signed
+    w0: uint256  # 63 bits
+    reward_pool: uint256  # 96 bits
 
 
 struct Totals:
@@ -178,9 +186,8 @@ EPOCH_LENGTH: public(immutable(uint256))
 GENESIS: public(immutable(uint256))
 
 # Vyper gives every value its own slot, so each struct is packed by hand into one word.
-# The current w0 segment: read by every accrual, written only by `set_weights`.
+# The current w0 segment and the reward pool, one word: every accrual reads it, a claim writes it.
 _clock: uint256
-_reward_pool: uint256
 _totals: uint256
 _positions: HashMap[address, uint256]
 _accruals: HashMap[address, uint256]
@@ -225,9 +232,10 @@ def __init__(token: IERC20, epoch_length: uint256, unbonding_period: uint256, w0
     TOKEN = token
     EPOCH_LENGTH = epoch_length
     GENESIS = block.timestamp
-    genesis: Segment = Segment(rpt=0, start=convert(block.timestamp, uint32), w0=convert(w0, uint64))
-    self._clock = self._pack_segment(genesis)
-    self._segments[0] = self._pack_segment(genesis)
+    assert w0 <= MAX_W0, "staking: w0 too large"
+    self._store_clock(Clock(offset=0, w0=w0, reward_pool=0))
+    self._segments[0] = self._pack_segment(Segment(rpt=0, start=convert(block.timestamp, uint32),
+                                                   w0=convert(w0, uint64)))
     self.w1 = w1
     self.w2 = w2
     self.w3 = w3
@@ -360,9 +368,11 @@ def fund_rewards(amount: uint256):
     @notice Adds `amount` ANKR (approved beforehand) to the reward pool.
     """
     assert amount > 0, "staking: zero amount"
-    pool: uint256 = self._reward_pool + amount
+    c: Clock = self._load_clock()
+    pool: uint256 = c.reward_pool + amount
     assert pool <= MASK96, "staking: pool too large"
-    self._reward_pool = pool
+    c.reward_pool = pool
+    self._store_clock(c)
     assert extcall TOKEN.transferFrom(msg.sender, self, amount, default_return_value=True), "staking: transfer failed"
     log RewardsFunded(funder=msg.sender, amount=amount, reward_pool=pool)
 
@@ -382,12 +392,13 @@ def claim() -> uint256:
     p, a, changed = self._accrue(p, self._load_accrual(msg.sender))
     if p.pending != pending:
         self._store_position(msg.sender, p)  # its pending stake turned active
-    pool: uint256 = self._reward_pool
-    paid: uint128 = convert(min(convert(a.earned, uint256), pool), uint128)
+    c: Clock = self._load_clock()
+    paid: uint128 = convert(min(convert(a.earned, uint256), c.reward_pool), uint128)
     assert paid > 0, "staking: nothing to claim"
     a.earned -= paid
     self._store_accrual(msg.sender, a)
-    self._reward_pool = pool - convert(paid, uint256)
+    c.reward_pool -= convert(paid, uint256)
+    self._store_clock(c)
     assert extcall TOKEN.transfer(msg.sender, convert(paid, uint256), default_return_value=True), "staking: transfer failed"
     log RewardClaimed(account=msg.sender, paid=convert(paid, uint256), still_owed=convert(a.earned, uint256))
     return convert(paid, uint256)
@@ -476,16 +487,20 @@ def set_weights(w0: uint256, w1: uint256, w2: uint256, w3: uint256):
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._check_fee_covers(w1, w2, self.reputation_reward_backing_bps)
     # A new w0 segment from now on; the old ones stay for accounts whose pending stake began in them.
-    old: Segment = self._load_clock()
-    log ParameterChanged(name="w0", old_value=convert(old.w0, uint256), new_value=w0)
+    assert w0 <= MAX_W0, "staking: w0 too large"
+    clock: Clock = self._load_clock()
+    log ParameterChanged(name="w0", old_value=clock.w0, new_value=w0)
+    rpt: uint256 = self._rpt_now(clock, block.timestamp)
     t: Totals = self._load_totals()
     t.segment += 1
     self._store_totals(t)
-    segment: uint256 = self._pack_segment(Segment(rpt=convert(self._rpt_at(old, block.timestamp), uint96),
-                                                  start=convert(block.timestamp, uint32), w0=convert(w0, uint64)))
-    self._clock = segment
-    self._segments[t.segment] = segment
+    self._segments[t.segment] = self._pack_segment(Segment(rpt=convert(rpt, uint96),
+                                                           start=convert(block.timestamp, uint32),
+                                                           w0=convert(w0, uint64)))
     self._epoch_last_segment[convert(self._epoch(block.timestamp), uint32)] = t.segment
+    clock.offset = convert(rpt, int256) - convert(w0 * (block.timestamp - GENESIS), int256)
+    clock.w0 = w0
+    self._store_clock(clock)
     log ParameterChanged(name="w1", old_value=self.w1, new_value=w1)
     self.w1 = w1
     log ParameterChanged(name="w2", old_value=self.w2, new_value=w2)
@@ -568,7 +583,7 @@ def w0() -> uint256:
     """
     @notice The stake-holding weight, WAD per staked token per day.
     """
-    return convert(self._load_clock().w0, uint256)
+    return self._load_clock().w0
 
 
 @view
@@ -657,7 +672,7 @@ def reward_pool() -> uint256:
     """
     @notice ANKR available to pay rewards.
     """
-    return self._reward_pool
+    return self._load_clock().reward_pool
 
 
 @view
@@ -741,11 +756,18 @@ def _rpt_at(c: Segment, timestamp: uint256) -> uint256:
 
 @view
 @internal
-def _rpt_at_epoch_start(p: Position, c: Segment) -> uint256:
+def _rpt_now(c: Clock, timestamp: uint256) -> uint256:
+    """The accumulator at `timestamp` within the current segment."""
+    return convert(convert(c.w0 * (timestamp - GENESIS), int256) + c.offset, uint256)
+
+
+@view
+@internal
+def _rpt_at_epoch_start(p: Position, c: Clock) -> uint256:
     """The accumulator at the start of `p.pending_epoch` (begun after `p` was staked), in O(1)."""
     start: uint256 = self._epoch_start(p.pending_epoch)
-    if convert(c.start, uint256) <= start:
-        return self._rpt_at(c, start)  # w0 unchanged since then: the usual case, no extra read
+    if p.segment == self._load_totals().segment:
+        return self._rpt_now(c, start)  # w0 unchanged since the stake: the usual case
     # w0 changed since: the segment covering the start is the last one begun in the epoch before it,
     # or, if none was, the one the stake was made in (stake is made in the epoch before).
     index: uint32 = max(p.segment, self._epoch_last_segment[p.pending_epoch - 1])
@@ -760,8 +782,8 @@ def _accrue(p: Position, a: Accrual) -> (Position, Accrual, bool):
     rolled: bool = p.pending > 0 and self._epoch(block.timestamp) >= convert(p.pending_epoch, uint256)
     if p.active == 0 and not rolled:
         return p, a, False
-    c: Segment = self._load_clock()
-    rpt: uint256 = self._rpt_at(c, block.timestamp)
+    c: Clock = self._load_clock()
+    rpt: uint256 = self._rpt_now(c, block.timestamp)
     scaled: uint256 = 0
     if rolled:
         scaled = convert(p.pending, uint256) * (rpt - self._rpt_at_epoch_start(p, c))
@@ -871,8 +893,19 @@ def _unpack_segment(w: uint256) -> Segment:
 
 @view
 @internal
-def _load_clock() -> Segment:
-    return self._unpack_segment(self._clock)
+def _load_clock() -> Clock:
+    w: uint256 = self._clock
+    offset: int256 = convert(w >> 159, int256)
+    if offset >= 2**96:
+        offset -= 2**97  # two's complement in 97 bits
+    return Clock(offset=offset, w0=(w >> 96) & MAX_W0, reward_pool=w & MASK96)
+
+
+@internal
+def _store_clock(c: Clock):
+    assert c.offset >= -(2**96) and c.offset < 2**96, "staking: accumulator overflow"
+    offset: uint256 = convert(c.offset, uint256) if c.offset >= 0 else convert(c.offset + 2**97, uint256)
+    self._clock = c.reward_pool | c.w0 << 96 | offset << 159
 
 
 @view

@@ -83,6 +83,8 @@ class DestinationRelay:
     def __init__(self, destination: Side, db_path: Path, account: LocalAccount, validator_urls: list[str],
                  *, http_timeout: float = 5.0) -> None:
         self.side = destination
+        self.db_path = db_path
+        self.account = account
         self.db = open_db(db_path, SCHEMA)
         self.sender = TxSender(destination.w3, self.db, account)
         self.validator_urls = validator_urls
@@ -90,13 +92,23 @@ class DestinationRelay:
         self.last_fetch_errors: dict[str, str] = {}
         self._membership: dict[str, bool] = {}  # isValidator answers of this tick
 
-    def tick(self) -> None:
+    def tick(self, *, send: bool = True) -> None:
+        """One pass: collect signatures, enqueue releases, send (unless another loop does, see
+        `own_sender`), settle what was mined."""
         self._membership.clear()
         for url in self.validator_urls:
             self._fetch(url)
         self._submit_ready()
-        self.sender.process()
+        if send:
+            self.sender.process()
         self._reconcile()
+
+    def own_sender(self) -> TxSender:
+        """A sender on its own connection to this relay's database, for a sending loop in another
+        thread: collecting (tick(send=False)) and sending then overlap their waits on the nodes.
+        Releases are enqueued in the relay's transactions and sent once committed (WAL), so one
+        commit still records both; only that loop may call its process()."""
+        return TxSender(self.side.w3, open_db(self.db_path), self.account)
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) AS n FROM relay_transfers GROUP BY status").fetchall()

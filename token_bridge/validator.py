@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 import sqlite3
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -131,16 +132,19 @@ def transfer_from_log(source: Side, event: ChainEvent, proven: VerifiedLog) -> T
 # -- signature exchange ------------------------------------------------------------------
 
 
-def read_signatures(db_path: Path, destination_chain_id: int, after: int, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
-    # Its own connection: the HTTP thread sees committed rows only (WAL).
-    conn = open_db(db_path)
+def read_signatures(db: Path | sqlite3.Connection, destination_chain_id: int, after: int,
+                    limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
+    """Signatures for `destination_chain_id` after `after`, oldest first; `db` a path or an open connection."""
+    # A path gets its own connection: the caller's thread sees committed rows only (WAL).
+    conn = open_db(db) if isinstance(db, Path) else db
     try:
         rows = conn.execute(
             "SELECT * FROM signatures WHERE destination_chain_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (destination_chain_id, after, limit),
         ).fetchall()
     finally:
-        conn.close()
+        if conn is not db:
+            conn.close()
     return [{"seq": row["seq"], "destination_bridge": row["destination_bridge"], "transfer": json.loads(row["transfer"]),
              "v": row["v"], "r": row["r"], "s": row["s"]} for row in rows]
 
@@ -150,7 +154,11 @@ class SignatureServer(JsonServer):
 
     def __init__(self, validator: Validator, host: str = "127.0.0.1", port: int = 0, *,
                  sock: socket.socket | None = None) -> None:
-        db_path, address = validator.db_path, validator.account.address
+        address = validator.account.address
+        # One reading connection for the server's life, not one per request: opening the file anew
+        # for every request is slow, and closing a descriptor of a file drops the POSIX locks the
+        # validator's own connection holds on it (SQLite then fails with "disk I/O error").
+        reader, reading = open_db(validator.db_path), threading.Lock()
 
         def app(method: str, path: str, query_string: str, _body: bytes) -> tuple[int, Any]:
             if method != "GET" or path != "/signatures":
@@ -159,6 +167,13 @@ class SignatureServer(JsonServer):
             # Range-checked here: SQLite takes no integer beyond 64 bits (it would be a 500).
             destination = int_param(query, "destination", low=1, high=SQLITE_MAX_INT)
             after = int_param(query, "after", low=0, high=SQLITE_MAX_INT, default=0)
-            return 200, {"validator": address, "signatures": read_signatures(db_path, destination, after)}
+            with reading:
+                signatures = read_signatures(reader, destination, after)
+            return 200, {"validator": address, "signatures": signatures}
 
         super().__init__(app, host, port, sock=sock)
+        self._reader = reader
+
+    def stop(self) -> None:
+        super().stop()
+        self._reader.close()

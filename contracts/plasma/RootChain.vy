@@ -300,7 +300,7 @@ def startExit(
         amount = record >> 160
         created = self._deposit_time(blknum)
     else:
-        fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof)
+        fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof, _FIELDS)
         owner = plasma_tx._owner(fields, oindex)
         amount = fields[9 + 2 * oindex]
         self._check_inputs(exit_id - oindex, txBytes, fields, keccak256(concat(keccak256(txBytes), self._roots[blknum])), confirmSig)
@@ -353,7 +353,9 @@ def challengeExit(
     """
     assert self._exit_states[exitId] > _FINALIZED, "plasma: no such pending exit"
     assert oindex < 2, "plasma: oindex out of range"
-    fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof)
+    # Only the spending input's three fields are read: the transaction is bound by its inclusion
+    # proof and the exitor's confirm signature over its bytes.
+    fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof, 4 * oindex + 3)
     assert fields[4 * oindex] == exitId // _BLKNUM_FACTOR \
         and fields[4 * oindex + 1] == (exitId % _BLKNUM_FACTOR) // _TXINDEX_FACTOR \
         and fields[4 * oindex + 2] == exitId % _TXINDEX_FACTOR, \
@@ -403,7 +405,7 @@ def finalizeExits(maxExits: uint256) -> uint256:
             break
         if msg.gas < reserve:
             break
-        exit_id: uint256 = self._exit_id(priority_queue._top())
+        exit_id: uint256 = self._exit_id(priority_queue._read(0))
         exit_state: uint256 = self._exit_states[exit_id]
         if exit_state > block.timestamp:
             break
@@ -495,7 +497,7 @@ def proveInvalidBlock(
     state: uint256 = self._state
     assert state & _FROZEN_BIT == 0, "plasma: chain frozen"
     assert len(evidenceTxs) == len(evidenceProofs), "plasma: one proof per evidence transaction"
-    fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof)
+    fields: uint256[_FIELDS] = self._included(blknum, txindex, txBytes, proof, _FIELDS)
     if kind == FRAUD_NONEXISTENT_INPUT or kind == FRAUD_DOUBLE_SPEND:
         # One check site for both kinds and both cases: each reason string costs bytecode.
         assert slot < 2 and fields[4 * slot] != 0, "plasma: no used input at slot"
@@ -537,7 +539,7 @@ def _input_missing(
         "plasma: evidence not in block"
     if len(txs[0]) == 0:
         return True
-    return plasma_tx._owner(plasma_rlp._decode(txs[0]), in_oindex) == empty(address)
+    return plasma_tx._owner(plasma_rlp._decode_first(txs[0], _FIELDS), in_oindex) == empty(address)
 
 
 @internal
@@ -563,7 +565,7 @@ def _spent_before(
         assert other_blknum < blknum or (other_blknum == blknum and other_txindex < txindex), \
             "plasma: evidence must be the earlier spend"
         assert len(txs) == 1, "plasma: evidence must be one earlier spend"
-        other = self._included(other_blknum, other_txindex, txs[0], proofs[0])
+        other = self._included(other_blknum, other_txindex, txs[0], proofs[0], _FIELDS)
     return other[4 * other_slot] == fields[4 * slot] \
         and other[4 * other_slot + 1] == fields[4 * slot + 1] \
         and other[4 * other_slot + 2] == fields[4 * slot + 2]
@@ -588,7 +590,7 @@ def _overspends(
             if in_txindex == 0 and in_oindex == 0:
                 input_value = self._deposits[in_blknum] >> 160
         elif self._roots[in_blknum] != empty(bytes32) and in_oindex < 2:
-            input_value = self._included(in_blknum, in_txindex, txs[used], proofs[used])[9 + 2 * in_oindex]
+            input_value = self._included(in_blknum, in_txindex, txs[used], proofs[used], _FIELDS)[9 + 2 * in_oindex]
         total_in = self._saturating_add(total_in, input_value)
         used += 1
     if used == 0:
@@ -604,12 +606,15 @@ def _overspends(
 
 @internal
 @view
-def _included(blknum: uint256, txindex: uint256, tx_bytes: Bytes[_MAX_TX], proof: Bytes[_PROOF]) -> uint256[_FIELDS]:
-    # Decoded fields of a transaction proven to sit at `txindex` of submitted operator block `blknum`.
+def _included(
+    blknum: uint256, txindex: uint256, tx_bytes: Bytes[_MAX_TX], proof: Bytes[_PROOF], count: uint256
+) -> uint256[_FIELDS]:
+    # The first `count` decoded fields of a transaction proven to sit at `txindex` of submitted
+    # operator block `blknum`.
     root: bytes32 = self._roots[blknum]
     assert root != empty(bytes32), "plasma: unknown block"
     assert plasma_merkle._root_from_proof(keccak256(tx_bytes), txindex, proof) == root, "plasma: transaction not in block"
-    return plasma_rlp._decode(tx_bytes)
+    return plasma_rlp._decode_first(tx_bytes, count)
 
 
 @internal

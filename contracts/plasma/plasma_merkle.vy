@@ -48,13 +48,14 @@ def _root_from_proof(leaf: bytes32, index: uint256, proof: Bytes[PROOF_LENGTH]) 
     """
     assert len(proof) == PROOF_LENGTH, "plasma: proof must be 16 x 32 bytes"
     assert index < MAX_LEAVES, "plasma: txindex out of range"
+    # One copy into a static array (the length is exact): indexing it is cheaper than extract32.
+    siblings: bytes32[TREE_DEPTH] = abi_decode(proof, bytes32[TREE_DEPTH])
     node: bytes32 = leaf
     for d: uint256 in range(TREE_DEPTH):
-        sibling: bytes32 = extract32(proof, d * 32)
         if (index >> d) & 1 == 1:
-            node = keccak256(concat(sibling, node))
+            node = keccak256(concat(siblings[d], node))
         else:
-            node = keccak256(concat(node, sibling))
+            node = keccak256(concat(node, siblings[d]))
     return node
 
 

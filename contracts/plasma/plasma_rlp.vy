@@ -33,6 +33,20 @@ def _decode(tx_bytes: Bytes[MAX_TX_BYTES]) -> uint256[FIELDS]:
     @return Integers as values, owners as the uint256 of the address, and each
             signature as its byte offset in `tx_bytes`.
     """
+    return self._decode_first(tx_bytes, FIELDS)
+
+
+@internal
+@pure
+def _decode_first(tx_bytes: Bytes[MAX_TX_BYTES], count: uint256) -> uint256[FIELDS]:
+    """
+    @dev Checks the list header and parses only the first `count` fields (the rest are
+         zero): a caller that needs one input of a transaction bound by other proofs (an
+         inclusion proof and a confirm signature) skips the cost of the others.
+    @param tx_bytes The transaction's RLP.
+    @param count How many fields to parse (FIELDS for all, which also checks the list ends).
+    @return The fields as `_decode` returns them, zero past `count`.
+    """
     n: uint256 = len(tx_bytes)
     buf: Bytes[MAX_TX_BYTES + _WORD] = concat(tx_bytes, empty(bytes32))
     head: uint256 = extract32(buf, 0, output_type=uint256)
@@ -51,6 +65,8 @@ def _decode(tx_bytes: Bytes[MAX_TX_BYTES]) -> uint256[FIELDS]:
 
     fields: uint256[FIELDS] = empty(uint256[FIELDS])
     for i: uint256 in range(FIELDS):
+        if i == count:
+            break
         # pos <= n here (< n after the first field), and buf's zero padding keeps this read in bounds.
         word: uint256 = extract32(buf, pos, output_type=uint256)
         prefix = word >> 248

@@ -7,11 +7,19 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from dccn_common.contracts import transact
 from token_bridge.jsonhttp import JsonServer
-from token_bridge.transfer import Destination, Transfer, sign_transfer
+from token_bridge.transfer import (
+    Destination,
+    Signature,
+    Transfer,
+    recover_signer,
+    sign_transfer,
+    sorted_for_contract,
+)
 from token_bridge.validator import read_signatures
 
-from .conftest import ANKR_WEI, BridgeHarness
+from .conftest import ANKR_WEI, CONFIRMATIONS, BridgeHarness
 
 
 @pytest.mark.anvil
@@ -112,3 +120,33 @@ def _forged_entry(h: BridgeHarness, outsider: Any) -> dict[str, Any] | None:
     transfer = Transfer.from_json(entries[0]["transfer"])
     signature = sign_transfer(outsider, transfer, Destination(h.ankr.chain_id, h.bridge.home.address))
     return {"seq": 3, "transfer": entries[0]["transfer"], "v": signature.v, "r": hex(signature.r), "s": hex(signature.s)}
+
+
+@pytest.mark.anvil
+def test_relayer__transfer_executed_by_someone_else__marked_done_nothing_sent(make_bridge: Any, roles: Any) -> None:
+    h: BridgeHarness = make_bridge(4, 3)
+    network = h.network()
+    before = h.ankr_w3.eth.get_balance(roles.dave.address)
+    h.lock(roles.alice, roles.dave.address, 12 * ANKR_WEI)
+    h.eth.mine(CONFIRMATIONS["ethereum"] + 1)
+    for validator in network.validators:
+        validator.poll()
+    # Another relayer (here: carol by hand) executes with the validators' signatures first.
+    destination = Destination(h.ankr.chain_id, h.bridge.home.address)
+    signatures = {}
+    for validator in network.validators:
+        entry = read_signatures(validator.db_path, h.ankr.chain_id, 0)[0]
+        signatures[validator.account.address] = Signature(entry["v"], int(entry["r"], 16), int(entry["s"], 16))
+    transfer = Transfer.from_json(entry["transfer"])
+    transact(h.ankr_w3, h.bridge.home.functions.executeSignatures(
+        transfer.as_tuple(), sorted_for_contract(signatures, 3)), sender=roles.carol.address)
+    assert recover_signer(transfer, destination, signatures[network.validators[0].account.address]) \
+        == network.validators[0].account.address
+
+    for _ in range(3):
+        h.mine_both()
+        network.pump()
+    relay = network.relays["ankr"]
+    assert relay.counts() == {"done": 1}
+    assert relay.db.execute("SELECT COUNT(*) AS n FROM outbox").fetchone()["n"] == 0  # its estimate reverted: not sent
+    assert h.ankr_w3.eth.get_balance(roles.dave.address) - before == 12 * ANKR_WEI  # paid once

@@ -289,6 +289,37 @@ def test_cancel__after_expiry__refunds_whole_fee(w3, chain, live_oracle, make_re
     assert before - w3.eth.get_balance(live_oracle.address) == request.fee
 
 
+def test_credit_above_64_bits__spills_over_and_is_withdrawn_whole(w3, chain, live_oracle, make_request, roles):
+    # An account word holds 64 bits of credit (18.4 ETH); two cancelled 10 ETH fees exceed it.
+    price = 10 * 10**18 // (DELIVERY_OVERHEAD + CALLBACK_GAS)
+    requests = [make_request(max_gas_price=price) for _ in range(2)]
+    chain.warp(REQUEST_TTL + 1)
+    for request in requests:
+        transact(w3, live_oracle.functions.cancel(request.request_id), sender=roles.alice.address)
+    owed = sum(r.fee for r in requests)
+    assert owed > 2**64 and live_oracle.functions.credits(roles.alice.address).call() == owed
+    assert live_oracle.functions.nonces(roles.alice.address).call() == 2  # the spill left the nonce alone
+    before = w3.eth.get_balance(roles.carol.address)
+    transact(w3, live_oracle.functions.withdraw(roles.carol.address), sender=roles.alice.address)
+    assert w3.eth.get_balance(roles.carol.address) - before == owed
+    assert live_oracle.functions.credits(roles.alice.address).call() == 0
+
+
+def test_request__second_different_callback__each_request_keeps_its_own(live_oracle, make_request, deliver,
+                                                                       deploy_callback, roles):
+    first, second = deploy_callback("recorder"), deploy_callback("recorder")
+    # The recorder writes three new slots: 150,000 gas lets it finish.
+    to_first = make_request(callback=first.address, gas_limit=150_000)  # alice's default callback (her account word)
+    to_second = make_request(callback=second.address, gas_limit=150_000)  # a word of its own
+    again_first = make_request(callback=first.address, gas_limit=150_000)
+    records = [live_oracle.functions.requests(r.request_id).call() for r in (to_first, to_second, again_first)]
+    assert [r[1] for r in records] == [first.address, second.address, first.address]
+    deliver(to_second, gas=2_000_000)
+    assert second.functions.last_data().call() == PRICE_DATA and first.functions.last_data().call() == b""
+    deliver(to_first, gas=2_000_000)
+    assert first.functions.last_data().call() == PRICE_DATA
+
+
 def test_cancel__by_stranger__reverts(chain, live_oracle, make_request, roles):
     request = make_request()
     chain.warp(REQUEST_TTL + 1)

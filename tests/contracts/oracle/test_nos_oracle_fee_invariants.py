@@ -47,6 +47,7 @@ class FeeAccounting(RuleBasedStateMachine):
 
     oracle: ClassVar[Any]
     reverter: ClassVar[str]
+    recorder: ClassVar[str]
 
     @classmethod
     def deploy_once(cls, anvil: Anvil, roles: Any) -> None:
@@ -55,10 +56,13 @@ class FeeAccounting(RuleBasedStateMachine):
         cls.oracle = deploy(w3, "NosOracle", REQUEST_TTL, DELIVERY_OVERHEAD, sender=roles.deployer.address)
         transact(w3, cls.oracle.functions.registerEnclave(Account.from_key(ENCLAVE_KEY).address, MEASUREMENT),
                  sender=roles.deployer.address)
-        out = compiled_callback("reverter")
-        receipt = transact(w3, w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"]).constructor(),
-                           sender=roles.deployer.address)
-        cls.reverter = receipt["contractAddress"]
+        deployed = []
+        for kind in ("reverter", "recorder"):
+            out = compiled_callback(kind)
+            receipt = transact(w3, w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"]).constructor(),
+                               sender=roles.deployer.address)
+            deployed.append(receipt["contractAddress"])
+        cls.reverter, cls.recorder = deployed
 
     @initialize()
     def start_from_fresh_oracle(self) -> None:
@@ -68,6 +72,7 @@ class FeeAccounting(RuleBasedStateMachine):
         self.requesters = [roles.alice.address, roles.bob.address, roles.carol.address]
         self.operators = [roles.operator.address, roles.relayer.address]
         self.pending: dict[bytes, tuple[str, int, bytes, int]] = {}
+        self.callbacks: dict[bytes, str] = {}
         self.settled: dict[bytes, bytes] = {}  # request id -> params hash, once delivered or cancelled
         self.credits: dict[str, int] = dict.fromkeys(self.requesters + self.operators, 0)
         self.chain_id = self.w3.eth.chain_id
@@ -102,14 +107,29 @@ class FeeAccounting(RuleBasedStateMachine):
             self.credits[requester] += args["refund"]
             self.credits[args["submitter"]] += args["payment"]
 
-    @rule(who=st.integers(0, 2), limit=st.integers(0, 150_000), price_gwei=st.integers(1, 40), failing=st.booleans())
-    def request(self, who: int, limit: int, price_gwei: int, failing: bool) -> None:
+    # Callbacks: none, one that reverts, one that stores (may run out of gas), the requester itself (no code):
+    # a requester's first separate callback lives in its account word, any other in a word of its own.
+    @rule(who=st.integers(0, 2), limit=st.integers(0, 150_000), price_gwei=st.integers(1, 40),
+          callback_kind=st.sampled_from(["none", "reverter", "recorder", "requester"]))
+    def request(self, who: int, limit: int, price_gwei: int, callback_kind: str) -> None:
         requester = self.requesters[who]
         fee = (DELIVERY_OVERHEAD + limit) * price_gwei * GWEI
-        callback = self.reverter if failing else "0x" + "00" * 20
+        callback = {"none": "0x" + "00" * 20, "reverter": self.reverter, "recorder": self.recorder,
+                    "requester": requester}[callback_kind]
         receipt = self._send(self.oracle.functions.request(PARAMS, callback, limit), requester, value=fee)
         event = self.oracle.events.Request().process_receipt(receipt)[0]["args"]
-        self.pending[bytes(event["requestId"])] = (requester, fee, bytes(event["paramsHash"]), event["expiresAt"])
+        request_id = bytes(event["requestId"])
+        self.pending[request_id] = (requester, fee, bytes(event["paramsHash"]), event["expiresAt"])
+        self.callbacks[request_id] = callback
+
+    @invariant()
+    def every_pending_request_keeps_the_callback_it_named(self) -> None:
+        if not hasattr(self, "snapshot"):
+            return
+        for request_id in list(self.pending)[-4:]:  # the newest few (insertion order): one read each
+            record = self.oracle.functions.requests(request_id).call()
+            assert (record[0], record[1].lower(), record[5]) == (
+                self.pending[request_id][0], self.callbacks[request_id].lower(), 1)
 
     @precondition(lambda self: self.pending)
     @rule(data=st.data(), operator=st.integers(0, 1), tip_gwei=st.integers(1, 80))

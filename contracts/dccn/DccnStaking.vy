@@ -261,7 +261,7 @@ def stake(amount: uint256):
     if p.pending > 0 and now_epoch >= convert(p.pending_epoch, uint256):
         a: Accrual = empty(Accrual)
         changed: bool = False
-        p, a, changed = self._accrue(p, self._load_accrual(msg.sender))
+        p, a, changed = self._accrue(p, self._load_accrual(msg.sender), self._load_clock())
         self._store_accrual(msg.sender, a)
     epoch: uint32 = convert(now_epoch + 1, uint32)
     t: Totals = self._totals_now()
@@ -389,10 +389,10 @@ def claim() -> uint256:
     pending: uint96 = p.pending
     a: Accrual = empty(Accrual)
     changed: bool = False
-    p, a, changed = self._accrue(p, self._load_accrual(msg.sender))
+    c: Clock = self._load_clock()
+    p, a, changed = self._accrue(p, self._load_accrual(msg.sender), c)
     if p.pending != pending:
         self._store_position(msg.sender, p)  # its pending stake turned active
-    c: Clock = self._load_clock()
     paid: uint128 = convert(min(convert(a.earned, uint256), c.reward_pool), uint128)
     assert paid > 0, "staking: nothing to claim"
     a.earned -= paid
@@ -729,7 +729,7 @@ def earned(account: address) -> uint256:
     p: Position = empty(Position)
     a: Accrual = empty(Accrual)
     changed: bool = False
-    p, a, changed = self._accrue(self._load_position(account), self._load_accrual(account))
+    p, a, changed = self._accrue(self._load_position(account), self._load_accrual(account), self._load_clock())
     return convert(a.earned, uint256)
 
 
@@ -776,13 +776,12 @@ def _rpt_at_epoch_start(p: Position, c: Clock) -> uint256:
 
 @view
 @internal
-def _accrue(p: Position, a: Accrual) -> (Position, Accrual, bool):
+def _accrue(p: Position, a: Accrual, c: Clock) -> (Position, Accrual, bool):
     """Accrues the stake-holding reward of position `p` into `a` and activates its pending stake if
     due (nothing stored: the caller stores what changed); true if `a` changed."""
     rolled: bool = p.pending > 0 and self._epoch(block.timestamp) >= convert(p.pending_epoch, uint256)
     if p.active == 0 and not rolled:
         return p, a, False
-    c: Clock = self._load_clock()
     rpt: uint256 = self._rpt_now(c, block.timestamp)
     scaled: uint256 = 0
     if rolled:
@@ -805,7 +804,7 @@ def _settle(account: address) -> Position:
     p: Position = self._load_position(account)
     a: Accrual = empty(Accrual)
     changed: bool = False
-    p, a, changed = self._accrue(p, self._load_accrual(account))
+    p, a, changed = self._accrue(p, self._load_accrual(account), self._load_clock())
     if changed:
         self._store_accrual(account, a)
         self._store_position(account, p)

@@ -51,11 +51,13 @@ def _root_from_proof(leaf: bytes32, index: uint256, proof: Bytes[PROOF_LENGTH]) 
     # One copy into a static array (the length is exact): indexing it is cheaper than extract32.
     siblings: bytes32[TREE_DEPTH] = abi_decode(proof, bytes32[TREE_DEPTH])
     node: bytes32 = leaf
-    for d: uint256 in range(TREE_DEPTH):
-        if (index >> d) & 1 == 1:
-            node = keccak256(concat(siblings[d], node))
+    bits: uint256 = index
+    for sibling: bytes32 in siblings:
+        if bits & 1 == 0:
+            node = keccak256(concat(node, sibling))
         else:
-            node = keccak256(concat(node, siblings[d]))
+            node = keccak256(concat(sibling, node))
+        bits >>= 1
     return node
 
 

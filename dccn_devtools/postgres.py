@@ -9,7 +9,8 @@ it and deletes the folder. The binaries come from, in order: $DCCN_PG_BIN, the p
 PostgreSQL refuses to run as root; as root the server runs as an unprivileged user
 ($DCCN_PG_USER, default `nobody`) that owns the temporary folder.
 
-Usage by hand: `python -m dccn_devtools.postgres` prints a DSN and serves until Ctrl-C.
+Usage by hand: `python -m dccn_devtools.postgres` prints a DSN and serves until Ctrl-C;
+`--check` prints the binaries folder it would use (exit 1 if none runs here).
 """
 
 from __future__ import annotations
@@ -158,7 +159,23 @@ class PostgresServer:
             raise PostgresUnavailable(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
 
 
-def main() -> None:
+def check() -> Path:
+    """The binaries folder, after checking its server runs on this machine (`--check`)."""
+    folder = find_bin_dir()
+    done = subprocess.run([str(folder / "postgres"), "--version"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise PostgresUnavailable(f"{folder / 'postgres'} does not run here: {done.stderr.strip()}")
+    return folder
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--check"]:
+        try:
+            print(check())
+        except PostgresUnavailable as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        return 0
     with PostgresServer() as server:
         print(server.create_database("dccn"), flush=True)
         try:
@@ -166,6 +183,7 @@ def main() -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+    return 0
 
 
 if __name__ == "__main__":

@@ -154,6 +154,8 @@ def test_pool__recovers_the_signers_of_every_used_input(ledger: Any, roles: Any,
 def test_thread_pool__closed__batch_recovered_in_process_with_the_same_result(
     ledger: Any, tmp_path: Path, roles: Any, pay: Any
 ) -> None:
+    if not wire.NATIVE:
+        pytest.skip("a ThreadSignerPool needs the compiled path (plasma_fast)")
     closed = ThreadSignerPool(1)
     closed.close()
     ledger = _ledger_like(ledger, tmp_path / "closed.db", closed)
@@ -161,3 +163,8 @@ def test_thread_pool__closed__batch_recovered_in_process_with_the_same_result(
     accepted = ledger.chain.submit(ledger.db, [pay([c], roles.alice, roles.bob.address, 100) for c in coins])
     assert [a.txindex for a in accepted] == [0, 1, 2]
     assert closed.broken
+
+
+def test_thread_pool__without_the_compiled_path__refused() -> None:
+    with wire.reference_only(), pytest.raises(RuntimeError, match="compiled path"):
+        ThreadSignerPool(1)

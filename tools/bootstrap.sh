@@ -43,6 +43,24 @@ build_plasma_fast() {
 build_plasma_fast
 # --- end plasma_fast --------------------------------------------------------------------
 
+# --- postgresql: the server the PostgreSQL store tests run (dccn_devtools.postgres) --------
+# psycopg and the pgserver wheel (a PostgreSQL 16 server) come pinned from requirements.lock.
+# Where that wheel's server cannot run, Debian's postgresql package is installed instead.
+# Services never need a local server: they connect to whatever `store: postgresql://...` names.
+ensure_postgres() {
+  .venv/bin/python -m dccn_devtools.postgres --check >/dev/null 2>&1 && return 0
+  echo "==> postgresql (Debian package: the pgserver wheel's server is missing or does not run here)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  fi
+  .venv/bin/python -m dccn_devtools.postgres --check >/dev/null \
+    || echo "warning: no PostgreSQL server; the PostgreSQL store tests cannot run" >&2
+}
+ensure_postgres
+# --- end postgresql -------------------------------------------------------------------
+
 # ape-vyper 0.8.12 leaves a forward reference in its config model unresolved, so pydantic-settings
 # warns on every ape command; nothing a user can act on. One narrow filter for this one message,
 # loaded by every Python of the venv (a .pth line runs at interpreter start).

@@ -159,6 +159,7 @@ def measure_gas() -> tuple[list[GasRow], dict[str, Breakdown]]:
         claim_activating = gas(staking.functions.claim(), provider, "claim, activating a top-up")
         node.warp(DAY)
         claim = gas(staking.functions.claim(), provider, "claim")
+        stake_plain = gas(staking.functions.stake(1_000 * WAD), provider, "stake, top-up, nothing pending")
         # What outside clients hit: a fresh account approving exactly its stake, as the first
         # transaction of an epoch; then its first claim (first write of its reward word).
         gas(staking.functions.stake(WAD), other)  # pending stake for the next epoch
@@ -188,6 +189,8 @@ def measure_gas() -> tuple[list[GasRow], dict[str, Breakdown]]:
                "Playpen 72,159", STAKE_GOAL, "what outside clients measure; allowance cleared (refund)"),
         GasRow("stake (top-up of an active staker)", stake_topup, "Playpen 72,159", STAKE_GOAL,
                "accrues w0, activates the previous top-up"),
+        GasRow("stake (top-up of an active staker with nothing pending)", stake_plain, "Playpen 72,159", STAKE_GOAL,
+               "leaves the accrual and the clock alone"),
         GasRow("stake (top-up that activates the account's first stake)", stake_activating, "Playpen 72,159",
                STAKE_GOAL, "once per account: first write of its reward word"),
         GasRow("claim (stake-holding reward)", claim, "Playpen getReward 51,356", CLAIM_GOAL,

@@ -11,6 +11,10 @@ Integers are canonical RLP big-endian integers (at most 32 bytes), every `sig` i
 prefix), low s, v in {27, 28}; the root chain checks them the same way.
 
 Input slots are numbered 0 and 1 (slot 0 is `sig1`), the same numbering `challengeExit` uses.
+
+`parse`/`decode` and `recover` are the only decoder and signer recovery of the project. Each
+runs the compiled path (native/plasma_fast) when it is built, and otherwise, or whenever the
+compiled path declines, the pure-Python reference (`parse_reference`, `recover_reference`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
  *                          accepts it or names the problem): this never accepts what
  *                          plasma_operator.wire refuses, and returns the same values.
  * recover(hash, sig)    -> 20-byte signer, or None where wire's checks or the curve refuse.
+ * keccak(data)          -> keccak-256 (the hash both of the above use; tested against pysha3).
  * recover_many(hashes, sigs) -> list of 20-byte signers / None, computed without the GIL.
  * Recovery(threads)     -> a batch recovered by its own C threads, which never take the GIL:
  *                          `add` queues signatures, `signer(i)` waits for the i-th one, so the
@@ -398,19 +399,6 @@ static PyTypeObject RecoveryType = {
 
 /* ---- transaction decoding ----------------------------------------------------------- */
 
-static PyObject *checksum_address(const unsigned char *raw) {
-    static const char hex[] = "0123456789abcdef";
-    char text[42] = {'0', 'x'};
-    unsigned char digest[32];
-    for (int i = 0; i < 20; i++) text[2 + 2 * i] = hex[raw[i] >> 4], text[3 + 2 * i] = hex[raw[i] & 15];
-    keccak256((unsigned char *)text + 2, 40, digest);
-    for (int i = 0; i < 40; i++) {
-        int nibble = (digest[i / 2] >> (i % 2 ? 0 : 4)) & 15;
-        if (nibble >= 8 && text[2 + i] >= 'a') text[2 + i] -= 32;  /* EIP-55 */
-    }
-    return PyUnicode_FromStringAndSize(text, 42);
-}
-
 static const int IS_SIG[13] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0};
 static const int IS_ADDRESS[13] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0};
 
@@ -512,21 +500,12 @@ static PyObject *py_keccak(PyObject *self, PyObject *arg) {
     return PyBytes_FromStringAndSize((const char *)out, 32);
 }
 
-static PyObject *py_checksum(PyObject *self, PyObject *arg) {
-    if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) != 20) {
-        PyErr_SetString(PyExc_ValueError, "an address is 20 bytes");
-        return NULL;
-    }
-    return checksum_address((const unsigned char *)PyBytes_AS_STRING(arg));
-}
-
 static PyMethodDef methods[] = {
     {"bind", py_bind, METH_VARARGS, "bind(ctx, parse_compact, recover, serialize, uncompressed_flag): libsecp256k1's addresses"},
     {"parse", py_parse, METH_O, "parse(raw) -> 13 fields + (signing_hash, leaf), or None"},
     {"recover", py_recover, METH_VARARGS, "recover(hash, sig) -> 20-byte signer or None"},
     {"recover_many", py_recover_many, METH_VARARGS, "recover_many(hashes, sigs) -> [20-byte signer or None], without the GIL"},
     {"keccak", py_keccak, METH_O, "keccak-256 of a bytes-like object"},
-    {"checksum", py_checksum, METH_O, "EIP-55 text of a 20-byte address"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "plasma_fast", .m_size = -1, .m_methods = methods};

@@ -135,6 +135,12 @@ def test_recover__edge_signatures__refused_by_both(key: int, digest: bytes, how:
     assert wire.recover_many(digest, bytes(signature)) == [None]
 
 
+@given(st.binary(max_size=700))
+def test_compiled_keccak__equals_pysha3(data: bytes) -> None:
+    plasma_fast = pytest.importorskip("plasma_fast")
+    assert plasma_fast.keccak(data) == wire.keccak(data)
+
+
 @given(st.binary(min_size=20, max_size=20))
 def test_checksum__is_eip55(raw: bytes) -> None:
     assert wire.checksum(raw) == wire.to_checksum_address(raw)

@@ -161,6 +161,56 @@ def test_finalize__bounded_by_max_exits_and_keeps_progress(world: PlasmaWorld) -
     assert world.root_chain.depositPool() == 0
 
 
+def _spent_deposits(world: PlasmaWorld, count: int) -> tuple[list[Output], Block]:
+    """Alice makes `count` deposits and sends each to Bob in one block; returns (deposits, block)."""
+    alice, bob = world.users["alice"], world.users["bob"]
+    deposits = [world.deposit(alice, 10 + i) for i in range(count)]
+    block = world.submit([world.transfer([d], [(bob.address, d.amount)]) for d in deposits])
+    return deposits, block
+
+
+def test_challenge__is_lazy__the_dead_key_stays_until_finalize_drops_it(world: PlasmaWorld) -> None:
+    challenger = world.users["challenger"].address
+    (first, second), block = _spent_deposits(world, 2)
+    honest = world.deposit(world.users["carol"], 7)
+    for out in (first, second, honest):
+        world.start_exit(out)
+    world.challenge(first, block, 0, 0, challenger)
+    world.challenge(second, block, 1, 0, challenger)
+    # Both challenged exits' keys still sit at the top of the heap; no view shows them.
+    assert world.root_chain.exitQueueSize() == 1
+    assert world.root_chain.getNextExit()[0] == honest.position
+    world.warp(3 * EXIT_PERIOD)
+    # Dropping the two dead keys does not use up maxExits = 1.
+    assert world.root_chain.finalizeExits(1) == 1
+    assert world.root_chain.exits(honest.position)[3] == 2
+    assert [world.root_chain.exits(out.position)[2:] for out in (first, second)] == [(0, 3), (0, 3)]
+    with boa.reverts("plasma: no exits"):
+        world.root_chain.getNextExit()
+
+
+def test_finalize__drops_an_immature_dead_key_and_stops_at_the_immature_live_exit(world: PlasmaWorld) -> None:
+    (spent,), block = _spent_deposits(world, 1)
+    later = world.deposit(world.users["carol"], 7)
+    world.start_exit(spent)
+    world.start_exit(later)
+    world.challenge(spent, block, 0, 0, world.users["challenger"].address)
+    assert world.root_chain.finalizeExits(5) == 0
+    # The dead key on top is no reason to stop or to count: the live exit simply waits for its time.
+    assert world.root_chain.exitQueueSize() == 1
+    assert world.root_chain.getNextExit() == (later.position, world.root_chain.exits(later.position)[2])
+
+
+def test_challenge__a_challenged_output_cannot_exit_again(world: PlasmaWorld) -> None:
+    deposit, block = _spent_deposit(world)
+    world.start_exit(deposit)
+    world.challenge(deposit, block, 0, 0, world.users["challenger"].address)
+    world.warp(3 * EXIT_PERIOD)
+    world.root_chain.finalizeExits(10)
+    with boa.reverts("plasma: output already exited"):
+        world.start_exit(deposit)
+
+
 def test_finalize__bounded_by_gas_left_instead_of_running_out(world: PlasmaWorld) -> None:
     outputs = [world.deposit(world.users[name], 1) for name in ("alice", "bob", "carol", "dave") * 5]
     for out in outputs:

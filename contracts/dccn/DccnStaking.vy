@@ -253,6 +253,9 @@ def stake(amount: uint256):
     """
     @notice Stakes `amount` ANKR (approved beforehand); it counts
             from the next epoch.
+    @dev Gas: accrues only if an earlier pending stake has begun; no
+         global checkpoint (docs/gas/dccn.md).
+    @param amount ANKR wei to stake.
     """
     assert amount > 0, "staking: zero amount"
     now_epoch: uint256 = self._epoch(block.timestamp)
@@ -479,7 +482,9 @@ def set_weights(w0: uint256, w1: uint256, w2: uint256, w3: uint256):
             and reputation held so far at the old w3 (`w3_time`).
             Refused ("staking: weights exceed fee") if the fee source's
             platform fee would fall below `min_fee_bps` for them.
-    @param w0 Stake-holding weight, WAD per staked token per day.
+    @param w0 Stake-holding weight, WAD per staked token per day (at
+              most 2^63 - 1, "staking: w0 too large"); starts a new
+              accumulator segment.
     @param w1 Stake-consumed weight, WAD.
     @param w2 Fee-earned weight, WAD.
     @param w3 Reputation weight, ANKR wei per month at reputation 1.

@@ -7,8 +7,9 @@ the enclave; the request stays pending on chain until its requester cancels):
 
 - the follower inserts jobs (exactly once per event) and marks them done or
   cancelled when it sees `Delivered` / `Cancelled`, whoever sent them;
-- fetch workers (threads, one enclave connection each) turn `new` jobs into
-  `signed` ones; a crash before that just fetches again (signing is free);
+- fetch workers (threads, one enclave connection each, no database) fetch
+  `new` jobs; the main loop stores what they got in one transaction per tick,
+  making them `signed`; a crash before that just fetches again (signing is free);
 - every tick, all `signed` jobs go into one `deliverBatch` (or `deliver` when
   there is one), enqueued in the outbox in the same SQLite transaction that
   marks them `submitted`, so a restart neither loses nor repeats a delivery.
@@ -188,7 +189,8 @@ class Relay:
         self.sender = TxSender(self.w3, self.db, self.account)
         self.sender.watch_rewinds(self.follower)  # removed deliveries are back in 'sent' before on_rewind runs
         self.stop_event = threading.Event()
-        self._work: queue.Queue[str] = queue.Queue()
+        self._work: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._results: queue.Queue[tuple[dict[str, Any], tuple[str, Any]]] = queue.Queue()
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
         self._enclaves = itertools.cycle(settings.enclave_sockets)
@@ -261,30 +263,33 @@ class Relay:
     # -- fetching ----------------------------------------------------------------------
 
     def dispatch_fetches(self) -> None:
-        """Queue `new` jobs that are due and not already being fetched."""
+        """Queue `new` jobs that are due and not already being fetched (with what a fetch needs)."""
         now = time.time()
         rows = self.db.execute(
-            "SELECT request_id FROM jobs WHERE status = 'new' AND ready_at <= ? ORDER BY block_number LIMIT 1000",
+            "SELECT request_id, requester, params, params_hash, fetch_attempts FROM jobs "
+            "WHERE status = 'new' AND ready_at <= ? ORDER BY block_number LIMIT 1000",
             (now,),
         ).fetchall()
         with self._in_flight_lock:
             for row in rows:
                 if row["request_id"] not in self._in_flight:
                     self._in_flight.add(row["request_id"])
-                    self._work.put(row["request_id"])
+                    self._work.put(dict(row))
 
     def _worker(self, socket_path: str) -> None:
-        db = open_db(self.settings.db)
+        # Workers never touch the database: SQLite has one writer, and dozens of workers committing
+        # one row each queued behind the follower's writes. The main loop stores their results.
         client: EnclaveClient | None = None
         while not self.stop_event.is_set():
             try:
-                request_id = self._work.get(timeout=0.2)
+                job = self._work.get(timeout=0.2)
             except queue.Empty:
                 continue
+            outcome: tuple[str, Any] = ("retry", None)
             try:
                 if client is None:
                     client = EnclaveClient(socket_path)
-                self._fetch_one(db, client, request_id)
+                outcome = self._fetch_one(client, job)
             except WireError as err:
                 log.warning("enclave unavailable", extra={"socket": socket_path, "error": str(err)})
                 if client is not None:
@@ -292,43 +297,62 @@ class Relay:
                 client = None
                 self.stop_event.wait(0.5)
             finally:
-                with self._in_flight_lock:
-                    self._in_flight.discard(request_id)
+                self._results.put((job, outcome))
         if client is not None:
             client.close()
-        db.close()
 
-    def _fetch_one(self, db: sqlite3.Connection, client: EnclaveClient, request_id: str) -> None:
-        row = db.execute("SELECT * FROM jobs WHERE request_id = ? AND status = 'new'", (request_id,)).fetchone()
-        if row is None:
-            return
-        request = {"chain_id": self.chain_id, "oracle": self.oracle.address, "request_id": request_id,
-                   "requester": row["requester"], "params": bytes(row["params"]).hex()}
+    def _fetch_one(self, client: EnclaveClient, job: dict[str, Any]) -> tuple[str, Any]:
+        """One fetch: ("signed", response), ("failed", error) or ("retry", None) when nothing is to be stored."""
+        request = {"chain_id": self.chain_id, "oracle": self.oracle.address, "request_id": job["request_id"],
+                   "requester": job["requester"], "params": bytes(job["params"]).hex()}
         try:
             response = fetch_signed(client, request, self.carrier)
         except (FetchFailed, OSError) as err:
-            attempts = int(row["fetch_attempts"]) + 1
-            if isinstance(err, FetchFailed) and err.permanent:  # e.g. a private envelope that does not decrypt
-                status = "unanswerable"
-                log.warning("request unanswerable; the requester can cancel it after expiry",
-                            extra={"request_id": request_id, "error": str(err)})
-            else:
-                status = "failed" if attempts >= MAX_FETCH_ATTEMPTS else "new"
-            db.execute(
-                "UPDATE jobs SET fetch_attempts = ?, error = ?, status = ?, ready_at = ? "
-                "WHERE request_id = ? AND status = 'new'",
-                (attempts, str(err)[:500], status, time.time() + self.settings.retry_delay * 2 ** (attempts - 1), request_id),
-            )
-            log.info("fetch failed", extra={"request_id": request_id, "error": str(err), "attempt": attempts})
+            return "failed", err
+        if response.get("params_hash") != job["params_hash"]:
+            log.error("enclave answered other params", extra={"request_id": job["request_id"]})
+            return "retry", None
+        return "signed", response
+
+    def store_fetched(self) -> None:
+        """Write every finished fetch in one transaction, then let their ids be dispatched again."""
+        results: list[tuple[dict[str, Any], tuple[str, Any]]] = []
+        while True:
+            try:
+                results.append(self._results.get_nowait())
+            except queue.Empty:
+                break
+        if not results:
             return
-        if response.get("params_hash") != row["params_hash"]:
-            log.error("enclave answered other params", extra={"request_id": request_id})
-            return
-        db.execute(
-            "UPDATE jobs SET status = 'signed', data = ?, signature = ?, signed_at = ?, error = NULL "
+        now = time.time()
+        with transaction(self.db):
+            for job, (kind, value) in results:
+                request_id = job["request_id"]
+                if kind == "signed":
+                    self.db.execute(
+                        "UPDATE jobs SET status = 'signed', data = ?, signature = ?, signed_at = ?, error = NULL "
+                        "WHERE request_id = ? AND status = 'new'",
+                        (HexBytes(value["data"]), HexBytes(value["signature"]), now, request_id),
+                    )
+                elif kind == "failed":
+                    self._record_fetch_failure(request_id, int(job["fetch_attempts"]) + 1, value, now)
+        with self._in_flight_lock:
+            for job, _ in results:
+                self._in_flight.discard(job["request_id"])
+
+    def _record_fetch_failure(self, request_id: str, attempts: int, err: Exception, now: float) -> None:
+        if isinstance(err, FetchFailed) and err.permanent:  # e.g. a private envelope that does not decrypt
+            status = "unanswerable"
+            log.warning("request unanswerable; the requester can cancel it after expiry",
+                        extra={"request_id": request_id, "error": str(err)})
+        else:
+            status = "failed" if attempts >= MAX_FETCH_ATTEMPTS else "new"
+        self.db.execute(
+            "UPDATE jobs SET fetch_attempts = ?, error = ?, status = ?, ready_at = ? "
             "WHERE request_id = ? AND status = 'new'",
-            (HexBytes(response["data"]), HexBytes(response["signature"]), time.time(), request_id),
+            (attempts, str(err)[:500], status, now + self.settings.retry_delay * 2 ** (attempts - 1), request_id),
         )
+        log.info("fetch failed", extra={"request_id": request_id, "error": str(err), "attempt": attempts})
 
     # -- delivering --------------------------------------------------------------------
 
@@ -442,6 +466,7 @@ class Relay:
                                           "jobs": self.counts()},
                           dependencies={f"enclave {path}": enclave_check(path) for path in self.settings.enclave_sockets})
         service.every(0)(self.track_submissions)
+        service.every(0)(self.store_fetched)
         service.every(0)(self.dispatch_fetches)
         service.every(0)(self.submit_signed)
         self.stop_event = service.stop_event

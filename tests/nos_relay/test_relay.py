@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from coincurve import PrivateKey
-from hexbytes import HexBytes
 
 from dccn_common.contracts import transact
 from nos_enclave.crypto import ecies_decrypt
@@ -190,9 +189,10 @@ def test_relay__id_settled_by_another_relay__dropped_before_sending(w3, deployme
     ids = [request_price(w3, deployment, roles, price_params(price_source)) for _ in range(2)]
     relay = make_relay([enclave_socket])
     relay.follower.poll_once()
-    with EnclaveClient(enclave_socket) as client:
-        for request_id in ids:
-            relay._fetch_one(relay.db, client, HexBytes(request_id).to_0x_hex())
+    with EnclaveClient(enclave_socket) as client:  # what a fetch worker does, then the main loop's store
+        for job in relay.db.execute("SELECT * FROM jobs WHERE status = 'new'").fetchall():
+            relay._results.put((dict(job), relay._fetch_one(client, dict(job))))
+    relay.store_fetched()
     rows = relay.db.execute("SELECT * FROM jobs WHERE status = 'signed' ORDER BY block_number").fetchall()
     assert len(rows) == 2
     # Another relay delivers the first one with the same enclave answer before this relay sends.

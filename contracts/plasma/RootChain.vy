@@ -341,8 +341,8 @@ def challengeExit(
     """
     @notice Cancels a pending exit of an output that was spent, and pays its bond to the caller.
     @dev The exit leaves the queue at once for every view (exits, getNextExit, exitQueueSize);
-         its key is popped later by finalizeExits. A challenged exit no longer refuses exits of the transactions that spend its output,
-         nor of the inputs of its own transaction.
+         its key is popped later by finalizeExits. A challenged exit no longer refuses exits
+         of the transactions that spend its output, nor of the inputs of its own transaction.
     @param exitId The exit (= position of the exiting output).
     @param blknum Block of the spending transaction (a submitted operator block).
     @param txindex Index of the spending transaction in that block.
@@ -521,7 +521,11 @@ def proveInvalidBlock(
 @internal
 @view
 def _input_missing(
-    blknum: uint256, fields: uint256[_FIELDS], slot: uint256, txs: DynArray[Bytes[_MAX_TX], 2], proofs: DynArray[Bytes[_PROOF], 2]
+    blknum: uint256,
+    fields: uint256[_FIELDS],
+    slot: uint256,
+    txs: DynArray[Bytes[_MAX_TX], 2],
+    proofs: DynArray[Bytes[_PROOF], 2],
 ) -> bool:
     # slot < 2 names a used input (checked by the caller).
     in_blknum: uint256 = fields[4 * slot]
@@ -613,7 +617,8 @@ def _included(
     # operator block `blknum`.
     root: bytes32 = self._roots[blknum]
     assert root != empty(bytes32), "plasma: unknown block"
-    assert plasma_merkle._root_from_proof(keccak256(tx_bytes), txindex, proof) == root, "plasma: transaction not in block"
+    assert plasma_merkle._root_from_proof(keccak256(tx_bytes), txindex, proof) == root, \
+        "plasma: transaction not in block"
     return plasma_rlp._decode_first(tx_bytes, count)
 
 
@@ -790,7 +795,11 @@ def _is_fee_tx(txindex: uint256, fields: uint256[_FIELDS]) -> bool:
 
 @internal
 def _check_inputs(
-    tx_pos: uint256, tx_bytes: Bytes[_MAX_TX], fields: uint256[_FIELDS], confirm_hash: bytes32, confirm_sigs: Bytes[2 * _SIG_LENGTH]
+    tx_pos: uint256,
+    tx_bytes: Bytes[_MAX_TX],
+    fields: uint256[_FIELDS],
+    confirm_hash: bytes32,
+    confirm_sigs: Bytes[2 * _SIG_LENGTH],
 ):
     # Each used input's owner (who signed the transaction) must also have confirmed it, and no
     # input may have a live exit; each input records this transaction as its exiting spender.

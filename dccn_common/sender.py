@@ -24,7 +24,11 @@ could run past a removed transaction, so no gap is ever signed over.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +90,92 @@ GAP_FILL_PREFIX = "nonce-gap-fill:"
 FINAL_STATUSES = ("mined", "reverted", "failed")
 
 
+LEASE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sender_leases (
+    chain_id INTEGER NOT NULL,
+    signer TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (chain_id, signer)
+)
+"""
+DEFAULT_LEASE_SECONDS = 10.0
+
+
+class LeaseLost(RuntimeError):
+    """Another instance took the lease over: this one must not write or send for the signer."""
+
+
+class Lease:
+    """Leadership of one (chain id, signing address) among instances sharing one database.
+
+    The row's epoch is a fencing token: a takeover raises it, and every outbox write checks,
+    in its own transaction, that the epoch is still this instance's, so a leader that was
+    paused past its lease cannot commit (or broadcast) anything after a standby took over.
+    Expiry only decides when a standby may take over; safety rests on the epoch, not on clocks.
+    """
+
+    def __init__(self, db: Connection, chain_id: int, signer: str, *, holder: str | None = None,
+                 seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        self.db = db
+        self.chain_id = chain_id
+        self.signer = signer
+        self.holder = holder or f"pid {os.getpid()} on {socket.gethostname()}"
+        self.seconds = seconds
+        self.epoch: int | None = None  # ours while not None
+        apply_schema(db, "sender_lease", 1, LEASE_SCHEMA)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.epoch is not None
+
+    def renew(self) -> bool:
+        """Renew the lease, or take it over once expired; returns whether this instance leads."""
+        now = time.time()
+        with transaction(self.db):
+            row = self.db.execute("SELECT holder, epoch, expires_at FROM sender_leases WHERE chain_id = ? "
+                                  "AND signer = ?", (self.chain_id, self.signer)).fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO sender_leases (chain_id, signer, holder, epoch, expires_at) "
+                                "VALUES (?, ?, ?, 1, ?)", (self.chain_id, self.signer, self.holder, now + self.seconds))
+                epoch = 1
+            elif int(row["epoch"]) == self.epoch and row["holder"] == self.holder:
+                self.db.execute("UPDATE sender_leases SET expires_at = ? WHERE chain_id = ? AND signer = ?",
+                                (now + self.seconds, self.chain_id, self.signer))
+                epoch = self.epoch
+            elif float(row["expires_at"]) < now:
+                epoch = int(row["epoch"]) + 1
+                self.db.execute("UPDATE sender_leases SET holder = ?, epoch = ?, expires_at = ? WHERE chain_id = ? "
+                                "AND signer = ?", (self.holder, epoch, now + self.seconds, self.chain_id, self.signer))
+                log.warning("lease taken over", extra={"signer": self.signer, "epoch": epoch, "from": row["holder"]})
+            else:
+                if self.epoch is not None:
+                    log.warning("lease lost", extra={"signer": self.signer, "holder": row["holder"]})
+                self.epoch = None
+                return False
+        self.epoch = epoch
+        return True
+
+    def check(self, db: Connection) -> None:
+        """Inside the caller's transaction: the lease must still carry this instance's epoch."""
+        row = db.execute("SELECT holder, epoch FROM sender_leases WHERE chain_id = ? AND signer = ?",
+                         (self.chain_id, self.signer)).fetchone()
+        if self.epoch is None or row is None or int(row["epoch"]) != self.epoch or row["holder"] != self.holder:
+            self.epoch = None
+            raise LeaseLost(f"the lease for {self.signer} on chain {self.chain_id} is held by "
+                            f"{row['holder'] if row else 'nobody'}; this instance stands by")
+
+    def release(self) -> None:
+        """Give the lease up now (a clean stop), so a standby need not wait for it to expire."""
+        if self.epoch is None:
+            return
+        with transaction(self.db):
+            self.db.execute("UPDATE sender_leases SET expires_at = 0 WHERE chain_id = ? AND signer = ? AND epoch = ?",
+                            (self.chain_id, self.signer, self.epoch))
+        self.epoch = None
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     key: str
@@ -109,8 +199,11 @@ class TxSender:
         max_attempts: int = 10,
         gas_multiplier: float = 1.25,
         reorg_depth: int = DEFAULT_REORG_DEPTH,
+        lease: Lease | None = None,
     ) -> None:
         self.w3 = w3
+        # With a lease (instances sharing a PostgreSQL database), only its holder writes or sends.
+        self.lease = lease
         self.db = db
         self.account = account
         self.bump_after = bump_after
@@ -129,12 +222,26 @@ class TxSender:
     def address(self) -> str:
         return str(self.account.address)
 
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A transaction on the outbox, fenced: it commits only while this instance holds the lease."""
+        with transaction(self.db):
+            if self.lease is not None:
+                self.lease.check(self.db)
+            yield self.db
+
+    @property
+    def is_leader(self) -> bool:
+        return self.lease is None or self.lease.is_leader
+
     # -- enqueue -----------------------------------------------------------------------
 
     def enqueue(
         self, db: Connection, key: str, to: str, data: bytes, *, value: int = 0, gas: int | None = None
     ) -> bool:
         """Record the intent to send; returns False if `key` was already enqueued."""
+        if self.lease is not None:
+            self.lease.check(db)
         cursor = db.execute(
             "INSERT OR IGNORE INTO outbox (key, sender, to_address, data, value, gas, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -246,7 +353,7 @@ class TxSender:
 
     def _recheck_mined(self, row: Any) -> None:
         receipt = self._receipt(row["tx_hash"])
-        with transaction(self.db):
+        with self._write():
             current = self.db.execute("SELECT status FROM outbox WHERE key = ?", (row["key"],)).fetchone()
             if receipt is None or _receipt_status(receipt) != current["status"]:
                 # Gone, or re-included with another outcome: consumers must see it settle anew.
@@ -259,7 +366,7 @@ class TxSender:
 
     def _prune_attempts(self, head: int) -> None:
         # Below the reorg depth only the mined version can matter; its bytes stay in the outbox row.
-        with transaction(self.db):
+        with self._write():
             self.db.execute(
                 "DELETE FROM outbox_attempts WHERE key IN (SELECT key FROM outbox WHERE sender = ? "
                 "AND status IN ('mined', 'reverted') AND block_number <= ?) "
@@ -270,7 +377,20 @@ class TxSender:
     # -- the work ----------------------------------------------------------------------
 
     def process(self) -> int:
-        """Advance every unfinished entry one step; returns how many reached a final state."""
+        """Advance every unfinished entry one step; returns how many reached a final state.
+
+        With a lease: renew it (or take it over once expired) first; a standby does nothing,
+        and a leader that finds its lease taken over stops at the first fenced write.
+        """
+        if self.lease is not None and not self.lease.renew():
+            return 0
+        try:
+            return self._process()
+        except LeaseLost as err:
+            log.warning("lease lost mid-pass; standing by", extra={"error": str(err)})
+            return 0
+
+    def _process(self) -> int:
         self._verify_recent()
         finished, unheld = self._check_sent()
         finished += self._check_failed_holding_nonce()
@@ -282,7 +402,7 @@ class TxSender:
     def send_now(self, key: str, to: str, data: bytes, *, value: int = 0, gas: int | None = None,
                  timeout: float = 120.0) -> OutboxEntry:
         """Enqueue (idempotently) and drive until final. For CLIs and tests."""
-        with transaction(self.db):
+        with self._write():
             self.enqueue(self.db, key, to, data, value=value, gas=gas)
         deadline = time.monotonic() + timeout
         while True:
@@ -365,7 +485,7 @@ class TxSender:
                 self._fail(row["key"], f"not sent: {_reason(err)}")
                 continue
             now = time.time()
-            with transaction(self.db):
+            with self._write():
                 self.db.execute(
                     "UPDATE outbox SET nonce = ?, gas = ?, max_fee = ?, priority_fee = ?, raw = ?, tx_hash = ?, "
                     "sent_at = ?, attempts = attempts + 1, status = 'sent' WHERE key = ?",
@@ -376,6 +496,9 @@ class TxSender:
             nonce += 1
 
     def _broadcast(self, raw: bytes) -> None:
+        if self.lease is not None:
+            with transaction(self.db):  # a paused old leader resumes here: it must not send
+                self.lease.check(self.db)
         try:
             self.w3.eth.send_raw_transaction(raw)
         except Exception as err:
@@ -435,7 +558,7 @@ class TxSender:
             if receipt is None:
                 continue
             # The row now carries the mined version, so a reorg rebroadcasts exactly it.
-            with transaction(self.db):
+            with self._write():
                 self.db.execute(
                     "UPDATE outbox SET status = ?, tx_hash = ?, raw = COALESCE(?, raw), max_fee = ?, "
                     "priority_fee = ?, block_number = ?, block_hash = ?, gas_used = ?, error = NULL WHERE key = ?",
@@ -465,7 +588,7 @@ class TxSender:
                 log.warning("a failed transaction was mined after all", extra={"key": row["key"]})
                 recognised += 1
                 continue
-            with transaction(self.db):
+            with self._write():
                 self.db.execute("DELETE FROM outbox_attempts WHERE key = ?", (row["key"],))
         return recognised
 
@@ -488,7 +611,7 @@ class TxSender:
               "chainId": self._chain(), "maxFeePerGas": fees[0], "maxPriorityFeePerGas": fees[1], "gas": 21_000}
         signed = self.account.sign_transaction(tx)
         raw, tx_hash, now = bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex(), time.time()
-        with transaction(self.db):
+        with self._write():
             self.db.execute(
                 "INSERT INTO outbox (key, sender, to_address, data, value, gas, nonce, max_fee, priority_fee, raw, "
                 "tx_hash, sent_at, attempts, status, created_at) VALUES (?, ?, ?, ?, '0', 21000, ?, ?, ?, ?, ?, ?, 1, "
@@ -506,7 +629,7 @@ class TxSender:
         fees = self._fees(bump_from=(int(row["max_fee"]), int(row["priority_fee"])))
         raw, tx_hash, gas = self._sign(row, int(row["nonce"]), fees)
         now = time.time()
-        with transaction(self.db):
+        with self._write():
             self.db.execute(
                 "UPDATE outbox SET max_fee = ?, priority_fee = ?, raw = ?, tx_hash = ?, gas = ?, sent_at = ?, "
                 "attempts = attempts + 1 WHERE key = ?",
@@ -524,7 +647,7 @@ class TxSender:
             return None
 
     def _fail(self, key: str, error: str) -> None:
-        with transaction(self.db):
+        with self._write():
             self.db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE key = ?", (error, key))
         log.warning("transaction failed", extra={"key": key, "error": error})
 

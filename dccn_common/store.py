@@ -218,6 +218,7 @@ def lock_path_of(db: Path) -> Path:
 # Advisory locks take two int4 keys: this namespace, and the hash of what is locked.
 _CLAIM_NAMESPACE = 0x44434E  # "DCN"
 _WRITE_LOCK = 0x44434E57  # "DCNW": one writer at a time, like SQLite's BEGIN IMMEDIATE
+IDLE_IN_TRANSACTION_TIMEOUT = "15s"
 
 
 def claim_postgres(dsn: str, service: str) -> PgClaim:
@@ -549,6 +550,9 @@ class PgConnection:
         except psycopg.Error as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise StoreError(f"cannot open PostgreSQL database {redacted(dsn)}: {reason}") from None
+        # A client paused (SIGSTOP) or hung inside a transaction would hold the write lock for
+        # good; the server ends such a session instead, and its uncommitted work with it.
+        raw.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'")
         return cls(raw, dsn)
 
     @property

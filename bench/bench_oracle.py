@@ -3,7 +3,7 @@ requests answered per second on one host (anvil mining a block every second +
 enclave process + relay process + a local HTTPS source), beside the chain's
 gas bound measured in the same run.
 
-    python -m bench.bench_oracle [--requests 6000] [--gas-limit 30000000] [--gas-only]
+    python -m bench.bench_oracle [--requests 4000] [--gas-limit 30000000] [--gas-only]
 """
 
 from __future__ import annotations
@@ -454,7 +454,7 @@ class Throughput:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=6000, help="requests in the end-to-end burst")
+    parser.add_argument("--requests", type=int, default=4000, help="requests in the end-to-end burst")
     parser.add_argument("--gas-limit", type=int, default=30_000_000, help="block gas limit of the end-to-end chain")
     parser.add_argument("--gas-only", action="store_true", help="skip the end-to-end run")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])

@@ -195,3 +195,14 @@ def test_missing_database__store_error_naming_it(store_backend: str, request: py
     server = request.getfixturevalue("postgres_server")
     with pytest.raises(StoreError, match='database "no_such_db" does not exist'):
         open_db(server.dsn("no_such_db"))
+
+
+def test_schema_with_comments__applied_and_usable(store_target: Callable[[str], str]) -> None:
+    # A `-- comment` after the last column (what is it? -- with a "?") must not swallow what follows.
+    db = open_db(store_target("comments.db"), """
+        CREATE TABLE IF NOT EXISTS notes (
+            k TEXT NOT NULL,  -- the key, 'quoted' and ? inside a comment
+            n INTEGER         -- last column, commented
+        )""")
+    db.execute("INSERT INTO notes (k, n) VALUES (?, ?) -- trailing ?", ("a--b", 1))
+    assert [tuple(r) for r in db.execute("SELECT k, n FROM notes ORDER BY rowid")] == [("a--b", 1)]

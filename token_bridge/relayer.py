@@ -68,6 +68,7 @@ RETRY_AFTER = 5.0  # first retry of a failed execution; doubles per attempt up t
 MAX_RETRY_AFTER = 300.0
 FINAL_BY_STATE = {STATE_EXECUTED: "done", STATE_HELD: "held", STATE_CANCELLED: "cancelled"}
 BATCH_SIZE = 200  # JSON-RPC calls per HTTP request (estimates, state reads)
+IN_FLIGHT_BLOCKS = 4  # releases in flight at most: this many destination blocks' gas
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class DestinationRelay:
         self.http = httpx.Client(timeout=http_timeout)
         self.last_fetch_errors: dict[str, str] = {}
         self._membership: dict[str, bool] = {}  # isValidator answers of this tick
+        self._release_gas = 0  # the largest gas limit given to a release so far (sizes the estimate batch)
 
     def tick(self, *, send: bool = True) -> None:
         """One pass: collect signatures, enqueue releases, send (unless another loop does, see
@@ -170,13 +172,21 @@ class DestinationRelay:
                 for row in rows if self._is_validator(row["signer"])}
 
     def _submit_ready(self) -> None:
-        rows = self.db.execute("SELECT * FROM relay_transfers WHERE status = 'collecting' AND retry_at <= ?",
+        rows = self.db.execute("SELECT * FROM relay_transfers WHERE status = 'collecting' AND retry_at <= ? "
+                               "ORDER BY first_seen, rowid",
                                (time.time(),)).fetchall()
         if not rows:
             return
+        budget = self._gas_budget()
+        if budget <= 0:
+            return  # enough in flight for the next blocks; the rest waits, unsigned, for fresh fees
         threshold = int(self.side.bridge.functions.threshold().call())
         ready = []
+        # With a gas figure known, estimate only about what the budget can take this pass.
+        most = budget // self._release_gas + 1 if self._release_gas else len(rows)
         for row in rows:
+            if len(ready) >= most:
+                break
             signatures = self._signatures(row["digest"])
             if len(signatures) >= threshold:
                 transfer = Transfer.from_json(json.loads(row["transfer"]))
@@ -198,8 +208,12 @@ class DestinationRelay:
                 if isinstance(estimate, RpcFailure):
                     self._refused(row, states[row["transfer_key"]], estimate)
                     continue
-                outbox_key = f"execute:{row['digest']}:{row['attempts']}"
                 gas = int(int(estimate, 16) * self.sender.gas_multiplier)
+                self._release_gas = max(self._release_gas, gas)
+                if gas > budget and submitted:
+                    break  # the rest waits for the next pass (still collecting, nothing recorded)
+                budget -= gas
+                outbox_key = f"execute:{row['digest']}:{row['attempts']}"
                 self.sender.enqueue_call(self.db, outbox_key, call, gas=gas)
                 self.db.execute("UPDATE relay_transfers SET status = 'submitted', outbox_key = ? WHERE digest = ?",
                                 (outbox_key, row["digest"]))
@@ -207,6 +221,18 @@ class DestinationRelay:
         if submitted:
             log.info("transfers submitted", extra={"transfers": submitted, "signatures": threshold,
                                                    "destination": self.side.name})
+
+    def _gas_budget(self) -> int:
+        """Gas the relayer may still put in flight: IN_FLIGHT_BLOCKS blocks' worth minus what is
+        pending or sent. A release signed now is then mined within a few blocks, before a rising
+        base fee (full blocks raise it 12.5% each) can overtake the fee it was signed with."""
+        limit = int(self.side.w3.eth.get_block("latest")["gasLimit"])
+        # A sent row whose nonce the chain has mined is no longer in flight, whether or not the
+        # sender has fetched its receipt yet.
+        mined_nonce = self.side.w3.eth.get_transaction_count(self.sender.address, "latest")
+        row = self.db.execute("SELECT COALESCE(SUM(gas), 0) AS g FROM outbox WHERE sender = ? AND (status = 'pending' "
+                              "OR (status = 'sent' AND nonce >= ?))", (self.sender.address, mined_nonce)).fetchone()
+        return IN_FLIGHT_BLOCKS * limit - int(row["g"])
 
     def _refused(self, row: sqlite3.Row, state: int, failure: RpcFailure) -> None:
         """A release whose estimate reverts: someone else executed it, or it waits and tries again."""

@@ -237,15 +237,17 @@ def open_deal(provider: address, app_provider: address, rate: uint256, max_durat
     duration: uint256 = min(max_duration, deposit // rate)
     assert duration > 0, "escrow: deposit below one second"
     amount: uint256 = rate * duration
-    params: Params = self._load_params()
-    deal_id: uint256 = convert(params.next_deal, uint256)
-    params.next_deal += 1
-    self._store_params(params)
+    # The hot path works on the packed words directly (the Params and Deal layouts below).
+    params: uint256 = self._params
+    deal_id: uint256 = params & MASK64
+    assert deal_id < MASK64, "escrow: deal ids exhausted"
+    self._params = params + 1  # next_deal is the low 64 bits
     end: uint256 = block.timestamp + duration
-    self._store_deal(deal_id, Deal(
-        start=convert(block.timestamp, uint32), settled_to=convert(block.timestamp, uint32),
-        end=convert(end, uint32), rate=convert(rate, uint80), status=ACTIVE, sla=convert(sla, uint8),
-        collected_to=convert(block.timestamp, uint32), fee_bps=params.fee_bps, app_bps=params.app_bps))
+    assert end <= MASK32, "escrow: end beyond 2106"
+    now: uint256 = block.timestamp
+    # start, settled_to, end, rate, status, sla, collected_to, fee_bps, app_bps (fee and app shares as stored).
+    self._deals[deal_id] = (now | now << 32 | end << 64 | rate << 96 | convert(ACTIVE, uint256) << 176
+                            | sla << 184 | now << 192 | ((params >> 96) & MASK32) << 224)
     self._store_parties(deal_id, Parties(tenant=msg.sender, provider=self._party(provider),
                                          app_provider=self._party(app_provider)))
     assert extcall TOKEN.transferFrom(msg.sender, self, amount, default_return_value=True), "escrow: transfer failed"

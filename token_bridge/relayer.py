@@ -33,7 +33,7 @@ from eth_account.signers.local import LocalAccount
 from dccn_common.sender import TxSender
 from dccn_common.store import open_db, transaction
 from token_bridge.chains import Side
-from token_bridge.transfer import Signature, Transfer, recover_signer, signable, sorted_for_contract
+from token_bridge.transfer import Signature, Transfer, recover_signer, sorted_for_contract, struct_hash
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class DestinationRelay:
         if not self._is_validator(signer):
             log.warning("signature from a non-validator ignored", extra={"signer": signer})
             return
-        digest = "0x" + bytes(signable(transfer, self.side.destination).body).hex()
+        digest = "0x" + struct_hash(transfer).hex()  # the key rows have always had: signable(...).body
         self.db.execute(
             "INSERT OR IGNORE INTO relay_transfers (digest, transfer_key, transfer, first_seen) VALUES (?, ?, ?, ?)",
             (digest, transfer.key(), json.dumps(transfer.to_json()), time.time()),

@@ -117,10 +117,21 @@ class Validator:
                                                                   "withdrawn": removed})
 
 
+def _topic(source: Side) -> bytes:
+    # Computed once per side: building the event object and hashing its ABI per log is costly.
+    cached = _TOPICS.get(source.bridge.address)
+    if cached is None:
+        cached = _TOPICS[source.bridge.address] = event_abi_to_log_topic(
+            source.bridge.events.TransferInitiated().abi)  # type: ignore[arg-type]
+    return cached
+
+
+_TOPICS: dict[str, bytes] = {}
+
+
 def transfer_from_log(source: Side, event: ChainEvent, proven: VerifiedLog) -> Transfer:
     """The transfer as the proven log states it; the node's decoded event must agree."""
-    topic = event_abi_to_log_topic(source.bridge.events.TransferInitiated().abi)  # type: ignore[arg-type]
-    if proven.address != source.bridge.address or len(proven.topics) != 3 or proven.topics[0] != topic:
+    if proven.address != source.bridge.address or len(proven.topics) != 3 or proven.topics[0] != _topic(source):
         raise ProofError("the proven log is not a TransferInitiated of the bridge")
     recipient = to_checksum_address(proven.topics[2][-20:])
     amount = int.from_bytes(proven.data, "big")

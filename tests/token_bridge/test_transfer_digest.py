@@ -13,6 +13,7 @@ from token_bridge.transfer import (
     recover_signer,
     sign_transfer,
     signable,
+    struct_hash,
     transfer_digest,
 )
 
@@ -28,6 +29,7 @@ VALIDATOR = Account.from_key("0x" + "5a" * 32)
 @given(transfers, destinations)
 def test_transfer_digest__any_transfer__equals_typed_data_encoder(transfer: Transfer, destination: Destination) -> None:
     assert transfer_digest(transfer, destination) == _hash_eip191_message(signable(transfer, destination))
+    assert struct_hash(transfer) == bytes(signable(transfer, destination).body)  # the relayer's row key
 
 
 @settings(max_examples=25, deadline=None)

@@ -29,7 +29,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.events import get_event_data
 
-from dccn_common.store import Connection, apply_schema, transaction
+from dccn_common.store import Connection, apply_schema, require_schema, transaction
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class ChainFollower:
         self._lock = threading.Lock()
         self.status = FollowerStatus(cursor=-1, head=-1, last_poll=0.0, last_error=None)
         apply_schema(db, "follower", 1, SCHEMA)
+        require_schema(db, "follower", 1)
 
     # -- declaration -------------------------------------------------------------------
 

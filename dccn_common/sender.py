@@ -37,7 +37,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from dccn_common.store import Connection, apply_schema, table_columns, transaction
+from dccn_common.store import Connection, apply_schema, require_schema, table_columns, transaction
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,7 @@ class TxSender:
         self._rewind_sources: list[Web3] = []
         self._unverified: set[str] = set()  # rows recorded mined since the last verification
         apply_schema(db, "outbox", 1, _schema_v1)
+        require_schema(db, "outbox", 1)
 
     @property
     def address(self) -> str:

@@ -324,8 +324,8 @@ def apply_schema(conn: Connection, name: str, version: int, ddl: Migration) -> b
 
     Call it once per step, in order (1, 2, ...): a step already recorded is skipped, and
     the step and its record commit together. `ddl` is SQL (statements split on ";") or a
-    callable taking the connection, for data migrations. A database whose schema is newer
-    than this code is refused rather than written with the old shape.
+    callable taking the connection, for data migrations. After the last step, call
+    `require_schema` so a database written by newer code is refused, not used in the old shape.
     """
     with transaction(conn):
         current = schema_version(conn, name)

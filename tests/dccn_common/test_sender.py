@@ -313,3 +313,12 @@ def test_reorg_below_the_last_verified_head__detected_without_a_follower__same_b
     assert entry.status == "mined" and entry.tx_hash == first.tx_hash
     assert entry.block_number == _receipt_block(w3, first.tx_hash)
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 4
+
+
+def test_outbox_written_by_newer_code__refused_with_store_error(make_db, make_sender) -> None:
+    from dccn_common.store import StoreError, apply_schema
+
+    make_sender("newer.db")  # version 1, as this code writes it
+    apply_schema(make_db("newer.db"), "outbox", 2, "ALTER TABLE outbox ADD COLUMN future TEXT")
+    with pytest.raises(StoreError, match="schema outbox is at version 2, newer than this code knows"):
+        make_sender("newer.db")

@@ -113,6 +113,9 @@ def tx_id(blknum: int, txindex: int) -> int:
     return wire.utxo_position(blknum, txindex, 0)
 
 
+_UTXO_COLUMNS = "pos, blknum, owner, amount, spent_by, spent_slot, exiting"
+
+
 def _utxo(row: sqlite3.Row) -> Utxo:
     return Utxo(int(row["pos"]), int(row["blknum"]), row["owner"], int(row["amount"]), row["spent_by"],
                 row["spent_slot"], bool(row["exiting"]))
@@ -133,8 +136,11 @@ def get_utxos(db: sqlite3.Connection, positions: Sequence[int]) -> dict[int, Utx
     found: dict[int, Utxo] = {}
     for start in range(0, len(positions), 500):
         chunk = positions[start:start + 500]
-        rows = db.execute(f"SELECT * FROM utxos WHERE pos IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-        found.update((int(r["pos"]), _utxo(r)) for r in rows)
+        rows = db.execute(f"SELECT {_UTXO_COLUMNS} FROM utxos WHERE pos IN ({','.join('?' * len(chunk))})",
+                          chunk).fetchall()
+        # By position, not by name: a batch reads two outputs a transaction here.
+        for pos, blknum, owner, amount, spent_by, spent_slot, exiting in rows:
+            found[int(pos)] = Utxo(int(pos), int(blknum), owner, int(amount), spent_by, spent_slot, bool(exiting))
     return found
 
 

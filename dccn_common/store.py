@@ -107,13 +107,37 @@ def open_db(path: str | Path, schema: str = "", *, synchronous: str = "NORMAL") 
         if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
             raise
         raise StoreError(f"{path}: {err}") from None
+    if str(path) != ":memory:":
+        _remember_sqlite_file(path)
     return conn
+
+
+# Files (device, inode) this process has handed to SQLite. Their header is not read again:
+# closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+# own locks included (a second open_db of a live database broke the first one's locking).
+_SQLITE_FILES: set[tuple[int, int]] = set()
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _remember_sqlite_file(path: Path) -> None:
+    file_id = _file_id(path)
+    if file_id is not None:
+        _SQLITE_FILES.add(file_id)
 
 
 def check_header(path: Path) -> None:
     """Refuse a file that exists but is not SQLite (before SQLite would try to use it)."""
     if path.is_dir():
         raise StoreError(f"{path} is a folder, not a database file")
+    if _file_id(path) in _SQLITE_FILES:
+        return
     try:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))

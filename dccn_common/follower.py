@@ -24,10 +24,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic
+from eth_abi import decode as abi_decode
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.events import get_event_data
+from web3.exceptions import LogTopicError
 
 from dccn_common.store import Connection, apply_schema, require_schema, transaction
 
@@ -75,6 +77,46 @@ EventHandler = Callable[[ChainEvent, Connection], None]
 RewindHandler = Callable[[int, Connection], None]
 
 
+@dataclass(frozen=True)
+class _FlatLayout:
+    """An event whose arguments are all plain ABI values (no tuples, no arrays, no indexed
+    string/bytes): its logs decode straight through eth_abi. web3's generic decoder measured
+    1.8 ms a log, which made the follower the bound of a relay at a few hundred events a second."""
+
+    indexed: tuple[tuple[str, str], ...]
+    plain: tuple[tuple[str, str], ...]
+    addresses: tuple[str, ...]
+
+    @classmethod
+    def of(cls, abi: dict[str, Any]) -> _FlatLayout | None:
+        inputs = abi.get("inputs", [])
+        for arg in inputs:
+            kind = str(arg["type"])
+            if kind.startswith("tuple") or kind.endswith("]") or (arg.get("indexed") and kind in ("string", "bytes")):
+                return None  # web3 hands these out its own way (hashed topics, nested values)
+        if abi.get("anonymous"):
+            return None
+        return cls(
+            indexed=tuple((str(a["name"]), str(a["type"])) for a in inputs if a.get("indexed")),
+            plain=tuple((str(a["name"]), str(a["type"])) for a in inputs if not a.get("indexed")),
+            addresses=tuple(str(a["name"]) for a in inputs if a["type"] == "address"),
+        )
+
+    def decode(self, entry: Any) -> dict[str, Any]:
+        topics = entry["topics"][1:]
+        if len(topics) != len(self.indexed):
+            raise LogTopicError(f"log has {len(topics)} indexed topics, the event ABI {len(self.indexed)}")
+        args: dict[str, Any] = {}
+        for (name, kind), topic in zip(self.indexed, topics, strict=True):
+            args[name] = abi_decode([kind], bytes(topic))[0]
+        values = abi_decode([kind for _, kind in self.plain], bytes(entry["data"]))
+        for (name, _kind), value in zip(self.plain, values, strict=True):
+            args[name] = value
+        for name in self.addresses:
+            args[name] = to_checksum_address(args[name])  # as web3 hands them out
+        return args
+
+
 @dataclass
 class _Subscription:
     contract: str
@@ -82,9 +124,11 @@ class _Subscription:
     abi: dict[str, Any]
     handler: EventHandler
     topic: bytes = field(init=False)
+    flat: _FlatLayout | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.topic = event_abi_to_log_topic(self.abi)  # type: ignore[arg-type]
+        self.flat = _FlatLayout.of(self.abi)
 
 
 class ReorgTooDeep(RuntimeError):
@@ -309,12 +353,16 @@ class ChainFollower:
         )
 
     def _decode(self, sub: _Subscription, entry: Any) -> ChainEvent:
-        data = get_event_data(self.w3.codec, sub.abi, entry)  # type: ignore[arg-type]
+        if sub.flat is not None:
+            name, args = str(sub.abi["name"]), sub.flat.decode(entry)
+        else:
+            data = get_event_data(self.w3.codec, sub.abi, entry)  # type: ignore[arg-type]
+            name, args = data["event"], dict(data["args"])
         return ChainEvent(
             contract=sub.contract,
             address=sub.address,
-            name=data["event"],
-            args=dict(data["args"]),
+            name=name,
+            args=args,
             block_number=int(entry["blockNumber"]),
             block_hash=HexBytes(entry["blockHash"]).to_0x_hex(),
             transaction_hash=HexBytes(entry["transactionHash"]).to_0x_hex(),

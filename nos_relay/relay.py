@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from eth_abi import decode as abi_decode
-from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from pydantic import BaseModel, field_validator
 
@@ -123,46 +121,6 @@ class RelayConfig(BaseModel):
         return [s for s in value.split(",") if s] if isinstance(value, str) else value
 
 
-class OracleFollower(ChainFollower):
-    """The shared follower, decoding logs with eth_abi straight from the event ABI: web3's
-    per-log decoding measured 1.8 ms a `Request` log, and it runs on the relay's main thread,
-    which at a few hundred requests per second made it the relay's bottleneck."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._layouts: dict[bytes, tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = {}
-
-    def _layout(self, abi: dict[str, Any], topic: bytes) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
-        if topic not in self._layouts:
-            indexed = [(i["name"], i["type"]) for i in abi["inputs"] if i.get("indexed")]
-            plain = [(i["name"], i["type"]) for i in abi["inputs"] if not i.get("indexed")]
-            self._layouts[topic] = (str(abi["name"]), indexed, plain)
-        return self._layouts[topic]
-
-    def _decode(self, sub: Any, entry: Any) -> ChainEvent:
-        name, indexed, plain = self._layout(sub.abi, sub.topic)
-        args: dict[str, Any] = {}
-        # The oracle's indexed fields are all static types, so each topic decodes as its type.
-        for (arg, kind), topic in zip(indexed, entry["topics"][1:], strict=True):
-            args[arg] = abi_decode([kind], bytes(topic))[0]
-        for (arg, _kind), value in zip(plain, abi_decode([k for _, k in plain], bytes(entry["data"])), strict=True):
-            args[arg] = value
-        for arg, kind in indexed + plain:
-            if kind == "address":
-                args[arg] = to_checksum_address(args[arg])  # as web3 hands them out
-        return ChainEvent(
-            contract=sub.contract,
-            address=sub.address,
-            name=name,
-            args=args,
-            block_number=int(entry["blockNumber"]),
-            block_hash=HexBytes(entry["blockHash"]).to_0x_hex(),
-            transaction_hash=HexBytes(entry["transactionHash"]).to_0x_hex(),
-            log_index=int(entry["logIndex"]),
-            transaction_index=int(entry["transactionIndex"]),
-        )
-
-
 class Relay:
     """Declarative handlers + fetch workers + the batching submitter."""
 
@@ -184,7 +142,7 @@ class Relay:
             raise ConfigError(f"{settings.rpc_url} is chain {self.chain_id}, the manifest is for {manifest.chain_id}")
         self.oracle = manifest.contract(self.w3, ORACLE)
         self.db = open_db(settings.db, SCHEMA)
-        self.follower = OracleFollower(self.w3, self.db, "nos-relay", confirmations=settings.confirmations,
+        self.follower = ChainFollower(self.w3, self.db, "nos-relay", confirmations=settings.confirmations,
                                       start_block=manifest.get(ORACLE).block)
         self.sender = TxSender(self.w3, self.db, self.account)
         self.sender.watch_rewinds(self.follower)  # removed deliveries are back in 'sent' before on_rewind runs

@@ -270,7 +270,10 @@ def test_operator__submit_block_reincluded_reverts_after_reorg__resubmitted_unde
     _mining_until(plasma, eventually, lambda: [r for r in _submissions(plasma) if r["status"] == "reverted"],
                   "the re-included submitBlock reverted")
     _set_frozen(plasma, slot, False)
-    _mining_until(plasma, eventually, lambda: _final(api, first["blknum"]), "first block final again")
+    # The block turns final (follower) before the sender's next pass marks the retry mined.
+    _mining_until(plasma, eventually,
+                  lambda: _final(api, first["blknum"]) and [r["status"] for r in _submissions(plasma)][-1:] == ["mined"],
+                  "first block final again and its retry marked mined")
 
     assert bytes(plasma.rootchain.functions.getChildChain(first["blknum"]).call()[0]) == root
     assert [int(e["args"]["blknum"]) for e in plasma.events("BlockSubmitted")] == [first["blknum"]]

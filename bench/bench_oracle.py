@@ -27,6 +27,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.logs import DISCARD
 
+from bench.gas_trace import TRACE_ARGS, breakdown_table
 from bench.report import table, verdict, write_section
 from dccn_common.anvil import Anvil, dev_private_keys, free_port
 from dccn_common.contracts import abi_hash, deploy, transact
@@ -71,11 +72,14 @@ class GasBench:
         receipt = transact(self.w3, self.w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"]).constructor(),
                            sender=self.admin)
         self.noop = receipt["contractAddress"]
+        self.last: Any = None  # receipt of the latest measured transaction
+        self.traced: dict[str, Any] = {}  # operation -> receipt, for --breakdown
 
     def request(self, callback: str, limit: int = 60_000) -> tuple[bytes, int]:
         fee = self.oracle.functions.requestFee(limit, 10 * GWEI).call()
         receipt = transact(self.w3, self.oracle.functions.request(PARAMS, callback, limit), sender=self.requester,
                            value=fee, gas=300_000)
+        self.last = receipt
         return bytes(self.oracle.events.Request().process_receipt(receipt)[0]["args"]["requestId"]), receipt["gasUsed"]
 
     def response(self, request_id: bytes) -> tuple[bytes, bytes, bytes, bytes]:
@@ -85,11 +89,13 @@ class GasBench:
     def deliver(self, request_id: bytes) -> int:
         receipt = transact(self.w3, self.oracle.functions.deliver(*self.response(request_id)), sender=self.operator,
                            gas=1_000_000)
+        self.last = receipt
         return int(receipt["gasUsed"])
 
     def batch(self, ids: list[bytes], sender: str | None = None) -> int:
         receipt = transact(self.w3, self.oracle.functions.deliverBatch([self.response(i) for i in ids]),
                            sender=sender or self.operator, gas=20_000_000)
+        self.last = receipt
         return int(receipt["gasUsed"])
 
     def race_loss(self, size: int, settled: int) -> int:
@@ -109,16 +115,20 @@ class GasBench:
         fee = self.oracle.functions.requestFee(60_000, 10 * GWEI).call()
         receipt = transact(self.w3, self.oracle.functions.request(PARAMS, self.noop, 60_000), sender=fresh,
                            value=fee, gas=300_000)
+        self.last = receipt
         return int(receipt["gasUsed"])
 
     def run(self) -> dict[str, float]:
         first_request = self.first_request()
+        self.traced["request, a requester's first (separate callback)"] = self.last
         self.request(self.requester)  # first request of an account creates its account word
         self.deliver(self.request(ZERO)[0])  # ... and the first payment the operator's credit slot
         _, request_own = self.request(self.requester)
         zero_id, request_zero = self.request(ZERO)
         noop_id, request_separate = self.request(self.noop)
+        self.traced["request, separate callback"] = self.last
         deliver_plain = self.deliver(zero_id)
+        self.traced["deliver, no callback"] = self.last
         deliver_noop = self.deliver(noop_id)
         figures: dict[str, float] = {
             "request_first_separate_callback": first_request,
@@ -131,6 +141,7 @@ class GasBench:
         for size in (10, 50):
             ids = [self.request(ZERO)[0] for _ in range(size)]
             figures[f"batch_{size}_per_response"] = self.batch(ids) / size
+            self.traced[f"deliverBatch of {size}"] = self.last
         self.batch([self.request(ZERO)[0]], sender=self.other)  # the other relay's credit slot exists too
         for size, settled in ((10, 0), (10, 1), (10, 5), (10, 10), (64, 64)):
             figures[f"race_{settled}_of_{size}_loss"] = self.race_loss(size, settled)
@@ -457,10 +468,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=4000, help="requests in the end-to-end burst")
     parser.add_argument("--gas-limit", type=int, default=30_000_000, help="block gas limit of the end-to-end chain")
     parser.add_argument("--gas-only", action="store_true", help="skip the end-to-end run")
+    parser.add_argument("--breakdown", action="store_true", help="also print where each operation's gas goes")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
-    with Anvil(chain_id=31337, accounts=20) as anvil:
-        gas = GasBench(anvil).run()
+    with Anvil(chain_id=31337, accounts=20, extra_args=TRACE_ARGS if args.breakdown else []) as anvil:
+        gas_bench = GasBench(anvil)
+        gas = gas_bench.run()
+        detail = breakdown_table(anvil, gas_bench.traced) if args.breakdown else ""
     print(json.dumps(gas, indent=2))
+    print(detail)
     body = "### Gas per operation (anvil receipts, steady state: account words exist)\n\n" + gas_table(gas)
     body += (
         "\n\nA request stores two words (params-hash prefix | fee; requester | gas limit | expiry | callback mode |"

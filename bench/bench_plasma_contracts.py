@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from eth_utils import keccak
 
+from bench.gas_trace import TRACE_ARGS, breakdown_table
 from bench.report import table, verdict, write_section
 from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.contracts import CONTRACTS_DIR, PROJECT_ROOT, deploy, find_source, transact
@@ -194,42 +194,6 @@ def fill_queue(anvil: Anvil, root_chain: str, count: int, first_blknum: int, exi
     assert rc.functions.getNextExit().call() == [first_blknum * 1_000_000_000, exitable_at]
 
 
-BREAKDOWN_KINDS = {"SLOAD": "SLOAD", "SSTORE": "SSTORE", "KECCAK256": "KECCAK256", "STATICCALL": "ecrecover",
-                   "CALLDATACOPY": "copies", "MCOPY": "copies", "CODECOPY": "copies",
-                   "LOG0": "LOG", "LOG1": "LOG", "LOG2": "LOG", "LOG3": "LOG", "LOG4": "LOG"}
-BREAKDOWN_COLUMNS = ["calldata", "SLOAD", "SSTORE", "refund", "KECCAK256", "ecrecover", "LOG", "copies",
-                     "other opcodes", "total"]
-
-
-def breakdown(anvil: Anvil, receipt: Any) -> dict[str, int]:
-    """Gas of one mined transaction by kind: intrinsic calldata, then each opcode's cost at depth 1
-    (the gas between it and the next step, so a precompile call counts what it used), the refund."""
-    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-    data = bytes(anvil.web3().eth.get_transaction(tx_hash)["input"])
-    zeros = data.count(0)
-    calldata = 4 * zeros + 16 * (len(data) - zeros)
-    steps = anvil.rpc("debug_traceTransaction", tx_hash,
-                      {"disableStack": True, "disableMemory": True, "disableStorage": True})["structLogs"]
-    if not steps:
-        raise RuntimeError("no opcode trace: start anvil with --steps-tracing")
-    top = [s for s in steps if s["depth"] == 1]
-    cost: Counter[str] = Counter()
-    for step, nxt in zip(top, [*top[1:], None], strict=True):
-        cost[BREAKDOWN_KINDS.get(step["op"], "other opcodes")] += step["gas"] - nxt["gas"] if nxt else step["gasCost"]
-    used = int(receipt["gasUsed"])
-    refund = 21_000 + calldata + sum(cost.values()) - used
-    return {"calldata": calldata, **cost, "refund": -refund, "total": used}
-
-
-def breakdown_table(anvil: Anvil, receipts: dict[str, Any]) -> str:
-    rows = []
-    for name, receipt in receipts.items():
-        parts = breakdown(anvil, receipt)
-        rows.append([name, *[parts.get(column, 0) for column in BREAKDOWN_COLUMNS]])
-    return ("Gas by kind (21,000 base not shown; refund negative):\n\n"
-            + table(["operation", *BREAKDOWN_COLUMNS], rows))
-
-
 def _average(values: list[int]) -> int:
     return round(statistics.mean(values))
 
@@ -389,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.heap_sizes.split(",")]
     breakdowns: dict[str, Any] = {}
-    extra = ["--steps-tracing"] if args.breakdown else []
+    extra = TRACE_ARGS if args.breakdown else []
     with Anvil(accounts=10, balance_eth=10**9, gas_limit=60_000_000, extra_args=extra) as anvil:
         rows, notes = measure_root_chain(anvil, args.queue, breakdowns)
         rows += measure_token_chain(anvil)

@@ -8,6 +8,12 @@ broadcasting, and rebroadcasts or replaces them (same nonce, higher fees) until
 mined. After a crash the stored bytes are sent again, never a second transaction,
 so a service killed at any moment does nothing twice.
 
+A pass talks to the node in JSON-RPC batches (RPC_BATCH_SIZE requests each): one for the
+receipts of every row it looks at, one for the signed transactions it (re)broadcasts, sent
+only after their bytes are committed and the lease is checked; each item's error is handled
+as a single call's would be. A row whose gas must be estimated waits for the rows signed
+before it to be sent, so its estimate sees them as it did when every row went out alone.
+
 Every signed version of a row (its first signature and each fee bump) is kept in
 `outbox_attempts` with its bytes, so whichever of them is mined is recognised.
 
@@ -84,6 +90,9 @@ CREATE TABLE IF NOT EXISTS outbox_attempts (
 DEFAULT_REORG_DEPTH = 64
 # Key prefix of the zero-value self-transfers that close a nonce gap no stored bytes can fill.
 GAP_FILL_PREFIX = "nonce-gap-fill:"
+
+# JSON-RPC batches (receipts, raw transactions) hold at most this many requests each.
+RPC_BATCH_SIZE = 100
 
 # Statuses: pending (not signed) -> sent (signed, broadcast) -> mined | reverted | failed.
 # mined / reverted go back to sent when a reorg removes the transaction (see module doc).
@@ -216,6 +225,7 @@ class TxSender:
         self._verified_head: tuple[int, str] | None = None
         self._rewind_sources: list[Web3] = []
         self._unverified: set[str] = set()  # rows recorded mined since the last verification
+        self._queued: list[bytes] | None = None  # broadcasts held for one batched request (see _batching)
         apply_schema(db, "outbox", 1, _schema_v1)
         require_schema(db, "outbox", 1)
 
@@ -393,12 +403,35 @@ class TxSender:
 
     def _process(self) -> int:
         self._verify_recent()
-        finished, unheld = self._check_sent()
+        with self._batching():
+            finished, unheld = self._check_sent()
         finished += self._check_failed_holding_nonce()
         if unheld:
-            self._fill_gaps()
-        self._sign_and_send_pending()
+            with self._batching():
+                self._fill_gaps()
+        with self._batching():
+            self._sign_and_send_pending()
         return finished
+
+    @contextmanager
+    def _batching(self) -> Iterator[None]:
+        """Broadcasts inside go out together, in one batched request, when the block ends.
+
+        Every queued transaction's bytes were committed before it was queued; if the block
+        raises, nothing queued is sent, and the next pass (or a restart) sends the stored bytes.
+        """
+        self._queued = []
+        try:
+            yield
+            self._flush()
+        finally:
+            self._queued = None
+
+    def _flush(self) -> None:
+        """Send what `_batching` queued so far, in one batched request (chunks of RPC_BATCH_SIZE)."""
+        if self._queued:
+            queued, self._queued = self._queued, []
+            self._send_raw(queued)
 
     def send_now(self, key: str, to: str, data: bytes, *, value: int = 0, gas: int | None = None,
                  timeout: float = 120.0) -> OutboxEntry:
@@ -478,36 +511,103 @@ class TxSender:
         # One fee quote and one nonce read per pass; nonces then advance locally.
         fees = self._fees()
         nonce = self._next_nonce()
+        signed: list[tuple[str, int, int, bytes, str]] = []
         for row in rows:
+            if row["gas"] is None and signed:
+                # Estimation runs against the chain: the rows signed before it go out first, as
+                # they did one by one, so a call that depends on them estimates as it did.
+                self._commit_and_broadcast(signed, fees)
+                self._flush()
+                signed = []
             try:
                 raw, tx_hash, gas = self._sign(row, nonce, fees)
             except Exception as err:
                 # Estimation reverts: the call would fail now. Record it; the service decides.
                 self._fail(row["key"], f"not sent: {_reason(err)}")
                 continue
-            now = time.time()
-            with self._write():
+            signed.append((row["key"], nonce, gas, raw, tx_hash))
+            nonce += 1
+        self._commit_and_broadcast(signed, fees)
+
+    def _commit_and_broadcast(self, signed: list[tuple[str, int, int, bytes, str]], fees: tuple[int, int]) -> None:
+        """Commit the signed rows (one fenced transaction), then broadcast them: never the other way round."""
+        if not signed:
+            return
+        now = time.time()
+        with self._write():
+            for key, nonce, gas, raw, tx_hash in signed:
                 self.db.execute(
                     "UPDATE outbox SET nonce = ?, gas = ?, max_fee = ?, priority_fee = ?, raw = ?, tx_hash = ?, "
                     "sent_at = ?, attempts = attempts + 1, status = 'sent' WHERE key = ?",
-                    (nonce, gas, str(fees[0]), str(fees[1]), raw, tx_hash, now, row["key"]),
+                    (nonce, gas, str(fees[0]), str(fees[1]), raw, tx_hash, now, key),
                 )
-                self._record_attempt(row["key"], tx_hash, raw, fees, now)
+                self._record_attempt(key, tx_hash, raw, fees, now)
+        for _, _, _, raw, _ in signed:
             self._broadcast(raw)
-            nonce += 1
 
     def _broadcast(self, raw: bytes) -> None:
+        """Send stored (committed) bytes: inside `_batching`, queued for its one batched request."""
+        if self._queued is not None:
+            self._queued.append(raw)
+            return
+        self._send_raw([raw])
+
+    def _send_raw(self, raws: list[bytes]) -> None:
+        """Broadcast committed bytes, one batched request per RPC_BATCH_SIZE, each fenced by the lease.
+
+        Each item's error is handled as a single send_raw_transaction's would be (`_broadcast_failed`).
+        """
+        if len(raws) == 1:
+            self._check_lease_before_sending()
+            try:
+                self.w3.eth.send_raw_transaction(raws[0])
+            except Exception as err:
+                _broadcast_failed(str(err))
+            return
+        for start in range(0, len(raws), RPC_BATCH_SIZE):
+            chunk = raws[start:start + RPC_BATCH_SIZE]
+            self._check_lease_before_sending()
+            try:
+                responses = self._rpc_batch("eth_sendRawTransaction", [["0x" + raw.hex()] for raw in chunk])
+            except Exception as err:  # the whole request failed: as each single call would have
+                for _ in chunk:
+                    _broadcast_failed(str(err))
+                continue
+            for response in responses:
+                if response.get("error") is not None:
+                    _broadcast_failed(_rpc_error(response["error"]))
+
+    def _check_lease_before_sending(self) -> None:
         if self.lease is not None:
             with transaction(self.db):  # a paused old leader resumes here: it must not send
                 self.lease.check(self.db)
+
+    def _rpc_batch(self, method: str, params: list[list[Any]]) -> list[dict[str, Any]]:
+        """One JSON-RPC batch; the responses in request order. Without batching, one request each."""
+        requests = [(method, p) for p in params]
         try:
-            self.w3.eth.send_raw_transaction(raw)
-        except Exception as err:
-            message = str(err).lower()
-            # Already known or already mined: both mean the stored bytes are out there.
-            if "already known" in message or "nonce too low" in message or "already imported" in message:
-                return
-            log.warning("broadcast failed; will retry", extra={"error": _reason(err)})
+            responses = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        except (AttributeError, NotImplementedError):
+            return [dict(self.w3.provider.make_request(m, p)) for m, p in requests]  # type: ignore[arg-type]
+        if not isinstance(responses, list):  # the node refused the batch as a whole
+            raise ValueError(_rpc_error(dict(responses).get("error")))
+        if len(responses) != len(requests):
+            raise ValueError(f"{method} batch: {len(requests)} requests, {len(responses)} responses")
+        return [dict(r) for r in responses]
+
+    def _receipts(self, tx_hashes: list[str]) -> dict[str, Any]:
+        """Receipts (None: not mined) of many transactions, in batches of RPC_BATCH_SIZE."""
+        unique = list(dict.fromkeys(tx_hashes))
+        found: dict[str, Any] = {}
+        if len(unique) <= 1:
+            return {h: self._receipt(h) for h in unique}
+        for start in range(0, len(unique), RPC_BATCH_SIZE):
+            chunk = unique[start:start + RPC_BATCH_SIZE]
+            for tx_hash, response in zip(chunk, self._rpc_batch("eth_getTransactionReceipt", [[h] for h in chunk]), strict=True):
+                if response.get("error") is not None:
+                    raise ValueError(f"eth_getTransactionReceipt {tx_hash}: {_rpc_error(response['error'])}")
+                found[tx_hash] = _receipt_from_rpc(response.get("result"))
+        return found
 
     def _check_sent(self) -> tuple[int, bool]:
         """Finish, rebroadcast or bump each sent row; also says whether some row was not at the node."""
@@ -522,14 +622,20 @@ class TxSender:
         # (dropped by a reorg, a node restart, or never sent before a crash).
         held_nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
         first_pass, self._resent_after_start = not self._resent_after_start, True
+        now = time.time()
+        waiting = {row["key"] for row in rows
+                   if row["nonce"] >= mined_nonce and now - float(row["sent_at"]) <= self.bump_after}
+        # The receipts of every row to look at, in batched requests rather than one call each.
+        candidates = {row["key"]: self._candidates(row) for row in rows if row["key"] not in waiting}
+        receipts = self._receipts([c[0] for versions in candidates.values() for c in versions])
         for row in rows:
             not_held = row["nonce"] >= held_nonce
             unheld = unheld or not_held
-            if row["nonce"] >= mined_nonce and time.time() - float(row["sent_at"]) <= self.bump_after:
+            if row["key"] in waiting:
                 if first_pass or not_held:
                     self._broadcast(bytes(row["raw"]))  # the same bytes: same nonce, same hash
                 continue  # not mined yet and not due for a bump: nothing to do this pass
-            if self._finish_if_mined(row):
+            if self._finish_if_mined(row, candidates[row["key"]], receipts):
                 finished += 1
                 continue
             if mined_nonce > row["nonce"]:
@@ -544,8 +650,8 @@ class TxSender:
             self._bump(row)
         return finished, unheld
 
-    def _finish_if_mined(self, row: Any) -> bool:
-        """Look for a receipt of any version of the row, newest first; record the one mined."""
+    def _candidates(self, row: Any) -> list[tuple[Any, ...]]:
+        """Every version of the row (hash, bytes, fees), the current one first, then newest first."""
         attempts = self.db.execute(
             "SELECT tx_hash, raw, max_fee, priority_fee FROM outbox_attempts WHERE key = ? "
             "ORDER BY sent_at DESC, rowid DESC",
@@ -554,8 +660,15 @@ class TxSender:
         candidates = [(row["tx_hash"], row["raw"], row["max_fee"], row["priority_fee"])]
         candidates += [(a["tx_hash"], a["raw"], a["max_fee"], a["priority_fee"]) for a in attempts
                        if a["tx_hash"] != row["tx_hash"]]
+        return candidates
+
+    def _finish_if_mined(self, row: Any, candidates: list[tuple[Any, ...]] | None = None,
+                         receipts: dict[str, Any] | None = None) -> bool:
+        """Look for a receipt of any version of the row, newest first; record the one mined."""
+        if candidates is None:
+            candidates = self._candidates(row)
         for tx_hash, raw, max_fee, priority_fee in candidates:
-            receipt = self._receipt(tx_hash)
+            receipt = receipts[tx_hash] if receipts is not None and tx_hash in receipts else self._receipt(tx_hash)
             if receipt is None:
                 continue
             # The row now carries the mined version, so a reorg rebroadcasts exactly it.
@@ -653,6 +766,29 @@ class TxSender:
         log.warning("transaction failed", extra={"key": key, "error": error})
 
 
+def _broadcast_failed(error: str) -> None:
+    message = error.lower()
+    # Already known or already mined: both mean the stored bytes are out there.
+    if "already known" in message or "nonce too low" in message or "already imported" in message:
+        return
+    log.warning("broadcast failed; will retry", extra={"error": _reason_text(error)})
+
+
+def _rpc_error(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message", error))
+    return str(error)
+
+
+def _receipt_from_rpc(result: Any) -> Any:
+    """A raw eth_getTransactionReceipt result as the fields this module reads (None: not mined)."""
+    if result is None or result.get("blockNumber") is None:
+        return None
+    return {"status": int(result["status"], 16), "blockNumber": int(result["blockNumber"], 16),
+            "blockHash": HexBytes(result["blockHash"]), "gasUsed": int(result["gasUsed"], 16),
+            "transactionHash": HexBytes(result["transactionHash"])}
+
+
 def _receipt_status(receipt: Any) -> str:
     return "mined" if receipt["status"] == 1 else "reverted"
 
@@ -689,5 +825,8 @@ def _migrate(db: Connection) -> None:
 
 
 def _reason(err: Exception) -> str:
-    text = str(err)
+    return _reason_text(str(err))
+
+
+def _reason_text(text: str) -> str:
     return text if len(text) < 300 else text[:300] + "..."

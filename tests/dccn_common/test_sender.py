@@ -322,3 +322,34 @@ def test_outbox_written_by_newer_code__refused_with_store_error(make_db, make_se
     apply_schema(make_db("newer.db"), "outbox", 2, "ALTER TABLE outbox ADD COLUMN future TEXT")
     with pytest.raises(StoreError, match="schema outbox is at version 2, newer than this code knows"):
         make_sender("newer.db")
+
+
+def test_crash_between_commit_and_batched_broadcast__restart_sends_the_same_bytes(
+    w3, make_sender, funded_token, roles, monkeypatch
+) -> None:
+    sender = make_sender()
+    keys = [f"crashy-{i}" for i in range(5)]
+    with transaction(sender.db):
+        for i, key in enumerate(keys):
+            sender.enqueue(sender.db, key, funded_token.address, _transfer_data(funded_token, roles.bob.address, i + 1),
+                           gas=60_000)
+    nonce = w3.eth.get_transaction_count(roles.relayer.address, "pending")
+    # The process dies with every row's signed bytes committed, before the batched request leaves.
+    monkeypatch.setattr(TxSender, "_send_raw", lambda self, raws: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        sender.process()
+    monkeypatch.undo()
+    stored = {key: sender.entry(key).tx_hash for key in keys}
+    assert all(sender.entry(key).status == "sent" for key in keys)
+    assert w3.eth.get_transaction_count(roles.relayer.address, "pending") == nonce  # nothing reached the node
+    restarted = make_sender()
+    deadline = time.monotonic() + 30
+    while any(restarted.entry(k).status not in FINAL_STATUSES for k in keys) and time.monotonic() < deadline:
+        restarted.process()
+        time.sleep(0.05)
+    for key in keys:
+        entry = restarted.entry(key)
+        assert entry.status == "mined" and entry.tx_hash == stored[key]
+        assert restarted.tx_hashes(key) == [stored[key]]  # rebroadcast, never signed again
+    assert [w3.eth.get_transaction(stored[k])["nonce"] for k in keys] == list(range(nonce, nonce + 5))
+    assert funded_token.functions.balanceOf(roles.bob.address).call() == 15

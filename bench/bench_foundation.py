@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 from eth_account import Account
+from eth_utils import event_abi_to_log_topic
 
 from bench.report import table, write_section
 from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.contracts import deploy
-from dccn_common.follower import ChainFollower
+from dccn_common.follower import ChainFollower, FlatEventLayout
 from dccn_common.sender import TxSender
 from dccn_common.store import open_db, transaction
 
@@ -59,9 +60,15 @@ def raw_batched_transfers_per_second(anvil: Anvil, token, sender: Account, count
 
 
 def raw_get_logs_per_second(token, start: int) -> float:
+    """eth_getLogs and the follower's own decoding of each log: what following costs before any handling."""
+    abi = next(item for item in token.abi if item.get("type") == "event" and item["name"] == "Transfer")
+    layout = FlatEventLayout.of(abi)
+    assert layout is not None
     started = time.perf_counter()
-    logs = token.events.Transfer().get_logs(from_block=start)
-    return len(logs) / (time.perf_counter() - started)
+    logs = token.w3.eth.get_logs({"address": token.address, "fromBlock": start,
+                                  "topics": [event_abi_to_log_topic(abi)]})
+    decoded = [layout.decode(entry) for entry in logs]
+    return len(decoded) / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -95,10 +102,11 @@ def main() -> None:
 
     rows = [
         ["follower: events handled exactly once (SQLite commit each)", f"{follow_rate:,.0f}/s",
-         f"{raw_log_rate:,.0f}/s (eth_getLogs + decode, no handling)", f"{follow_rate / raw_log_rate:.2f}"],
+         f"{raw_log_rate:,.0f}/s (eth_getLogs + the follower's decoding, no handling)", f"{follow_rate / raw_log_rate:.2f}"],
         ["sender: outbox transactions signed, persisted, sent, confirmed", f"{send_rate:,.0f}/s",
-         f"{raw_tx_rate:,.0f}/s (signed transfers, fire and forget, one request each)", f"{send_rate / raw_tx_rate:.2f}"],
-        ["", "", f"{raw_batched_rate:,.0f}/s (the same, JSON-RPC batches of 100)", f"{send_rate / raw_batched_rate:.2f}"],
+         f"{raw_batched_rate:,.0f}/s (signed transfers, fire and forget, JSON-RPC batches of 100)",
+         f"{send_rate / raw_batched_rate:.2f}"],
+        ["(reference) signed transfers, fire and forget, one request each", f"{raw_tx_rate:,.0f}/s", "-", "-"],
     ]
     body = (
         f"{TRANSFERS} ANKR transfers on one anvil (automine).\n\n"

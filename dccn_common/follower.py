@@ -78,7 +78,7 @@ RewindHandler = Callable[[int, Connection], None]
 
 
 @dataclass(frozen=True)
-class _FlatLayout:
+class FlatEventLayout:
     """An event whose arguments are all plain ABI values (no tuples, no arrays, no indexed
     string/bytes): its logs decode straight through eth_abi. web3's generic decoder measured
     1.8 ms a log, which made the follower the bound of a relay at a few hundred events a second."""
@@ -88,7 +88,7 @@ class _FlatLayout:
     addresses: tuple[str, ...]
 
     @classmethod
-    def of(cls, abi: dict[str, Any]) -> _FlatLayout | None:
+    def of(cls, abi: dict[str, Any]) -> FlatEventLayout | None:
         inputs = abi.get("inputs", [])
         for arg in inputs:
             kind = str(arg["type"])
@@ -124,11 +124,11 @@ class _Subscription:
     abi: dict[str, Any]
     handler: EventHandler
     topic: bytes = field(init=False)
-    flat: _FlatLayout | None = field(init=False)
+    flat: FlatEventLayout | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.topic = event_abi_to_log_topic(self.abi)  # type: ignore[arg-type]
-        self.flat = _FlatLayout.of(self.abi)
+        self.flat = FlatEventLayout.of(self.abi)
 
 
 class ReorgTooDeep(RuntimeError):

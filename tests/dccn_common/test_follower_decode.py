@@ -20,7 +20,7 @@ from web3.exceptions import LogTopicError
 
 from dccn_common import PROJECT_ROOT
 from dccn_common.contracts import load_artifact
-from dccn_common.follower import _FlatLayout
+from dccn_common.follower import FlatEventLayout
 
 DEPLOYABLES = sorted(
     path.stem for path in (PROJECT_ROOT / "contracts").rglob("*.vy") if path.stem[0].isupper()
@@ -54,7 +54,7 @@ def log_of(abi: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_project_event__has_the_fast_layout() -> None:
     assert len(EVENTS) > 40
-    slow = [name for name, abi in EVENTS if _FlatLayout.of(abi) is None]
+    slow = [name for name, abi in EVENTS if FlatEventLayout.of(abi) is None]
     assert slow == [], f"events that fall back to web3's decoder: {slow}"
 
 
@@ -64,7 +64,7 @@ def test_every_project_event__has_the_fast_layout() -> None:
 def test_fast_decode__equals_web3s(name: str, abi: dict[str, Any], data: st.DataObject) -> None:
     values = {a["name"]: data.draw(get_abi_strategy(a["type"]), label=a["name"]) for a in abi["inputs"]}
     entry = log_of(abi, values)
-    layout = _FlatLayout.of(abi)
+    layout = FlatEventLayout.of(abi)
     assert layout is not None
     assert layout.decode(entry) == dict(get_event_data(CODEC, abi, entry)["args"])  # type: ignore[arg-type]
 
@@ -78,7 +78,7 @@ def test_fast_decode__log_with_other_indexed_layout__log_topic_error_like_web3()
     entry = log_of(abi, {"sender": "0x" + "aa" * 20, "receiver": "0x" + "bb" * 20, "value": 5})
     entry["topics"] = entry["topics"][:2]  # e.g. a token that indexes one address less
     entry["data"] = encode(["address", "uint256"], ["0x" + "bb" * 20, 5])
-    layout = _FlatLayout.of(abi)
+    layout = FlatEventLayout.of(abi)
     assert layout is not None
     with pytest.raises(LogTopicError):
         get_event_data(CODEC, abi, entry)  # type: ignore[arg-type]
@@ -91,7 +91,7 @@ def test_flat_layout__tuple_array_or_hashed_topic__falls_back_to_web3() -> None:
         return {"type": "event", "name": "E", "anonymous": False,
                 "inputs": [{"name": "x", "type": kind, "indexed": indexed, "components": []}]}
 
-    assert _FlatLayout.of(event("uint256[]", False)) is None
-    assert _FlatLayout.of(event("tuple", False)) is None
-    assert _FlatLayout.of(event("string", True)) is None
-    assert _FlatLayout.of(event("string", False)) is not None
+    assert FlatEventLayout.of(event("uint256[]", False)) is None
+    assert FlatEventLayout.of(event("tuple", False)) is None
+    assert FlatEventLayout.of(event("string", True)) is None
+    assert FlatEventLayout.of(event("string", False)) is not None

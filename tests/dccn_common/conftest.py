@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from eth_account import Account
 
+from dccn_common.sender import TxSender
 from dccn_common.store import open_db
 from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 
@@ -102,3 +104,23 @@ def rpc_proxy(chain: Any) -> Iterator[TcpProxy]:
     proxy = TcpProxy(chain.port)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture
+def make_sender(w3: Any, make_db: Any, roles: Any) -> Callable[..., TxSender]:
+    def factory(name: str = "sender.db", **kwargs: Any) -> TxSender:
+        return TxSender(w3, make_db(name), Account.from_key(roles.relayer.key), **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def funded_token(ankr_token: Any, roles: Any) -> Any:
+    """ANKR with a balance for the relayer, the sender tests' signer."""
+    ankr_token.functions.transfer(roles.relayer.address, 10**21).transact({"from": roles.deployer.address})
+    return ankr_token
+
+
+def transfer_data(token: Any, to: str, amount: int) -> bytes:
+    return bytes.fromhex(token.functions.transfer(to, amount)._encode_transaction_data()[2:])
+

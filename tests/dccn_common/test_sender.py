@@ -7,44 +7,26 @@ import time
 from typing import Any
 
 import pytest
-from eth_account import Account
 
 from dccn_common.sender import FINAL_STATUSES, TxSender
 from dccn_common.store import transaction
 from dccn_devtools.pytest_fixtures import BACKENDS
+from tests.dccn_common.conftest import transfer_data
 
 # Every test here runs on SQLite and on a real PostgreSQL server (dccn_devtools.postgres).
 pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 
-@pytest.fixture
-def make_sender(w3: Any, make_db: Any, roles: Any):
-    def factory(name: str = "sender.db", **kwargs: Any) -> TxSender:
-        return TxSender(w3, make_db(name), Account.from_key(roles.relayer.key), **kwargs)
-
-    return factory
-
-
-def _transfer_data(token: Any, to: str, amount: int) -> bytes:
-    return bytes.fromhex(token.functions.transfer(to, amount)._encode_transaction_data()[2:])
-
-
-@pytest.fixture
-def funded_token(ankr_token: Any, roles: Any) -> Any:
-    ankr_token.functions.transfer(roles.relayer.address, 10**21).transact({"from": roles.deployer.address})
-    return ankr_token
-
-
 def test_send_now__mined_and_recorded(make_sender, funded_token, roles) -> None:
     sender = make_sender()
-    entry = sender.send_now("pay-bob-1", funded_token.address, _transfer_data(funded_token, roles.bob.address, 5))
+    entry = sender.send_now("pay-bob-1", funded_token.address, transfer_data(funded_token, roles.bob.address, 5))
     assert entry.status == "mined" and entry.gas_used and entry.block_number
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 5
 
 
 def test_enqueue__same_key_twice__sent_once(make_sender, funded_token, roles) -> None:
     sender = make_sender()
-    data = _transfer_data(funded_token, roles.bob.address, 7)
+    data = transfer_data(funded_token, roles.bob.address, 7)
     with transaction(sender.db):
         assert sender.enqueue(sender.db, "k", funded_token.address, data)
         assert not sender.enqueue(sender.db, "k", funded_token.address, data)
@@ -56,7 +38,7 @@ def test_crash_after_signing__restart_rebroadcasts_same_transaction(
     make_sender, funded_token, roles, monkeypatch
 ) -> None:
     sender = make_sender()
-    data = _transfer_data(funded_token, roles.bob.address, 9)
+    data = transfer_data(funded_token, roles.bob.address, 9)
     with transaction(sender.db):
         sender.enqueue(sender.db, "crashy", funded_token.address, data)
     # The process dies right after storing the signed bytes, before they reach the node.
@@ -79,7 +61,7 @@ def test_stuck_transaction__bumped_with_same_nonce__executes_once(
     chain, make_sender, funded_token, roles
 ) -> None:
     sender = make_sender(bump_after=0.0)
-    data = _transfer_data(funded_token, roles.bob.address, 11)
+    data = transfer_data(funded_token, roles.bob.address, 11)
     with transaction(sender.db):
         sender.enqueue(sender.db, "stuck", funded_token.address, data)
     chain.set_automine(False)
@@ -98,7 +80,7 @@ def test_stuck_transaction__bumped_with_same_nonce__executes_once(
 
 def test_call_that_would_revert__marked_failed_with_reason(make_sender, funded_token, roles) -> None:
     sender = make_sender()
-    too_much = _transfer_data(funded_token, roles.bob.address, 10**30)
+    too_much = transfer_data(funded_token, roles.bob.address, 10**30)
     entry = sender.send_now("overdraw", funded_token.address, too_much)
     assert entry.status == "failed"
     assert "not sent" in (entry.error or "")
@@ -119,12 +101,12 @@ def test_reorg_removes_mined_tx__same_bytes_rebroadcast__next_row_gets_next_nonc
     chain, w3, make_sender, funded_token, roles
 ) -> None:
     sender = make_sender()
-    first = sender.send_now("pay-1", funded_token.address, _transfer_data(funded_token, roles.bob.address, 3))
+    first = sender.send_now("pay-1", funded_token.address, transfer_data(funded_token, roles.bob.address, 3))
     nonce = w3.eth.get_transaction_count(roles.relayer.address) - 1
     chain.mine(2)
     chain.reorg(3)  # a reorg deeper than any confirmation depth: anvil drops the transaction
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 0
-    second = sender.send_now("pay-2", funded_token.address, _transfer_data(funded_token, roles.bob.address, 4),
+    second = sender.send_now("pay-2", funded_token.address, transfer_data(funded_token, roles.bob.address, 4),
                              timeout=10)
     again = sender.entry("pay-1")
     assert again.status == "mined" and again.tx_hash == first.tx_hash  # the same bytes, not a new signature
@@ -138,7 +120,7 @@ def test_reorg_reincludes_tx__recorded_at_new_block__nothing_new_signed(
     chain, w3, make_sender, funded_token, roles
 ) -> None:
     sender = make_sender()
-    first = sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 5))
+    first = sender.send_now("pay", funded_token.address, transfer_data(funded_token, roles.bob.address, 5))
     raw = _stored_raw(sender, "pay")
     chain.mine(2)
     chain.reorg(3, [(raw, 1)])  # the same transaction, one block later on the new branch
@@ -153,7 +135,7 @@ def test_reorg_reincludes_tx__recorded_at_new_block__nothing_new_signed(
 
 def test_reorg_returns_tx_to_mempool__sender_waits__mined_once(chain, w3, make_sender, funded_token, roles) -> None:
     sender = make_sender()
-    first = sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 6))
+    first = sender.send_now("pay", funded_token.address, transfer_data(funded_token, roles.bob.address, 6))
     raw = _stored_raw(sender, "pay")
     chain.set_automine(False)
     try:
@@ -180,10 +162,10 @@ def test_deep_reorg_removing_two_rows__next_transaction_mined__nothing_stuck(
     sender = make_sender()
     start_nonce = w3.eth.get_transaction_count(roles.relayer.address)
     entries = [sender.send_now(f"pay-{amount}", funded_token.address,
-                               _transfer_data(funded_token, roles.bob.address, amount)) for amount in (1, 2)]
+                               transfer_data(funded_token, roles.bob.address, amount)) for amount in (1, 2)]
     chain.mine()
     chain.reorg(3)  # both transfers and the block on top of them
-    third = sender.send_now("pay-4", funded_token.address, _transfer_data(funded_token, roles.bob.address, 4),
+    third = sender.send_now("pay-4", funded_token.address, transfer_data(funded_token, roles.bob.address, 4),
                             timeout=10)
     assert third.status == "mined"
     hashes = [e.tx_hash for e in entries] + [third.tx_hash]
@@ -207,7 +189,7 @@ def test_follower_rewind__sender_reopens_rows_before_service_handlers(
 
     sender.watch_rewinds(follower)
     follower.poll_once()
-    sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 2))
+    sender.send_now("pay", funded_token.address, transfer_data(funded_token, roles.bob.address, 2))
     follower.poll_once()
     chain.reorg(1)
     follower.poll_once()
@@ -226,7 +208,7 @@ def test_replaced_version_mined_after_row_failed__recognised_as_mined(
 ) -> None:
     sender = make_sender(bump_after=0.0, max_attempts=2)
     with transaction(sender.db):
-        sender.enqueue(sender.db, "slow", funded_token.address, _transfer_data(funded_token, roles.bob.address, 8))
+        sender.enqueue(sender.db, "slow", funded_token.address, transfer_data(funded_token, roles.bob.address, 8))
     chain.set_automine(False)
     try:
         sender.process()  # version A
@@ -255,10 +237,10 @@ def test_row_failed_holding_nonce_below_a_sent_row__gap_closed__later_row_mined(
     try:
         with transaction(hasty.db):
             hasty.enqueue(hasty.db, "gives-up", funded_token.address,
-                          _transfer_data(funded_token, roles.bob.address, 1))
+                          transfer_data(funded_token, roles.bob.address, 1))
         hasty.process()
         with transaction(hasty.db):
-            hasty.enqueue(hasty.db, "later", funded_token.address, _transfer_data(funded_token, roles.bob.address, 2))
+            hasty.enqueue(hasty.db, "later", funded_token.address, transfer_data(funded_token, roles.bob.address, 2))
         hasty.process()  # the first row fails holding its nonce; the later one is signed above it
         assert hasty.entry("gives-up").status == "failed"
         chain.rpc("anvil_dropAllTransactions")  # the failed row's version leaves the pool
@@ -302,7 +284,7 @@ def test_reorg_below_the_last_verified_head__detected_without_a_follower__same_b
     chain, w3, make_sender, funded_token, roles
 ) -> None:
     sender = make_sender()
-    first = sender.send_now("pay", funded_token.address, _transfer_data(funded_token, roles.bob.address, 4))
+    first = sender.send_now("pay", funded_token.address, transfer_data(funded_token, roles.bob.address, 4))
     sender.process()  # verified at this head
     chain.mine(2)
     sender.process()  # verified again, two blocks on: the row's block is now below the last verified head
@@ -331,7 +313,7 @@ def test_crash_between_commit_and_batched_broadcast__restart_sends_the_same_byte
     keys = [f"crashy-{i}" for i in range(5)]
     with transaction(sender.db):
         for i, key in enumerate(keys):
-            sender.enqueue(sender.db, key, funded_token.address, _transfer_data(funded_token, roles.bob.address, i + 1),
+            sender.enqueue(sender.db, key, funded_token.address, transfer_data(funded_token, roles.bob.address, i + 1),
                            gas=60_000)
     nonce = w3.eth.get_transaction_count(roles.relayer.address, "pending")
     # The process dies with every row's signed bytes committed, before the batched request leaves.

@@ -9,32 +9,14 @@ import time
 from typing import Any
 
 import pytest
-from eth_account import Account
 
 from dccn_common.sender import FINAL_STATUSES, RPC_BATCH_SIZE, TxSender
 from dccn_common.store import transaction
 from dccn_devtools.pytest_fixtures import BACKENDS
+from tests.dccn_common.conftest import transfer_data
 
 # Every test here runs on SQLite and on a real PostgreSQL server (dccn_devtools.postgres).
 pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
-
-
-@pytest.fixture
-def make_sender(w3: Any, make_db: Any, roles: Any):
-    def factory(name: str = "sender.db", **kwargs: Any) -> TxSender:
-        return TxSender(w3, make_db(name), Account.from_key(roles.relayer.key), **kwargs)
-
-    return factory
-
-
-@pytest.fixture
-def funded_token(ankr_token: Any, roles: Any) -> Any:
-    ankr_token.functions.transfer(roles.relayer.address, 10**21).transact({"from": roles.deployer.address})
-    return ankr_token
-
-
-def _transfer_data(token: Any, to: str, amount: int) -> bytes:
-    return bytes.fromhex(token.functions.transfer(to, amount)._encode_transaction_data()[2:])
 
 
 class RpcCounter:
@@ -75,7 +57,7 @@ def test_many_rows__one_batch_of_sends_and_batched_receipts__all_mined_once(
     keys = [f"pay-{i}" for i in range(count)]
     with transaction(sender.db):
         for key in keys:
-            sender.enqueue(sender.db, key, funded_token.address, _transfer_data(funded_token, roles.bob.address, 1),
+            sender.enqueue(sender.db, key, funded_token.address, transfer_data(funded_token, roles.bob.address, 1),
                            gas=60_000)
     start_nonce = w3.eth.get_transaction_count(roles.relayer.address)
     rpc = RpcCounter(monkeypatch, w3.provider)
@@ -108,7 +90,7 @@ def test_batch_with_one_failing_item__others_land__failing_row_stays_sent_and_re
     with transaction(sender.db):
         for i in range(3):
             sender.enqueue(sender.db, f"ok-{i}", funded_token.address,
-                           _transfer_data(funded_token, roles.bob.address, i + 1), gas=60_000)
+                           transfer_data(funded_token, roles.bob.address, i + 1), gas=60_000)
         # Signed last (highest nonce), with a value the account cannot pay: the node refuses it.
         sender.enqueue(sender.db, "broke", roles.bob.address, b"", value=10**30, gas=21_000)
     with caplog.at_level(logging.WARNING, logger="dccn_common.sender"):
@@ -183,7 +165,7 @@ def test_batched_broadcast__lease_checked_before_it(make_sender, funded_token, r
     sender.lease = Lease()  # type: ignore[assignment]
     with transaction(sender.db):
         for i in range(3):
-            sender.enqueue(sender.db, f"k{i}", funded_token.address, _transfer_data(funded_token, roles.bob.address, 1),
+            sender.enqueue(sender.db, f"k{i}", funded_token.address, transfer_data(funded_token, roles.bob.address, 1),
                            gas=60_000)
     order.clear()
     sender.process()

@@ -21,6 +21,7 @@ from eth_account import Account
 from dccn_common import PROJECT_ROOT
 from dccn_common.sender import FINAL_STATUSES, Lease, LeaseLost, TxSender
 from dccn_common.store import open_db, transaction
+from tests.dccn_common.conftest import transfer_data
 
 pytestmark = pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)
 
@@ -35,16 +36,6 @@ class RecordingSender(TxSender):
         self.broadcasts += 1
 
 
-def _transfer_data(token: Any, to: str, amount: int) -> bytes:
-    return bytes.fromhex(token.functions.transfer(to, amount)._encode_transaction_data()[2:])
-
-
-@pytest.fixture
-def funded_token(ankr_token: Any, roles: Any) -> Any:
-    ankr_token.functions.transfer(roles.relayer.address, 10**21).transact({"from": roles.deployer.address})
-    return ankr_token
-
-
 def _leased(w3: Any, dsn: str, roles: Any, holder: str, seconds: float) -> RecordingSender:
     db = open_db(dsn)
     account = Account.from_key(roles.relayer.key)
@@ -55,7 +46,7 @@ def _leased(w3: Any, dsn: str, roles: Any, holder: str, seconds: float) -> Recor
 def _enqueue(sender: TxSender, keys: list[str], token: Any, to: str) -> None:
     with transaction(sender.db):
         for i, key in enumerate(keys):
-            sender.enqueue(sender.db, key, token.address, _transfer_data(token, to, i + 1))
+            sender.enqueue(sender.db, key, token.address, transfer_data(token, to, i + 1))
 
 
 def _drive_until_final(sender: TxSender, keys: list[str], timeout: float = 30) -> None:

@@ -16,6 +16,7 @@ id), so a relay cannot move it to another request.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from coincurve import PrivateKey, PublicKey
 from cryptography.exceptions import InvalidTag
@@ -79,9 +80,15 @@ def ecies_decrypt(private_key: bytes, ciphertext: bytes, associated_data: bytes 
         raise DecryptionError("ciphertext does not authenticate (wrong key, context or tampered)") from err
 
 
+@lru_cache(maxsize=8)
+def _signer(private_key: bytes) -> PrivateKey:
+    """The key object of a signing key (its public key computed once, not per signature)."""
+    return PrivateKey(private_key)
+
+
 def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     """65-byte r || s || v (v in {27, 28}, low s) over a 32-byte digest."""
-    signature = PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    signature = _signer(bytes(private_key)).sign_recoverable(digest, hasher=None)
     return signature[:64] + bytes([signature[64] + 27])
 
 

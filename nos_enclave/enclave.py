@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,10 @@ class Enclave:
         self.measurement = measurement()  # once, at start: the code this process loaded
         self.stats = {"signed": 0, "failed": 0}
         self._stats_lock = threading.Lock()
+        # TLS sessions to resume, per source (host, port): what any HTTPS client keeps. They live only in this
+        # process; a resumed session is the one whose certificate chain a full handshake verified.
+        self._sessions: dict[tuple[str, int], ssl.SSLSession] = {}
+        self._sessions_lock = threading.Lock()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -88,15 +93,27 @@ class Enclave:
                 raise ParamsError("a private request must name reply_to")
         else:
             params = parse_params(params_raw)
-        fetch = TlsFetch(self.tls_context, params.host, params.target)
+        with self._sessions_lock:
+            session = self._sessions.get((params.host, params.port))
+        fetch = TlsFetch(self.tls_context, params.host, params.target, session=session)
         job = _Job(request_id, keccak(params_raw), chain_id, oracle, fetch, params, private)
         first = fetch.start()
         return job, {"op": "connect", "host": params.host, "port": params.port, "send": b64(first)}
 
     def advance(self, job: _Job, received: bytes, eof: bool) -> dict[str, Any]:
-        outgoing = job.fetch.step(received, eof=eof)
+        source = (job.params.host, job.params.port)
+        try:
+            outgoing = job.fetch.step(received, eof=eof)
+        except FetchFailed:
+            with self._sessions_lock:  # the next fetch from this source starts with a full handshake
+                self._sessions.pop(source, None)
+            raise
         if job.fetch.response is None:
             return {"op": "send", "send": b64(outgoing)}
+        session = job.fetch.resumable_session()
+        if session is not None:
+            with self._sessions_lock:
+                self._sessions[source] = session
         response = job.fetch.response
         if response.status != 200:
             raise FetchFailed(f"source answered HTTP {response.status}")

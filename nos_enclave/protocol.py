@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -197,7 +198,7 @@ def encode_result(value: str, params: Params) -> bytes:
         low, high = (0, 2**256) if params.type == "uint256" else (-(2**255), 2**255)
         if not low <= number < high:
             raise ParamsError(f"{text[:40]} times 10**{params.decimals} does not fit {params.type}")
-        data = abi_encode([params.type], [number])
+        data = number.to_bytes(32, "big", signed=params.type == "int256")  # the ABI word of either type
     if len(data) > MAX_DATA:
         raise ParamsError(f"result is {len(data)} bytes; the oracle takes at most {MAX_DATA}")
     return data
@@ -211,7 +212,9 @@ def encryption_key_digest(encryption_public_key: bytes) -> bytes:
     return keccak(ENCRYPTION_KEY_PREFIX + encryption_public_key)
 
 
+@lru_cache(maxsize=64)
 def domain_separator(chain_id: int, oracle: str) -> bytes:
+    """Cached: one enclave serves one or a few oracles, and this is three hashes and an ABI encoding."""
     return keccak(
         abi_encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
@@ -222,7 +225,10 @@ def domain_separator(chain_id: int, oracle: str) -> bytes:
 
 def response_digest(chain_id: int, oracle: str, request_id: bytes, params_hash: bytes, data: bytes) -> bytes:
     """The EIP-712 digest of Response(requestId, paramsHash, dataHash) in the NOS domain."""
-    struct_hash = keccak(
-        abi_encode(["bytes32", "bytes32", "bytes32", "bytes32"], [RESPONSE_TYPEHASH, request_id, params_hash, keccak(data)])
-    )
+    if (isinstance(request_id, bytes) and isinstance(params_hash, bytes)
+            and len(request_id) == 32 and len(params_hash) == 32):  # four ABI words are the words themselves
+        struct_hash = keccak(RESPONSE_TYPEHASH + request_id + params_hash + keccak(data))
+    else:  # eth_abi's rules (and errors) for anything else
+        struct_hash = keccak(abi_encode(["bytes32", "bytes32", "bytes32", "bytes32"],
+                                        [RESPONSE_TYPEHASH, request_id, params_hash, keccak(data)]))
     return keccak(b"\x19\x01" + domain_separator(chain_id, oracle) + struct_hash)

@@ -76,9 +76,22 @@ class TlsFetch:
     _plaintext: bytearray = field(default_factory=bytearray)
     _request_sent: bool = False
     response: HttpResponse | None = None
+    # A session of an earlier fetch from this host (same context) to resume: the chain was verified in that
+    # session's full handshake; a server that refuses it gets a full handshake, verified again.
+    session: ssl.SSLSession | None = None
 
     def __post_init__(self) -> None:
-        self._tls = self.context.wrap_bio(self._incoming, self._outgoing, server_hostname=self.host)
+        self._tls = self.context.wrap_bio(self._incoming, self._outgoing, server_hostname=self.host,
+                                          session=self.session)
+
+    def resumable_session(self) -> ssl.SSLSession | None:
+        """This connection's session, if the server gave a ticket to resume it with (after the response)."""
+        session = self._tls.session
+        return session if session is not None and session.has_ticket else None
+
+    @property
+    def session_reused(self) -> bool:
+        return bool(self._tls.session_reused)
 
     def start(self) -> bytes:
         return self.step(b"", eof=False)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import subprocess
 import sys
 
@@ -14,7 +16,9 @@ from eth_utils import keccak
 from nos_enclave.crypto import DecryptionError, ecies_decrypt
 from nos_enclave.framing import EnclaveClient
 from nos_enclave.protocol import FetchFailed, Params, encrypt_params, response_digest
+from nos_enclave.tls import TlsFetch, client_context
 from nos_relay.carrier import TcpCarrier, fetch_signed
+from nos_relay.devsource import PriceSource
 from tests.nos_relay.conftest import price_params
 
 ORACLE = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -117,3 +121,46 @@ def test_sandbox__enclave_process_cannot_connect_out(price_source):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "enclave has no network access" in result.stderr
+
+
+# -- TLS session resumption --------------------------------------------------------------------
+
+
+def tls_get(context: ssl.SSLContext, source: PriceSource, session: ssl.SSLSession | None = None) -> TlsFetch:
+    """One TlsFetch driven over a plain socket (the carrier's job), returning the finished fetch."""
+    tls = TlsFetch(context, "127.0.0.1", "/price.json", session=session)
+    with socket.create_connection(("127.0.0.1", source.port), timeout=10) as connection:
+        outgoing = tls.start()
+        while tls.response is None:
+            if outgoing:
+                connection.sendall(outgoing)
+            received = connection.recv(65536)
+            outgoing = tls.step(received, eof=not received)
+    return tls
+
+
+def test_tls__second_fetch_from_a_source__resumes_the_session_and_reads_the_same(trusted_pki, price_source):
+    context = client_context(str(trusted_pki.ca_cert))
+    first = tls_get(context, price_source)
+    assert not first.session_reused and first.resumable_session() is not None
+    second = tls_get(context, price_source, first.resumable_session())
+    assert second.session_reused
+    assert second.response is not None and first.response is not None
+    assert second.response.body == first.response.body
+
+
+def test_tls__session_offered_to_another_server__full_handshake_still_verifies_its_chain(
+        trusted_pki, price_source, rogue_source):
+    context = client_context(str(trusted_pki.ca_cert))
+    session = tls_get(context, price_source).resumable_session()
+    with pytest.raises(FetchFailed, match="not trusted"):  # the rogue cannot resume it: full handshake, refused
+        tls_get(context, rogue_source, session)
+
+
+def test_fetch__enclave_resumes_per_source_and_a_flipped_byte_still_fails(enclave_socket, price_source):
+    params = price_params(price_source)
+    assert fetch(enclave_socket, params)["data"]  # full handshake: the session is kept
+    for offset in (60, 300):  # a resumed handshake is as authenticated as a full one
+        with pytest.raises(FetchFailed, match=r"TLS failure|closed|not trusted"):
+            fetch(enclave_socket, params, ByteFlippingCarrier(offset))
+    assert int(fetch(enclave_socket, params)["data"], 16) == 234567

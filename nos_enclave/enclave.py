@@ -49,6 +49,7 @@ class _Job:
     fetch: TlsFetch
     params: Params
     private: bool
+    source: tuple[str, int]  # (host, port) of params.url
 
 
 class Enclave:
@@ -93,15 +94,16 @@ class Enclave:
                 raise ParamsError("a private request must name reply_to")
         else:
             params = parse_params(params_raw)
+        host, port = params.host, params.port  # each a URL parse
         with self._sessions_lock:
-            session = self._sessions.get((params.host, params.port))
-        fetch = TlsFetch(self.tls_context, params.host, params.target, session=session)
-        job = _Job(request_id, keccak(params_raw), chain_id, oracle, fetch, params, private)
+            session = self._sessions.get((host, port))
+        fetch = TlsFetch(self.tls_context, host, params.target, session=session)
+        job = _Job(request_id, keccak(params_raw), chain_id, oracle, fetch, params, private, (host, port))
         first = fetch.start()
-        return job, {"op": "connect", "host": params.host, "port": params.port, "send": b64(first)}
+        return job, {"op": "connect", "host": host, "port": port, "send": b64(first)}
 
     def advance(self, job: _Job, received: bytes, eof: bool) -> dict[str, Any]:
-        source = (job.params.host, job.params.port)
+        source = job.source
         try:
             outgoing = job.fetch.step(received, eof=eof)
         except FetchFailed:
@@ -110,7 +112,9 @@ class Enclave:
             raise
         if job.fetch.response is None:
             return {"op": "send", "send": b64(outgoing)}
-        session = job.fetch.resumable_session()
+        # A full handshake's session replaces the kept one (a resumed one is that session already). Reading a
+        # session out of OpenSSL costs about as much as the rest of a response's bookkeeping, so once only.
+        session = None if job.fetch.session_reused else job.fetch.resumable_session()
         if session is not None:
             with self._sessions_lock:
                 self._sessions[source] = session

@@ -8,7 +8,7 @@ broadcasting, and rebroadcasts or replaces them (same nonce, higher fees) until
 mined. After a crash the stored bytes are sent again, never a second transaction,
 so a service killed at any moment does nothing twice.
 
-A pass talks to the node in JSON-RPC batches (BATCH_SIZE requests each): one for the
+A pass talks to the node in JSON-RPC batches (RPC_BATCH_SIZE requests each): one for the
 receipts of every row it looks at, one for the signed transactions it (re)broadcasts, sent
 only after their bytes are committed and the lease is checked; each item's error is handled
 as a single call's would be. A row whose gas must be estimated waits for the rows signed
@@ -43,7 +43,6 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from dccn_common.rpc import BATCH_SIZE, rpc_batch, rpc_error_text
 from dccn_common.store import Connection, apply_schema, require_schema, table_columns, transaction
 
 log = logging.getLogger(__name__)
@@ -93,6 +92,7 @@ DEFAULT_REORG_DEPTH = 64
 GAP_FILL_PREFIX = "nonce-gap-fill:"
 
 # JSON-RPC batches (receipts, raw transactions) hold at most this many requests each.
+RPC_BATCH_SIZE = 100
 
 # Statuses: pending (not signed) -> sent (signed, broadcast) -> mined | reverted | failed.
 # mined / reverted go back to sent when a reorg removes the transaction (see module doc).
@@ -428,7 +428,7 @@ class TxSender:
             self._queued = None
 
     def _flush(self) -> None:
-        """Send what `_batching` queued so far, in one batched request (chunks of BATCH_SIZE)."""
+        """Send what `_batching` queued so far, in one batched request (chunks of RPC_BATCH_SIZE)."""
         if self._queued:
             queued, self._queued = self._queued, []
             self._send_raw(queued)
@@ -553,7 +553,7 @@ class TxSender:
         self._send_raw([raw])
 
     def _send_raw(self, raws: list[bytes]) -> None:
-        """Broadcast committed bytes, one batched request per BATCH_SIZE, each fenced by the lease.
+        """Broadcast committed bytes, one batched request per RPC_BATCH_SIZE, each fenced by the lease.
 
         Each item's error is handled as a single send_raw_transaction's would be (`_broadcast_failed`).
         """
@@ -564,8 +564,8 @@ class TxSender:
             except Exception as err:
                 _broadcast_failed(str(err))
             return
-        for start in range(0, len(raws), BATCH_SIZE):
-            chunk = raws[start:start + BATCH_SIZE]
+        for start in range(0, len(raws), RPC_BATCH_SIZE):
+            chunk = raws[start:start + RPC_BATCH_SIZE]
             self._check_lease_before_sending()
             try:
                 responses = self._rpc_batch("eth_sendRawTransaction", [["0x" + raw.hex()] for raw in chunk])
@@ -575,7 +575,7 @@ class TxSender:
                 continue
             for response in responses:
                 if response.get("error") is not None:
-                    _broadcast_failed(rpc_error_text(response["error"]))
+                    _broadcast_failed(_rpc_error(response["error"]))
 
     def _check_lease_before_sending(self) -> None:
         if self.lease is not None:
@@ -583,20 +583,29 @@ class TxSender:
                 self.lease.check(self.db)
 
     def _rpc_batch(self, method: str, params: list[list[Any]]) -> list[dict[str, Any]]:
-        """One JSON-RPC batch of `method` calls; the responses in request order."""
-        return rpc_batch(self.w3, [(method, p) for p in params], size=max(len(params), 1))
+        """One JSON-RPC batch; the responses in request order. Without batching, one request each."""
+        requests = [(method, p) for p in params]
+        try:
+            responses = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        except (AttributeError, NotImplementedError):
+            return [dict(self.w3.provider.make_request(m, p)) for m, p in requests]  # type: ignore[arg-type]
+        if not isinstance(responses, list):  # the node refused the batch as a whole
+            raise ValueError(_rpc_error(dict(responses).get("error")))
+        if len(responses) != len(requests):
+            raise ValueError(f"{method} batch: {len(requests)} requests, {len(responses)} responses")
+        return [dict(r) for r in responses]
 
     def _receipts(self, tx_hashes: list[str]) -> dict[str, Any]:
-        """Receipts (None: not mined) of many transactions, in batches of BATCH_SIZE."""
+        """Receipts (None: not mined) of many transactions, in batches of RPC_BATCH_SIZE."""
         unique = list(dict.fromkeys(tx_hashes))
         found: dict[str, Any] = {}
         if len(unique) <= 1:
             return {h: self._receipt(h) for h in unique}
-        for start in range(0, len(unique), BATCH_SIZE):
-            chunk = unique[start:start + BATCH_SIZE]
+        for start in range(0, len(unique), RPC_BATCH_SIZE):
+            chunk = unique[start:start + RPC_BATCH_SIZE]
             for tx_hash, response in zip(chunk, self._rpc_batch("eth_getTransactionReceipt", [[h] for h in chunk]), strict=True):
                 if response.get("error") is not None:
-                    raise ValueError(f"eth_getTransactionReceipt {tx_hash}: {rpc_error_text(response['error'])}")
+                    raise ValueError(f"eth_getTransactionReceipt {tx_hash}: {_rpc_error(response['error'])}")
                 found[tx_hash] = _receipt_from_rpc(response.get("result"))
         return found
 
@@ -763,6 +772,12 @@ def _broadcast_failed(error: str) -> None:
     if "already known" in message or "nonce too low" in message or "already imported" in message:
         return
     log.warning("broadcast failed; will retry", extra={"error": _reason_text(error)})
+
+
+def _rpc_error(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message", error))
+    return str(error)
 
 
 def _receipt_from_rpc(result: Any) -> Any:

@@ -30,7 +30,6 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from dccn_common.rpc import rpc_batch
 from dccn_common.sender import TxSender
 from dccn_common.store import open_db, transaction
 from token_bridge.chains import Side
@@ -317,9 +316,15 @@ class DestinationRelay:
         return states
 
     def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Results of JSON-RPC `calls`, BATCH_SIZE to an HTTP request; a failed call's result is an RpcFailure."""
-        return [RpcFailure(str(r["error"])) if r.get("error") is not None else r.get("result")
-                for r in rpc_batch(self.side.w3, calls, BATCH_SIZE)]
+        """Results of JSON-RPC `calls`, sent BATCH_SIZE to an HTTP request; a failed call's result is an RpcFailure."""
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            responses = self.side.w3.provider.make_batch_request(calls[start:start + BATCH_SIZE])  # type: ignore[attr-defined]
+            if not isinstance(responses, list):  # the node refused the batch as a whole
+                raise RuntimeError(f"batch request refused: {responses.get('error')}")
+            results += [RpcFailure(str(r["error"])) if r.get("error") is not None else r.get("result")
+                        for r in responses]
+        return results
 
     def _set_status(self, digest: str, status: str) -> None:
         with transaction(self.db):

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from dccn_common.rpc import BATCH_SIZE as RPC_BATCH_SIZE
-from dccn_common.sender import FINAL_STATUSES, TxSender
+from dccn_common.sender import FINAL_STATUSES, RPC_BATCH_SIZE, TxSender
 from dccn_common.store import transaction
 from dccn_devtools.pytest_fixtures import BACKENDS
 from tests.dccn_common.conftest import transfer_data

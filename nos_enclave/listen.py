@@ -1,10 +1,6 @@
-"""Listening sockets bound before a service serves anything (then adopted by its servers), so
-a port in use or a missing socket folder ends the start with one line instead of a service
-running without its socket or health endpoint.
-
-It lives in the enclave's package because the enclave imports nothing from the rest of the
-project (its measurement covers every line it runs); `dccn_common.listen` re-exports it.
-"""
+"""The enclave's listening sockets, bound before it serves anything (then adopted by the servers),
+so a port in use or a missing socket folder ends the start with one line instead of an enclave
+running without its socket or health endpoint. Same messages as the other services' sockets."""
 
 from __future__ import annotations
 
@@ -14,7 +10,6 @@ import os
 import socket
 import socketserver
 import stat
-from http.server import HTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +18,7 @@ S = TypeVar("S", bound=socketserver.BaseServer)
 
 
 class BindError(ValueError):
-    """A socket the service needs cannot be bound (in use, missing folder, ...)."""
+    """A socket the enclave needs cannot be bound (in use, missing folder, ...)."""
 
 
 def _named(message: str, what: str) -> str:
@@ -38,7 +33,7 @@ def bind_tcp(host: str, port: int, what: str = "") -> socket.socket:
         raise BindError(_named(f"cannot listen on {host}:{port}: {err.strerror}", what)) from None
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
-    # A restarted service may bind while its old connections sit in TIME_WAIT; a live listener still conflicts.
+    # A restarted enclave may bind while its old connections sit in TIME_WAIT; a live listener still conflicts.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
@@ -88,15 +83,10 @@ def _answers(path: Path) -> bool:
 
 
 def adopt(server_class: type[S], sock: socket.socket, handler: Any) -> S:
-    """A socketserver (HTTP, WSGI, Unix) serving on an already bound, listening socket."""
+    """A socketserver serving on an already bound, listening socket."""
     server = server_class(sock.getsockname(), handler, bind_and_activate=False)  # type: ignore[call-arg]
     with contextlib.suppress(AttributeError):
         server.socket.close()  # type: ignore[attr-defined]
     server.socket = sock  # type: ignore[attr-defined]
     server.server_address = sock.getsockname()  # type: ignore[attr-defined]
-    if isinstance(server, HTTPServer):
-        # What HTTPServer.server_bind would have set (WSGI environ uses them).
-        host, port = server.server_address[:2]
-        server.server_name = socket.getfqdn(str(host))
-        server.server_port = int(port)
     return server

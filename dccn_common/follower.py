@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +169,9 @@ class ChainFollower:
         self._rewind_handlers: list[RewindHandler] = []
         self._lock = threading.Lock()
         self.status = FollowerStatus(cursor=-1, head=-1, last_poll=0.0, last_error=None)
+        # Called first in every transaction the follower commits (a Bot's lease check), so an
+        # instance that lost its lease cannot consume an event or move the cursor.
+        self.guard: Callable[[Connection], None] | None = None
         apply_schema(db, "follower", 1, SCHEMA)
         require_schema(db, "follower", 1)
 
@@ -256,6 +260,13 @@ class ChainFollower:
 
     # -- internals -------------------------------------------------------------------------
 
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with transaction(self.db):
+            if self.guard is not None:
+                self.guard(self.db)
+            yield self.db
+
     def _block_hash(self, number: int) -> str:
         block = self.w3.eth.get_block(number)
         return HexBytes(block["hash"]).to_0x_hex()
@@ -285,7 +296,7 @@ class ChainFollower:
             "reorg detected, rewinding",
             extra={"follower": self.name, "from_block": cursor, "to_block": ancestor[0]},
         )
-        with transaction(self.db):
+        with self._write():
             for handler in self._rewind_handlers:
                 handler(first_removed, self.db)
             self.db.execute(
@@ -319,7 +330,7 @@ class ChainFollower:
             if sub is None:
                 continue
             event = self._decode(sub, entry)
-            with transaction(self.db):
+            with self._write():
                 inserted = self.db.execute(
                     "INSERT OR IGNORE INTO follower_consumed (follower, block_hash, log_index, block_number) "
                     "VALUES (?, ?, ?, ?)",
@@ -329,7 +340,7 @@ class ChainFollower:
                     self._remember_block(event.block_number, event.block_hash)
                     sub.handler(event, self.db)
                     handled += 1
-        with transaction(self.db):
+        with self._write():
             self._remember_block(end, end_hash)
             self._set_cursor(end, end_hash)
             self.db.execute(

@@ -64,7 +64,7 @@ class ServiceMetrics:
         self.started = time.time()
         self.registry = CollectorRegistry(auto_describe=False)
         self._figures: list[_Figure] = []
-        self._signers: list[str] = []
+        self._signers: dict[str, Callable[[], bool]] = {}
         self._readers = _Readers()
         self._latency_watches: list[_LatencyWatch] = []
         self._followers: list[ChainFollower] = []
@@ -79,9 +79,10 @@ class ServiceMetrics:
         self.registry.register(_Collector(self))
         self.gauge("dccn_service_start_time_seconds", "Unix time the service process started.",
                    lambda: self.started)
-        # With SQLite each service is the single active instance: a second one refuses to start.
+        # SQLite: each service is the single active instance (a second one refuses to start);
+        # PostgreSQL: the Bot's lease decides (see dccn_common.bot).
         self.gauge("dccn_leader", "1 while this instance is the active one for the signing key.",
-                   lambda: [((signer,), 1.0) for signer in self._signers], ["signer"])
+                   lambda: [((signer,), float(leading())) for signer, leading in self._signers.items()], ["signer"])
 
     # -- declaring figures ---------------------------------------------------------------
 
@@ -105,10 +106,10 @@ class ServiceMetrics:
                     params: Sequence[Any] = ()) -> None:
         self.counter(name, doc, self._sql_reader(db, sql, params), labels)
 
-    def add_signer(self, address: str) -> None:
-        """A key this service signs with (the leader gauge reports it)."""
-        if address not in self._signers:
-            self._signers.append(address)
+    def add_signer(self, address: str, leading: Callable[[], bool] | None = None) -> None:
+        """A key this service signs with; the leader gauge reports `leading()` (default: always)."""
+        if leading is not None or address not in self._signers:
+            self._signers[address] = leading or (lambda: True)
 
     def _sql_reader(self, db: sqlite3.Connection, sql: str, params: Params) -> Reader:
         def read() -> Iterable[Sample]:
@@ -149,7 +150,7 @@ class ServiceMetrics:
         if any(watch.sender is sender for watch in self._latency_watches):
             return
         address = sender.address
-        self.add_signer(address)
+        self.add_signer(address, lambda: bool(sender.is_leader))
         db = sender.db
         # One key may send on two chains (the bridge relayer): the chain id tells the outboxes apart.
         chain = _ChainLabel(sender.w3)

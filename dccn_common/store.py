@@ -263,13 +263,18 @@ def claim_postgres(dsn: str, service: str) -> PgClaim:
     raise StoreError(f"database {redacted(dsn)} is in use by {holder} for {service}; stop it first")
 
 
-def open_store(path: str | Path, service: str) -> Claim:
+def open_store(path: str | Path, service: str, *, standbys: bool = False) -> Claim:
     """Claim a service's database: lock it against a second instance, then check it.
 
     Call it before anything opens the database for writing; keep the claim for the process's life.
+    `standbys` (PostgreSQL only): instances may share the database, a lease picking the active
+    one (dccn_common.bot); the database is only checked to be reachable.
     """
     dsn = postgres_dsn(path)
     if dsn is not None:
+        if standbys:
+            PgConnection.connect(dsn, application_name=f"{service} (check)"[:63]).close()
+            return Claim(Path(redacted(dsn)), -1)
         return claim_postgres(dsn, service)
     path = Path(path)
     held = claim(lock_path_of(path), service, f"database {path}")

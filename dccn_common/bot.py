@@ -209,8 +209,6 @@ class Bot:
         if account is not None and is_postgres(db):
             lease = Lease(db, chain_id, account.address, holder=self.holder, seconds=self.lease_seconds)
         sender = TxSender(w3, db, account, lease=lease, **(sender_options or {})) if account and send else None
-        if account is not None and not any(c.lease is lease for c in self.chains):
-            self.metrics.add_signer(account.address, lambda: self._leading)
         bound = BotChain(self, label, w3, chain_id, db, follower_name or self.name, confirmations, start_block,
                          sender, lease, drive_sender)
         self.chains.append(bound)
@@ -220,6 +218,9 @@ class Bot:
             self.metrics.watch_sender(sender)
             if balance_dependency:
                 self.add_dependency(balance_dependency, balance_check(w3, sender.address, db))
+        if account is not None:
+            # SQLite: the file lock already made this the one instance; PostgreSQL: the leases.
+            self.metrics.add_signer(account.address, lambda: self._leading or not self.leases)
         return bound
 
     def add_dependency(self, name: str, check: Check) -> None:

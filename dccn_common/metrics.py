@@ -309,6 +309,12 @@ class _LatencyWatch:
         except sqlite3.Error as err:
             log.debug("outbox not read yet", extra={"error": str(err)})
 
+    def _series(self) -> Any:
+        try:
+            return self._histogram()  # asks the node its chain id once
+        except Exception:  # the node is down at start: a later look makes the series
+            return None
+
     def observe(self) -> None:
         rows = self._readers.query(
             self.sender.db,
@@ -317,11 +323,12 @@ class _LatencyWatch:
             "AND o.status IN ('mined', 'reverted') AND o.block_number > ?",
             (self.sender.address, -1 if self._floor is None else self._floor))
         now = time.time()
-        # The first look (at start) only notes what was confirmed before; the next makes the
-        # histogram's series (asking the node its chain id), so a count of 0 is reported.
-        histogram = self._histogram() if self._floor is not None else None
+        # The first look (at start) only notes what was confirmed before. It already makes the
+        # histogram's series, so a scrape before the first tick reports a count of 0.
+        timing = self._floor is not None
+        histogram = self._series()
         for key, block, first_sent in rows:
-            if key not in self._seen and histogram is not None and first_sent is not None:
+            if key not in self._seen and timing and histogram is not None and first_sent is not None:
                 histogram.observe(max(0.0, now - float(first_sent)))
             self._seen[key] = int(block)
         floor = -1 if self._floor is None else self._floor

@@ -1,4 +1,4 @@
-"""The shared metrics: a follower, a sender and the health server of one Service in this
+"""The shared metrics: a follower, a sender and the health server of one Bot in this
 process against anvil, scraped at /metrics while the test drives events and transactions."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from dccn_common.follower import ChainFollower
-from dccn_common.sender import TxSender
-from dccn_common.service import Service
+from dccn_common.bot import Bot
 from dccn_common.store import transaction
 from tests.conftest import DocumentedMetrics, MetricsScrape
 
@@ -21,17 +19,15 @@ CONFIRMATIONS = 2
 
 
 @pytest.fixture
-def run_service(w3: Any, make_db: Any, ankr_token: Any, roles: Any) -> Iterator[Callable[..., Service]]:
-    """Factory: a running Service (token Transfer follower + relayer's sender) on a database file."""
-    running: list[tuple[Service, threading.Thread]] = []
+def run_service(w3: Any, make_db: Any, ankr_token: Any, roles: Any) -> Iterator[Callable[..., Bot]]:
+    """Factory: a running Bot (token Transfer follower + relayer's sender) on a database file."""
+    running: list[tuple[Bot, threading.Thread]] = []
 
-    def start(db_name: str = "metrics.db") -> Service:
-        db = make_db(db_name)
-        follower = ChainFollower(w3, db, "metrics-follower", confirmations=CONFIRMATIONS)
-        follower.subscribe(ankr_token.address, ankr_token.abi, "Transfer", lambda event, tx: None, label="AnkrToken")
-        sender = TxSender(w3, db, Account.from_key(roles.relayer.key))
-        service = Service("metrics-svc", w3=w3, db=db, follower=follower, sender=sender, poll_interval=0.05,
-                          health_port=0)
+    def start(db_name: str = "metrics.db") -> Bot:
+        service = Bot("metrics-svc", db=make_db(db_name), poll_interval=0.05, health_port=0)
+        service.chain(w3, account=Account.from_key(roles.relayer.key), follower_name="metrics-follower",
+                      confirmations=CONFIRMATIONS)
+        service.on(ankr_token.events.Transfer, label="AnkrToken")(lambda event, tx: None)
         thread = threading.Thread(target=service.run, daemon=True)
         thread.start()
         running.append((service, thread))
@@ -54,7 +50,7 @@ def _wait(scrape: Callable[[], MetricsScrape], ready: Callable[[MetricsScrape], 
         time.sleep(0.05)
 
 
-def _url(service: Service) -> str:
+def _url(service: Bot) -> str:
     return f"http://127.0.0.1:{service.health_port}/metrics"
 
 
@@ -103,9 +99,10 @@ def test_metrics__outbox_depth_gas_and_latency__follow_a_transaction(
 
     chain.set_automine(False)  # the transaction waits in the pool: the row stays "sent"
     try:
-        assert service.sender is not None
+        sender = service.chains[0].sender
+        assert sender is not None
         with transaction(service.db):
-            service.sender.enqueue(service.db, "pay-bob", ankr_token.address,
+            sender.enqueue(service.db, "pay-bob", ankr_token.address,
                                    _transfer_data(ankr_token, roles.bob.address, 7))
         waiting = _wait(scrape, lambda m: m.value("dccn_outbox_transactions", status="sent") == 1)
         assert waiting.value("dccn_outbox_transactions", status="pending") == 0
@@ -116,7 +113,7 @@ def test_metrics__outbox_depth_gas_and_latency__follow_a_transaction(
     finally:
         chain.set_automine(True)
     done = _wait(scrape, lambda m: m.value("dccn_outbox_transactions", status="mined") == 1)
-    entry = service.sender.entry("pay-bob")
+    entry = sender.entry("pay-bob")
     assert entry is not None and entry.gas_used
     assert done.value("dccn_outbox_transactions", status="sent") == 0
     assert done.value("dccn_outbox_oldest_unfinished_age_seconds") == 0
@@ -130,11 +127,12 @@ def test_metrics__after_a_restart__durable_counters_kept_latency_not_timed_again
         run_service: Any, scrape_metrics: Any, ankr_token: Any, roles: Any, send_transfers: Any) -> None:
     ankr_token.functions.transfer(roles.relayer.address, 10**21).transact({"from": roles.deployer.address})
     first = run_service("restart.db")
-    assert first.sender is not None
+    sender = first.chains[0].sender
+    assert sender is not None
     with transaction(first.db):  # the running service sends it
-        first.sender.enqueue(first.db, "pay-bob", ankr_token.address, _transfer_data(ankr_token, roles.bob.address, 3))
+        sender.enqueue(first.db, "pay-bob", ankr_token.address, _transfer_data(ankr_token, roles.bob.address, 3))
     _wait(lambda: scrape_metrics(_url(first)), lambda m: m.value("dccn_outbox_transactions", status="mined") == 1)
-    entry = first.sender.entry("pay-bob")
+    entry = sender.entry("pay-bob")
     assert entry is not None and entry.gas_used
     send_transfers(CONFIRMATIONS)  # buries the funding and the payment deep enough to be read
     _wait(lambda: scrape_metrics(_url(first)), lambda m: m.value("dccn_follower_events_handled_total") == 3
@@ -152,7 +150,8 @@ def test_metrics__after_a_restart__durable_counters_kept_latency_not_timed_again
 def test_health_server__metrics_path__served_only_when_given(w3: Any, make_db: Any, scrape_metrics: Any) -> None:
     import httpx
 
-    service = Service("no-metrics-yet", w3=w3, db=make_db(), poll_interval=0.05, health_port=0)
+    service = Bot("no-metrics-yet", db=make_db(), poll_interval=0.05, health_port=0)
+    service.chain(w3)
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
     try:

@@ -20,12 +20,11 @@ import pytest
 from eth_account import Account
 from pydantic import BaseModel
 
+from dccn_common.bot import Bot
 from dccn_common.config import ConfigError, load_config
 from dccn_common.health import Dependencies
 from dccn_common.keys import claim_signer
 from dccn_common.listen import BindError, bind_tcp, bind_unix
-from dccn_common.sender import TxSender
-from dccn_common.service import Service
 from dccn_common.store import StoreError, open_db, open_store
 
 HOLD_STORE = (
@@ -157,7 +156,7 @@ def test_dependencies__turns_bad_then_recovers__each_logged_once(caplog: Any) ->
     assert deps.report() == {"enclave": "ok"}
 
 
-def _health_of_running(service: Service) -> httpx.Response:
+def _health_of_running(service: Bot) -> httpx.Response:
     """Run the service loop until its first tick, read /health, stop it."""
     runner = threading.Thread(target=service.run)
     runner.start()
@@ -175,7 +174,8 @@ def _health_of_running(service: Service) -> httpx.Response:
 def test_service_health__signer_without_gas__503_naming_the_balance(w3: Any, make_db: Any) -> None:
     broke = Account.create()  # never funded
     db = make_db()
-    service = Service("demo-svc", w3=w3, db=db, sender=TxSender(w3, db, broke), poll_interval=0.05, health_port=0)
+    service = Bot("demo-svc", db=db, poll_interval=0.05, health_port=0)
+    service.chain(w3, account=broke)
     reply = _health_of_running(service)
     assert reply.status_code == 503
     body = reply.json()
@@ -186,8 +186,8 @@ def test_service_health__signer_without_gas__503_naming_the_balance(w3: Any, mak
 @pytest.mark.anvil
 def test_service_health__funded_signer__ok(w3: Any, make_db: Any, roles: Any) -> None:
     db = make_db()
-    service = Service("demo-svc", w3=w3, db=db, sender=TxSender(w3, db, Account.from_key(roles.relayer.key)),
-                      poll_interval=0.05, health_port=0)
+    service = Bot("demo-svc", db=db, poll_interval=0.05, health_port=0)
+    service.chain(w3, account=Account.from_key(roles.relayer.key))
     reply = _health_of_running(service)
     assert reply.status_code == 200 and reply.json()["reasons"] == []
 
@@ -206,8 +206,8 @@ def test_claim_signer__same_key_same_chain__refused_naming_the_holder(w3: Any, r
 
 def test_rpc_check__node_down__reason_names_the_url() -> None:
     from dccn_common.anvil import free_port
+    from dccn_common.chain import connect
     from dccn_common.health import rpc_check
-    from dccn_common.service import connect
 
     url = f"http://127.0.0.1:{free_port()}"
     assert rpc_check(connect(url, timeout=2), 31337)() == f"cannot reach {url}: ConnectionError"

@@ -11,8 +11,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from dccn_common.manifest import Manifest, ManifestError
-from dccn_common.service import connect
+from dccn_common.chain import bind_chain
+from dccn_common.config import ConfigError
+from dccn_common.manifest import ManifestError
 from dccn_scheduler.inputs import EXAMPLE, load_input
 from dccn_scheduler.onchain import OnChainIndices
 from dccn_scheduler.wdrf import Schedule, SchedulerInputError, schedule
@@ -38,11 +39,12 @@ def schedule_command(input_file: Path, rpc: str | None, manifest_path: Path | No
         if rpc or manifest_path:
             if not (rpc and manifest_path):
                 raise SchedulerInputError("--rpc and --manifest go together")
-            indices = OnChainIndices(connect(rpc), Manifest.load(manifest_path))
+            chain = bind_chain(rpc, manifest_path, label="--rpc")
+            indices = OnChainIndices(chain.w3, chain.manifest)
             addresses = {name: u.address for name, u in document.users.items() if u.address}
             providers, user_weights = indices.enrich(providers, addresses, user_weights)
         result = schedule(providers, tasks, user_weights=user_weights, weights=weights)
-    except (SchedulerInputError, ManifestError) as err:
+    except (SchedulerInputError, ManifestError, ConfigError) as err:
         fail(str(err))
     except UnicodeDecodeError as err:
         fail(f"{input_file} is not UTF-8 text (byte {err.start}); the input is a JSON document")

@@ -3,7 +3,6 @@ per-dependency checks (RPC, enclave, signing balance) that decide whether it say
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import sqlite3
@@ -11,12 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from web3 import Web3
 
-from dccn_common.listen import adopt, bind_tcp
+from dccn_common.listen import bind_tcp
+from nos_enclave.httpd import HttpEndpoint, health_routes
 
 log = logging.getLogger(__name__)
 
@@ -30,59 +29,13 @@ DEFAULT_NEXT_TX_GAS = 200_000
 FALLBACK_PRIORITY_FEE = 10**9
 
 
-class HealthServer:
+class HealthServer(HttpEndpoint):
     """Serves `status()` at /health: HTTP 200 when status["ok"] is true, else 503; and
     `metrics()` (when given) at /metrics."""
 
     def __init__(self, status: StatusFn, host: str = "127.0.0.1", port: int = 0, *,
                  sock: socket.socket | None = None, metrics: MetricsFn | None = None) -> None:
-        self._status = status
-        self._metrics = metrics
-
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                if path == "/metrics" and outer._metrics is not None:
-                    self._send(200, *outer._metrics())
-                    return
-                if path not in ("/health", "/healthz"):
-                    self._reply(404, {"error": "not found; try /health"})
-                    return
-                try:
-                    body = outer._status()
-                except Exception as err:  # report, never crash the endpoint
-                    body = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-                self._reply(200 if body.get("ok") else 503, body)
-
-            def _reply(self, code: int, body: dict[str, Any]) -> None:
-                self._send(code, json.dumps(body, default=str).encode(), "application/json")
-
-            def _send(self, code: int, payload: bytes, content_type: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = adopt(ThreadingHTTPServer, sock or bind_tcp(host, port, "health port"), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="health")
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> HealthServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(health_routes(status, metrics), sock or bind_tcp(host, port, "health port"), name="health")
 
 
 class Dependencies:

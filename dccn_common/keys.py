@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from dccn_common.store import Claim, claim
+from nos_enclave.settings import required_env
 
 
 class KeystoreError(ValueError):
@@ -22,12 +23,7 @@ class KeystoreError(ValueError):
 
 
 def password_from_env(env_var: str) -> str:
-    password = os.environ.get(env_var)
-    if password is None:
-        raise KeystoreError(f"the keystore password is read from ${env_var}, which is not set")
-    if not password:
-        raise KeystoreError(f"the keystore password is read from ${env_var}, which is set but empty")
-    return password
+    return required_env(env_var, "the keystore password", KeystoreError)
 
 
 def runtime_dir() -> Path:

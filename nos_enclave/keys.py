@@ -13,6 +13,7 @@ from eth_account import Account
 
 from nos_enclave.config import ConfigError
 from nos_enclave.crypto import DecryptionError, public_key_of, seal, unseal
+from nos_enclave.settings import required_env
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,7 @@ class EnclaveKeys:
 
 
 def secret_from_env(env_var: str) -> str:
-    secret = os.environ.get(env_var)
-    if secret is None:
-        raise ConfigError(f"the enclave's sealing secret is read from ${env_var}, which is not set")
-    if not secret:
-        raise ConfigError(f"the enclave's sealing secret is read from ${env_var}, which is set but empty")
-    return secret
+    return required_env(env_var, "the enclave's sealing secret", ConfigError)
 
 
 def load_keys(path: Path, secret: str) -> EnclaveKeys:

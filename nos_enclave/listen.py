@@ -1,6 +1,9 @@
-"""The enclave's listening sockets, bound before it serves anything (then adopted by the servers),
-so a port in use or a missing socket folder ends the start with one line instead of an enclave
-running without its socket or health endpoint. Same messages as the other services' sockets."""
+"""Listening sockets, bound before a process does any work, then adopted by its servers.
+
+A port in use or a missing socket folder ends the start with one line (`error: port 8700 is
+in use`) instead of a process running without its API or health endpoint. The enclave's
+package holds the one copy (it imports nothing from the project); dccn_common.listen re-exports it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import socket
 import socketserver
 import stat
+from http.server import HTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +22,7 @@ S = TypeVar("S", bound=socketserver.BaseServer)
 
 
 class BindError(ValueError):
-    """A socket the enclave needs cannot be bound (in use, missing folder, ...)."""
+    """A socket the process needs cannot be bound (in use, missing folder, ...)."""
 
 
 def _named(message: str, what: str) -> str:
@@ -33,7 +37,7 @@ def bind_tcp(host: str, port: int, what: str = "") -> socket.socket:
         raise BindError(_named(f"cannot listen on {host}:{port}: {err.strerror}", what)) from None
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
-    # A restarted enclave may bind while its old connections sit in TIME_WAIT; a live listener still conflicts.
+    # A restarted process may bind while its old connections sit in TIME_WAIT; a live listener still conflicts.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
@@ -83,10 +87,15 @@ def _answers(path: Path) -> bool:
 
 
 def adopt(server_class: type[S], sock: socket.socket, handler: Any) -> S:
-    """A socketserver serving on an already bound, listening socket."""
+    """A socketserver (HTTP, WSGI, Unix) serving on an already bound, listening socket."""
     server = server_class(sock.getsockname(), handler, bind_and_activate=False)  # type: ignore[call-arg]
     with contextlib.suppress(AttributeError):
         server.socket.close()  # type: ignore[attr-defined]
     server.socket = sock  # type: ignore[attr-defined]
     server.server_address = sock.getsockname()  # type: ignore[attr-defined]
+    if isinstance(server, HTTPServer):
+        # What HTTPServer.server_bind would have set (WSGI environ uses them).
+        host, port = server.server_address[:2]
+        server.server_name = socket.getfqdn(str(host))
+        server.server_port = int(port)
     return server

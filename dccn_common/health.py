@@ -15,6 +15,7 @@ from typing import Any
 from web3 import Web3
 
 from dccn_common.listen import bind_tcp
+from dccn_common.store import Connection
 from nos_enclave.httpd import HttpEndpoint, health_routes
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class BalanceCheck:
     """The signing account can pay for its next transaction at current fees (gas x max fee).
     `last` keeps the figures of the last run (the metrics report them)."""
 
-    def __init__(self, w3: Web3, address: str, db: sqlite3.Connection | None, min_gas: int) -> None:
+    def __init__(self, w3: Web3, address: str, db: Connection | None, min_gas: int) -> None:
         self.w3, self.address, self.db, self.min_gas = w3, address, db, min_gas
         self.last: Funds | None = None
 
@@ -134,12 +135,12 @@ class BalanceCheck:
         return None
 
 
-def balance_check(w3: Web3, address: str, db: sqlite3.Connection | None = None,
+def balance_check(w3: Web3, address: str, db: Connection | None = None,
                   min_gas: int = DEFAULT_NEXT_TX_GAS) -> BalanceCheck:
     return BalanceCheck(w3, address, db, min_gas)
 
 
-def _next_outbox_gas(db: sqlite3.Connection | None, address: str) -> int:
+def _next_outbox_gas(db: Connection | None, address: str) -> int:
     if db is None:
         return 0
     try:

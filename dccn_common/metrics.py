@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from dccn_common.store import Connection, PgConnection
+
 if TYPE_CHECKING:
     from dccn_common.follower import ChainFollower, FollowerStatus
     from dccn_common.health import BalanceCheck
@@ -43,6 +45,7 @@ LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1
 Sample = tuple[tuple[str, ...], float]
 # A figure read at scrape time: one value (no labels) or samples.
 Reader = Callable[[], float | int | Iterable[Sample]]
+SampleReader = Callable[[], Iterable[Sample]]
 # Query parameters, or a function giving them when the query runs (the current time, say).
 Params = Sequence[Any] | Callable[[], Sequence[Any]]
 
@@ -93,16 +96,16 @@ class ServiceMetrics:
         """`name` without `_total` (the exposition appends it)."""
         self._figures.append(_Figure(name, doc, "counter", tuple(labels), read))
 
-    def sql_gauge(self, name: str, doc: str, db: sqlite3.Connection, sql: str, labels: Sequence[str] = (),
+    def sql_gauge(self, name: str, doc: str, db: Connection, sql: str, labels: Sequence[str] = (),
                   params: Params = (), known: Sequence[str] = ()) -> None:
         """A gauge read from `db`: each result row holds the label values, then the value.
         `known` values of a single label are reported as 0 when no row has them."""
-        read = self._sql_reader(db, sql, params)
+        read: Reader = self._sql_reader(db, sql, params)
         if known:
             read = _zero_filled(read, known)
         self.gauge(name, doc, read, labels)
 
-    def sql_counter(self, name: str, doc: str, db: sqlite3.Connection, sql: str, labels: Sequence[str] = (),
+    def sql_counter(self, name: str, doc: str, db: Connection, sql: str, labels: Sequence[str] = (),
                     params: Sequence[Any] = ()) -> None:
         self.counter(name, doc, self._sql_reader(db, sql, params), labels)
 
@@ -111,7 +114,7 @@ class ServiceMetrics:
         if leading is not None or address not in self._signers:
             self._signers[address] = leading or (lambda: True)
 
-    def _sql_reader(self, db: sqlite3.Connection, sql: str, params: Params) -> Reader:
+    def _sql_reader(self, db: Connection, sql: str, params: Params) -> SampleReader:
         def read() -> Iterable[Sample]:
             rows = self._readers.query(db, sql, params() if callable(params) else params)
             return [(tuple(str(v) for v in row[:-1]), float(row[-1] or 0)) for row in rows]
@@ -212,7 +215,7 @@ class ServiceMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def collect(self) -> Iterator[Metric]:
-        families: dict[str, Metric] = {}
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for figure in self._figures:
             try:
                 samples = _samples(figure.read())
@@ -252,7 +255,7 @@ def _zero_filled(read: Reader, known: Sequence[str]) -> Reader:
 
 
 def _counting(handler: Callable[..., Any], child: Any) -> Callable[..., Any]:
-    def counted(event: Any, db: sqlite3.Connection) -> None:
+    def counted(event: Any, db: Connection) -> None:
         handler(event, db)
         child.inc()  # after the handler: one that raises is retried, not counted
 
@@ -278,9 +281,9 @@ class _Readers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._connections: dict[int, sqlite3.Connection] = {}
+        self._connections: dict[int, Connection] = {}
 
-    def query(self, db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def query(self, db: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
             reader = self._connections.get(id(db))
             if reader is None:
@@ -288,7 +291,10 @@ class _Readers:
             return [tuple(row) for row in reader.execute(sql, tuple(params)).fetchall()]
 
 
-def _reader_for(db: sqlite3.Connection) -> sqlite3.Connection:
+def _reader_for(db: Connection) -> Connection:
+    if isinstance(db, PgConnection):
+        # Its own session: a scrape never reads inside (or aborts) the service's open transaction.
+        return PgConnection.connect(db.dsn, application_name="dccn metrics")
     path = next((row[2] for row in db.execute("PRAGMA database_list").fetchall() if row[1] == "main"), "")
     if not path:
         return db  # an in-memory database: only its own connection sees it

@@ -36,12 +36,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
+from web3.types import TxParams
 
 from dccn_common.store import Connection, apply_schema, require_schema, table_columns, transaction
 
@@ -490,7 +492,8 @@ class TxSender:
         }
         gas = row["gas"]
         if gas is None:
-            gas = int(self.w3.eth.estimate_gas({k: v for k, v in tx.items() if k not in ("nonce",)}) * self.gas_multiplier)
+            gas = int(self.w3.eth.estimate_gas(cast(TxParams, {k: v for k, v in tx.items() if k != "nonce"}))
+                      * self.gas_multiplier)
         tx["gas"] = gas
         signed = self.account.sign_transaction(tx)
         return bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex(), gas
@@ -721,8 +724,9 @@ class TxSender:
     def _send_gap_fill(self, nonce: int, fees: tuple[int, int]) -> None:
         # Only a row that failed while holding its nonce leaves such a hole; later rows wait on it.
         key = f"{GAP_FILL_PREFIX}{self.address}:{nonce}:{time.time():.6f}"
-        tx = {"from": self.account.address, "to": self.account.address, "value": 0, "data": b"", "nonce": nonce,
-              "chainId": self._chain(), "maxFeePerGas": fees[0], "maxPriorityFeePerGas": fees[1], "gas": 21_000}
+        tx: dict[str, Any] = {
+            "from": self.account.address, "to": self.account.address, "value": 0, "data": b"", "nonce": nonce,
+            "chainId": self._chain(), "maxFeePerGas": fees[0], "maxPriorityFeePerGas": fees[1], "gas": 21_000}
         signed = self.account.sign_transaction(tx)
         raw, tx_hash, now = bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex(), time.time()
         with self._write():
@@ -756,7 +760,7 @@ class TxSender:
 
     def _receipt(self, tx_hash: str) -> Any:
         try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)
+            return self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         except TransactionNotFound:
             return None
 

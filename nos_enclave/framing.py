@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 MAX_LINE = 4 << 20
 
@@ -26,12 +26,20 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text.encode(), validate=True)
 
 
-def write_message(stream: BinaryIO, message: dict[str, Any]) -> None:
+class ByteStream(Protocol):
+    """A buffered byte stream: a socket's makefile("rwb") or its read or write half."""
+
+    def readline(self, size: int | None = -1, /) -> bytes: ...
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+def write_message(stream: ByteStream, message: dict[str, Any]) -> None:
     stream.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
     stream.flush()
 
 
-def read_message(stream: BinaryIO) -> dict[str, Any] | None:
+def read_message(stream: ByteStream) -> dict[str, Any] | None:
     line = stream.readline(MAX_LINE)
     if not line:
         return None

@@ -100,7 +100,7 @@ class HttpEndpoint:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> HttpEndpoint:
         self._thread.start()

@@ -9,5 +9,7 @@ export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 echo "==> ruff"
 ruff check .
+echo "==> mypy"
+mypy
 echo "==> pytest (hypothesis profile: $HYPOTHESIS_PROFILE)"
 exec python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -323,6 +323,11 @@ class Bot:
             self.fence(conn)
             yield conn
 
+    def lead_once(self) -> bool:
+        """Take (or renew) the leases once without running the loop, for a one-shot command that
+        writes through the bot; runs the on_lead hooks on becoming active. Returns whether it leads."""
+        return self._renew_leadership()
+
     def _renew_leadership(self) -> bool:
         leases = self.leases
         leading = True

@@ -194,3 +194,25 @@ def test_two_bots__leader_stops_cleanly__standby_takes_over_at_once(
     runner.join(timeout=10)
     second.tick()  # no wait for the 30 s lease: a clean stop released it
     assert second.is_leader
+
+
+@pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
+def test_lead_once__one_shot_command_leads_or_is_refused_while_another_instance_is_active(
+        w3: Any, ankr_token: Any, store_target: Any, roles: Any) -> None:
+    account = Account.from_key(roles.relayer.key)
+    target = store_target("bot")
+    daemon = _recording_bot(w3, target, ankr_token, "daemon", account=account, lease_seconds=30.0)
+    daemon.tick()
+    command = _recording_bot(w3, target, ankr_token, "command", account=account, lease_seconds=30.0)
+    leads: list[str] = []
+    command.on_lead(lambda: leads.append("command"))
+    if store_target("bot").startswith("postgresql://"):
+        assert not command.lead_once() and leads == []  # the daemon holds the lease
+        with pytest.raises(LeaseLost), command.transaction():
+            pass
+        for lease in daemon.leases:
+            lease.release()
+    assert command.lead_once() and leads == ["command"] and command.is_leader
+    with command.transaction() as tx:
+        tx.execute("INSERT INTO seen VALUES (0, 0, 'command')")
+    assert command.db.execute("SELECT COUNT(*) AS n FROM seen WHERE holder = 'command'").fetchone()["n"] == 1

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from eth_account import Account
 from dccn_common import PROJECT_ROOT
 from dccn_common.sender import FINAL_STATUSES, Lease, LeaseLost, TxSender
 from dccn_common.store import open_db, transaction
+from dccn_devtools.waiting import wait_for
 from tests.dccn_common.conftest import transfer_data
 
 pytestmark = pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)
@@ -104,13 +104,6 @@ def _log_lines(path: Path) -> list[tuple[float, str]]:
     return [(float(t), h) for t, h in (line.split() for line in path.read_text().splitlines())]
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_two_sender_processes__leader_sigstopped_past_its_lease__standby_takes_over__no_nonce_twice(
     chain, w3, store_target, roles, funded_token, tmp_path: Path
 ) -> None:
@@ -135,14 +128,14 @@ def test_two_sender_processes__leader_sigstopped_past_its_lease__standby_takes_o
     b: subprocess.Popen[bytes] | None = None
     try:
         _enqueue(queue, first, funded_token, roles.bob.address)
-        _wait(lambda: final(first), 60, "the leader to send the first batch")
+        wait_for(lambda: final(first), "the leader to send the first batch", timeout=60)
         b = start("b")
         time.sleep(1.0)
         assert _log_lines(logs["b"]) == []  # a standby while the leader renews
         a.send_signal(signal.SIGSTOP)
         stopped_at = time.time()
         _enqueue(queue, second, funded_token, roles.bob.address)
-        _wait(lambda: final(second), 60, "the standby to take over and send the second batch")
+        wait_for(lambda: final(second), "the standby to take over and send the second batch", timeout=60)
         takeover = _log_lines(logs["b"])[0][0] - stopped_at
         a_lines = len(_log_lines(logs["a"]))
         a.send_signal(signal.SIGCONT)

@@ -105,8 +105,8 @@ class Failover:
         holder = f"w{self._spawned}"
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "SENDER_KEY": self.key}
         self.workers[holder] = subprocess.Popen(
-            [sys.executable, "-m", "bench.failover_worker", self.anvil.url, self.dsn, holder, str(LEASE_SECONDS),
-             str(self.tmp / f"{holder}.ready")], env=env, cwd=PROJECT_ROOT)
+            [sys.executable, "-m", "dccn_devtools.sender_worker", self.anvil.url, self.dsn, holder,
+             str(LEASE_SECONDS), "--ready", str(self.tmp / f"{holder}.ready")], env=env, cwd=PROJECT_ROOT)
         return holder
 
     def ready(self, holder: str) -> bool:
@@ -283,7 +283,7 @@ def main() -> None:
         " throwaway loopback server of `dccn_devtools/postgres.py` (fsync and synchronous_commit off);"
         " SQLite is a WAL file with synchronous=NORMAL.\n\n"
         + table(["what", "SQLite", "PostgreSQL", "ratio (PostgreSQL / SQLite)"], rows)
-        + "\n\nFailover: two sender processes (`bench/failover_worker.py`, one `process()` every 50 ms) share one"
+        + "\n\nFailover: two sender processes (`dccn_devtools/sender_worker.py`, one `process()` every 50 ms) share one"
         f" key on one PostgreSQL database while the bench enqueues {STREAM_RATE:g} transfers per second; the"
         " leader is SIGKILLed mid-stream (10 or more of the trial's rows sent), and the takeover is the time from"
         " the kill to the first row the new leader signs and broadcasts (its `sent_at`; automine mines it at once)."

@@ -112,12 +112,11 @@ def test_two_sender_processes__leader_sigstopped_past_its_lease__standby_takes_o
     queue = TxSender(w3, open_db(dsn), Account.from_key(roles.relayer.key))  # enqueues only, never processes
     start_nonce = w3.eth.get_transaction_count(roles.relayer.address)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "SENDER_KEY": roles.relayer.key}
-    worker = str(Path(__file__).with_name("sender_worker.py"))
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
 
     def start(name: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, worker, chain.url, dsn, name, str(lease_seconds), str(logs[name])],
-                                env=env, cwd=PROJECT_ROOT)
+        return subprocess.Popen([sys.executable, "-m", "dccn_devtools.sender_worker", chain.url, dsn, name,
+                                 str(lease_seconds), "--log", str(logs[name])], env=env, cwd=PROJECT_ROOT)
 
     def final(keys: list[str]) -> bool:
         return all((e := queue.entry(k)) is not None and e.status in FINAL_STATUSES for k in keys)

@@ -12,7 +12,7 @@ file). Three modes (`besu_permissioning` in the daemon's config):
 - `rpc`: the daemon reconciles Besu's live allowlist with the registry mirror through
   `perm_getNodesAllowlist`, `perm_addNodesToAllowlist` and `perm_removeNodesFromAllowlist`.
 
-Reconciliation only removes entries the daemon added itself (recorded in SQLite before the
+Reconciliation only removes entries the daemon added itself (recorded in the database before the
 call, so a crash between the call and the record never leaves an entry it forgets), so the
 operator's own entries stay; it is idempotent and safe to repeat after any restart.
 """
@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import sqlite3
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 
-from dccn_common.store import transaction
+from dccn_common.store import Connection, apply_schema, transaction
 
 log = logging.getLogger("enode_dns")
 
@@ -128,12 +129,14 @@ class AllowlistStatus:
 class AllowlistSync:
     """Reconciles Besu's live node allowlist with the enode URLs the registry lists."""
 
-    def __init__(self, db: sqlite3.Connection, rpc: BesuPermRpc) -> None:
+    def __init__(self, db: Connection, rpc: BesuPermRpc, *,
+                 write: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self.db = db
+        # The daemon passes its bot's fenced transaction: only the active instance records entries.
+        self.write = write or (lambda: transaction(db))
         self.rpc = rpc
         self.status = AllowlistStatus("rpc")
-        with transaction(db):
-            db.execute(SCHEMA)
+        apply_schema(db, "enode_besu_allowlist", 1, SCHEMA)
 
     def managed(self) -> dict[str, str]:
         """endpoint -> URL of the entries this daemon added (and has not removed yet)."""
@@ -164,7 +167,7 @@ class AllowlistSync:
 
     def _add(self, urls: list[str], errors: list[str]) -> int:
         # Recorded first: an entry added just before a crash is still known to be ours.
-        with transaction(self.db):
+        with self.write():
             self.db.executemany("INSERT OR REPLACE INTO besu_allowlist_managed (endpoint, url) VALUES (?, ?)",
                                 [(endpoint_of(url), url) for url in urls])
         added = 0
@@ -196,7 +199,7 @@ class AllowlistSync:
                     done.append(endpoint)
                 else:  # e.g. a bootnode or static node, which Besu never removes: retried, reported
                     errors.append(f"remove {current[endpoint]}: {err.message}")
-        with transaction(self.db):
+        with self.write():
             self.db.executemany("DELETE FROM besu_allowlist_managed WHERE endpoint = ?", [(e,) for e in done])
         return removed
 

@@ -15,6 +15,8 @@ import logging
 import socket
 import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,16 +27,16 @@ from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel, Field, field_validator, model_validator
 from rich.console import Console
 
+from dccn_common.bot import Bot, claim_instance, claim_signing_key, exit_with_error, run_cli
+from dccn_common.chain import bind_chain
 from dccn_common.config import ConfigError, load_config
 from dccn_common.follower import ChainFollower
-from dccn_common.keys import claim_signer, load_account, password_from_env, write_keystore
+from dccn_common.keys import load_account, password_from_env, write_keystore
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
-from dccn_common.manifest import Manifest
 from dccn_common.metrics import OUTBOX_STATUSES
-from dccn_common.sender import FINAL_STATUSES, TxSender
-from dccn_common.service import Service, connect, exit_with_error, run_cli
-from dccn_common.store import Claim, open_db, open_store
+from dccn_common.sender import DEFAULT_LEASE_SECONDS, FINAL_STATUSES, TxSender
+from dccn_common.store import open_db, postgres_dsn, redacted
 from enode_dns.besu_allowlist import (
     AllowlistStatus,
     AllowlistSync,
@@ -45,7 +47,7 @@ from enode_dns.besu_allowlist import (
 from enode_dns.besu_files import BesuFiles, RenderResult, render
 from enode_dns.enode import EnodeId
 from enode_dns.hosts import HostKind, classify_host
-from enode_dns.pusher import EndpointPusher
+from enode_dns.pusher import EndpointPusher, PushStatus
 from enode_dns.registry import mirrored_nodes, register_handlers
 from enode_dns.resolver import Resolver, parse_resolver
 from enode_dns.sources import AddressSource, parse_source
@@ -59,7 +61,9 @@ class DaemonConfig(BaseModel):
 
     rpc_url: str = "http://127.0.0.1:8545"
     manifest: Path
-    db: Path = Path("enode-dns.sqlite")
+    # A SQLite file, or a postgresql:// URL that several instances of this node's daemon may
+    # share (one active, the others standing by; lease_seconds decides how soon one takes over).
+    db: str = "enode-dns.sqlite"
     node_keystore: Path
     node_password_env: str = "ENODE_DNS_NODE_PASSWORD"
     # The account paying for transactions; the enode key's signature is what authorises them.
@@ -80,7 +84,16 @@ class DaemonConfig(BaseModel):
     poll_interval: float = Field(2.0, gt=0)
     address_interval: float = Field(5.0, gt=0)
     health_port: int | None = Field(None, ge=0, le=65535)
+    lease_seconds: float = Field(DEFAULT_LEASE_SECONDS, gt=0)
     log_level: str = "INFO"
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db(cls, value: Any) -> str:
+        text = str(value).strip()
+        if not text:
+            raise ValueError("db: expected a SQLite file path or a postgresql:// URL")
+        return postgres_dsn(text) or text  # postgres:// and postgresql:// name the same server
 
     @field_validator("address_source")
     @classmethod
@@ -124,7 +137,9 @@ class FileStatus:
 
 
 class EnodeDnsDaemon:
-    """The wired-up parts; `service.run()` runs it, `service.tick()` steps it (tests)."""
+    """The wired-up parts; `bot.run()` runs it, `bot.tick()` steps it (tests)."""
+
+    NAME = "enode-dns"
 
     def __init__(self, config: DaemonConfig, *, health_socket: socket.socket | None = None) -> None:
         self.config = config
@@ -134,42 +149,69 @@ class EnodeDnsDaemon:
             load_account(config.sender_keystore, config.sender_password_env)
             if config.sender_keystore else self.node_key
         )
-        self.w3 = connect(config.rpc_url)
-        manifest = Manifest.load(config.manifest)
-        self.ingress = manifest.contract(self.w3, "EnodeIngress")
+        binding = bind_chain(config.rpc_url, config.manifest, label="rpc_url")
+        self.w3 = binding.w3
+        self.ingress = binding.contract("EnodeIngress")
         self.db = open_db(config.db)
-        self.sender = TxSender(self.w3, self.db, payer)
+        self.bot = Bot(
+            self.NAME, db=self.db, poll_interval=config.poll_interval, health_port=config.health_port,
+            health_socket=health_socket, status=self.status, lease_seconds=config.lease_seconds,
+        )
+        self.chain = self.bot.chain(binding, account=payer, follower_name=self.NAME,
+                                    confirmations=config.confirmations,
+                                    start_block=binding.deploy_block("EnodeIngress"))
+        assert self.chain.sender is not None
+        self.sender: TxSender = self.chain.sender
         self.follower: ChainFollower | None = None
         if config.follow:
-            self.follower = ChainFollower(
-                self.w3, self.db, "enode-dns", confirmations=config.confirmations,
-                start_block=manifest.get("EnodeIngress").block,
-            )
-            register_handlers(self.follower, self.ingress)
-            self.sender.watch_rewinds(self.follower)  # a removed self-update is rebroadcast, never re-signed
+            # A removed self-update is rebroadcast, never re-signed (the bot wires the sender to the follower).
+            register_handlers(self.bot, self.ingress, chain=self.chain)
+            self.follower = self.chain.follower
         source: AddressSource | None = parse_source(config.address_source) if config.address_source else None
         self.pusher = EndpointPusher(
-            db=self.db, sender=self.sender, ingress=self.ingress, rules_abi=manifest.get("EnodeRules").abi,
-            node_key=self.node_key, source=source, port=config.p2p_port,
+            db=self.db, sender=self.sender, ingress=self.ingress, rules_abi=binding.manifest.get("EnodeRules").abi,
+            node_key=self.node_key, source=source, port=config.p2p_port, write=self.bot.transaction,
         )
         self.resolver: Resolver = parse_resolver(config.resolver)
         self.files = BesuFiles(config.besu_config, config.static_nodes, config.permissions_config)
         self.file_status = FileStatus()
         besu_rpc = BesuPermRpc(config.besu_rpc_url) if config.besu_rpc_url else None
-        self.allowlist_sync = AllowlistSync(self.db, besu_rpc) if besu_rpc and config.besu_permissioning == "rpc" else None
-        self.file_reload = FileReload(besu_rpc) if besu_rpc and config.besu_permissioning == "files" else None
-        self.service = Service(
-            "enode-dns", w3=self.w3, db=self.db, follower=self.follower, sender=self.sender,
-            poll_interval=config.poll_interval, health_port=config.health_port, status=self.status,
-            health_socket=health_socket,
+        self.allowlist_sync = (
+            AllowlistSync(self.db, besu_rpc, write=self.bot.transaction)
+            if besu_rpc and config.besu_permissioning == "rpc" else None
         )
-        self.service.every(config.address_interval, "watch_address")(self.pusher.tick)
+        self.file_reload = FileReload(besu_rpc) if besu_rpc and config.besu_permissioning == "files" else None
+        self.bot.every(config.address_interval, "watch_address")(self.pusher.tick)
         if config.follow:
-            self.service.every(config.poll_interval, "rewrite_besu_files")(self.rewrite_files)
+            self.bot.every(config.poll_interval, "rewrite_besu_files")(self.rewrite_files)
+        self.bot.on_lead(self.took_lead)
         self._declare_metrics()
 
+    def took_lead(self) -> None:
+        """This instance became the active one (its first tick, or a takeover from another
+        instance on a shared PostgreSQL database): forget what it knew while standing by."""
+        self.pusher.status = PushStatus()
+        if self.file_reload is not None:
+            self.file_reload.pending = True  # the previous leader may have died between a write and the reload
+
+    def lead_or_refuse(self, claims: ExitStack) -> None:
+        """For a one-shot command: become the active instance, or refuse while a running daemon
+        is (PostgreSQL; on SQLite the database claim already refused it). The lease is handed
+        back when `claims` closes."""
+        claims.callback(self.stand_down)
+        if not self.bot.lead_once():
+            row = self.db.execute("SELECT holder FROM sender_leases WHERE chain_id = ? AND signer = ?",
+                                  (self.chain.chain_id, self.sender.address)).fetchone()
+            holder = row["holder"] if row else "another instance"
+            raise ConfigError(f"database {redacted(self.config.db)} is in use by {holder}, the active "
+                              f"{self.NAME} instance; stop it first")
+
+    def stand_down(self) -> None:
+        for lease in self.bot.leases:
+            lease.release()
+
     def _declare_metrics(self) -> None:
-        metrics = self.service.metrics
+        metrics = self.bot.metrics
         # Each self-update is one outbox row; its status says whether the registry took it.
         metrics.sql_gauge("dccn_enode_registry_updates", "Endpoint self-updates pushed to the registry, by outbox "
                           "status (mined: in the registry).", self.db,
@@ -227,23 +269,24 @@ def _load(config_path: Path | None, **overrides: Any) -> DaemonConfig:
     return load_config(DaemonConfig, config_path, ENV_PREFIX, **overrides)
 
 
-_claims: list[Claim] = []
+def _claim(claims: ExitStack, config: DaemonConfig) -> None:
+    """SQLite: one process per database (a running daemon and a push-update would share its
+    outbox). PostgreSQL: instances share it; the lease picks the active one."""
+    claim_instance(claims, config.db, EnodeDnsDaemon.NAME)
 
 
-def _claim(config: DaemonConfig) -> None:
-    """One process per database: a running daemon and a push-update would share its outbox."""
-    _claims.append(open_store(config.db, "enode-dns"))
+def _claim_key(claims: ExitStack, config: DaemonConfig, daemon: EnodeDnsDaemon) -> None:
+    claim_signing_key(claims, daemon.w3, daemon.sender.address, EnodeDnsDaemon.NAME, config.db)
 
 
-def _guard(fn: Any) -> Any:
-    """User errors (config, keystore, manifest, bad values) -> one line and exit code 2."""
-    try:
-        return run_cli(fn)
-    except ValueError as err:
-        exit_with_error(str(err))
-    finally:
-        while _claims:  # released also when the command runs in-process (tests)
-            _claims.pop().release()
+def _guard(fn: Callable[[ExitStack], Any]) -> Any:
+    """User errors (config, keystore, manifest, bad values) -> one line and exit code 2. The
+    claims are released when the command ends, also when it runs in-process (tests)."""
+    with ExitStack() as claims:
+        try:
+            return run_cli(lambda: fn(claims))
+        except ValueError as err:
+            exit_with_error(str(err))
 
 
 config_option = click.option(
@@ -261,17 +304,18 @@ def main() -> None:
 @config_option
 @click.option("--health-port", type=int, help="Serve GET /health on 127.0.0.1 at this port.")
 def run(config_path: Path | None, health_port: int | None) -> None:
-    def body() -> None:
+    def body(claims: ExitStack) -> None:
         config = _load(config_path, health_port=health_port)
         configure_logging("enode-dns", config.log_level)
         # Claim the database and bind the health port before anything connects or works.
-        _claim(config)
+        _claim(claims, config)
         health_socket = bind_tcp("127.0.0.1", config.health_port, "health_port") if config.health_port is not None else None
         daemon = EnodeDnsDaemon(config, health_socket=health_socket)
-        _claims.append(claim_signer(daemon.w3, daemon.sender.address, "enode-dns"))
+        _claim_key(claims, config, daemon)
         if daemon.follower is not None:
-            daemon.rewrite_files()  # files match the mirror before the first poll
-        daemon.service.run()
+            # Files match the mirror before the first poll, each time this instance becomes the active one.
+            daemon.bot.on_lead(daemon.rewrite_files)
+        daemon.bot.run()
 
     _guard(body)
 
@@ -281,7 +325,7 @@ def run(config_path: Path | None, health_port: int | None) -> None:
 @click.option("--password-env", default="ENODE_DNS_NODE_PASSWORD", show_default=True,
               help="Environment variable holding the keystore password.")
 def keygen(path: Path, password_env: str) -> None:
-    def body() -> None:
+    def body(claims: ExitStack) -> None:
         if path.exists():
             raise ConfigError(f"{path} exists; refusing to overwrite a node key")
         account = Account.create()
@@ -296,7 +340,7 @@ def keygen(path: Path, password_env: str) -> None:
 @click.option("--password-env", default="ENODE_DNS_NODE_PASSWORD", show_default=True,
               help="Environment variable holding the keystore password.")
 def enode_id(path: Path, password_env: str) -> None:
-    def body() -> None:
+    def body(claims: ExitStack) -> None:
         enode = EnodeId.of_account(load_account(path, password_env))
         click.echo(f"enode id:  {enode.hex}\nhigh:      0x{enode.high.hex()}\nlow:       0x{enode.low.hex()}\n"
                    f"key:       0x{enode.key.hex()}\naddress:   {enode.address}")
@@ -319,13 +363,14 @@ def check_host(host: str) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), help="New TCP port (default: p2p_port).")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the transaction.")
 def push_update(config_path: Path | None, host: str, port: int | None, timeout: float) -> None:
-    def body() -> None:
+    def body(claims: ExitStack) -> None:
         if classify_host(host)[0] == HostKind.INVALID:
             raise ConfigError(f"{host!r} is not an IP literal or a valid lower-case DNS name")
         config = _load(config_path)
-        _claim(config)
+        _claim(claims, config)
         daemon = EnodeDnsDaemon(config)
-        _claims.append(claim_signer(daemon.w3, daemon.sender.address, "enode-dns"))
+        _claim_key(claims, config, daemon)
+        daemon.lead_or_refuse(claims)
         key = daemon.pusher.push(host, port or config.p2p_port)
         if key is None:
             click.echo(f"nothing to do: {daemon.pusher.status.state}")
@@ -350,10 +395,11 @@ def push_update(config_path: Path | None, host: str, port: int | None, timeout: 
 @main.command("render", help="Follow the registry once (to the confirmed head) and rewrite Besu's files.")
 @config_option
 def render_files(config_path: Path | None) -> None:
-    def body() -> None:
+    def body(claims: ExitStack) -> None:
         config = _load(config_path, follow=True)
-        _claim(config)
+        _claim(claims, config)
         daemon = EnodeDnsDaemon(config)
+        daemon.lead_or_refuse(claims)
         assert daemon.follower is not None
         with Console(stderr=True).status("following the registry"):
             daemon.follower.poll_once()

@@ -1,23 +1,27 @@
 """Push a signed self-update when the node's observed address differs from the registry.
 
-One row per sequence number in `endpoint_updates`, written in the same SQLite
+One row per sequence number in `endpoint_updates`, written in the same database
 transaction as the outbox entry that carries it (dccn_common.sender), so a crash
 at any moment leaves either both or neither: after a restart the pending
 transaction is driven to the end, never signed twice with a new sequence.
+
+The write goes through `write` (the daemon passes its bot's fenced transaction): when
+several instances share a PostgreSQL database, only the one holding the lease commits it.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from dccn_common.sender import TxSender
-from dccn_common.store import transaction
+from dccn_common.store import Connection, apply_schema, transaction
 from enode_dns.enode import EnodeId, sign_endpoint_update
 from enode_dns.registry import read_node
 from enode_dns.sources import AddressSource, AddressSourceError
@@ -49,10 +53,12 @@ class PushStatus:
 
 class EndpointPusher:
     def __init__(
-        self, *, db: sqlite3.Connection, sender: TxSender, ingress: Any, rules_abi: list[dict[str, Any]],
+        self, *, db: Connection, sender: TxSender, ingress: Any, rules_abi: list[dict[str, Any]],
         node_key: LocalAccount, source: AddressSource | None, port: int,
+        write: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.db = db
+        self.write = write or (lambda: transaction(db))
         self.sender = sender
         self.ingress = ingress
         self.rules_abi = rules_abi
@@ -61,8 +67,7 @@ class EndpointPusher:
         self.source = source
         self.port = port
         self.status = PushStatus()
-        with transaction(db):
-            db.execute(SCHEMA)
+        apply_schema(db, "enode_endpoint_updates", 1, SCHEMA)
 
     def tick(self) -> None:
         """Observe the address; enqueue an update if it differs and none is in flight."""
@@ -101,7 +106,7 @@ class EndpointPusher:
         rules = self.ingress.w3.eth.contract(address=self.ingress.functions.rules().call(), abi=self.rules_abi)
         signature = sign_endpoint_update(self.node_key, self.ingress.w3.eth.chain_id, rules.address, host, port, sequence)
         key = f"enode-endpoint-{self.enode.key.hex()[:16]}-{sequence}"
-        with transaction(self.db):
+        with self.write():
             self.db.execute(
                 "INSERT INTO endpoint_updates (sequence, host, port, outbox_key, created_at) VALUES (?, ?, ?, ?, ?)",
                 (sequence, host, port, key, time.time()),

@@ -23,7 +23,7 @@ def _daemon(path: Path) -> EnodeDnsDaemon:
 
 def _tick_until(daemon: EnodeDnsDaemon, done: Callable[[], bool], ticks: int = 40) -> None:
     for _ in range(ticks):
-        daemon.service.tick()
+        daemon.bot.tick()
         if done():
             return
         time.sleep(0.1)  # periodic tasks are due every 0.2 s
@@ -75,7 +75,7 @@ def test_ip_change__pushed_signed_by_enode_key__and_boot_node_files_follow(
     _tick_until(follower, lambda: moved_validator in json.loads((besu_dir / "static-nodes.json").read_text()))
 
     # Nothing more to push once the registry matches the observed address.
-    mover.service.tick()
+    mover.bot.tick()
     assert mover.pusher.status.state == "in sync"
     assert len(anvil_registry.endpoint_updates(boot1.enode)) == 1
 
@@ -86,7 +86,7 @@ def test_unregistered_node__daemon_pushes_nothing(
 ) -> None:
     stranger = make_node_keys("stranger")
     daemon = _daemon(write_daemon_config("stranger", stranger, relayer_keystore, address_source=address_endpoint.url))
-    daemon.service.tick()
+    daemon.bot.tick()
     assert daemon.pusher.status.state == "not registered"
     assert daemon.sender.pending_count() == 0
 
@@ -99,7 +99,7 @@ def test_address_source_returns_garbage__nothing_signed_and_reported(
     anvil_registry.add_node(node.enode, "203.0.113.10")
     daemon = _daemon(write_daemon_config("node", node, relayer_keystore, address_source=address_endpoint.url))
     address_endpoint.address = "<html>rate limited</html>"
-    daemon.service.tick()
+    daemon.bot.tick()
     assert daemon.pusher.status.state == "address source failed"
     assert daemon.sender.pending_count() == 0
     assert anvil_registry.endpoint_updates(node.enode) == []

@@ -178,7 +178,7 @@ def test_rpc_mode__allowlist_not_enabled_on_besu__reported_without_failing_the_t
     config, _ = rpc_daemon_config
     besu_perm_server.enabled = False
     daemon = _daemon(config)
-    daemon.service.tick()  # self-updates and the follower go on
+    daemon.bot.tick()  # self-updates and the follower go on
     status = daemon.status()
     assert status["ok"] is False
     assert "Node allowlist has not been enabled" in status["besu_allowlist"]["errors"][0]

@@ -21,6 +21,7 @@ from web3 import Web3
 from dccn_common.contracts import abi_hash, deploy, transact
 from dccn_common.keys import write_keystore
 from dccn_common.manifest import DeployedContract, Manifest
+from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from enode_dns.enode import EnodeId, sign_endpoint_update
 
 PASSWORD = "correct horse battery staple"
@@ -170,14 +171,16 @@ def besu_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def write_daemon_config(anvil_registry: AnvilRegistry, tmp_path: Path) -> Callable[..., Path]:
-    """Factory: a YAML config for one node's daemon."""
+def write_daemon_config(anvil_registry: AnvilRegistry, tmp_path: Path,
+                        store_target: Callable[[str], str]) -> Callable[..., Path]:  # noqa: F811 (the fixture)
+    """Factory: a YAML config for one node's daemon; its db is a SQLite file, or a PostgreSQL
+    database when the test is parametrized over `store_backend` (one database per name)."""
 
     def factory(name: str, node: NodeKeys, sender_keystore: Path, **settings: Any) -> Path:
         config = {
             "rpc_url": anvil_registry.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
             "manifest": str(anvil_registry.manifest_path),
-            "db": str(tmp_path / f"{name}.sqlite"),
+            "db": store_target(f"{name}.sqlite"),
             "node_keystore": str(node.keystore),
             "sender_keystore": str(sender_keystore),
             "confirmations": 0,

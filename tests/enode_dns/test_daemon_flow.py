@@ -7,14 +7,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from dccn_common.anvil import Anvil
 from dccn_common.config import load_config
+from dccn_devtools.pytest_fixtures import BACKENDS
 from enode_dns.besu_files import read_toml_array
 from enode_dns.daemon import ENV_PREFIX, DaemonConfig, EnodeDnsDaemon
 from enode_dns.enode import enode_url
 from enode_dns.registry import mirrored_nodes
 
 from .conftest import BOOT, VALIDATOR, AddressEndpoint, AnvilRegistry, NodeKeys
+
+# Each test runs on SQLite and on PostgreSQL (the db setting a postgresql:// URL).
+pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 
 def _daemon(path: Path) -> EnodeDnsDaemon:

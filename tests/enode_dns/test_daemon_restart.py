@@ -16,10 +16,14 @@ import pytest
 
 from dccn_common import PROJECT_ROOT
 from dccn_common.anvil import Anvil, free_port
+from dccn_devtools.pytest_fixtures import BACKENDS
 from enode_dns.besu_files import read_toml_array
 from enode_dns.enode import enode_url
 
 from .conftest import BOOT, AddressEndpoint, AnvilRegistry, NodeKeys
+
+# Each test runs on SQLite and on PostgreSQL (the db setting a postgresql:// URL).
+pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 
 class DaemonProcess:

@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from dccn_common.anvil import Anvil
+from dccn_devtools.pytest_fixtures import BACKENDS
 
 from .conftest import BOOT, AddressEndpoint, AnvilRegistry, NodeKeys
 from .test_daemon_flow import _daemon, _tick_until
+
+# Each test runs on SQLite and on PostgreSQL (the db setting a postgresql:// URL).
+pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 OLD, NEW = ("203.0.113.10", 30303), ("198.51.100.77", 30303)
 

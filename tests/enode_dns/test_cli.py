@@ -118,3 +118,51 @@ def test_run_then_push_update_and_second_daemon__refused_naming_the_running_daem
     assert same_payer.returncode == 2
     assert same_payer.stderr.strip() == f"error: signing key {roles.relayer.address} on chain 31337 is in use by {holder}"
     assert daemon.process.poll() is None
+
+
+@pytest.mark.anvil
+def test_run__manifest_of_another_chain__one_line_exit_2(
+        make_node_keys: Any, relayer_keystore: Path, write_daemon_config: Any, anvil_registry: Any) -> None:
+    from dccn_common.manifest import Manifest
+
+    config = write_daemon_config("boot1", make_node_keys("boot1"), relayer_keystore)
+    manifest = Manifest.load(anvil_registry.manifest_path)
+    other = anvil_registry.manifest_path.with_name("other-chain.json")
+    Manifest(chain_id=manifest.chain_id + 1, network="test", contracts=manifest.contracts).save(other)
+    config.write_text(config.read_text().replace(str(anvil_registry.manifest_path), str(other)))
+    result = CliRunner().invoke(main, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    rpc_url = anvil_registry.w3.provider.endpoint_uri
+    assert result.output.strip() == (f"error: rpc_url: {other} is for chain {manifest.chain_id + 1} but {rpc_url} "
+                                     f"is chain {manifest.chain_id}")
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)
+def test_push_update__postgresql__refused_while_a_daemon_is_active__then_pushed_once_it_stopped(
+        make_node_keys: Any, relayer_keystore: Path, write_daemon_config: Any, anvil_registry: Any) -> None:
+    from dccn_common.config import load_config
+    from enode_dns.daemon import ENV_PREFIX, DaemonConfig, EnodeDnsDaemon
+
+    from .conftest import BOOT
+
+    node = make_node_keys("boot1")
+    anvil_registry.add_node(node.enode, "203.0.113.10", 30303, BOOT)
+    config = write_daemon_config("boot1", node, relayer_keystore, follow=True)
+    daemon = EnodeDnsDaemon(load_config(DaemonConfig, config, ENV_PREFIX))
+    daemon.bot.tick()
+    assert daemon.bot.is_leader
+    for command in (["push-update", "--host", "203.0.113.9"], ["render"]):
+        refused = CliRunner().invoke(main, [*command, "--config", str(config)])
+        assert refused.exit_code == 2, refused.output
+        assert "is in use by enode-dns pid" in refused.output and "the active enode-dns instance; stop it first" \
+            in refused.output
+    assert anvil_registry.endpoint_updates(node.enode) == []
+
+    daemon.stand_down()  # a clean stop hands the lease over
+    pushed = CliRunner().invoke(main, ["push-update", "--host", "203.0.113.9", "--config", str(config)])
+    assert pushed.exit_code == 0, pushed.output
+    assert [(u.args.new_host, u.args.sequence) for u in anvil_registry.endpoint_updates(node.enode)] == [
+        ("203.0.113.9", 1)]
+    daemon.bot.tick()  # the daemon, back, finds the lease free and the update already made
+    assert daemon.bot.is_leader and daemon.sender.pending_count() == 0

@@ -33,10 +33,10 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
+from dccn_common.bot import run_cli
+from dccn_common.chain import bind_chain
 from dccn_common.config import ConfigError
 from dccn_common.keys import load_account
-from dccn_common.manifest import Manifest
-from dccn_common.service import connect, run_cli
 from nos_enclave.crypto import DecryptionError, ecies_decrypt
 from nos_enclave.protocol import Params, ParamsError, encrypt_params, parse_params
 
@@ -195,10 +195,9 @@ def request_command(rpc_url: str, manifest: Path, keystore: Path, password_env: 
             parse_params(params.to_json())
         except ParamsError as err:
             raise ClientError(str(err)) from err  # before touching keys or chain
-        w3 = connect(rpc_url)
-        deployment = Manifest.load(manifest)
-        client = NosClient(w3, deployment.contract(w3, ORACLE), load_account(keystore, password_env),
-                           from_block=deployment.get(ORACLE).block)
+        binding = bind_chain(rpc_url, manifest, label="nos-client")
+        client = NosClient(binding.w3, binding.contract(ORACLE), load_account(keystore, password_env),
+                           from_block=binding.deploy_block(ORACLE))
         price = None if max_gas_price_gwei is None else int(max_gas_price_gwei * 10**9)
         try:
             answer = client.request(params, private=private, enclave=enclave, max_gas_price=price, timeout=timeout)

@@ -1,6 +1,6 @@
 """The NOS relay: follows `Request` events, has enclaves answer them, delivers.
 
-State (SQLite, WAL) is one `jobs` row per request, moving
+State (SQLite, WAL, or PostgreSQL) is one `jobs` row per request, moving
 new -> signed -> submitted -> done, or to expired / cancelled / failed /
 unanswerable (params no enclave can act on: never fetched, or refused once by
 the enclave; the request stays pending on chain until its requester cancels):
@@ -11,8 +11,16 @@ the enclave; the request stays pending on chain until its requester cancels):
   `new` jobs; the main loop stores what they got in one transaction per tick,
   making them `signed`; a crash before that just fetches again (signing is free);
 - every tick, all `signed` jobs go into one `deliverBatch` (or `deliver` when
-  there is one), enqueued in the outbox in the same SQLite transaction that
-  marks them `submitted`, so a restart neither loses nor repeats a delivery.
+  there is one), enqueued in the outbox in the same database transaction that
+  marks them `submitted`, so a restart neither loses nor repeats a delivery;
+  the outbox's final outcome of each delivery settles its jobs (`on_settled`).
+
+The relay is a dccn_common.bot.Bot. On a postgresql:// store several instances of
+the same relay (same key, same relay_index) may share the database: the lease picks
+the active one, every write above is fenced by it, and a standby that takes over
+continues from the shared tables: `new` jobs are fetched again (a fetch the old
+leader had not stored is simply repeated), `signed` ones are submitted, `submitted`
+ones are the outbox's, which never sends a second transaction for a row.
 
 Several relays can serve one oracle: each answers its own share of request ids
 at once (id mod relay_count) and the others' only after `backup_delay`; a race
@@ -21,15 +29,16 @@ costs the loser only its own gas, because `deliverBatch` skips settled ids.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import logging
 import queue
 import socket
-import sqlite3
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +49,17 @@ from eth_utils import collapse_if_tuple, function_abi_to_4byte_selector
 from hexbytes import HexBytes
 from pydantic import BaseModel, field_validator
 
+from dccn_common.bot import Bot, claim_instance, claim_signing_key, run_cli
+from dccn_common.chain import bind_chain
 from dccn_common.config import ConfigError, load_config
-from dccn_common.follower import ChainEvent, ChainFollower
+from dccn_common.follower import ChainEvent
 from dccn_common.health import Check
-from dccn_common.keys import claim_signer, load_account
+from dccn_common.keys import load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.manifest import Manifest
-from dccn_common.sender import TxSender
-from dccn_common.service import Service, connect, run_cli
-from dccn_common.store import open_db, open_store, transaction
+from dccn_common.sender import DEFAULT_LEASE_SECONDS, OutboxEntry, TxSender
+from dccn_common.store import Connection, open_db, postgres_dsn
 from nos_enclave.framing import EnclaveClient, WireError
 from nos_enclave.protocol import FetchFailed, ParamsError, check_params
 from nos_relay.carrier import TcpCarrier, fetch_signed
@@ -107,7 +117,7 @@ class RelayConfig(BaseModel):
     manifest: Path
     keystore: Path
     password_env: str = "NOS_RELAY_PASSWORD"
-    db: Path
+    db: Path | str  # a SQLite file, or a postgresql:// URL (instances may then share it)
     enclave_sockets: list[str]
     confirmations: int = 0
     poll_interval: float = 0.5
@@ -119,6 +129,14 @@ class RelayConfig(BaseModel):
     backup_delay: float = 30.0
     retry_delay: float = 2.0
     log_level: str = "INFO"
+    lease_seconds: float = DEFAULT_LEASE_SECONDS  # PostgreSQL: a standby takes over this long after a leader stops
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            return postgres_dsn(value) or Path(value)
+        return value
 
     @field_validator("enclave_sockets", mode="before")
     @classmethod
@@ -154,10 +172,86 @@ def _word(hex_text: str) -> bytes:
     return raw
 
 
+# -- handlers (the bot calls them in the transaction that records the event / outcome) ------------------
+
+
+def on_request(settings: RelayConfig, event: ChainEvent, db: Connection) -> None:
+    """A new request: one job, ready now for this relay's share of ids, after backup_delay for the others'."""
+    args = event.args
+    request_id = HexBytes(args["requestId"]).to_0x_hex()
+    mine = int(request_id, 16) % settings.relay_count == settings.relay_index
+    now = time.time()
+    status, error = check_request(request_id, bytes(args["params"]))
+    db.execute(
+        "INSERT OR IGNORE INTO jobs (request_id, requester, params, params_hash, fee, max_gas_price, "
+        "callback_gas_limit, expires_at, block_number, seen_at, ready_at, status, error) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (request_id, args["requester"], bytes(args["params"]), HexBytes(args["paramsHash"]).to_0x_hex(),
+         str(args["fee"]), str(args["maxGasPrice"]), int(args["callbackGasLimit"]), int(args["expiresAt"]),
+         event.block_number, now, now if mine else now + settings.backup_delay, status, error),
+    )
+
+
+def on_settled_event(status: str, event: ChainEvent, db: Connection) -> None:
+    """`Delivered` (status "done", whoever sent it) or `Cancelled` ("cancelled")."""
+    db.execute(
+        "UPDATE jobs SET status = ?, settled_block = ?, settled_at = ? WHERE request_id = ? "
+        "AND status NOT IN ('done', 'cancelled')",
+        (status, event.block_number, time.time(), HexBytes(event.args["requestId"]).to_0x_hex()),
+    )
+
+
+def on_rewind(first_removed: int, db: Connection) -> None:
+    """Requests that are no longer on chain are forgotten unless already submitted;
+    settlements that vanished put their job back to work, except that a job whose own
+    delivery the reorg removed waits for it again (the sender rebroadcasts the same
+    transaction): signing a second delivery would only race it."""
+    db.execute("DELETE FROM jobs WHERE block_number >= ? AND status IN ('new', 'signed')", (first_removed,))
+    in_flight = "batch_key IN (SELECT key FROM outbox WHERE status IN ('pending', 'sent'))"
+    db.execute(
+        f"UPDATE jobs SET status = CASE WHEN {in_flight} THEN 'submitted' "
+        "WHEN signature IS NULL THEN 'new' ELSE 'signed' END, "
+        f"batch_key = CASE WHEN {in_flight} THEN batch_key END, settled_block = NULL "
+        "WHERE settled_block >= ?",
+        (first_removed,),
+    )
+
+
+def on_delivery_settled(entry: OutboxEntry, db: Connection) -> None:
+    """A delivery transaction reached a final state: its jobs are done, or go back to `signed`
+    (`failed` after MAX_SUBMIT_ATTEMPTS) to ride a later delivery."""
+    if entry.status == "mined":
+        # Delivered (or skipped because another relay was first): either way settled.
+        db.execute(
+            "UPDATE jobs SET status = 'done', settled_block = ?, settled_at = ? "
+            "WHERE batch_key = ? AND status = 'submitted'",
+            (entry.block_number, time.time(), entry.key),
+        )
+        return
+    log.warning("delivery not mined", extra={"key": entry.key, "error": entry.error})
+    db.execute(
+        "UPDATE jobs SET status = CASE WHEN submit_attempts >= ? THEN 'failed' ELSE 'signed' END, "
+        "batch_key = NULL, error = ? WHERE batch_key = ? AND status = 'submitted'",
+        (MAX_SUBMIT_ATTEMPTS, entry.error, entry.key),
+    )
+
+
+def check_request(request_id: str, params: bytes) -> tuple[str, str | None]:
+    """Params no enclave could act on are never fetched: logged once, left for the requester to cancel."""
+    try:
+        check_params(params)
+    except ParamsError as err:
+        log.warning("request unanswerable; the requester can cancel it after expiry",
+                    extra={"request_id": request_id, "error": str(err)})
+        return "unanswerable", str(err)[:500]
+    return "new", None
+
+
 class Relay:
     """Declarative handlers + fetch workers + the batching submitter."""
 
-    def __init__(self, settings: RelayConfig, *, carrier: TcpCarrier | None = None) -> None:
+    def __init__(self, settings: RelayConfig, *, carrier: TcpCarrier | None = None,
+                 health_socket: socket.socket | None = None) -> None:
         if not settings.enclave_sockets:
             raise ConfigError("enclave_sockets: name at least one enclave socket")
         if not 0 <= settings.relay_index < settings.relay_count:
@@ -166,22 +260,23 @@ class Relay:
         self.carrier = carrier or TcpCarrier()
         manifest = Manifest.load(settings.manifest)
         self.account = load_account(settings.keystore, settings.password_env)
-        self.w3 = connect(settings.rpc_url)
-        try:
-            self.chain_id = int(self.w3.eth.chain_id)
-        except Exception as err:  # any transport error: the operator fixes the URL or the node
-            raise ConfigError(f"cannot reach the chain at {settings.rpc_url}: {type(err).__name__}") from err
-        if self.chain_id != manifest.chain_id:
-            raise ConfigError(f"{settings.rpc_url} is chain {self.chain_id}, the manifest is for {manifest.chain_id}")
-        self.oracle = manifest.contract(self.w3, ORACLE)
+        binding = bind_chain(settings.rpc_url, manifest, label="nos-relay")
+        self.w3, self.chain_id = binding.w3, binding.chain_id
+        self.oracle = binding.contract(ORACLE)
         self._deliver = AbiFunction(self.oracle.abi, "deliver")
         self._deliver_batch = AbiFunction(self.oracle.abi, "deliverBatch")
         self._statuses_of = AbiFunction(self.oracle.abi, "statusesOf")
         self.db = open_db(settings.db, SCHEMA)
-        self.follower = ChainFollower(self.w3, self.db, "nos-relay", confirmations=settings.confirmations,
-                                      start_block=manifest.get(ORACLE).block)
-        self.sender = TxSender(self.w3, self.db, self.account)
-        self.sender.watch_rewinds(self.follower)  # removed deliveries are back in 'sent' before on_rewind runs
+        self.bot = Bot("nos-relay", db=self.db, poll_interval=settings.poll_interval,
+                       health_port=settings.health_port, health_socket=health_socket, status=self._status,
+                       dependencies={f"enclave {path}": enclave_check(path) for path in settings.enclave_sockets},
+                       lease_seconds=settings.lease_seconds)
+        chain = self.bot.chain(binding, account=self.account, follower_name="nos-relay",
+                               confirmations=settings.confirmations, start_block=binding.deploy_block(ORACLE))
+        assert chain.sender is not None
+        self.sender: TxSender = chain.sender
+        self.follower = chain.follower
+        # The fetch workers' stop flag (a fresh one for each start_workers after a stop).
         self.stop_event = threading.Event()
         self._work: queue.Queue[dict[str, Any]] = queue.Queue()
         self._results: queue.Queue[tuple[dict[str, Any], tuple[str, Any]]] = queue.Queue()
@@ -189,70 +284,22 @@ class Relay:
         self._in_flight_lock = threading.Lock()
         self._enclaves = itertools.cycle(settings.enclave_sockets)
         self._declare_handlers()
+        self._declare_metrics()
 
-    # -- chain events ------------------------------------------------------------------
+    # -- declaration ---------------------------------------------------------------------
 
     def _declare_handlers(self) -> None:
-        follower = self.follower
-
-        @follower.on(self.oracle, "Request")
-        def on_request(event: ChainEvent, db: sqlite3.Connection) -> None:
-            args = event.args
-            request_id = HexBytes(args["requestId"]).to_0x_hex()
-            mine = int(request_id, 16) % self.settings.relay_count == self.settings.relay_index
-            now = time.time()
-            status, error = self._check_request(request_id, bytes(args["params"]))
-            db.execute(
-                "INSERT OR IGNORE INTO jobs (request_id, requester, params, params_hash, fee, max_gas_price, "
-                "callback_gas_limit, expires_at, block_number, seen_at, ready_at, status, error) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (request_id, args["requester"], bytes(args["params"]), HexBytes(args["paramsHash"]).to_0x_hex(),
-                 str(args["fee"]), str(args["maxGasPrice"]), int(args["callbackGasLimit"]), int(args["expiresAt"]),
-                 event.block_number, now, now if mine else now + self.settings.backup_delay, status, error),
-            )
-
-        @follower.on(self.oracle, "Delivered")
-        def on_delivered(event: ChainEvent, db: sqlite3.Connection) -> None:
-            self._settle(db, event, "done")
-
-        @follower.on(self.oracle, "Cancelled")
-        def on_cancelled(event: ChainEvent, db: sqlite3.Connection) -> None:
-            self._settle(db, event, "cancelled")
-
-        @follower.on_rewind
-        def on_rewind(first_removed: int, db: sqlite3.Connection) -> None:
-            # Requests that are no longer on chain are forgotten unless already submitted;
-            # settlements that vanished put their job back to work, except that a job whose own
-            # delivery the reorg removed waits for it again (the sender rebroadcasts the same
-            # transaction): signing a second delivery would only race it.
-            db.execute("DELETE FROM jobs WHERE block_number >= ? AND status IN ('new', 'signed')", (first_removed,))
-            in_flight = "batch_key IN (SELECT key FROM outbox WHERE status IN ('pending', 'sent'))"
-            db.execute(
-                f"UPDATE jobs SET status = CASE WHEN {in_flight} THEN 'submitted' "
-                "WHEN signature IS NULL THEN 'new' ELSE 'signed' END, "
-                f"batch_key = CASE WHEN {in_flight} THEN batch_key END, settled_block = NULL "
-                "WHERE settled_block >= ?",
-                (first_removed,),
-            )
-
-    @staticmethod
-    def _check_request(request_id: str, params: bytes) -> tuple[str, str | None]:
-        """Params no enclave could act on are never fetched: logged once, left for the requester to cancel."""
-        try:
-            check_params(params)
-        except ParamsError as err:
-            log.warning("request unanswerable; the requester can cancel it after expiry",
-                        extra={"request_id": request_id, "error": str(err)})
-            return "unanswerable", str(err)[:500]
-        return "new", None
-
-    @staticmethod
-    def _settle(db: sqlite3.Connection, event: ChainEvent, status: str) -> None:
-        db.execute(
-            "UPDATE jobs SET status = ?, settled_block = ?, settled_at = ? WHERE request_id = ? "
-            "AND status NOT IN ('done', 'cancelled')",
-            (status, event.block_number, time.time(), HexBytes(event.args["requestId"]).to_0x_hex()),
-        )
+        bot, events = self.bot, self.oracle.events
+        bot.on(events.Request)(functools.partial(on_request, self.settings))
+        bot.on(events.Delivered)(functools.partial(on_settled_event, "done"))
+        bot.on(events.Cancelled)(functools.partial(on_settled_event, "cancelled"))
+        bot.on_rewind()(on_rewind)
+        bot.on_settled("nos")(on_delivery_settled)
+        bot.on_lead(self.forget_queued_fetches)
+        bot.every(0, "reopen_removed_deliveries")(self.reopen_removed_deliveries)
+        bot.every(0, "store_fetched")(self.store_fetched)
+        bot.every(0, "dispatch_fetches")(self.dispatch_fetches)
+        bot.every(0, "submit_signed")(self.submit_signed)
 
     # -- fetching ----------------------------------------------------------------------
 
@@ -279,11 +326,23 @@ class Relay:
                     self._in_flight.add(row["request_id"])
                     self._work.put(dict(row))
 
-    def _worker(self, socket_path: str) -> None:
+    def forget_queued_fetches(self) -> None:
+        """On becoming the active instance: the jobs table, not what this process queued before, says
+        what to fetch (another instance may have signed them meanwhile). Fetches running now finish
+        and are stored as usual (only onto jobs still `new`)."""
+        with self._in_flight_lock:
+            while True:
+                try:
+                    job = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                self._in_flight.discard(job["request_id"])
+
+    def _worker(self, socket_path: str, stop: threading.Event) -> None:
         # Workers never touch the database: SQLite has one writer, and dozens of workers committing
         # one row each queued behind the follower's writes. The main loop stores their results.
         client: EnclaveClient | None = None
-        while not self.stop_event.is_set():
+        while not stop.is_set():
             try:
                 job = self._work.get(timeout=0.2)
             except queue.Empty:
@@ -298,7 +357,7 @@ class Relay:
                 if client is not None:
                     client.close()
                 client = None
-                self.stop_event.wait(0.5)
+                stop.wait(0.5)
             finally:
                 self._results.put((job, outcome))
         if client is not None:
@@ -328,14 +387,14 @@ class Relay:
         if not results:
             return
         now = time.time()
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             for job, (kind, value) in results:
                 request_id = job["request_id"]
                 if kind == "signed":
                     self.db.execute(
                         "UPDATE jobs SET status = 'signed', data = ?, signature = ?, signed_at = ?, error = NULL "
                         "WHERE request_id = ? AND status = 'new'",
-                        (HexBytes(value["data"]), HexBytes(value["signature"]), now, request_id),
+                        (bytes(HexBytes(value["data"])), bytes(HexBytes(value["signature"])), now, request_id),
                     )
                 elif kind == "failed":
                     self._record_fetch_failure(request_id, int(job["fetch_attempts"]) + 1, value, now)
@@ -359,32 +418,7 @@ class Relay:
 
     # -- delivering --------------------------------------------------------------------
 
-    def track_submissions(self) -> None:
-        """Settle jobs whose delivery transaction reached a final state."""
-        self._reopen_removed_deliveries()
-        keys = [r["batch_key"] for r in self.db.execute(
-            "SELECT DISTINCT batch_key FROM jobs WHERE status = 'submitted'").fetchall()]
-        for key in keys:
-            entry = self.sender.entry(key)
-            if entry is None or entry.status not in ("mined", "reverted", "failed"):
-                continue
-            with transaction(self.db):
-                if entry.status == "mined":
-                    # Delivered (or skipped because another relay was first): either way settled.
-                    self.db.execute(
-                        "UPDATE jobs SET status = 'done', settled_block = ?, settled_at = ? "
-                        "WHERE batch_key = ? AND status = 'submitted'",
-                        (entry.block_number, time.time(), key),
-                    )
-                else:
-                    log.warning("delivery not mined", extra={"key": key, "error": entry.error})
-                    self.db.execute(
-                        "UPDATE jobs SET status = CASE WHEN submit_attempts >= ? THEN 'failed' ELSE 'signed' END, "
-                        "batch_key = NULL, error = ? WHERE batch_key = ? AND status = 'submitted'",
-                        (MAX_SUBMIT_ATTEMPTS, entry.error, key),
-                    )
-
-    def _reopen_removed_deliveries(self) -> None:
+    def reopen_removed_deliveries(self) -> None:
         """A job settled only by its own delivery (the follower has not reached that block) waits
         again when a reorg put the delivery back in 'sent'; past the follower, on_rewind does this."""
         condition = ("status = 'done' AND settled_block > ? "
@@ -392,7 +426,7 @@ class Relay:
         cursor, _ = self.follower.cursor()
         if self.db.execute(f"SELECT 1 FROM jobs WHERE {condition} LIMIT 1", (cursor,)).fetchone() is None:
             return  # the usual case: no write lock taken
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             reopened = self.db.execute(
                 f"UPDATE jobs SET status = 'submitted', settled_block = NULL, settled_at = NULL WHERE {condition}",
                 (cursor,),
@@ -405,7 +439,7 @@ class Relay:
             return  # nothing to expire or send: no RPC on an idle tick
         chain_time = self._latest_timestamp()
         gas_price = int(self.w3.eth.gas_price)
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             self.db.execute(
                 "UPDATE jobs SET status = 'expired' WHERE status IN ('new', 'signed') AND expires_at < ?",
                 (chain_time + EXPIRY_MARGIN_SECONDS,),
@@ -434,7 +468,7 @@ class Relay:
             return bytes(self.w3.eth.call(call, block_identifier=block))  # type: ignore[arg-type]
         return bytes.fromhex(result.removeprefix("0x"))
 
-    def _drop_settled(self, rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    def _drop_settled(self, rows: list[Any]) -> list[Any]:
         """One read of the ids' statuses right before sending: another relay may have been first."""
         block = int(self.w3.eth.block_number)
         call = {"to": self.oracle.address,
@@ -445,13 +479,13 @@ class Relay:
         settled = [(SETTLED_JOB_STATUS[int(s)], block, now, r["request_id"]) for r, s in zip(rows, statuses, strict=True)
                    if int(s) in SETTLED_JOB_STATUS]
         if settled:
-            with transaction(self.db):
+            with self.bot.transaction(self.db):
                 self.db.executemany("UPDATE jobs SET status = ?, settled_block = ?, settled_at = ? "
                                     "WHERE request_id = ? AND status = 'signed'", settled)
             log.info("dropped settled ids before sending", extra={"count": len(settled)})
         return [r for r, s in zip(rows, statuses, strict=True) if int(s) == PENDING]
 
-    def _enqueue_delivery(self, rows: list[sqlite3.Row]) -> None:
+    def _enqueue_delivery(self, rows: list[Any]) -> None:
         ids = [r["request_id"] for r in rows]
         attempt = max(int(r["submit_attempts"]) for r in rows) + 1
         key = "nos:" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:32] + f":{attempt}"
@@ -468,7 +502,7 @@ class Relay:
                  for r in rows])
             gas = BATCH_BASE_GAS + sum(
                 RESPONSE_GAS + int(r["callback_gas_limit"]) * 64 // 63 + 16 * len(bytes(r["data"])) for r in rows)
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             self.sender.enqueue(self.db, key, self.oracle.address, HexBytes(data), gas=gas)
             self.db.executemany(
                 "UPDATE jobs SET status = 'submitted', batch_key = ?, submit_attempts = ? WHERE request_id = ?",
@@ -482,43 +516,38 @@ class Relay:
         rows = self.db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
         return {row["status"]: int(row["n"]) for row in rows}
 
-    def service(self, health_socket: socket.socket | None = None) -> Service:
-        service = Service("nos-relay", w3=self.w3, db=self.db, follower=self.follower, sender=self.sender,
-                          poll_interval=self.settings.poll_interval, health_port=self.settings.health_port,
-                          health_socket=health_socket,
-                          status=lambda: {"oracle": self.oracle.address, "operator": self.account.address,
-                                          "jobs": self.counts()},
-                          dependencies={f"enclave {path}": enclave_check(path) for path in self.settings.enclave_sockets})
-        service.every(0)(self.track_submissions)
-        service.every(0)(self.store_fetched)
-        service.every(0)(self.dispatch_fetches)
-        service.every(0)(self.submit_signed)
-        self.stop_event = service.stop_event
-        self._declare_metrics(service)
-        return service
+    def _status(self) -> dict[str, Any]:
+        return {"oracle": self.oracle.address, "operator": self.account.address, "jobs": self.counts()}
 
-    def _declare_metrics(self, service: Service) -> None:
-        service.metrics.sql_gauge(
+    def _declare_metrics(self) -> None:
+        metrics = self.bot.metrics
+        metrics.sql_gauge(
             "dccn_oracle_requests", "Oracle requests seen, by state: answered (done), failed (failed, unanswerable), "
             "pending (new, signed, submitted), closed (expired, cancelled).", self.db,
             f"SELECT {JOB_STATE_SQL}, COUNT(*) FROM jobs GROUP BY 1", ["state"],
             known=("answered", "failed", "pending", "closed"))
-        service.metrics.sql_gauge("dccn_oracle_jobs", "Relay jobs by their own status.", self.db,
-                                  "SELECT status, COUNT(*) FROM jobs GROUP BY status", ["status"])
+        metrics.sql_gauge("dccn_oracle_jobs", "Relay jobs by their own status.", self.db,
+                          "SELECT status, COUNT(*) FROM jobs GROUP BY status", ["status"])
 
     def start_workers(self) -> list[threading.Thread]:
+        if self.stop_event.is_set():  # stopped before (tests drive a relay in rounds): a new flag
+            self.stop_event = threading.Event()
         threads = []
         for number in range(self.settings.workers):
             socket_path = next(self._enclaves)
-            thread = threading.Thread(target=self._worker, args=(socket_path,), daemon=True, name=f"fetch-{number}")
+            thread = threading.Thread(target=self._worker, args=(socket_path, self.stop_event), daemon=True,
+                                      name=f"fetch-{number}")
             thread.start()
             threads.append(thread)
         return threads
 
-    def run(self, health_socket: socket.socket | None = None) -> None:
-        service = self.service(health_socket)
+    def run(self) -> None:
+        """The fetch workers, then the bot's loop until SIGTERM / SIGINT."""
         self.start_workers()
-        service.run()
+        try:
+            self.bot.run()
+        finally:
+            self.stop_event.set()
 
 
 def enclave_check(socket_path: str) -> Check:
@@ -555,22 +584,23 @@ _config_option = click.option("--config", type=click.Path(dir_okay=False, path_t
               help="Deployment manifest (deployments/<chain-id>.json).")
 @click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Encrypted keystore of the account that submits deliveries.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, help="SQLite state file.")
+@click.option("--db", default=None, help="SQLite state file, or a postgresql:// URL (relays sharing it: one active, the others stand by).")
 @click.option("--enclave-socket", "enclave_sockets", multiple=True, help="Enclave Unix socket (repeatable).")
 @click.option("--health-port", type=int, default=None, help="Loopback port of GET /health.")
-def run(config: Path | None, rpc_url: str | None, manifest: Path | None, keystore: Path | None, db: Path | None,
+def run(config: Path | None, rpc_url: str | None, manifest: Path | None, keystore: Path | None, db: str | None,
         enclave_sockets: tuple[str, ...], health_port: int | None) -> None:
     def body() -> None:
         settings = load_settings(config, rpc_url=rpc_url, manifest=manifest, keystore=keystore, db=db,
                                  enclave_sockets=list(enclave_sockets) or None, health_port=health_port)
         configure_logging("nos-relay", settings.log_level)
         # Claim the database and bind the health port before anything connects or works.
-        with open_store(settings.db, "nos-relay"):
+        with ExitStack() as claims:
+            claim_instance(claims, settings.db, "nos-relay")
             health_socket = (bind_tcp("127.0.0.1", settings.health_port, "health_port")
                              if settings.health_port is not None else None)
-            relay = Relay(settings)
-            with claim_signer(relay.w3, relay.account.address, "nos-relay"):
-                relay.run(health_socket)
+            relay = Relay(settings, health_socket=health_socket)
+            claim_signing_key(claims, relay.w3, relay.account.address, "nos-relay", settings.db)
+            relay.run()
 
     run_cli(body)
 
@@ -584,13 +614,13 @@ def run(config: Path | None, rpc_url: str | None, manifest: Path | None, keystor
               help="Keystore of the oracle owner.")
 @click.option("--password-env", default="NOS_ADMIN_PASSWORD", show_default=True)
 @click.option("--enclave-socket", required=True, help="The enclave's Unix socket (asked for key and measurement).")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="SQLite file of the admin's transaction outbox (makes re-runs idempotent).")
+@click.option("--db", required=True,
+              help="SQLite file (or postgresql:// URL) of the admin's transaction outbox (makes re-runs idempotent).")
 def register_enclave(rpc_url: str, manifest: Path, keystore: Path, password_env: str, enclave_socket: str,
-                     db: Path) -> None:
+                     db: str) -> None:
     def body() -> None:
-        w3 = connect(rpc_url)
-        oracle = Manifest.load(manifest).contract(w3, ORACLE)
+        binding = bind_chain(rpc_url, manifest, label="register-enclave")
+        oracle = binding.contract(ORACLE)
         account = load_account(keystore, password_env)
         try:
             with EnclaveClient(enclave_socket) as client:
@@ -598,23 +628,37 @@ def register_enclave(rpc_url: str, manifest: Path, keystore: Path, password_env:
         except WireError as err:
             raise ConfigError(str(err)) from err
         address, measurement = info["address"], HexBytes(info["measurement"])
-        sender = TxSender(w3, open_db(db), account)
-        if bytes(oracle.functions.enclave_measurement(address).call()) == bytes(measurement):
-            click.echo(f"enclave {address} already registered with measurement {measurement.to_0x_hex()}")
-        else:
-            call = oracle.functions.registerEnclave(address, bytes(measurement))
-            tx_hash = _send_admin(sender, f"register:{address}:{measurement.to_0x_hex()}", call, "registration")
-            click.echo(f"registered enclave {address} (measurement {measurement.to_0x_hex()}) in tx {tx_hash}")
-        # Then its encryption key, signed by the enclave, so dApps read it from chain for private requests.
-        encryption_key = bytes.fromhex(info["encryption_public_key"])
-        if bytes(oracle.functions.enclaveEncryptionKey(address).call()) == encryption_key:
-            click.echo(f"encryption key {encryption_key.hex()} already published")
-            return
-        call = oracle.functions.publishEncryptionKey(encryption_key, HexBytes(info["encryption_key_signature"]))
-        tx_hash = _send_admin(sender, f"publish-key:{address}:{encryption_key.hex()}", call, "publishing the key")
-        click.echo(f"published encryption key {encryption_key.hex()} of enclave {address} in tx {tx_hash}")
+        admin = Bot("nos-relay-admin", db=open_db(db))
+        sender = admin.chain(binding, account=account, drive_sender=False, rpc_dependency=None,
+                             balance_dependency=None).sender
+        assert sender is not None
+        if not admin.lead_once():
+            raise ConfigError(f"another command is sending for {account.address} through {db}; retry when it is done")
+        try:
+            _register(oracle, sender, info, address, measurement)
+        finally:
+            for lease in admin.leases:  # a re-run need not wait for the lease to expire
+                lease.release()
 
     run_cli(body)
+
+
+def _register(oracle: Any, sender: TxSender, info: dict[str, Any], address: str, measurement: HexBytes) -> None:
+    """Register the enclave, then publish its encryption key; each step only if not done yet."""
+    if bytes(oracle.functions.enclave_measurement(address).call()) == bytes(measurement):
+        click.echo(f"enclave {address} already registered with measurement {measurement.to_0x_hex()}")
+    else:
+        call = oracle.functions.registerEnclave(address, bytes(measurement))
+        tx_hash = _send_admin(sender, f"register:{address}:{measurement.to_0x_hex()}", call, "registration")
+        click.echo(f"registered enclave {address} (measurement {measurement.to_0x_hex()}) in tx {tx_hash}")
+    # Then its encryption key, signed by the enclave, so dApps read it from chain for private requests.
+    encryption_key = bytes.fromhex(info["encryption_public_key"])
+    if bytes(oracle.functions.enclaveEncryptionKey(address).call()) == encryption_key:
+        click.echo(f"encryption key {encryption_key.hex()} already published")
+        return
+    call = oracle.functions.publishEncryptionKey(encryption_key, HexBytes(info["encryption_key_signature"]))
+    tx_hash = _send_admin(sender, f"publish-key:{address}:{encryption_key.hex()}", call, "publishing the key")
+    click.echo(f"published encryption key {encryption_key.hex()} of enclave {address} in tx {tx_hash}")
 
 
 def _send_admin(sender: TxSender, key: str, call: Any, what: str) -> str:
@@ -626,9 +670,9 @@ def _send_admin(sender: TxSender, key: str, call: Any, what: str) -> str:
 
 
 @main.command("status", help="Print the relay's job counts from its database.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), required=True, help="SQLite state file.")
-def status(db: Path) -> None:
-    if not db.is_file():
+@click.option("--db", required=True, help="SQLite state file, or the relay's postgresql:// URL.")
+def status(db: str) -> None:
+    if postgres_dsn(db) is None and not Path(db).is_file():
         click.echo(f"error: no relay database at {db}", err=True)
         sys.exit(2)
 
@@ -638,7 +682,6 @@ def status(db: Path) -> None:
             click.echo(f"{row['status']:<10} {row['n']}")
 
     run_cli(body)
-
 
 
 if __name__ == "__main__":

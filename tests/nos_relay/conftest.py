@@ -142,7 +142,7 @@ def make_relay(chain: Any, deployment: dict[str, Any], relay_keystore: Callable[
 
 def drive(relays: list[Relay], until: Callable[[], bool], timeout: float = 30.0) -> None:
     """Run relays in this thread (fetch workers in theirs) until `until()` holds."""
-    services = [relay.service() for relay in relays]
+    bots = [relay.bot for relay in relays]
     for relay in relays:
         relay.start_workers()
     deadline = time.monotonic() + timeout
@@ -150,8 +150,8 @@ def drive(relays: list[Relay], until: Callable[[], bool], timeout: float = 30.0)
         while not until():
             if time.monotonic() > deadline:
                 raise AssertionError(f"condition not reached in {timeout}s: {[r.counts() for r in relays]}")
-            for service in services:
-                service.tick()
+            for bot in bots:
+                bot.tick()
             time.sleep(0.02)
     finally:
         for relay in relays:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     import psycopg
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(ValueError):
@@ -248,7 +251,7 @@ IDLE_IN_TRANSACTION_TIMEOUT = "15s"
 def claim_postgres(dsn: str, service: str) -> PgClaim:
     """Refuse a second instance of `service` on this PostgreSQL database, naming the holder."""
     holder_name = f"{service} (pid {os.getpid()} on {socket.gethostname()})"[:63]
-    conn = PgConnection.connect(dsn, application_name=holder_name)
+    conn = PgConnection.connect(dsn, application_name=holder_name, reconnect=False)  # the lock is the session's
     got = conn.execute("SELECT pg_try_advisory_lock(?, hashtext(?)) AS ok", (_CLAIM_NAMESPACE, service)).fetchone()
     if got["ok"]:
         return PgClaim(Path(redacted(dsn)), -1, conn)
@@ -309,8 +312,9 @@ def transaction(conn: Connection, *, immediate: bool = True) -> Iterator[Any]:
         try:
             yield conn
         except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
+            if conn.in_transaction:  # PostgreSQL: a lost session leaves no savepoint; the outer block ends it
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
             raise
         conn.execute(f"RELEASE {name}")
         return
@@ -318,8 +322,10 @@ def transaction(conn: Connection, *, immediate: bool = True) -> Iterator[Any]:
     try:
         yield conn
     except BaseException:
-        if conn.in_transaction:  # PostgreSQL: a lost connection leaves nothing to roll back
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
+        elif is_postgres(conn):
+            conn.rollback()  # a lost session: nothing to send; ends the dead transaction (ConnectionLost)
         raise
     conn.execute("COMMIT")
 
@@ -574,20 +580,59 @@ class _PgDialect:
         return "".join(out)
 
 
+class ConnectionLost(StoreError):
+    """The PostgreSQL session ended inside a transaction: its uncommitted work is gone.
+
+    Raised by the statement that found the session dead (a server restart, pg_terminate_backend,
+    the idle-in-transaction timeout after the client was paused). Retrying the whole transaction
+    is the caller's business; the connection reconnects for the next one. Also raised for a write
+    outside a transaction whose answer was lost on the wire, and on a connection made with
+    reconnect=False (the claim's, whose lock lives in its session).
+    """
+
+
+# SQLSTATEs of a server that ended the session and said so: it answered the statement with this
+# instead of running it (admin/crash shutdown, the idle-in-transaction and idle-session timeouts).
+_SESSION_ENDED = frozenset({"57P01", "57P02", "25P03", "57P05"})
+
+
 class PgConnection:
     """A psycopg 3 connection with the sqlite3.Connection surface the services use.
 
     Autocommit, like the SQLite connections here (isolation_level=None): a statement
     outside `transaction()` commits by itself; `transaction()` sends BEGIN/COMMIT.
+
+    When the server ends the session, a statement outside a transaction reconnects (same DSN,
+    application_name and session settings) and runs once more: transparently when the server
+    said it ended the session or the statement only reads; a write whose answer was lost on
+    the wire (it may have committed) raises ConnectionLost instead of running twice. Inside a
+    transaction the loss raises ConnectionLost and in_transaction turns False; statements still
+    meant for the dead transaction (BEGIN included) keep raising ConnectionLost until it ends
+    (ROLLBACK, COMMIT, or leaving `transaction()`), and the next statement or BEGIN reconnects.
     """
 
-    def __init__(self, raw: psycopg.Connection[Any], dsn: str) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], dsn: str, *, application_name: str = "dccn",
+                 idle_in_transaction_timeout: str | None = None, reconnect: bool = True) -> None:
         self.raw = raw
         self.dsn = dsn
+        self.application_name = application_name
+        self.idle_in_transaction_timeout = idle_in_transaction_timeout or IDLE_IN_TRANSACTION_TIMEOUT
+        self.reconnect = reconnect  # False for a connection whose session state matters (the claim's lock)
+        self.reconnects = 0
+        self._doomed = False  # the session died inside a transaction the caller has not ended yet
         self._dialect = _PgDialect()
 
     @classmethod
-    def connect(cls, dsn: str, *, application_name: str = "dccn") -> PgConnection:
+    def connect(cls, dsn: str, *, application_name: str = "dccn", idle_in_transaction_timeout: str | None = None,
+                reconnect: bool = True) -> PgConnection:
+        """Open a session; `idle_in_transaction_timeout` (a PostgreSQL interval, default
+        IDLE_IN_TRANSACTION_TIMEOUT) bounds how long a paused client can hold a transaction open."""
+        timeout = idle_in_transaction_timeout or IDLE_IN_TRANSACTION_TIMEOUT
+        return cls(cls._open(dsn, application_name, timeout), dsn, application_name=application_name,
+                   idle_in_transaction_timeout=timeout, reconnect=reconnect)
+
+    @staticmethod
+    def _open(dsn: str, application_name: str, idle_in_transaction_timeout: str) -> psycopg.Connection[Any]:
         try:
             import psycopg
         except ImportError:
@@ -595,50 +640,133 @@ class PgConnection:
         try:
             raw = psycopg.connect(dsn, autocommit=True, row_factory=_row_factory, connect_timeout=10,
                                   application_name=application_name)
+            # A client paused (SIGSTOP) or hung inside a transaction would hold the write lock for
+            # good; the server ends such a session instead, and its uncommitted work with it.
+            raw.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                        (idle_in_transaction_timeout,))
         except psycopg.Error as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise StoreError(f"cannot open PostgreSQL database {redacted(dsn)}: {reason}") from None
-        # A client paused (SIGSTOP) or hung inside a transaction would hold the write lock for
-        # good; the server ends such a session instead, and its uncommitted work with it.
-        raw.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'")
-        return cls(raw, dsn)
+            raise StoreError(f"cannot open PostgreSQL database {redacted(dsn)}: {_reason(err)}") from None
+        return raw
 
     @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
+        if self._doomed or self.raw.closed:
+            return False
         return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    @property
+    def broken(self) -> bool:
+        """The session is known dead (the next statement outside a transaction reconnects)."""
+        return bool(self.raw.closed or self.raw.broken)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         head = sql.lstrip()[:16].upper()
         if head.startswith("BEGIN"):
-            self.raw.execute("BEGIN")
-            if "IMMEDIATE" in head or "EXCLUSIVE" in head:
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-            return _Result()
+            return self._begin(head)
         if head.startswith("PRAGMA"):
             return self._pragma(sql)
-        return self.raw.execute(self._dialect.translate(sql, self._primary_key), tuple(params))  # type: ignore[arg-type]
+        if self._doomed:
+            return self._in_dead_transaction(head)
+
+        def run() -> Any:  # translating may read the catalog: on the session the statement runs on
+            return self.raw.execute(self._dialect.translate(sql, self._primary_key), tuple(params))  # type: ignore[arg-type]
+
+        return self._run(run, reads_only=head.startswith("SELECT"),
+                         ends_transaction=head.startswith(("COMMIT", "END", "ROLLBACK")) and " TO " not in head)
 
     def executemany(self, sql: str, rows: Any) -> Any:
-        with self.raw.cursor() as cursor:
-            cursor.executemany(self._dialect.translate(sql, self._primary_key), [tuple(r) for r in rows])  # type: ignore[arg-type]
-            return _Result(rowcount=cursor.rowcount)
+        if self._doomed:
+            return self._in_dead_transaction(sql.lstrip()[:16].upper())
+        values = [tuple(r) for r in rows]
+
+        def run() -> _Result:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(self._dialect.translate(sql, self._primary_key), values)  # type: ignore[arg-type]
+                return _Result(rowcount=cursor.rowcount)
+
+        return self._run(run)
 
     def executescript(self, script: str) -> None:
         for statement in _split_statements(script):
             self.execute(statement)
 
     def commit(self) -> None:
-        if self.in_transaction:
-            self.raw.execute("COMMIT")
+        if self._doomed or self.in_transaction:
+            self.execute("COMMIT")
 
     def rollback(self) -> None:
-        if self.in_transaction:
-            self.raw.execute("ROLLBACK")
+        if self._doomed or self.in_transaction:
+            self.execute("ROLLBACK")
 
     def close(self) -> None:
         self.raw.close()
+
+    # -- a session the server ended ----------------------------------------------------------
+
+    def _begin(self, head: str) -> _Result:
+        if self._doomed:  # nested in the dead transaction (its caller swallowed the loss), as SQLite refuses it
+            raise self._lost("a transaction cannot begin inside the lost one; end it first")
+
+        def begin() -> _Result:
+            self.raw.execute("BEGIN")
+            if "IMMEDIATE" in head or "EXCLUSIVE" in head:
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            return _Result()
+
+        # Nothing is written yet: a session lost here is replaced and the BEGIN sent again.
+        return self._run(begin, reads_only=True, outside=True)
+
+    def _in_dead_transaction(self, head: str) -> _Result:
+        if head.startswith("ROLLBACK") and " TO " not in head:
+            self._doomed = False  # nothing to roll back: the server did when the session ended
+            return _Result()
+        if head.startswith(("COMMIT", "END")):
+            self._doomed = False
+            raise self._lost("the transaction was not committed")
+        raise self._lost("this statement belongs to the lost transaction; end it first")
+
+    def _run(self, op: Callable[[], Any], *, reads_only: bool = False, outside: bool = False,
+             ends_transaction: bool = False) -> Any:
+        import psycopg
+
+        inside = not outside and self.in_transaction
+        if not inside and self.broken:
+            self._reconnect()  # found dead before sending: nothing of this statement reached the server
+        try:
+            return op()
+        except psycopg.Error as err:
+            if not self.broken:
+                raise  # an ordinary SQL error; the session is fine
+            if inside:
+                self._doomed = not ends_transaction
+                raise self._lost(f"the open transaction is lost: {_reason(err)}") from None
+            if not (reads_only or getattr(err, "sqlstate", None) in _SESSION_ENDED):
+                self._reconnect_quietly()
+                raise self._lost(f"a write's answer was lost, it may or may not have committed: {_reason(err)}") from None
+            self._reconnect(err)
+        return op()
+
+    def _reconnect(self, err: BaseException | None = None) -> None:
+        if not self.reconnect:
+            raise self._lost("reconnecting is off for this connection" + (f": {_reason(err)}" if err else ""))
+        self._doomed = False
+        with suppress(Exception):  # it is dead already; its socket is all that is left
+            self.raw.close()
+        self.raw = self._open(self.dsn, self.application_name, self.idle_in_transaction_timeout)
+        self.reconnects += 1
+        log.warning("PostgreSQL session lost; reconnected", extra={
+            "database": redacted(self.dsn), "error": _reason(err) if err else "connection closed"})
+
+    def _reconnect_quietly(self) -> None:
+        # Now, so the next statement finds a session; a server still down is reported by the next one.
+        if self.reconnect:
+            with suppress(StoreError):
+                self._reconnect()
+
+    def _lost(self, detail: str) -> ConnectionLost:
+        return ConnectionLost(f"PostgreSQL session to {redacted(self.dsn)} lost; {detail}")
 
     def _primary_key(self, table: str) -> list[str]:
         rows = self.raw.execute(
@@ -660,6 +788,11 @@ class PgConnection:
         if name in ("quick_check", "integrity_check"):
             return _Result([Row({name: 0}, ("ok",))])
         return _Result()
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 Connection = sqlite3.Connection | PgConnection

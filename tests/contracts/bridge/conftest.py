@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boa
@@ -73,7 +72,7 @@ def bridge_sources() -> dict[str, Any]:
         "token": boa.load_partial(str(root / "token" / "AnkrToken.vy")),
         "foreign": boa.load_partial(str(root / "bridge" / "ForeignBridge.vy")),
         "home": boa.load_partial(str(root / "bridge" / "HomeBridge.vy")),
-        "two_locks": boa.load_partial(str(Path(__file__).parent / "TwoLocks.vy")),
+        "two_locks": boa.load_partial(str(root / "testing" / "TwoLocks.vy")),
     }
 
 

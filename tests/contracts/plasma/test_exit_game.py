@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import boa
 import pytest
 
+from dccn_common.contracts import CONTRACTS_DIR
 from plasma_operator import wire
 from tests.contracts.plasma.world import EXIT_BOND, EXIT_PERIOD, Block, Output, PlasmaWorld
 
@@ -222,7 +222,7 @@ def test_finalize__bounded_by_gas_left_instead_of_running_out(world: PlasmaWorld
 
 
 def test_finalize__a_payee_that_reverts_never_blocks_the_queue(world: PlasmaWorld) -> None:
-    rejecting = boa.load(str(Path(__file__).with_name("RejectingExitor.vy")))
+    rejecting = boa.load(str(CONTRACTS_DIR / "testing" / "RejectingExitor.vy"))
     boa.env.set_balance(rejecting.address, 10**18)
     rejecting.deposit(world.root_chain.address, 100)
     rejecting.startExit(world.root_chain.address, 1, EXIT_BOND)

@@ -68,8 +68,8 @@ def deployers() -> dict[str, Any]:
                       *[p for p in sys.path if p and os.path.isdir(p)]])
     return {
         "RootChain": boa.load_partial(str(CONTRACTS_DIR / "plasma" / "RootChain.vy")),
-        "PriorityQueueHarness": boa.load_partial(str(CONTRACTS_DIR / "plasma" / "PriorityQueueHarness.vy")),
-        "PlasmaCodecHarness": boa.load_partial(str(CONTRACTS_DIR / "plasma" / "PlasmaCodecHarness.vy")),
+        "PriorityQueueHarness": boa.load_partial(str(CONTRACTS_DIR / "testing" / "PriorityQueueHarness.vy")),
+        "PlasmaCodecHarness": boa.load_partial(str(CONTRACTS_DIR / "testing" / "PlasmaCodecHarness.vy")),
         "AnkrToken": boa.load_partial(str(CONTRACTS_DIR / "token" / "AnkrToken.vy")),
     }
 

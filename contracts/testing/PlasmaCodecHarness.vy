@@ -8,9 +8,9 @@
         the deploy script.
 """
 
-from . import plasma_merkle
-from . import plasma_rlp
-from . import plasma_tx
+from ..plasma import plasma_merkle
+from ..plasma import plasma_rlp
+from ..plasma import plasma_tx
 
 
 @external

@@ -9,7 +9,7 @@
         Not deployed by the deploy script.
 """
 
-from . import priority_queue
+from ..plasma import priority_queue
 
 initializes: priority_queue
 

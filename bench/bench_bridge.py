@@ -2,8 +2,8 @@
 
 Gas on two automining anvils; throughput on two anvils that mine a block every second
 with a stated gas limit, as a real chain does, so many transfers share a block. The
-bridge is deployed with token_bridge.local (the same contracts and arguments as `ape run
-deploy`); validators and the relayer are the service objects, each in its own process.
+bridge is deployed by the deploy part (dccn_deploy/parts/bridge.py, through web3: the same
+code as `ape run deploy`); validators and the relayer are the service objects, each in its own process.
 Run: python -m bench.bench_bridge
 """
 
@@ -28,15 +28,11 @@ from web3 import Web3
 
 from bench.report import table, verdict, write_section
 from dccn_common.anvil import Anvil, dev_private_keys, free_port
-from dccn_common.contracts import deploy, transact
+from dccn_common.contracts import transact
+from dccn_deploy.parts.bridge import ANKR, BridgePair, BridgeParams, deploy_both_sides
+from dccn_deploy.web3_backend import web3_context
 from token_bridge.chains import ANKR as ANKR_SIDE
 from token_bridge.chains import ETHEREUM, open_side
-from token_bridge.local import (
-    ANKR,
-    BridgeParams,
-    LocalBridge,
-    deploy_local_bridge,
-)
 from token_bridge.relayer import DestinationRelay
 from token_bridge.transfer import Destination, Transfer, sign_transfer, sorted_for_contract
 from token_bridge.validator import SignatureServer, Validator
@@ -59,13 +55,12 @@ ETH_CONFIRMATIONS, ANKR_CONFIRMATIONS = 2, 1
 RELEASE_ROW = "release native on the Ankr chain, 3 signatures (3-of-4), fresh recipient"
 
 
-def _setup(eth: Anvil, ankr: Anvil, validators: list[Any], threshold: int, workdir: Path) -> LocalBridge:
-    eth_w3, ankr_w3 = eth.web3(), ankr.web3()
+def _setup(eth: Anvil, ankr: Anvil, validators: list[Any], threshold: int, workdir: Path) -> BridgePair:
     deployer = eth.dev_accounts()[0]
-    token = deploy(eth_w3, "AnkrToken", sender=deployer)
-    return deploy_local_bridge(eth_w3, ankr_w3, token=token, deployer=deployer,
-                               params=BridgeParams([v.address for v in validators], threshold, hold_threshold=0),
-                               native_supply=NATIVE_SUPPLY, set_balance=ankr.set_balance, deployments=workdir)
+    params = {"bridge": BridgeParams([v.address for v in validators], threshold, eth.chain_id, ankr.chain_id,
+                                     hold_threshold=0, native_supply=NATIVE_SUPPLY)}
+    return deploy_both_sides(web3_context(eth.web3(), deployer, side="ethereum", params=params, deployments=workdir),
+                             web3_context(ankr.web3(), deployer, side="ankr", params=params, deployments=workdir))
 
 
 def _release_gas(w3: Web3, bridge: Any, source: Destination, validators: list[Any], signers: int, sender: str,
@@ -323,7 +318,7 @@ def end_to_end(workdir: Path, release_gas_estimate: int) -> Throughput:
                         locked_at - started, load)
 
 
-def _measure(eth_w3: Web3, ankr_w3: Web3, bridge: LocalBridge, eth_range: tuple[int, int],
+def _measure(eth_w3: Web3, ankr_w3: Web3, bridge: BridgePair, eth_range: tuple[int, int],
              ankr_range: tuple[int, int], rates: tuple[float, float], elapsed: float, lock_seconds: float,
              load: str) -> Throughput:
     """Gas, block rate and per-transfer latency from the chains themselves."""

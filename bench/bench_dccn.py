@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.report import table, verdict, write_section
 from dccn_common.anvil import Anvil
-from dccn_common.contracts import deploy
-from dccn_scheduler.economy import DAY, WAD, deploy_economy, send
+from dccn_deploy import run_parts
+from dccn_deploy.parts.dccn import Economy, EconomyParams
+from dccn_deploy.web3_backend import web3_context
+from dccn_scheduler.economy import DAY, WAD, send
 from dccn_scheduler.wdrf import Node, Provider, Task, schedule
 
 COMMAND = "python -m bench.bench_dccn"
@@ -113,13 +117,13 @@ def breakdown(w3: Any, receipt: Any) -> Breakdown:
 
 def measure_gas() -> tuple[list[GasRow], dict[str, Breakdown]]:
     # --steps-tracing: anvil keeps the opcode steps that debug_traceTransaction returns.
-    with Anvil(accounts=10, extra_args=["--steps-tracing"]) as node:
+    with Anvil(accounts=10, extra_args=["--steps-tracing"]) as node, tempfile.TemporaryDirectory() as deployments:
         w3 = node.web3()
         (deployer, tenant, provider, app, monitor, other, other_tenant, treasury, newcomer,
          new_tenant) = w3.eth.accounts[:10]
-        token = deploy(w3, "AnkrToken", sender=deployer)
-        economy = deploy_economy(w3, token.address, sender=deployer, treasury=treasury, monitor=monitor,
-                                 reporter=deployer)
+        params = {"dccn": EconomyParams(treasury=treasury, monitor=monitor, reporter=deployer)}
+        deployed = run_parts(web3_context(w3, deployer, params=params, deployments=Path(deployments)), ("token", "dccn"))
+        token, economy = deployed.at("AnkrToken"), Economy.of(deployed)
         staking, escrow = economy.staking, economy.escrow
         traces: dict[str, Breakdown] = {}
 

@@ -1,13 +1,16 @@
-"""Deploy the suite with ape, part by part, idempotently, into a manifest.
+"""Deploy the suite, part by part, idempotently, into a manifest: the one deploy path.
 
-`scripts/deploy.py` (run as `ape run deploy --network ...`) calls `run_deploy`.
+`scripts/deploy.py` (run as `ape run deploy --network ...`) calls `run_deploy`, which
+sends through ape. Tests, benchmarks and the demo run the same parts through web3
+(`dccn_deploy.web3_backend.web3_context`, then `run_parts`).
 Each part is a module `dccn_deploy/parts/<part>.py` with
 
     SIDES = {"ethereum"}              # which chains it lives on ("ethereum", "ankr")
     def deploy(ctx: DeployContext) -> None: ...
 
 Parts run in `PARTS` order (dependencies first) and use `ctx.deploy(...)` for
-contracts and `ctx.call(...)` for configuration transactions, so a re-run reports
+contracts, `ctx.read(...)` for view calls and `ctx.call(...)` for configuration
+transactions (the context's `Backend` sends them), so a re-run reports
 what exists instead of duplicating it. `--dry-run` runs exactly the same code on a
 throwaway fork of the network (`forked_target`) and prints what it sent there.
 """
@@ -19,11 +22,11 @@ import importlib.util
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 import yaml
@@ -71,21 +74,136 @@ class PlannedTx:
 
 
 @dataclass
+class Sent:
+    """What a deployment's receipt says."""
+
+    block: int
+    tx_hash: str
+    gas_used: int
+
+
+class Backend(Protocol):
+    """The chain a DeployContext sends to: ape (`ape run deploy`) or web3 (dccn_deploy.web3_backend)."""
+
+    deployer_address: str
+
+    def nonce(self) -> int: ...
+    def has_code(self, address: str) -> bool: ...
+    def abi(self, name: str) -> list[dict[str, Any]]: ...
+    def deploy(self, name: str, args: list[Any], value: int) -> tuple[Any, Sent]: ...
+    def at(self, entry: DeployedContract) -> Any: ...
+    def read(self, contract: Any, method: str, args: tuple[Any, ...]) -> Any: ...
+    def send(self, contract: Any, method: str, args: list[Any], value: int) -> int: ...
+    def balance(self, address: str) -> int: ...
+    def set_balance(self, address: str, wei: int) -> None: ...
+    def errors(self, what: str) -> AbstractContextManager[None]: ...
+
+
+class ApeBackend:
+    """ape's project containers, the connected provider and an ape account."""
+
+    def __init__(self, account: Any) -> None:
+        self.account = account
+        self.deployer_address = str(account.address)
+
+    def nonce(self) -> int:
+        return int(self.account.nonce)
+
+    def has_code(self, address: str) -> bool:
+        from ape import chain
+
+        return bool(chain.provider.get_code(address))
+
+    def abi(self, name: str) -> list[dict[str, Any]]:
+        from ape import project
+
+        container = getattr(project, name)
+        abi = [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in container.contract_type.abi]
+        return abi + fallback_abi(find_source(name))  # functions served by __default__, absent from ape's ABI
+
+    def deploy(self, name: str, args: list[Any], value: int) -> tuple[Any, Sent]:
+        from ape import chain, project
+
+        instance = getattr(project, name).deploy(*args, sender=self.account, value=value)
+        receipt = instance.creation_metadata.receipt if instance.creation_metadata else None
+        block = int(receipt.block_number) if receipt else int(chain.blocks.head.number)
+        tx_hash = str(receipt.txn_hash) if receipt else ""
+        return instance, Sent(block, tx_hash, int(receipt.gas_used) if receipt else 0)
+
+    def at(self, entry: DeployedContract) -> Any:
+        from ape import project
+
+        return getattr(project, entry.type_name).at(entry.address)
+
+    def read(self, contract: Any, method: str, args: tuple[Any, ...]) -> Any:
+        return getattr(contract, method)(*args)
+
+    def send(self, contract: Any, method: str, args: list[Any], value: int) -> int:
+        return int(getattr(contract, method)(*args, sender=self.account, value=value).gas_used)
+
+    def balance(self, address: str) -> int:
+        from ape import chain
+
+        return int(chain.provider.get_balance(address))
+
+    def set_balance(self, address: str, wei: int) -> None:
+        from ape import chain
+
+        chain.provider.set_balance(address, wei)
+
+    def errors(self, what: str) -> AbstractContextManager[None]:
+        return _reverts_as_errors(what)
+
+
+@dataclass
 class DeployContext:
     network: str
     chain_id: int
     side: str
-    deployer: Any  # an ape account
-    params: dict[str, Any]
+    deployer: Any  # an ape account, or (web3) an unlocked address or a local account
+    params: dict[str, Any]  # part -> its mapping (the YAML), or the part's params dataclass
     manifest: Manifest
     manifest_file: Path
     dry_run: bool = False  # running on a throwaway fork: the same transactions, nothing saved
     echo: Callable[[str], None] = click.echo
     gas_used: dict[str, int] = field(default_factory=dict)
     plan: list[PlannedTx] = field(default_factory=list)
+    backend: Backend = None  # type: ignore[assignment]  # None: ape, sending from `deployer`
 
-    def part_params(self, part: str) -> dict[str, Any]:
-        return dict(self.params.get(part) or {})
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            self.backend = ApeBackend(self.deployer)
+
+    @property
+    def deployer_address(self) -> str:
+        return self.backend.deployer_address
+
+    def part_params(self, part: str) -> Any:
+        """The part's mapping (a copy), or the params object a Python caller passed."""
+        value = self.params.get(part)
+        if value is None:
+            return {}
+        return dict(value) if isinstance(value, Mapping) else value
+
+    def add_params(self, params: dict[str, Any]) -> None:
+        """More parts' parameters (a part's mapping, or its params dataclass); the manifest
+        records them in their YAML form (a dataclass's `as_mapping()`)."""
+        self.params.update(params)
+        recorded = self.manifest.params.setdefault(self.side, {})
+        recorded.update({part: v.as_mapping() if hasattr(v, "as_mapping") else v for part, v in params.items()})
+
+    # -- chain -----------------------------------------------------------------------------
+
+    def read(self, contract: Any, method: str, *args: Any) -> Any:
+        """A view call."""
+        return self.backend.read(contract, method, tuple(getattr(a, "address", a) for a in args))
+
+    def balance(self, address: str) -> int:
+        return self.backend.balance(address)
+
+    def set_balance(self, address: str, wei: int) -> None:
+        """Local chains only (anvil_setBalance)."""
+        self.backend.set_balance(address, wei)
 
     # -- contracts -----------------------------------------------------------------------
 
@@ -93,23 +211,16 @@ class DeployContext:
         return name in self.manifest.contracts
 
     def at(self, name: str) -> Any:
-        """The ape contract instance of an already deployed contract."""
-        from ape import project
-
-        entry = self.manifest.get(name)
-        return getattr(project, entry.type_name).at(entry.address)
+        """The contract instance (ape's, or web3's) of an already deployed contract."""
+        return self.backend.at(self.manifest.get(name))
 
     def deploy(self, name: str, *args: Any, part: str, value: int = 0, label: str | None = None) -> Any:
         """Deploy `name` unless the manifest already holds a live copy with the same ABI."""
-        from ape import chain, project
-
         key = label or name
-        container = getattr(project, name)
-        abi = [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in container.contract_type.abi]
-        abi += fallback_abi(find_source(name))  # functions served by __default__, absent from ape's ABI
+        abi = self.backend.abi(name)
         existing = self.manifest.contracts.get(key)
         if existing is not None:
-            live = bool(chain.provider.get_code(existing.address))
+            live = self.backend.has_code(existing.address)
             if live and existing.abi_hash == abi_hash(abi):
                 self.echo(f"  = {key:<22} already deployed at {existing.address}")
                 return self.at(key)
@@ -117,36 +228,33 @@ class DeployContext:
             self.echo(f"  ! {key:<22} redeploying: {reason}")
 
         plain_args = [getattr(a, "address", a) for a in args]
-        nonce = int(self.deployer.nonce)
-        with _reverts_as_errors(f"deploying {key}"):
-            instance = container.deploy(*plain_args, sender=self.deployer, value=value)
-        receipt = instance.creation_metadata.receipt if instance.creation_metadata else None
-        block = int(receipt.block_number) if receipt else int(chain.blocks.head.number)
-        tx_hash = str(receipt.txn_hash) if receipt else ""
-        self.gas_used[key] = int(receipt.gas_used) if receipt else 0
-        self.plan.append(PlannedTx("deploy", key, nonce, self.gas_used[key], str(instance.address)))
+        nonce = self.backend.nonce()
+        with self.backend.errors(f"deploying {key}"):
+            instance, sent = self.backend.deploy(name, plain_args, value)
+        self.gas_used[key] = sent.gas_used
+        self.plan.append(PlannedTx("deploy", key, nonce, sent.gas_used, str(instance.address)))
         self.manifest.add(
             DeployedContract(
-                key, str(instance.address), block, tx_hash, abi, abi_hash(abi), _jsonable(plain_args), part,
-                self.gas_used[key], contract_type=name,
+                key, str(instance.address), sent.block, sent.tx_hash, abi, abi_hash(abi), _jsonable(plain_args), part,
+                sent.gas_used, contract_type=name,
             )
         )
         if self.dry_run:
-            self.echo(f"  ~ {key:<22} would deploy at {instance.address} (nonce {nonce}, {self.gas_used[key]:,} gas)")
+            self.echo(f"  ~ {key:<22} would deploy at {instance.address} (nonce {nonce}, {sent.gas_used:,} gas)")
             return instance
         self.manifest.save(self.manifest_file)  # after every contract: a crash keeps what is done
-        self.echo(f"  + {key:<22} deployed at {instance.address} (block {block}, {self.gas_used[key]:,} gas)")
+        self.echo(f"  + {key:<22} deployed at {instance.address} (block {sent.block}, {sent.gas_used:,} gas)")
         return instance
 
     def call(self, description: str, contract: Any, method: str, *args: Any, value: int = 0) -> None:
         """A configuration transaction (in a dry run it is sent to the fork, like everything else)."""
         plain_args = [getattr(a, "address", a) for a in args]
-        nonce = int(self.deployer.nonce)
-        with _reverts_as_errors(description):
-            receipt = getattr(contract, method)(*plain_args, sender=self.deployer, value=value)
-        self.plan.append(PlannedTx("call", description, nonce, int(receipt.gas_used)))
+        nonce = self.backend.nonce()
+        with self.backend.errors(description):
+            gas_used = self.backend.send(contract, method, plain_args, value)
+        self.plan.append(PlannedTx("call", description, nonce, gas_used))
         verb = "~ would call" if self.dry_run else "+"
-        self.echo(f"  {verb} {description} (nonce {nonce}, {int(receipt.gas_used):,} gas)")
+        self.echo(f"  {verb} {description} (nonce {nonce}, {gas_used:,} gas)")
 
 
 MAX_ERROR_CHARS = 300
@@ -247,19 +355,23 @@ def run_deploy(
     echo(f"{mode}: side {side}, network {network} (chain {chain_id}), deployer {deployer.address}")
     if not dry_run:
         ctx = DeployContext(network, chain_id, side, deployer, params, manifest, file, False, echo)
-        _run_parts(ctx, only)
-        manifest.save(file)
+        run_parts(ctx, only)
         echo(f"manifest: {file}")
         return ctx
     with forked_target(chain_id) as impersonate:
         ctx = DeployContext(network, chain_id, side, impersonate(deployer.address), params, manifest, file, True, echo)
-        _run_parts(ctx, only)
+        run_parts(ctx, only)
     total = sum(tx.gas for tx in ctx.plan)
     echo(f"plan: {len(ctx.plan)} transaction(s), {total:,} gas in all; nothing was sent to chain {chain_id}")
     return ctx
 
 
-def _run_parts(ctx: DeployContext, only: tuple[str, ...]) -> None:
+def run_parts(ctx: DeployContext, only: tuple[str, ...] | list[str] = ()) -> DeployContext:
+    """Run the parts (all, or `only` these) that live on the context's side, in PARTS order;
+    save the manifest unless this is a dry run."""
+    unknown = set(only) - set(PARTS)
+    if unknown:
+        raise DeployError(f"unknown part(s): {', '.join(sorted(unknown))}; parts are {', '.join(PARTS)}")
     for part in available_parts():
         if only and part not in only:
             continue
@@ -268,6 +380,9 @@ def _run_parts(ctx: DeployContext, only: tuple[str, ...]) -> None:
             continue
         ctx.echo(f"[{part}]")
         module.deploy(ctx)
+    if not ctx.dry_run:
+        ctx.manifest.save(ctx.manifest_file)
+    return ctx
 
 
 @contextmanager

@@ -128,8 +128,27 @@ def deploy_contract(w3: Any, roles: Roles) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def ankr_token(deploy_contract: Callable[..., Any]) -> Any:
-    return deploy_contract("AnkrToken")
+def deploy_parts(w3: Any, roles: Roles, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory (the deploy parts, as yearn's create_vault runs the factory): deploy_parts("dccn",
+    dccn=EconomyParams(...)) runs those parts of dccn_deploy on this test's chain through web3,
+    from roles.deployer, into one manifest per test, and returns the DeployContext (ctx.at(name)
+    is the contract). Parameters are a part's params dataclass or its mapping (the YAML's)."""
+    from dccn_deploy import run_parts
+    from dccn_deploy.web3_backend import web3_context
+
+    ctx = web3_context(w3, roles.deployer.address, deployments=tmp_path_factory.mktemp("deployments"))
+
+    def factory(*parts: str, **params: Any) -> Any:
+        ctx.add_params(params)
+        return run_parts(ctx, parts)
+
+    return factory
+
+
+@pytest.fixture
+def ankr_token(deploy_parts: Callable[..., Any]) -> Any:
+    """AnkrToken deployed by the token part (in the manifest the other parts read)."""
+    return deploy_parts("token").at("AnkrToken")
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from eth_account.signers.local import LocalAccount
 
 from dccn_common.anvil import free_port
 from dccn_common.keys import write_keystore
+from dccn_deploy import run_parts
+from dccn_deploy.web3_backend import web3_context
 
 if TYPE_CHECKING:
     from dccn_demo.context import DemoContext
@@ -29,8 +31,12 @@ def run(ctx: DemoContext) -> None:
     deployer, alice, bob = ctx.actor("deployer"), ctx.actor("alice"), ctx.actor("bob")
 
     if foreign.functions.peerBridge().call() != home.address:
-        # What a second `ape run deploy --side ethereum` does once the Ankr side exists.
-        ctx.send(eth.w3, foreign.functions.setPeer(ankr.anvil.chain_id, home.address), deployer)
+        # What a second `ape run deploy --side ethereum` does once the Ankr side exists: the bridge
+        # part again (through web3), which finds everything deployed and sends only the missing setPeer.
+        again = web3_context(eth.w3, deployer, params=dict(eth.manifest.params["ethereum"]),
+                             deployments=eth.manifest_path.parent, network=eth.manifest.network)
+        run_parts(again, ("bridge",))
+        ctx.step("ran the bridge part of the Ethereum side again: " + ", ".join(tx.name for tx in again.plan))
     ctx.step(f"ForeignBridge {foreign.address} (Ethereum) <-> HomeBridge {home.address} (Ankr chain), "
              f"home bridge holds the native supply {ankr.w3.eth.get_balance(home.address) / ANKR:,.0f} ANKR")
 

@@ -18,7 +18,8 @@ after the Ankr side (idempotent: only the missing `setPeer` is sent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dccn_common.manifest import Manifest, manifest_path
@@ -28,50 +29,113 @@ if TYPE_CHECKING:
 
 SIDES = {"ethereum", "ankr"}
 ANKR = 10**18
+AMOUNTS = ("min_per_tx", "max_per_tx", "daily_limit", "hold_threshold", "native_supply")  # whole ANKR in the YAML
+REQUIRED = ("ethereum_chain_id", "ankr_chain_id", "min_per_tx", "max_per_tx", "daily_limit", "hold_threshold",
+            "hold_period")
 
 
 @dataclass
 class BridgeParams:
-    """The constructor arguments both sides share (amounts in wei)."""
+    """The part's parameters, amounts in wei (the YAML has whole ANKR: `from_mapping`)."""
 
     validators: list[str]
     threshold: int
-    limits: list[int]  # min per transfer, max per transfer, daily limit
-    hold: list[int]  # hold threshold, hold period (seconds)
-    pausers: list[str]
-    guardians: list[str]
+    ethereum_chain_id: int
+    ankr_chain_id: int
+    min_per_tx: int = 1 * ANKR
+    max_per_tx: int = 1_000_000 * ANKR
+    daily_limit: int = 10_000_000 * ANKR
+    hold_threshold: int = 500_000 * ANKR
+    hold_period: int = 3_600
+    pausers: list[str] = field(default_factory=list)
+    guardians: list[str] = field(default_factory=list)
+    native_supply: int = 0  # what the home bridge holds; funded with anvil_setBalance on a local chain
+
+    @property
+    def limits(self) -> list[int]:
+        """The constructors' limits: min per transfer, max per transfer, daily limit."""
+        return [self.min_per_tx, self.max_per_tx, self.daily_limit]
+
+    @property
+    def hold(self) -> list[int]:
+        """The constructors' hold: threshold, period (seconds)."""
+        return [self.hold_threshold, self.hold_period]
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> BridgeParams:
+        """From the `bridge:` section (amounts in whole ANKR); a DeployError names what is wrong."""
+        from dccn_deploy import DeployError
+
+        try:
+            values = {key: int(raw[key] * ANKR) if key in AMOUNTS else int(raw[key]) for key in REQUIRED}
+            return cls(
+                validators=[str(v) for v in raw.get("validators") or []], threshold=int(raw.get("threshold") or 0),
+                pausers=[str(a) for a in raw.get("pausers") or []], guardians=[str(a) for a in raw.get("guardians") or []],
+                native_supply=int(raw.get("native_supply", 0) * ANKR), **values,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise DeployError(f"bridge: bad or missing parameter: {err}") from err
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The `bridge:` section these parameters come from (what the manifest records)."""
+        def whole(wei: int) -> int | float:
+            return wei // ANKR if wei % ANKR == 0 else wei / ANKR
+
+        return {"validators": list(self.validators), "threshold": self.threshold,
+                "ethereum_chain_id": self.ethereum_chain_id, "ankr_chain_id": self.ankr_chain_id,
+                **{key: whole(getattr(self, key)) for key in AMOUNTS}, "hold_period": self.hold_period,
+                "pausers": list(self.pausers), "guardians": list(self.guardians)}
 
 
-def read_params(raw: dict[str, Any]) -> tuple[BridgeParams, int, int, int]:
-    """(params, ethereum chain id, ankr chain id, native supply in wei), or a DeployError."""
+def read_params(raw: dict[str, Any] | BridgeParams) -> BridgeParams:
+    """The part's parameters from its mapping (or as given), checked; or a DeployError."""
+    if not isinstance(raw, BridgeParams):
+        _check_threshold(raw.get("validators") or [], int(raw.get("threshold") or 0))
+        raw = BridgeParams.from_mapping(raw)
+    _check_threshold(raw.validators, raw.threshold)
+    return raw
+
+
+def _check_threshold(validators: list[Any], threshold: int) -> None:
     from dccn_deploy import DeployError
 
-    validators = [str(v) for v in raw.get("validators") or []]
-    threshold = int(raw.get("threshold") or 0)
     if not validators or not 3 * threshold >= 2 * len(validators) or threshold > len(validators):
         raise DeployError("bridge: set `validators` and a `threshold` of at least two thirds of them in the params file")
-    try:
-        params = BridgeParams(
-            validators=validators, threshold=threshold,
-            limits=[int(raw[name] * ANKR) for name in ("min_per_tx", "max_per_tx", "daily_limit")],
-            hold=[int(raw["hold_threshold"] * ANKR), int(raw["hold_period"])],
-            pausers=[str(a) for a in raw.get("pausers") or []], guardians=[str(a) for a in raw.get("guardians") or []],
-        )
-        chains = int(raw["ethereum_chain_id"]), int(raw["ankr_chain_id"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise DeployError(f"bridge: bad or missing parameter: {err}") from err
-    return params, chains[0], chains[1], int(raw.get("native_supply", 0) * ANKR)
+
+
+@dataclass
+class BridgePair:
+    """The deployed pair (the backend's contract instances) and the two sides' manifests."""
+
+    token: Any
+    foreign: Any
+    home: Any
+    ethereum_manifest: Path
+    ankr_manifest: Path
+
+
+def deploy_both_sides(ethereum: DeployContext, ankr: DeployContext) -> BridgePair:
+    """The operator's order on two chains: the Ethereum side (the token, then the foreign bridge),
+    the Ankr side (the home bridge), the Ethereum side again (it learns its peer)."""
+    from dccn_deploy import run_parts
+
+    run_parts(ethereum, ("token", "bridge"))
+    run_parts(ankr, ("bridge",))
+    run_parts(ethereum, ("bridge",))
+    return BridgePair(ethereum.at("AnkrToken"), ethereum.at("ForeignBridge"), ankr.at("HomeBridge"),
+                      ethereum.manifest_file, ankr.manifest_file)
 
 
 def deploy(ctx: DeployContext) -> None:
-    params, ethereum_chain_id, ankr_chain_id, native_supply = read_params(ctx.part_params("bridge"))
+    params = read_params(ctx.part_params("bridge"))
     if ctx.side == "ethereum":
-        _deploy_foreign(ctx, params, ankr_chain_id)
+        _deploy_foreign(ctx, params)
     else:
-        _deploy_home(ctx, params, ethereum_chain_id, native_supply)
+        _deploy_home(ctx, params)
 
 
-def _deploy_foreign(ctx: DeployContext, params: BridgeParams, ankr_chain_id: int) -> None:
+def _deploy_foreign(ctx: DeployContext, params: BridgeParams) -> None:
+    ankr_chain_id = params.ankr_chain_id
     token = ctx.at("AnkrToken")
     bridge = ctx.deploy("ForeignBridge", token, params.validators, params.threshold, ankr_chain_id, params.limits,
                         params.hold, part="bridge")
@@ -81,13 +145,14 @@ def _deploy_foreign(ctx: DeployContext, params: BridgeParams, ankr_chain_id: int
         ctx.echo(f"  . peer not set yet: deploy the Ankr side (--side ankr), then run this side again ({peer_file})")
         return
     home = Manifest.load(peer_file).get("HomeBridge").address
-    if str(bridge.peerBridge()).lower() != home.lower():
+    if str(ctx.read(bridge, "peerBridge")).lower() != home.lower():
         ctx.call(f"ForeignBridge.setPeer({ankr_chain_id}, {home})", bridge, "setPeer", ankr_chain_id, home)
 
 
-def _deploy_home(ctx: DeployContext, params: BridgeParams, ethereum_chain_id: int, native_supply: int) -> None:
+def _deploy_home(ctx: DeployContext, params: BridgeParams) -> None:
     from dccn_deploy import DeployError
 
+    ethereum_chain_id, native_supply = params.ethereum_chain_id, params.native_supply
     peer_file = manifest_path(ethereum_chain_id, ctx.manifest_file.parent)
     if not peer_file.exists():
         raise DeployError(f"bridge: deploy the Ethereum side first; its manifest {peer_file} is missing")
@@ -97,13 +162,11 @@ def _deploy_home(ctx: DeployContext, params: BridgeParams, ethereum_chain_id: in
     _grant_roles(ctx, bridge, params)
     if native_supply == 0:
         return
-    from ape import chain
-
-    balance = int(chain.provider.get_balance(bridge.address))
+    balance = ctx.balance(bridge.address)
     if balance != 0:
         ctx.echo(f"  = HomeBridge holds {balance / ANKR:,.0f} native ANKR")
     elif "local" in ctx.network:
-        chain.provider.set_balance(bridge.address, native_supply)
+        ctx.set_balance(bridge.address, native_supply)
         ctx.echo(f"  + HomeBridge funded with the native supply, {native_supply / ANKR:,.0f} ANKR (anvil_setBalance)")
     else:
         ctx.echo("  ! HomeBridge holds no native coin: the Ankr chain's genesis must allocate the supply to it")
@@ -112,6 +175,6 @@ def _deploy_home(ctx: DeployContext, params: BridgeParams, ethereum_chain_id: in
 def _grant_roles(ctx: DeployContext, bridge: Any, params: BridgeParams) -> None:
     for role_name, accounts in (("PAUSER_ROLE", params.pausers), ("GUARDIAN_ROLE", params.guardians)):
         for account in accounts:
-            role = getattr(bridge, role_name)()
-            if not bridge.hasRole(role, account):
+            role = ctx.read(bridge, role_name)
+            if not ctx.read(bridge, "hasRole", role, account):
                 ctx.call(f"grant {role_name} to {account}", bridge, "grantRole", role, account)

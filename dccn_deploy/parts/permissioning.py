@@ -37,10 +37,10 @@ def read_params(raw: dict[str, Any], deployer: str) -> tuple[list[str], int, int
 
 
 def deploy(ctx: DeployContext) -> None:
-    admins, threshold, ttl = read_params(ctx.part_params("permissioning"), str(ctx.deployer.address))
+    admins, threshold, ttl = read_params(ctx.part_params("permissioning"), ctx.deployer_address)
     ingress = ctx.deploy("EnodeIngress", part="permissioning")
     rules = ctx.deploy("EnodeRules", ingress, admins, threshold, ttl, part="permissioning")
-    current = str(ingress.rules())
+    current = str(ctx.read(ingress, "rules"))
     if current.lower() == ZERO_ADDRESS:
         ctx.call("EnodeIngress.set_rules(EnodeRules)", ingress, "set_rules", rules)
     elif current.lower() != str(rules.address).lower():

@@ -29,7 +29,7 @@ def settings(ctx: DeployContext) -> dict[str, Any]:
 
     params = {**DEFAULTS, **ctx.part_params("plasma")}
     if params["operator"] == "deployer":
-        params["operator"] = str(ctx.deployer.address)
+        params["operator"] = ctx.deployer_address
     for key in ("exit_period", "exit_bond", "operator_bond"):
         try:
             params[key] = int(params[key])

@@ -7,18 +7,19 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from dccn_common.contracts import abi_hash, load_artifact
-from dccn_common.manifest import DeployedContract, Manifest
+from dccn_deploy.parts.dccn import RECORDER_ROLE, Economy, EconomyParams
 from dccn_scheduler.cli import main
-from dccn_scheduler.economy import DAY, RECORDER_ROLE, WAD, deploy_economy, send
+from dccn_scheduler.economy import DAY, WAD, send
 
 pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture
-def manifest_file(chain, w3, roles, ankr_token, tmp_path):
-    economy = deploy_economy(w3, ankr_token.address, sender=roles.deployer.address, treasury=roles.operator.address,
-                             monitor=roles.monitor.address, reporter=roles.validator.address)
+def manifest_file(chain, w3, roles, ankr_token, deploy_parts):
+    """The manifest the deploy parts wrote (token, economy), with a stake and a rating on chain."""
+    deployed = deploy_parts("dccn", dccn=EconomyParams(
+        treasury=roles.operator.address, monitor=roles.monitor.address, reporter=roles.validator.address))
+    economy = Economy.of(deployed)
     staked = roles.provider.address
     send(w3, ankr_token.functions.transfer(staked, 1_000 * WAD), roles.deployer.address)
     send(w3, ankr_token.functions.approve(economy.staking.address, 1_000 * WAD), staked)
@@ -27,13 +28,7 @@ def manifest_file(chain, w3, roles, ankr_token, tmp_path):
     # carol's reputation: one rating of 100 (recorded by the deployer standing in for the escrow)
     send(w3, economy.reputation.functions.grantRole(RECORDER_ROLE, roles.deployer.address), roles.deployer.address)
     send(w3, economy.reputation.functions.record_rating(roles.carol.address, 100), roles.deployer.address)
-    manifest = Manifest(chain_id=w3.eth.chain_id)
-    for name, contract in (("DccnStaking", economy.staking), ("DccnReputation", economy.reputation)):
-        abi = load_artifact(name).abi
-        manifest.add(DeployedContract(name, contract.address, 0, "", abi, abi_hash(abi)))
-    path = tmp_path / "31337.json"
-    manifest.save(path)
-    return path
+    return deployed.manifest_file
 
 
 def _market(roles) -> dict:

@@ -15,15 +15,11 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from dccn_common.anvil import Anvil
-from dccn_common.contracts import deploy, transact
+from dccn_common.contracts import transact
+from dccn_deploy.parts.bridge import BridgePair, BridgeParams, deploy_both_sides
+from dccn_deploy.web3_backend import web3_context
 from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
-from token_bridge.local import (
-    BridgeParams,
-    LocalBridge,
-    LocalNetwork,
-    deploy_local_bridge,
-    start_local_network,
-)
+from token_bridge.local import LocalNetwork, start_local_network
 from token_bridge.validator import SignatureServer, Validator
 
 ANKR_WEI = 10**18
@@ -38,7 +34,7 @@ class BridgeHarness:
     ankr: Anvil
     eth_w3: Web3
     ankr_w3: Web3
-    bridge: LocalBridge
+    bridge: BridgePair
     validator_accounts: list[LocalAccount]
     roles: Any
     workdir: Path
@@ -89,26 +85,30 @@ class BridgeHarness:
             network.pump()
 
 
-def _params(harness_roles: Any, validators: list[str], threshold: int, **overrides: Any) -> BridgeParams:
-    return BridgeParams(validators=validators, threshold=threshold, pausers=[harness_roles.guardian.address],
-                        guardians=[harness_roles.guardian.address], **overrides)
+def _params(harness_roles: Any, chains: tuple[Anvil, Anvil], validators: list[str], threshold: int,
+            **overrides: Any) -> BridgeParams:
+    return BridgeParams(validators=validators, threshold=threshold, ethereum_chain_id=chains[0].chain_id,
+                        ankr_chain_id=chains[1].chain_id, pausers=[harness_roles.guardian.address],
+                        guardians=[harness_roles.guardian.address], native_supply=NATIVE_SUPPLY, **overrides)
 
 
 @pytest.fixture
 def make_bridge(chain: Anvil, ankr_chain: Anvil, roles: Any, tmp_path: Path) -> Iterator[Callable[..., BridgeHarness]]:
-    """Factory: make_bridge(validators=4, threshold=3, **BridgeParams overrides) -> BridgeHarness."""
+    """Factory: make_bridge(validators=4, threshold=3, **BridgeParams overrides) -> BridgeHarness:
+    the bridge part deployed on both chains (through web3), as `ape run deploy` does."""
     made: list[BridgeHarness] = []
 
     def factory(validators: int = 4, threshold: int = 3, **overrides: Any) -> BridgeHarness:
         eth_w3, ankr_w3 = chain.web3(), ankr_chain.web3()
         accounts = [Account.from_key(roles[role].key) for role in VALIDATOR_ROLES[:validators]]
-        token = deploy(eth_w3, "AnkrToken", sender=roles.deployer.address)
-        transact(eth_w3, token.functions.transfer(roles.alice.address, 1_000_000 * ANKR_WEI), sender=roles.deployer.address)
-        bridge = deploy_local_bridge(
-            eth_w3, ankr_w3, token=token, deployer=roles.deployer.address,
-            params=_params(roles, [a.address for a in accounts], threshold, **overrides),
-            native_supply=NATIVE_SUPPLY, set_balance=ankr_chain.set_balance, deployments=tmp_path / "deployments",
+        params = {"bridge": _params(roles, (chain, ankr_chain), [a.address for a in accounts], threshold, **overrides)}
+        deployments = tmp_path / "deployments"
+        bridge = deploy_both_sides(
+            web3_context(eth_w3, roles.deployer.address, side="ethereum", params=params, deployments=deployments),
+            web3_context(ankr_w3, roles.deployer.address, side="ankr", params=params, deployments=deployments),
         )
+        transact(eth_w3, bridge.token.functions.transfer(roles.alice.address, 1_000_000 * ANKR_WEI),
+                 sender=roles.deployer.address)
         harness = BridgeHarness(chain, ankr_chain, eth_w3, ankr_w3, bridge, accounts, roles, tmp_path)
         made.append(harness)
         return harness

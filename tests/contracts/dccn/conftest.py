@@ -11,15 +11,15 @@ import boa
 import pytest
 
 from dccn_common import PROJECT_ROOT
-from dccn_scheduler.economy import (
+from dccn_deploy.parts.dccn import (
     ESCROW_ROLE,
     MONITOR_ROLE,
     RECORDER_ROLE,
     REPORTER_ROLE,
     REWARDER_ROLE,
-    WAD,
     EconomyParams,
 )
+from dccn_scheduler.economy import WAD
 
 CONTRACTS = PROJECT_ROOT / "contracts"
 boa.interpret.set_search_paths([str(CONTRACTS), str(PROJECT_ROOT)])

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from dccn_scheduler.economy import DAY, WAD, deploy_economy, send
+from dccn_deploy.parts.dccn import Economy, EconomyParams
+from dccn_scheduler.economy import DAY, WAD, send
 
 pytestmark = pytest.mark.anvil
 RATE = 10**18  # 1 ANKR/s: a day streams 86,400 ANKR, above the minimum fee for reputation
 
 
 @pytest.fixture
-def live(w3, roles, ankr_token):
-    economy = deploy_economy(w3, ankr_token.address, sender=roles.deployer.address, treasury=roles.operator.address,
-                             monitor=roles.monitor.address, reporter=roles.validator.address)
+def live(w3, roles, ankr_token, deploy_parts):
+    economy = Economy.of(deploy_parts("dccn", dccn=EconomyParams(
+        treasury=roles.operator.address, monitor=roles.monitor.address, reporter=roles.validator.address)))
     for actor in (roles.tenant, roles.provider):
         send(w3, ankr_token.functions.transfer(actor.address, 1_000_000 * WAD), roles.deployer.address)
     send(w3, ankr_token.functions.approve(economy.staking.address, 100_000 * WAD), roles.deployer.address)

@@ -7,7 +7,8 @@ import math
 import boa
 import pytest
 
-from dccn_scheduler.economy import DAY, RECORDER_ROLE, WAD
+from dccn_deploy.parts.dccn import RECORDER_ROLE
+from dccn_scheduler.economy import DAY, WAD
 
 
 def _expected(psi: float, divisor: float, fees: list[float], completed: list[bool], levels: list[int],

@@ -7,7 +7,8 @@ from fractions import Fraction
 import boa
 import pytest
 
-from dccn_scheduler.economy import DAY, RECORDER_ROLE, WAD
+from dccn_deploy.parts.dccn import RECORDER_ROLE
+from dccn_scheduler.economy import DAY, WAD
 
 MONTH = 30 * DAY
 YEAR = 12 * MONTH

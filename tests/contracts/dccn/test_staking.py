@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import boa
 
-from dccn_scheduler.economy import DAY, ESCROW_ROLE, WAD
+from dccn_deploy.parts.dccn import ESCROW_ROLE
+from dccn_scheduler.economy import DAY, WAD
 
 
 def test_stake__counts_from_next_epoch(economy):

@@ -1,24 +1,21 @@
 """Factories for the DCCN economy tests: the four contracts and the ANKR token on
-titanoboa (fast scenario and stateful tests), wired exactly as the deploy part wires them."""
+titanoboa (fast scenario and stateful tests), deployed and wired by the deploy parts themselves
+(dccn_deploy.boa_backend)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import boa
 import pytest
 
 from dccn_common import PROJECT_ROOT
-from dccn_deploy.parts.dccn import (
-    ESCROW_ROLE,
-    MONITOR_ROLE,
-    RECORDER_ROLE,
-    REPORTER_ROLE,
-    REWARDER_ROLE,
-    EconomyParams,
-)
+from dccn_deploy import run_parts
+from dccn_deploy.boa_backend import boa_context
+from dccn_deploy.parts.dccn import Economy, EconomyParams
 from dccn_scheduler.economy import WAD
 
 CONTRACTS = PROJECT_ROOT / "contracts"
@@ -78,39 +75,27 @@ class BoaEconomy:
 
 
 @pytest.fixture(scope="session")
-def dccn_factories() -> dict[str, Any]:
-    names = ["AnkrToken", "DccnStaking", "DccnReputation", "DccnDealEscrow", "DccnCapacityRewards"]
-    paths = {n: next(CONTRACTS.rglob(f"{n}.vy")) for n in names}
-    return {n: boa.load_partial(str(p)) for n, p in paths.items()}
+def boa_deployments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("boa-deployments")
 
 
-def deploy_boa_economy(factories: dict[str, Any], params: EconomyParams | None = None) -> BoaEconomy:
-    params = params or EconomyParams()
+def boa_economy(deployments: Path, params: EconomyParams | None = None) -> BoaEconomy:
+    """The token and dccn deploy parts run on boa (dccn_deploy.boa_backend), the actors funded."""
     actors = Actors(*(boa.env.generate_address(role) for role in ROLES))
-    with boa.env.prank(actors.deployer):
-        token = factories["AnkrToken"].deploy()
-        staking = factories["DccnStaking"].deploy(*params.staking_args(token.address))
-        reputation = factories["DccnReputation"].deploy(*params.reputation_args())
-        escrow = factories["DccnDealEscrow"].deploy(
-            *params.escrow_args(token.address, staking.address, reputation.address, actors.treasury))
-        capacity = factories["DccnCapacityRewards"].deploy(*params.capacity_args(token.address))
-        staking.grantRole(ESCROW_ROLE, escrow.address)
-        staking.grantRole(REWARDER_ROLE, escrow.address)
-        reputation.grantRole(RECORDER_ROLE, escrow.address)
-        escrow.grantRole(MONITOR_ROLE, actors.monitor)
-        capacity.grantRole(REPORTER_ROLE, actors.reporter)
-        staking.set_reputation_source(reputation.address)
-        staking.set_fee_source(escrow.address)
-        reputation.set_reward_clock(staking.address)
-    economy = BoaEconomy(token, staking, reputation, escrow, capacity, actors, params)
+    params = replace(params or EconomyParams(), monitor=actors.monitor, reporter=actors.reporter,
+                     treasury=actors.treasury)
+    ctx = run_parts(boa_context(actors.deployer, params={"dccn": params}, deployments=deployments), ("token", "dccn"))
+    deployed = Economy.of(ctx)
+    economy = BoaEconomy(ctx.at("AnkrToken"), deployed.staking, deployed.reputation, deployed.escrow,
+                         deployed.capacity, actors, params)
     for account in (actors.tenant, actors.provider, actors.alice, actors.bob, actors.carol):
         economy.fund(account, 1_000_000 * WAD)
     return economy
 
 
 @pytest.fixture(scope="session")
-def deployed_economy(dccn_factories: dict[str, Any]) -> BoaEconomy:
-    return deploy_boa_economy(dccn_factories)
+def deployed_economy(boa_deployments: Path) -> BoaEconomy:
+    return boa_economy(boa_deployments)
 
 
 @pytest.fixture
@@ -121,7 +106,7 @@ def economy(deployed_economy: BoaEconomy) -> Iterator[BoaEconomy]:
 
 
 @pytest.fixture
-def make_economy(dccn_factories: dict[str, Any]) -> Iterator[Any]:
-    """Factory: an economy with other parameters."""
+def make_economy(boa_deployments: Path) -> Iterator[Any]:
+    """Factory: an economy with other parameters (the deploy parts run again)."""
     with boa.env.anchor():
-        yield lambda **changes: deploy_boa_economy(dccn_factories, EconomyParams(**changes))
+        yield lambda **changes: boa_economy(boa_deployments, EconomyParams(**changes))

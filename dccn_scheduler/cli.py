@@ -44,8 +44,10 @@ def schedule_command(input_file: Path, rpc: str | None, manifest_path: Path | No
             addresses = {name: u.address for name, u in document.users.items() if u.address}
             providers, user_weights = indices.enrich(providers, addresses, user_weights)
         result = schedule(providers, tasks, user_weights=user_weights, weights=weights)
-    except (SchedulerInputError, ManifestError, ConfigError) as err:
+    except (SchedulerInputError, ManifestError) as err:
         fail(str(err))
+    except ConfigError as err:  # the node at --rpc cannot be reached
+        fail(f"cannot read the contracts at {rpc}: {err}")
     except UnicodeDecodeError as err:
         fail(f"{input_file} is not UTF-8 text (byte {err.start}); the input is a JSON document")
     except (ConnectionError, OSError) as err:

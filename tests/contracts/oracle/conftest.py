@@ -15,6 +15,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from dccn_common.contracts import transact
+from dccn_deploy.parts.oracle import OracleParams
 from nos_enclave.crypto import sign_digest
 from nos_enclave.protocol import response_digest
 
@@ -89,8 +90,15 @@ def revert_reason(call: Any, tx: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def oracle(deploy_contract: Callable[..., Any], roles: Any) -> Any:
-    return deploy_contract("NosOracle", REQUEST_TTL, DELIVERY_OVERHEAD, sender=roles.deployer.address)
+def oracle_part(deploy_parts: Callable[..., Any], roles: Any) -> Any:
+    """The oracle part, from roles.deployer: NosOracle, and PriceConsumer owned by roles.tenant."""
+    params = OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD, consumer_owner=roles.tenant.address)
+    return deploy_parts("oracle", oracle=params)
+
+
+@pytest.fixture
+def oracle(oracle_part: Any) -> Any:
+    return oracle_part.at("NosOracle")
 
 
 @pytest.fixture
@@ -160,5 +168,6 @@ def deploy_callback(w3: Web3, roles: Any) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def consumer(deploy_contract: Callable[..., Any], live_oracle: Any, roles: Any) -> Any:
-    return deploy_contract("PriceConsumer", live_oracle.address, sender=roles.tenant.address)
+def consumer(oracle_part: Any, live_oracle: Any) -> Any:
+    """The part's PriceConsumer (of the live oracle, owned by roles.tenant)."""
+    return oracle_part.at("PriceConsumer")

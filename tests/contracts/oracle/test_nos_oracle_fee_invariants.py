@@ -8,6 +8,7 @@ pending id once and skip the rest."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from eth_account import Account
@@ -23,7 +24,8 @@ from hypothesis.stateful import (
 )
 
 from dccn_common.anvil import Anvil
-from dccn_common.contracts import deploy, transact
+from dccn_common.contracts import transact
+from dccn_deploy.parts.oracle import OracleParams
 from nos_enclave.crypto import sign_digest
 from nos_enclave.protocol import response_digest
 from tests.contracts.oracle.conftest import (
@@ -50,10 +52,11 @@ class FeeAccounting(RuleBasedStateMachine):
     recorder: ClassVar[str]
 
     @classmethod
-    def deploy_once(cls, anvil: Anvil, roles: Any) -> None:
+    def deploy_once(cls, anvil: Anvil, roles: Any, deploy_parts: Callable[..., Any]) -> None:
+        """The oracle part (from roles.deployer) on `anvil`, with the test enclave key registered."""
         cls.anvil, cls.roles = anvil, roles
         w3 = anvil.web3()
-        cls.oracle = deploy(w3, "NosOracle", REQUEST_TTL, DELIVERY_OVERHEAD, sender=roles.deployer.address)
+        cls.oracle = deploy_parts("oracle", oracle=OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD)).at("NosOracle")
         transact(w3, cls.oracle.functions.registerEnclave(Account.from_key(ENCLAVE_KEY).address, MEASUREMENT),
                  sender=roles.deployer.address)
         deployed = []
@@ -214,6 +217,7 @@ class FeeAccounting(RuleBasedStateMachine):
         assert self.w3.eth.get_balance(self.oracle.address) == owed
 
 
-def test_fee_accounting__balance_always_equals_what_is_owed(chain: Anvil, roles: Any) -> None:
-    FeeAccounting.deploy_once(chain, roles)
+def test_fee_accounting__balance_always_equals_what_is_owed(chain: Anvil, roles: Any,
+                                                             deploy_parts: Callable[..., Any]) -> None:
+    FeeAccounting.deploy_once(chain, roles, deploy_parts)
     run_state_machine_as_test(FeeAccounting)

@@ -201,11 +201,11 @@ def test_connection_allowed__arbitrary_calldata__answers_one_abi_bool(
 
 
 @pytest.fixture
-def anvil_ingress(deploy_contract: Callable[..., Any], roles: Any, w3: Any) -> tuple[Any, Node]:
-    """EnodeIngress on anvil with one boot node listed (one admin, threshold 1)."""
-    ingress = deploy_contract("EnodeIngress")
-    rules = deploy_contract("EnodeRules", ingress.address, [roles.deployer.address], 1, 3600)
-    transact(w3, ingress.functions.set_rules(rules.address), sender=roles.deployer.address)
+def anvil_ingress(deploy_parts: Callable[..., Any], roles: Any, w3: Any) -> tuple[Any, Node]:
+    """EnodeIngress on anvil (the permissioning part) with one boot node listed (one admin, threshold 1)."""
+    deployed = deploy_parts("permissioning", permissioning={"admins": ["deployer"], "threshold": 1,
+                                                            "proposal_ttl": 3600})
+    ingress, rules = deployed.at("EnodeIngress"), deployed.at("EnodeRules")
     node = Node.create()
     transact(w3, rules.functions.proposeAddNode(node.enode.high, node.enode.low, "10.0.0.1", 30303, 1, "ankr", False),
              sender=roles.deployer.address)

@@ -11,7 +11,9 @@ JSON-RPC (admissions at threshold 1, then the threshold goes back to 2).
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +24,9 @@ from web3 import Web3
 
 from bench.report import table, write_section
 from dccn_common.anvil import Anvil
-from dccn_common.contracts import deploy, transact
+from dccn_common.contracts import transact
+from dccn_deploy import run_parts
+from dccn_deploy.web3_backend import web3_context
 from enode_dns.enode import EnodeId, sign_endpoint_update
 
 SIZES = (10, 10_000)
@@ -41,9 +45,12 @@ class Bench:
         self.w3: Web3 = node.web3()
         self.admins = self.w3.eth.accounts[:3]
         self.relayer = self.w3.eth.accounts[3]
-        self.ingress = deploy(self.w3, "EnodeIngress", sender=self.admins[0])
-        self.rules = deploy(self.w3, "EnodeRules", self.ingress.address, self.admins, 2, 86_400, sender=self.admins[0])
-        transact(self.w3, self.ingress.functions.set_rules(self.rules.address), sender=self.admins[0])
+        # The permissioning part (2 of the 3 admins, a day's proposal ttl), from the first admin.
+        self.deployments = tempfile.TemporaryDirectory()
+        params = {"permissioning": {"admins": list(self.admins), "threshold": 2, "proposal_ttl": 86_400}}
+        deployed = run_parts(web3_context(self.w3, self.admins[0], params=params,
+                                          deployments=Path(self.deployments.name)), ("permissioning",))
+        self.ingress, self.rules = deployed.at("EnodeIngress"), deployed.at("EnodeRules")
         self.filled = 0
         # The same probe node and unknown id at every size: the id parser's cost depends on the
         # id's digits, so only identical inputs isolate the effect of the list size.

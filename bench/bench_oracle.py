@@ -30,9 +30,11 @@ from web3.logs import DISCARD
 from bench.gas_trace import TRACE_ARGS, breakdown_table
 from bench.report import table, verdict, write_section
 from dccn_common.anvil import Anvil, dev_private_keys, free_port
-from dccn_common.contracts import abi_hash, deploy, transact
+from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
-from dccn_common.manifest import DeployedContract, Manifest
+from dccn_deploy import DeployContext, run_parts
+from dccn_deploy.parts.oracle import OracleParams
+from dccn_deploy.web3_backend import web3_context
 from nos_enclave.crypto import sign_digest
 from nos_enclave.framing import EnclaveClient
 from nos_enclave.protocol import Params, response_digest
@@ -54,6 +56,12 @@ def nosCallback(requestId: bytes32, data: Bytes[512]):
 """
 
 
+def deploy_oracle(w3: Web3, admin: str, deployments: Path) -> DeployContext:
+    """The oracle part (NosOracle, PriceConsumer) from `admin`; its manifest is in `deployments`."""
+    params = {"oracle": OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD)}
+    return run_parts(web3_context(w3, admin, params=params, deployments=deployments), ("oracle",))
+
+
 # -- gas -------------------------------------------------------------------------------
 
 
@@ -63,7 +71,8 @@ class GasBench:
         self.anvil = anvil
         keys = dev_private_keys(4)
         self.admin, self.requester, self.operator, self.other = (Account.from_key(k).address for k in keys)
-        self.oracle = deploy(self.w3, "NosOracle", REQUEST_TTL, DELIVERY_OVERHEAD, sender=self.admin)
+        self.deployments = tempfile.TemporaryDirectory()
+        self.oracle = deploy_oracle(self.w3, self.admin, Path(self.deployments.name)).at("NosOracle")
         transact(self.w3, self.oracle.functions.registerEnclave(Account.from_key(ENCLAVE_KEY).address, keccak(b"m")),
                  sender=self.admin)
         import vyper
@@ -320,11 +329,8 @@ class Throughput:
         w3 = anvil.web3()
         keys = dev_private_keys(40)
         admin, relayer = Account.from_key(keys[0]), Account.from_key(keys[1])
-        oracle = deploy(w3, "NosOracle", REQUEST_TTL, DELIVERY_OVERHEAD, sender=admin.address)
-        manifest = Manifest(chain_id=w3.eth.chain_id, network="bench")
-        manifest.add(DeployedContract("NosOracle", oracle.address, w3.eth.block_number, "", oracle.abi,
-                                      abi_hash(oracle.abi)))
-        manifest.save(self.workdir / "manifest.json")
+        deployed = deploy_oracle(w3, admin.address, self.workdir / "deployments")
+        oracle, manifest_file = deployed.at("NosOracle"), deployed.manifest_file
         socket_path = str(Path(tempfile.mkdtemp(prefix="nosb", dir="/tmp")) / "e.sock")
         enclave_port, relay_port = free_port(), free_port()
         secret = {"NOS_ENCLAVE_SECRET": "bench"}
@@ -339,7 +345,7 @@ class Throughput:
                  sender=admin.address)
         fetch_rate = enclave_fetch_rate(socket_path, source, oracle.address)
         write_keystore(self.workdir / "relayer.json", relayer.key, "bench", kdf_n=2**4)
-        self.start(["nos_relay.relay", "run", "--rpc-url", anvil.url, "--manifest", str(self.workdir / "manifest.json"),
+        self.start(["nos_relay.relay", "run", "--rpc-url", anvil.url, "--manifest", str(manifest_file),
                     "--keystore", str(self.workdir / "relayer.json"), "--db", str(self.workdir / "relay.sqlite"),
                     "--enclave-socket", socket_path, "--health-port", str(relay_port)],
                    {"NOS_RELAY_PASSWORD": "bench", "NOS_RELAY_POLL_INTERVAL": "0.05",

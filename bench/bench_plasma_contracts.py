@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ from bench.gas_trace import TRACE_ARGS, breakdown_table
 from bench.report import table, verdict, write_section
 from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.contracts import CONTRACTS_DIR, PROJECT_ROOT, deploy, find_source, transact
+from dccn_deploy import run_parts
+from dccn_deploy.web3_backend import web3_context
 from plasma_operator import wire
 
-ZERO = "0x" + "00" * 20
 EXIT_BOND = 10**16
 EXIT_PERIOD = 1000
 OPERATOR_BOND = 10**18
@@ -46,17 +48,23 @@ ANCHORS = {
 
 
 class RootChainBench:
-    """A native root chain on anvil with dev accounts as operator and users."""
+    """A root chain on anvil with dev accounts as operator and users: the native one ("RootChain")
+    or, with `token`, the ANKR one ("RootChainAnkr"), both from the token and plasma parts, run
+    by the operator (who posts the operator bond and holds the ANKR supply)."""
 
-    def __init__(self, anvil: Anvil, token: Any = None) -> None:
+    def __init__(self, anvil: Anvil, token: bool = False) -> None:
         self.w3 = anvil.web3()
         self.anvil = anvil
         keys = dev_private_keys(10)
         self.keys = {Account.from_key(k).address: k for k in keys}
         self.deployer, self.operator, *self.users = list(self.keys)
-        self.token = token
-        self.rc = deploy(self.w3, "RootChain", self.operator, token.address if token else ZERO, EXIT_BOND,
-                         EXIT_PERIOD, sender=self.operator, value=OPERATOR_BOND)
+        self.deployments = tempfile.TemporaryDirectory()
+        params = {"plasma": {"operator": "deployer", "exit_period": EXIT_PERIOD, "exit_bond": EXIT_BOND,
+                             "operator_bond": OPERATOR_BOND}}
+        deployed = run_parts(web3_context(self.w3, self.operator, params=params,
+                                          deployments=Path(self.deployments.name)), ("token", "plasma"))
+        self.token = deployed.at("AnkrToken") if token else None
+        self.rc = deployed.at("RootChainAnkr" if token else "RootChain")
         self.blocks: dict[int, tuple[list[wire.Transaction], wire.MerkleTree]] = {}
         self.deposit_owner: dict[int, str] = {}
 
@@ -308,13 +316,10 @@ def measure_root_chain(anvil: Anvil, queue: int, breakdowns: dict[str, Any]
 
 
 def measure_token_chain(anvil: Anvil) -> list[list[object]]:
-    keys = dev_private_keys(10)
-    deployer = Account.from_key(keys[0]).address
     w3 = anvil.web3()
-    token = deploy(w3, "AnkrToken", sender=deployer)
-    b = RootChainBench(anvil, token)
-    user = b.users[0]
-    transact(w3, token.functions.transfer(user, 10**24), sender=deployer)
+    b = RootChainBench(anvil, token=True)
+    token, user = b.token, b.users[0]
+    transact(w3, token.functions.transfer(user, 10**24), sender=b.operator)  # the token part minted to the operator
     transact(w3, token.functions.approve(b.rc.address, 2**256 - 1), sender=user)
     gas = [b.deposit(user, 10**18)[1] for _ in range(4)]
     return [["depositToken (ANKR), mean of 4", _average(gas), f"< {CEILING:,}", verdict(_average(gas), CEILING),

@@ -20,11 +20,10 @@ from typing import Any
 
 from eth_account import Account
 
-from bench.bench_foundation import TRANSFERS, raw_transfers_per_second
+from bench.bench_foundation import TRANSFERS, deploy_token, raw_transfers_per_second
 from bench.report import table, verdict, write_section
 from dccn_common import PROJECT_ROOT
 from dccn_common.anvil import Anvil, dev_private_keys
-from dccn_common.contracts import deploy
 from dccn_common.follower import ChainFollower
 from dccn_common.sender import DEFAULT_LEASE_SECONDS, FINAL_STATUSES, Lease, TxSender
 from dccn_common.store import open_db, transaction
@@ -217,7 +216,7 @@ def main() -> None:
     with Anvil() as anvil, PostgresServer() as pg, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         w3 = anvil.web3()
-        token = deploy(w3, "AnkrToken", sender=owner)
+        token = deploy_token(w3, owner, tmp / "deployments")
         for account in [*senders.values(), Account.from_key(failover_key)]:
             token.functions.transfer(account.address, 10**24).transact({"from": owner.address})
         start = w3.eth.block_number + 1

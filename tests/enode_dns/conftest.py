@@ -18,9 +18,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from dccn_common.contracts import abi_hash, deploy, transact
+from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
-from dccn_common.manifest import DeployedContract, Manifest
 from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from enode_dns.enode import EnodeId, sign_endpoint_update
 
@@ -69,24 +68,13 @@ class AnvilRegistry:
                  sender=self.admins[0])
 
 
-def _manifest_entry(name: str, contract: Any, w3: Web3) -> DeployedContract:
-    return DeployedContract(name, contract.address, w3.eth.block_number, "0x", contract.abi, abi_hash(contract.abi))
-
-
 @pytest.fixture
-def anvil_registry(w3: Web3, roles: Any, tmp_path: Path) -> AnvilRegistry:
-    """EnodeIngress + EnodeRules (admins deployer, alice, bob; threshold 2) and their manifest."""
+def anvil_registry(w3: Web3, roles: Any, deploy_parts: Callable[..., Any]) -> AnvilRegistry:
+    """EnodeIngress + EnodeRules (admins deployer, alice, bob; threshold 2), deployed by the
+    permissioning part, and its manifest."""
     admins = [roles.deployer.address, roles.alice.address, roles.bob.address]
-    ingress = deploy(w3, "EnodeIngress", sender=roles.deployer.address)
-    ingress_entry = _manifest_entry("EnodeIngress", ingress, w3)
-    rules = deploy(w3, "EnodeRules", ingress.address, admins, 2, 3600, sender=roles.deployer.address)
-    transact(w3, ingress.functions.set_rules(rules.address), sender=roles.deployer.address)
-    manifest = Manifest(chain_id=w3.eth.chain_id, network="test")
-    manifest.add(ingress_entry)
-    manifest.add(_manifest_entry("EnodeRules", rules, w3))
-    path = tmp_path / "deployments" / f"{w3.eth.chain_id}.json"
-    manifest.save(path)
-    return AnvilRegistry(w3, ingress, rules, admins, path)
+    deployed = deploy_parts("permissioning", permissioning={"admins": admins, "threshold": 2, "proposal_ttl": 3600})
+    return AnvilRegistry(w3, deployed.at("EnodeIngress"), deployed.at("EnodeRules"), admins, deployed.manifest_file)
 
 
 @dataclass

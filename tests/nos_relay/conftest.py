@@ -19,6 +19,7 @@ from web3.logs import DISCARD
 from dccn_common.contracts import abi_hash, deploy, transact
 from dccn_common.keys import write_keystore
 from dccn_common.manifest import DeployedContract, Manifest
+from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from nos_enclave.enclave import Enclave, serve
 from nos_enclave.keys import EnclaveKeys
 from nos_enclave.protocol import Params
@@ -128,12 +129,14 @@ def relay_keystore(tmp_path: Path, roles: Any, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
-def make_relay(chain: Any, deployment: dict[str, Any], relay_keystore: Callable[[str], Path], tmp_path: Path,
-               ) -> Callable[..., Relay]:
+def make_relay(chain: Any, deployment: dict[str, Any], relay_keystore: Callable[[str], Path],
+               store_target: Callable[[str], str]) -> Callable[..., Relay]:  # noqa: F811 (the fixture)
+    """Factory: a relay on its own database (SQLite unless the test is parametrized over `store_backend`)."""
+
     def factory(sockets: list[str], *, role: str = "relayer", name: str = "relay", carrier: TcpCarrier | None = None,
                 **settings: Any) -> Relay:
         config = RelayConfig(rpc_url=chain.url, manifest=deployment["manifest"], keystore=relay_keystore(role),
-                             db=tmp_path / f"{name}.sqlite", enclave_sockets=sockets, poll_interval=0.05,
+                             db=store_target(f"{name}.sqlite"), enclave_sockets=sockets, poll_interval=0.05,
                              retry_delay=0.05, workers=2, **settings)
         return Relay(config, carrier=carrier)
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hexbytes import HexBytes
 
+from dccn_devtools.pytest_fixtures import BACKENDS
 from tests.nos_relay.conftest import drive, price_params, request_price
+
+pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 DELIVERED = 2
 

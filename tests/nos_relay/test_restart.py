@@ -17,10 +17,13 @@ import pytest
 
 from dccn_common.anvil import free_port
 from dccn_common.contracts import transact
+from dccn_devtools.pytest_fixtures import BACKENDS
 from nos_relay.devsource import DevPki, PriceSource
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price
 
 SECRET = "enclave sealing secret for tests"
+# PostgreSQL: the restarted relay takes over the killed one's lease once it expires.
+LEASE_SECONDS = "3"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -55,11 +58,12 @@ def processes() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
             process.wait()
 
 
+@pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
         w3, chain, deployment, roles, relay_keystore, trusted_pki: DevPki, price_source: PriceSource,
-        short_dir: Path, tmp_path: Path, processes: Any):
+        short_dir: Path, tmp_path: Path, processes: Any, store_target: Any):
     oracle = deployment["oracle"]
-    sealed, socket_path, db = short_dir / "enclave.sealed", str(short_dir / "e.sock"), tmp_path / "relay.sqlite"
+    sealed, socket_path, db = short_dir / "enclave.sealed", str(short_dir / "e.sock"), store_target("relay.sqlite")
     enclave_env = {"NOS_ENCLAVE_SECRET": SECRET}
     enclave_port, relay_port = free_port(), free_port()
 
@@ -75,7 +79,8 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
                             "--keystore", str(relay_keystore("relayer")), "--db", str(db),
                             "--enclave-socket", socket_path, "--health-port", str(relay_port),
                             env={"NOS_RELAY_PASSWORD": RELAY_PASSWORD, "NOS_RELAY_POLL_INTERVAL": "0.1",
-                                 "NOS_RELAY_RETRY_DELAY": "0.1"}, log=tmp_path / "relay.log")
+                                 "NOS_RELAY_RETRY_DELAY": "0.1", "NOS_RELAY_LEASE_SECONDS": LEASE_SECONDS},
+                            log=tmp_path / "relay.log")
         wait_for(lambda: healthy(relay_port), 30, "relay health")
         return process
 

@@ -27,8 +27,8 @@
 
 from ethereum.ercs import IERC20
 from snekmate.auth import access_control
-from ..interfaces import dccn_reputation
-from ..interfaces import dccn_staking
+from ..interfaces import IDccnReputation
+from ..interfaces import IDccnStaking
 
 initializes: access_control
 
@@ -168,8 +168,8 @@ event TreasuryChanged:
 
 
 TOKEN: public(immutable(IERC20))
-STAKING: public(immutable(dccn_staking))
-REPUTATION: public(immutable(dccn_reputation))
+STAKING: public(immutable(IDccnStaking))
+REPUTATION: public(immutable(IDccnReputation))
 
 # Vyper gives every value its own slot, so each struct is packed by hand into one word.
 _params: uint256
@@ -182,7 +182,7 @@ treasury: public(address)
 
 
 @deploy
-def __init__(token: IERC20, staking: dccn_staking, reputation: dccn_reputation, treasury: address,
+def __init__(token: IERC20, staking: IDccnStaking, reputation: IDccnReputation, treasury: address,
              fee_bps: uint256, app_bps: uint256, slash_bps: uint256, min_reputation_fee: uint256):
     """
     @notice Sets the currency, the staking and reputation contracts,

@@ -28,9 +28,9 @@
 
 from snekmate.auth import access_control
 from snekmate.utils import math
-from ..interfaces import dccn_reputation
+from ..interfaces import IDccnReputation
 
-implements: dccn_reputation
+implements: IDccnReputation
 
 
 interface RewardClock:

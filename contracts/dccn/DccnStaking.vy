@@ -29,10 +29,10 @@
 
 from ethereum.ercs import IERC20
 from snekmate.auth import access_control
-from ..interfaces import dccn_reputation
-from ..interfaces import dccn_staking
+from ..interfaces import IDccnReputation
+from ..interfaces import IDccnStaking
 
-implements: dccn_staking
+implements: IDccnStaking
 
 
 interface FeeSource:
@@ -209,7 +209,7 @@ unbonding_period: public(uint256)
 finder_fee_bps: public(uint256)
 # Share (basis points, <= 100%) of an account's fee backing it can ever earn as w3.
 reputation_reward_backing_bps: public(uint256)
-reputation_source: public(dccn_reputation)
+reputation_source: public(IDccnReputation)
 # The deal escrow whose platform fee the weights are checked against (`split()`).
 fee_source: public(address)
 
@@ -443,7 +443,7 @@ def accrue_reputation_reward(account: address) -> uint256:
     @param account The account whose w3 reward accrues.
     @return uint256 The amount credited.
     """
-    source: dccn_reputation = self.reputation_source
+    source: IDccnReputation = self.reputation_source
     assert source.address != empty(address), "staking: no reputation source"
     integral: uint256 = 0
     backing: uint256 = 0
@@ -570,7 +570,7 @@ def set_fee_source(source: address):
 
 
 @external
-def set_reputation_source(source: dccn_reputation):
+def set_reputation_source(source: IDccnReputation):
     """
     @notice Admin only: sets the reputation contract the w3 reward reads.
     """
@@ -662,7 +662,7 @@ def reputation_reward_cap(account: address) -> uint256:
     @param account The account.
     @return uint256 ANKR wei.
     """
-    source: dccn_reputation = self.reputation_source
+    source: IDccnReputation = self.reputation_source
     if source.address == empty(address):
         return 0
     integral: uint256 = 0

@@ -12,10 +12,10 @@
 
 from snekmate.auth import ownable
 
-from ..interfaces import nos_consumer
-from ..interfaces import nos_oracle
+from ..interfaces import INosConsumer
+from ..interfaces import INosOracle
 
-implements: nos_consumer
+implements: INosConsumer
 
 initializes: ownable
 
@@ -33,7 +33,7 @@ event PriceUpdated:
     new_price: uint256
 
 
-ORACLE: public(immutable(nos_oracle))
+ORACLE: public(immutable(INosOracle))
 CALLBACK_GAS_LIMIT: public(constant(uint32)) = 60_000
 
 price: public(uint256)
@@ -50,7 +50,7 @@ def __init__(oracle: address):
     @param oracle The NosOracle address.
     """
     ownable.__init__()
-    ORACLE = nos_oracle(oracle)
+    ORACLE = INosOracle(oracle)
 
 
 @external

@@ -26,11 +26,11 @@ from snekmate.auth import ownable
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
 
-from ..interfaces import nos_oracle
+from ..interfaces import INosOracle
 
 from . import nos_enclave_registry as registry
 
-implements: nos_oracle
+implements: INosOracle
 
 initializes: ownable
 initializes: ecdsa

@@ -2,7 +2,7 @@
 """
 @title Enode ingress: the node list and the interface Besu calls
 @custom:contract-name EnodeIngress
-@custom:fallback-abi ../interfaces/besu_node_permissioning.vyi
+@custom:fallback-abi ../interfaces/IBesuNodePermissioning.vyi
 @license MIT
 @notice The address Besu's contract-based node permissioning is
         pointed at. It holds the node list and answers
@@ -18,9 +18,9 @@
         stay, so Besu's configuration never changes.
 """
 
-from ..interfaces import permissioning_ingress
+from ..interfaces import IPermissioningIngress
 
-implements: permissioning_ingress
+implements: IPermissioningIngress
 
 from . import host_validator
 
@@ -218,7 +218,7 @@ def __default__() -> bool:
     """
     @notice Besu permissioning v2, `connectionAllowed(string enodeId,
             string enodeHost, uint16 enodePort) -> bool` (declared in
-            interfaces/besu_node_permissioning.vyi): may a node with this
+            interfaces/IBesuNodePermissioning.vyi): may a node with this
             enode URL connect? Any other selector reverts.
     @dev Decoded here by hand, not as an external function: Vyper's ABI
          decoder reverts on strings longer than their declared bound, and

@@ -16,7 +16,7 @@
           Anyone may submit the message; the signature authorises it.
 """
 
-from ..interfaces import permissioning_ingress
+from ..interfaces import IPermissioningIngress
 
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator
@@ -114,7 +114,7 @@ event ThresholdChanged:
     new_threshold: uint256
 
 
-ingress: public(permissioning_ingress)
+ingress: public(IPermissioningIngress)
 admins: public(DynArray[address, MAX_ADMINS])
 is_admin: public(HashMap[address, bool])
 threshold: public(uint256)
@@ -134,7 +134,7 @@ def __init__(ingress: address, initial_admins: DynArray[address, MAX_ADMINS], th
     eip712_domain_separator.__init__("DCCN Enode Registry", "1")
     assert ingress.is_contract, "permissioning: ingress must be a contract"
     assert proposal_ttl > 0, "permissioning: zero proposal ttl"
-    self.ingress = permissioning_ingress(ingress)
+    self.ingress = IPermissioningIngress(ingress)
     self.proposal_ttl = proposal_ttl
     for admin: address in initial_admins:
         self._add_admin(admin)

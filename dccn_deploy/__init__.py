@@ -85,7 +85,8 @@ class Sent:
 class Backend(Protocol):
     """The chain a DeployContext sends to: ape (`ape run deploy`) or web3 (dccn_deploy.web3_backend)."""
 
-    deployer_address: str
+    @property
+    def deployer_address(self) -> str: ...
 
     def nonce(self) -> int: ...
     def has_code(self, address: str) -> bool: ...

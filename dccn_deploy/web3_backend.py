@@ -23,6 +23,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
+from web3.types import RPCEndpoint
 
 from dccn_common import PROJECT_ROOT
 from dccn_common.contracts import CONTRACTS_DIR, fallback_abi, find_source, load_artifact, transact
@@ -43,7 +44,7 @@ def _ape_form(abi: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """An ABI as ape writes it (ethpm-types' model: no empty `outputs` of a constructor, ...)."""
     from ethpm_types import ContractType
 
-    return [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in ContractType(abi=abi).abi]
+    return [item.model_dump(mode="json", by_alias=True, exclude_none=True) for item in ContractType.model_validate({"abi": abi}).abi]
 
 
 @cache
@@ -136,7 +137,7 @@ class Web3Backend:
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def set_balance(self, address: str, wei: int) -> None:
-        self.w3.provider.make_request("anvil_setBalance", [Web3.to_checksum_address(address), hex(wei)])
+        self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [Web3.to_checksum_address(address), hex(wei)])
 
     @contextmanager
     def errors(self, what: str) -> Iterator[None]:

@@ -231,7 +231,7 @@ class _Market:
         self.price_weight = weights.price
         self._rankings: dict[Vector, tuple[list[int], list[int]]] = {}  # request -> (providers best first, cursor)
         self._nodes: dict[tuple[int, Vector], list[int]] = {}
-        self._by_price = [sorted(range(len(p.nodes)), key=lambda j, p=p: p.nodes[j].price) for p in providers]
+        self._by_price = [_nodes_by_price(p) for p in providers]
 
     def _ranking(self, demand: Vector) -> tuple[list[int], list[int]]:
         ranking = self._rankings.get(demand)
@@ -269,6 +269,11 @@ class _Market:
             nodes = [j for j in self._by_price[index] if _fits(provider.nodes[j].capacity, demand)]
             self._nodes[key] = nodes
         return nodes
+
+
+def _nodes_by_price(provider: Provider) -> list[int]:
+    """Indices of the provider's nodes, cheapest first (ties keep their order)."""
+    return sorted(range(len(provider.nodes)), key=lambda j: provider.nodes[j].price)
 
 
 def _fits(free: Vector | list[float], demand: Vector) -> bool:

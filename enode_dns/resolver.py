@@ -16,7 +16,8 @@ from enode_dns.hosts import HostKind, classify_host
 
 
 class Resolver(Protocol):
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def lookup(self, name: str) -> str | None: ...
 

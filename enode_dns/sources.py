@@ -23,7 +23,8 @@ class AddressSourceError(RuntimeError):
 
 
 class AddressSource(Protocol):
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def fetch(self) -> str: ...
 

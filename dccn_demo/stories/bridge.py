@@ -115,9 +115,12 @@ def _config(workdir: Path, name: str, account: LocalAccount, base: dict[str, Any
 
 
 def _wait(ctx: DemoContext, what: str, condition: Any, timeout: float = 90.0) -> None:
-    # anvil only mines on transactions: mine on both chains so confirmations advance.
-    ctx.wait_for(what, condition, timeout=timeout, logs="bridge-*.log",
-                 between=lambda: (ctx.ethereum.anvil.mine(), ctx.ankr.anvil.mine()))
+    def mine_both() -> None:
+        # anvil only mines on transactions: mine on both chains so confirmations advance.
+        ctx.ethereum.anvil.mine()
+        ctx.ankr.anvil.mine()
+
+    ctx.wait_for(what, condition, timeout=timeout, logs="bridge-*.log", between=mine_both)
 
 
 def _execution_gas(w3: Any, bridge: Any) -> int:

@@ -84,7 +84,10 @@ def run(ctx: DemoContext) -> None:
     ctx.step(f"... the watcher challenged it with her confirm signature; bob's watcher earned the {bond} wei bond")
     ctx.done("Plasma challengeExit by the watcher", part="plasma", address=rootchain.address, gas=challenge_gas)
 
-    honest = exit_args_from_api(api.tx(blknum, txindex), 0)
+    spent = api.tx(blknum, txindex)
+    if spent is None:
+        raise RuntimeError(f"the operator no longer knows transaction ({blknum}, {txindex})")
+    honest = exit_args_from_api(spent, 0)
     receipt = ctx.send(w3, honest.call(rootchain), bob, value=bond)
     # After the challenge: while alice's exit was pending the root chain refused this one.
     ctx.step(f"bob started the exit of his 0.6 ETH output (exit id {honest.exit_id}); the root chain "

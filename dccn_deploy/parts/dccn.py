@@ -64,7 +64,9 @@ class EconomyParams:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown dccn parameter(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: str(v or "") if k in ACCOUNT_KEYS else int(v) for k, v in values.items()})
+        # Accounts are str, the rest int: one value type per key, which a dict's type cannot say.
+        converted: dict[str, Any] = {k: str(v or "") if k in ACCOUNT_KEYS else int(v) for k, v in values.items()}
+        return cls(**converted)
 
     def as_mapping(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in ACCOUNT_KEYS or v}

@@ -38,7 +38,9 @@ class OracleParams:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown oracle parameter(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: str(v or "") if k == "consumer_owner" else int(v) for k, v in values.items()})
+        # consumer_owner is a str, the rest int: one value type per key, which a dict's type cannot say.
+        converted: dict[str, Any] = {k: str(v or "") if k == "consumer_owner" else int(v) for k, v in values.items()}
+        return cls(**converted)
 
     def as_mapping(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "consumer_owner" or v}

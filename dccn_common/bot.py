@@ -30,6 +30,7 @@ are due, drive the outboxes and hand final outcomes to the `on_settled` handlers
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -83,6 +84,7 @@ CREATE TABLE IF NOT EXISTS bot_settled (
     PRIMARY KEY (bot, key)
 )
 """
+_BOTS_IN_PROCESS = itertools.count(1)
 # Outcomes handed to on_settled handlers per pass at most (the rest wait for the next tick).
 SETTLE_BATCH = 500
 
@@ -156,7 +158,10 @@ class Bot:
         self.db = db
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
-        self.holder = holder or f"{name} pid {os.getpid()} on {socket.gethostname()}"
+        ordinal = next(_BOTS_IN_PROCESS)
+        # Two bots of one process (a one-shot command beside a service, tests) are two holders.
+        self.holder = holder or (f"{name} pid {os.getpid()} on {socket.gethostname()}"
+                                 + (f" (bot {ordinal})" if ordinal > 1 else ""))
         self.stop_event = threading.Event()
         self.chains: list[BotChain] = []
         self._tasks: list[_Task] = []
@@ -331,20 +336,32 @@ class Bot:
     def _renew_leadership(self) -> bool:
         leases = self.leases
         leading = True
-        for index, lease in enumerate(leases):
-            # Always in the same order: two instances never hold half of each other's leases.
-            if not lease.renew():
-                leading = False
-                for later in leases[index + 1:]:
-                    later.release()
-                break
+        try:
+            for index, lease in enumerate(leases):
+                # Always in the same order: two instances never hold half of each other's leases.
+                if not lease.renew():
+                    leading = False
+                    for later in leases[index + 1:]:
+                        later.release()
+                    break
+        except Exception:
+            # The lease could not be renewed (the database is down or the session lost): until it
+            # is, this instance must not believe, or report, that it leads.
+            if self._leading:
+                log.warning("standing by: the lease cannot be renewed", extra={"service_name": self.name})
+            self._leading = False
+            raise
         if leading and not self._leading:
             self._leading = True  # the hooks may write, through the fence
             if leases:
                 log.warning("leading", extra={"service_name": self.name, "holder": self.holder,
                                               "epochs": [lease.epoch for lease in leases]})
-            for hook in self._lead_hooks:
-                hook()
+            try:
+                for hook in self._lead_hooks:
+                    hook()
+            except Exception:
+                self._leading = False  # the next tick runs every hook again
+                raise
         elif not leading and self._leading:
             log.warning("standing by", extra={"service_name": self.name, "holder": self.holder})
         self._leading = leading

@@ -216,3 +216,46 @@ def test_lead_once__one_shot_command_leads_or_is_refused_while_another_instance_
     with command.transaction() as tx:
         tx.execute("INSERT INTO seen VALUES (0, 0, 'command')")
     assert command.db.execute("SELECT COUNT(*) AS n FROM seen WHERE holder = 'command'").fetchone()["n"] == 1
+
+
+@pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)
+def test_bot__lease_cannot_be_renewed__stops_leading_until_it_can(
+        w3: Any, ankr_token: Any, store_target: Any, roles: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = _recording_bot(w3, store_target("bot"), ankr_token, "only", account=Account.from_key(roles.relayer.key))
+    bot.tick()
+    assert bot.is_leader
+    lease = bot.leases[0]
+
+    def database_gone() -> bool:
+        raise StoreError("cannot open PostgreSQL database: server closed the connection")
+
+    monkeypatch.setattr(lease, "renew", database_gone)
+    with pytest.raises(StoreError):
+        bot.tick()
+    assert not bot.is_leader and bot.status()["role"] == "standby"
+    monkeypatch.undo()
+    bot.tick()
+    assert bot.is_leader
+
+
+def test_bot__on_lead_hook_fails__runs_again_at_the_next_tick(w3: Any, ankr_token: Any, store_target: Any) -> None:
+    bot = _recording_bot(w3, store_target("bot"), ankr_token, "only")
+    calls: list[int] = []
+
+    @bot.on_lead
+    def reload_state() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("cache not loadable yet")
+
+    with pytest.raises(RuntimeError):
+        bot.tick()
+    assert not bot.is_leader
+    bot.tick()
+    assert bot.is_leader and len(calls) == 2
+
+
+def test_bot__two_bots_in_one_process__hold_the_lease_under_different_names(store_target: Any) -> None:
+    first = Bot("svc", db=open_db(store_target("bot")))
+    second = Bot("svc", db=open_db(store_target("bot")))
+    assert first.holder != second.holder

@@ -38,13 +38,15 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_typing import ABIFunction
 from eth_utils import collapse_if_tuple, function_abi_to_4byte_selector
 from hexbytes import HexBytes
 from pydantic import BaseModel, field_validator
@@ -149,11 +151,11 @@ class AbiFunction:
     path (argument matching and normalisation for every element of a 64-response batch) cost more CPU
     than the rest of a delivery."""
 
-    def __init__(self, abi: list[dict[str, Any]], name: str) -> None:
+    def __init__(self, abi: Sequence[Mapping[str, Any]], name: str) -> None:
         entries = [e for e in abi if e.get("type") == "function" and e.get("name") == name]
         if len(entries) != 1:
             raise ConfigError(f"the oracle ABI has {len(entries)} functions named {name}")
-        self.selector = bytes(function_abi_to_4byte_selector(entries[0]))
+        self.selector = bytes(function_abi_to_4byte_selector(cast(ABIFunction, entries[0])))
         self.inputs = [collapse_if_tuple(dict(i)) for i in entries[0]["inputs"]]
         self.outputs = [collapse_if_tuple(dict(o)) for o in entries[0].get("outputs", [])]
 

@@ -15,7 +15,9 @@
 from ethereum.ercs import IERC20
 from . import bridge_core
 from . import bridge_validators
+from ..interfaces import IForeignBridge
 
+implements: IForeignBridge
 initializes: bridge_core
 
 exports: (

@@ -15,7 +15,9 @@
 
 from . import bridge_core
 from . import bridge_validators
+from ..interfaces import IHomeBridge
 
+implements: IHomeBridge
 initializes: bridge_core
 
 exports: (

@@ -31,7 +31,9 @@ from . import plasma_merkle
 from . import plasma_rlp
 from . import plasma_tx
 from . import priority_queue
+from ..interfaces import IRootChain
 
+implements: IRootChain
 initializes: priority_queue
 
 

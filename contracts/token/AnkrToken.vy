@@ -16,8 +16,11 @@
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 
+from ..interfaces import IAnkrToken
+
 implements: IERC20
 implements: IERC20Detailed
+implements: IAnkrToken
 
 from snekmate.auth import ownable
 from snekmate.tokens import erc20

@@ -84,6 +84,8 @@ def __init__(token: IERC20, daily_reward: uint256):
     """
     @notice Sets the currency and the daily RW1 pool size. The
             deployer holds the admin role.
+    @param token The ERC-20 the rewards are paid in (ANKR).
+    @param daily_reward SP * PMA: the most one day's pool takes from the reserve.
     """
     access_control.__init__()
     TOKEN = token
@@ -96,6 +98,7 @@ def fund(amount: uint256):
     """
     @notice Adds `amount` ANKR (approved beforehand) to the reserve that
             the daily pools are drawn from.
+    @param amount How much to add, in token units; must be > 0.
     """
     assert amount > 0, "capacity: zero amount"
     self.reserve += amount
@@ -110,6 +113,13 @@ def report(node: address, processors: uint256, cores: uint256, time_ms: uint256,
     @notice Reporter only: today's capacity report of `node`, once per
             node and day. The first report of a day allocates its pool.
     @return uint256 The node's capacity C (WAD).
+    @param node The node the report is about (not the zero address).
+    @param processors P, the node's processor count.
+    @param cores Q, cores per processor; must be > 0.
+    @param time_ms t, the reported time in milliseconds.
+    @param overhead o, the overhead factor (WAD).
+    @param disk_reported sR, the disk the node reports.
+    @param disk_taken sT, the disk already taken.
     """
     access_control._check_role(REPORTER_ROLE, msg.sender)
     assert node != empty(address), "capacity: zero node"
@@ -137,6 +147,7 @@ def claim(days: DynArray[uint256, MAX_CLAIM_DAYS]) -> uint256:
     @notice Pays the caller its share of each listed, finished day's
             pool: pool x C / total C.
     @return uint256 The amount paid.
+    @param days The finished days to claim, at most MAX_CLAIM_DAYS; unreported or claimed days pay 0.
     """
     today: uint256 = block.timestamp // DAY
     paid: uint256 = 0
@@ -158,6 +169,7 @@ def claim(days: DynArray[uint256, MAX_CLAIM_DAYS]) -> uint256:
 def set_daily_reward(daily_reward: uint256):
     """
     @notice Admin only: the size of the days' pools from now on.
+    @param daily_reward The new SP * PMA, the most one day's pool takes.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     log ParameterChanged(name="daily_reward", old_value=self.daily_reward, new_value=daily_reward)
@@ -170,6 +182,13 @@ def capacity_of(processors: uint256, cores: uint256, time_ms: uint256, overhead:
                 disk_taken: uint256) -> uint256:
     """
     @notice C for these figures, in WAD (what `report` would record).
+    @param processors P, the processor count.
+    @param cores Q, cores per processor; must be > 0.
+    @param time_ms t, the time in milliseconds.
+    @param overhead o, the overhead factor (WAD).
+    @param disk_reported sR, the disk reported.
+    @param disk_taken sT, the disk taken.
+    @return uint256 C in WAD, 0 if negative.
     """
     return self._capacity(processors, cores, time_ms, overhead, disk_reported, disk_taken)
 
@@ -179,6 +198,9 @@ def capacity_of(processors: uint256, cores: uint256, time_ms: uint256, overhead:
 def claimable(node: address, day: uint256) -> uint256:
     """
     @notice What `node` can claim for `day` (0 if claimed or unreported).
+    @param node The node.
+    @param day The day number (timestamp // 86400).
+    @return uint256 The amount `claim` would pay `node` for `day`.
     """
     r: Report = self.reports[node][day]
     if r.claimed or r.capacity == 0:

@@ -190,6 +190,14 @@ def __init__(token: IERC20, staking: IDccnStaking, reputation: IDccnReputation, 
             the application provider's share, the slash on a breach
             (basis points of the deal's value) and the platform fee a
             deal must have paid to feed reputation. The deployer is admin.
+    @param token The ERC-20 deals are paid in (ANKR).
+    @param staking The staking contract (slashes, w1 / w2 credits).
+    @param reputation The reputation contract (deal outcomes, service levels, ratings).
+    @param treasury Where platform fees are credited (not the zero address).
+    @param fee_bps The platform fee, basis points of what a deal streams.
+    @param app_bps The application provider's share, basis points.
+    @param slash_bps The slash on a breach, basis points of the deal's value.
+    @param min_reputation_fee The platform fee (ANKR wei) a deal must have paid to feed reputation.
     """
     access_control.__init__()
     assert treasury != empty(address), "escrow: zero treasury"
@@ -227,6 +235,12 @@ def open_deal(provider: address, app_provider: address, rate: uint256, max_durat
             stream (rate x duration) is pulled from the caller. The
             caller, `provider` and `app_provider` must be distinct.
     @return uint256 The deal id.
+    @param provider The resource provider paid by the deal.
+    @param app_provider The application provider taking its share.
+    @param rate ANKR wei per second.
+    @param max_duration The most seconds the deal runs.
+    @param deposit ANKR wei backing the deal; at most rate x max_duration of it is pulled.
+    @param sla The service level (0..100) below which a report is a breach.
     """
     assert provider != empty(address) and app_provider != empty(address), "escrow: zero party"
     # One account in two roles could buy itself reputation (and w1/w2 rewards) for nothing.
@@ -261,6 +275,7 @@ def settle(deal_id: uint256):
     """
     @notice Streams the deal's payment up to now (or its end) in O(1);
             a deal whose deposit ran out is closed as completed.
+    @param deal_id The deal.
     """
     self._settle(deal_id)
 
@@ -273,6 +288,7 @@ def collect(deal_id: uint256):
             last collection into platform fee, application provider's
             share and provider's share, credits them for withdrawal and
             credits the w1 / w2 rewards on the staking contract.
+    @param deal_id The deal.
     """
     d: Deal = self._settle(deal_id)
     if d.collected_to == d.settled_to:
@@ -305,6 +321,7 @@ def cancel_deal(deal_id: uint256):
     """
     @notice Tenant only: ends an active deal now; the unused deposit is
             credited back to the tenant.
+    @param deal_id The deal (active, opened by the caller).
     """
     p: Parties = self._load_parties(deal_id)
     assert p.tenant == msg.sender, "escrow: not the tenant"
@@ -323,6 +340,8 @@ def report_service_level(deal_id: uint256, level: uint256):
             active deal. Below the deal's SLA it is a breach: the unused
             deposit goes back to the tenant and the provider's stake is
             slashed (paid to the tenant, the finder fee to the monitor).
+    @param deal_id The deal (active).
+    @param level The measured service level, 0..100.
     """
     access_control._check_role(MONITOR_ROLE, msg.sender)
     assert level <= MAX_LEVEL, "escrow: level above 100"
@@ -350,6 +369,8 @@ def rate_provider(deal_id: uint256, score: uint256):
     @notice Tenant only, once, after the deal ended: rates the resource
             provider 0..100 (feeds its reputation if the deal paid the
             minimum platform fee; otherwise only marks the deal rated).
+    @param deal_id The deal (ended, opened by the caller, not yet rated).
+    @param score The rating, 0..100.
     """
     p: Parties = self._load_parties(deal_id)
     assert p.tenant == msg.sender, "escrow: not the tenant"
@@ -403,6 +424,7 @@ def set_min_reputation_fee(min_fee: uint256):
     @notice Admin only: the platform fee (ANKR wei) a deal must have
             paid before its end, service levels and rating feed
             reputation; applies to every reputation input from now on.
+    @param min_fee The new minimum platform fee, ANKR wei.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_min_reputation_fee(min_fee)
@@ -412,6 +434,7 @@ def set_min_reputation_fee(min_fee: uint256):
 def set_treasury(treasury: address):
     """
     @notice Admin only: where platform fees are credited from now on.
+    @param treasury The new treasury (not the zero address).
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     assert treasury != empty(address), "escrow: zero treasury"
@@ -428,6 +451,7 @@ def split() -> (uint256, uint256, uint256):
     """
     @notice (platform fee, application provider's share, breach slash)
             in basis points for new deals.
+    @return (uint256, uint256, uint256) Platform fee, application provider's share, breach slash (bps).
     """
     p: Params = self._load_params()
     return (convert(p.fee_bps, uint256), convert(p.app_bps, uint256), convert(p.slash_bps, uint256))
@@ -438,6 +462,7 @@ def split() -> (uint256, uint256, uint256):
 def min_reputation_fee() -> uint256:
     """
     @notice Platform fee (ANKR wei) a deal must have paid to feed reputation.
+    @return uint256 ANKR wei.
     """
     return convert(self._load_params().min_reputation_fee, uint256)
 
@@ -448,6 +473,8 @@ def platform_fee_paid(deal_id: uint256) -> uint256:
     """
     @notice Platform fee of what the deal has settled so far (what the
             minimum for reputation is compared with).
+    @param deal_id The deal.
+    @return uint256 ANKR wei.
     """
     return self._platform_fee(self._load_deal(deal_id))
 
@@ -457,6 +484,7 @@ def platform_fee_paid(deal_id: uint256) -> uint256:
 def deal_count() -> uint256:
     """
     @notice Number of deals opened so far.
+    @return uint256 The number of deals (ids run from 1).
     """
     return convert(self._load_params().next_deal, uint256) - 1
 
@@ -467,6 +495,8 @@ def deal(deal_id: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint
     """
     @notice (start, settled_to, end, rate, status, sla, collected_to);
             status 1 active, 2 completed, 3 breached, +4 once rated.
+    @param deal_id The deal.
+    @return (uint256, uint256, uint256, uint256, uint256, uint256, uint256) Start, settled_to, end, rate, status, sla, collected_to.
     """
     d: Deal = self._load_deal(deal_id)
     return (convert(d.start, uint256), convert(d.settled_to, uint256), convert(d.end, uint256),
@@ -479,6 +509,8 @@ def deal(deal_id: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint
 def parties(deal_id: uint256) -> (address, address, address):
     """
     @notice (tenant, resource provider, application provider) of a deal.
+    @param deal_id The deal.
+    @return (address, address, address) Tenant, resource provider, application provider.
     """
     p: Parties = self._load_parties(deal_id)
     return (p.tenant, self.party_address[p.provider], self.party_address[p.app_provider])
@@ -489,6 +521,8 @@ def parties(deal_id: uint256) -> (address, address, address):
 def streamed(deal_id: uint256) -> uint256:
     """
     @notice ANKR streamed to the deal's providers so far, settled or not.
+    @param deal_id The deal.
+    @return uint256 ANKR wei streamed so far.
     """
     d: Deal = self._load_deal(deal_id)
     to: uint256 = convert(d.settled_to, uint256)

@@ -144,6 +144,8 @@ def __init__(psi: uint256, log_divisor: uint256):
     """
     @notice Sets the EMA factor psi (WAD, 0 < psi <= 1) and the log
             divisor (seed: 1000). The deployer holds the admin role.
+    @param psi The EMA factor (WAD), 0 < psi <= 1e18.
+    @param log_divisor The divisor of the log-scaled fee and deal indices (seed: 1000).
     """
     access_control.__init__()
     self._set_params(psi, log_divisor)
@@ -191,6 +193,8 @@ def record_deal(account: address, completed: bool, fee: uint256, backing: uint25
 def record_service_level(account: address, level: uint256):
     """
     @notice Recorder only: a measured service level (0..100) of `account`.
+    @param account The provider measured.
+    @param level The service level, 0..100.
     """
     access_control._check_role(RECORDER_ROLE, msg.sender)
     assert level <= MAX_LEVEL, "reputation: level above 100"
@@ -207,6 +211,8 @@ def record_service_level(account: address, level: uint256):
 def record_rating(account: address, score: uint256):
     """
     @notice Recorder only: a tenant's rating (0..100) of `account`.
+    @param account The provider rated.
+    @param score The rating, 0..100.
     """
     access_control._check_role(RECORDER_ROLE, msg.sender)
     assert score <= MAX_LEVEL, "reputation: score above 100"
@@ -237,6 +243,8 @@ def set_reward_clock(clock: address):
 def set_params(psi: uint256, log_divisor: uint256):
     """
     @notice Admin only: sets psi (WAD) and the log divisor.
+    @param psi The new EMA factor (WAD), 0 < psi <= 1e18.
+    @param log_divisor The new log divisor.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_params(psi, log_divisor)
@@ -247,6 +255,8 @@ def set_params(psi: uint256, log_divisor: uint256):
 def reputation(account: address) -> uint256:
     """
     @notice Reputation of `account` in [0, 1e18].
+    @param account The provider.
+    @return uint256 Its reputation (WAD).
     """
     return self._reputation(account)
 
@@ -258,6 +268,8 @@ def reputation_integral(account: address) -> uint256:
     @notice Reputation of `account` integrated over time up to now:
             the sum of reputation (WAD) x seconds it was held, from its
             first record. w3 pays w3 x this / (1e18 x month).
+    @param account The provider.
+    @return uint256 Reputation (WAD) x seconds.
     """
     return self._integral(account, self._load_clock(account))
 
@@ -307,6 +319,8 @@ def components(account: address) -> (uint256, uint256, uint256, uint256, uint256
     @notice The five indices of seed 000, each in [0, 1e18]:
             (TotalFee EMA, TotalCompletedDeals EMA, CompletedDealsRatio,
             ServiceLevel, RatingScore).
+    @param account The provider.
+    @return (uint256, uint256, uint256, uint256, uint256) The five indices (WAD).
     """
     return self._components(account)
 
@@ -316,6 +330,8 @@ def components(account: address) -> (uint256, uint256, uint256, uint256, uint256
 def deals(account: address) -> Deals:
     """
     @notice (TotalFee EMA, TotalCompletedDeals EMA, completed, failed) of `account`.
+    @param account The provider.
+    @return Deals Its deal record.
     """
     return self._load_deals(account)
 
@@ -325,6 +341,8 @@ def deals(account: address) -> Deals:
 def scores(account: address) -> Scores:
     """
     @notice (total fee, rating sum, ratings, service level sum, levels) of `account`.
+    @param account The provider.
+    @return Scores Its score sums and counts.
     """
     return self._load_scores(account)
 

@@ -223,6 +223,15 @@ def __init__(token: IERC20, epoch_length: uint256, unbonding_period: uint256, w0
             the finder fee and the w3 fee backing share. The deployer
             holds the admin role. (The escrow's constructor checks its
             fee against these weights: `min_fee_bps`.)
+    @param token The ERC-20 staked and paid out (ANKR).
+    @param epoch_length Seconds per epoch; must be > 0.
+    @param unbonding_period Seconds an unstaked amount waits before it can be withdrawn.
+    @param w0 Stake-holding weight, WAD per staked token per day.
+    @param w1 Consumption weight (WAD), paid on stake consumed by tenants.
+    @param w2 Earnings weight (WAD), paid on fees earned by providers.
+    @param w3 Reputation weight, ANKR wei per month at full reputation.
+    @param finder_fee_bps The finder's share of a slash, basis points (<= 10000).
+    @param reputation_reward_backing_bps Share of platform fees that backs the w3 reward, basis points.
     """
     access_control.__init__()
     assert epoch_length > 0, "staking: zero epoch length"
@@ -285,6 +294,7 @@ def request_unstake(amount: uint256):
     @notice Moves `amount` of the caller's stake (pending first, then
             active) into unbonding; it stops earning at once and can be
             withdrawn after the unbonding period (which restarts).
+    @param amount How much stake to unbond; must be > 0.
     """
     assert amount > 0, "staking: zero amount"
     p: Position = self._settle(msg.sender)
@@ -329,6 +339,10 @@ def slash(provider: address, amount: uint256, victim: address, finder: address) 
             (pending, then active, then unbonding) and pays it to
             `victim`, minus the finder fee paid to `finder`.
     @return uint256 The amount actually slashed.
+    @param provider The provider whose stake is taken.
+    @param amount The most to take.
+    @param victim Who receives the slashed amount less the finder fee (not the zero address).
+    @param finder Who receives the finder fee.
     """
     access_control._check_role(ESCROW_ROLE, msg.sender)
     assert victim != empty(address), "staking: zero victim"
@@ -369,6 +383,7 @@ def slash(provider: address, amount: uint256, victim: address, finder: address) 
 def fund_rewards(amount: uint256):
     """
     @notice Adds `amount` ANKR (approved beforehand) to the reward pool.
+    @param amount How much to add, in token units; must be > 0.
     """
     assert amount > 0, "staking: zero amount"
     c: Clock = self._load_clock()
@@ -414,6 +429,12 @@ def credit_activity(tenant: address, consumed: uint256, provider: address, provi
     @notice Rewarder role only: credits w1 x stake consumed to the
             tenant and w2 x fees earned to the resource and application
             providers (seed 000, "calculated on each transaction").
+    @param tenant The tenant that consumed stake.
+    @param consumed The amount consumed, credited x w1.
+    @param provider The resource provider.
+    @param provider_earned Its fees earned, credited x w2.
+    @param app_provider The application provider.
+    @param app_earned Its fees earned, credited x w2.
     """
     access_control._check_role(REWARDER_ROLE, msg.sender)
     self._credit(tenant, consumed * self.w1 // WAD, 1)
@@ -523,6 +544,7 @@ def set_weights(w0: uint256, w1: uint256, w2: uint256, w3: uint256):
 def set_unbonding_period(period: uint256):
     """
     @notice Admin only: sets the unbonding period for later requests.
+    @param period The new unbonding period, seconds.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     log ParameterChanged(name="unbonding_period", old_value=self.unbonding_period, new_value=period)
@@ -533,6 +555,7 @@ def set_unbonding_period(period: uint256):
 def set_finder_fee_bps(fee_bps: uint256):
     """
     @notice Admin only: sets the finder's share of a slash, in basis points.
+    @param fee_bps The new finder fee, basis points (<= 10000).
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     assert fee_bps <= BPS, "staking: finder fee above 100%"
@@ -573,6 +596,7 @@ def set_fee_source(source: address):
 def set_reputation_source(source: IDccnReputation):
     """
     @notice Admin only: sets the reputation contract the w3 reward reads.
+    @param source The reputation contract.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     log ReputationSourceChanged(old_source=self.reputation_source.address, new_source=source.address)
@@ -587,6 +611,7 @@ def set_reputation_source(source: IDccnReputation):
 def w0() -> uint256:
     """
     @notice The stake-holding weight, WAD per staked token per day.
+    @return uint256 w0 (WAD).
     """
     return self._load_clock().w0
 
@@ -676,6 +701,7 @@ def reputation_reward_cap(account: address) -> uint256:
 def reward_pool() -> uint256:
     """
     @notice ANKR available to pay rewards.
+    @return uint256 ANKR wei.
     """
     return self._load_clock().reward_pool
 
@@ -685,6 +711,7 @@ def reward_pool() -> uint256:
 def current_epoch() -> uint256:
     """
     @notice The epoch now (epochs start at 1 at deployment).
+    @return uint256 The epoch number.
     """
     return self._epoch(block.timestamp)
 
@@ -694,6 +721,8 @@ def current_epoch() -> uint256:
 def staked(account: address) -> uint256:
     """
     @notice The stake of `account` that counts now (active).
+    @param account The staker.
+    @return uint256 Its active stake.
     """
     p: Position = self._load_position(account)
     active: uint256 = convert(p.active, uint256)
@@ -708,6 +737,8 @@ def stake_info(account: address) -> (uint256, uint256, uint256, uint256, uint256
     """
     @notice (active, pending, epoch the pending stake turns active,
             unbonding, unlock time) of `account`, as stored.
+    @param account The staker.
+    @return (uint256, uint256, uint256, uint256, uint256) Active, pending, pending epoch, unbonding, unlock time.
     """
     p: Position = self._load_position(account)
     u: Unbonding = self._load_unbonding(account)
@@ -721,6 +752,7 @@ def total_staked() -> uint256:
     """
     @notice The total stake that counts now (participation is a
             provider's `staked` over this).
+    @return uint256 The total active stake.
     """
     return convert(self._totals_now().active, uint256)
 
@@ -730,6 +762,8 @@ def total_staked() -> uint256:
 def earned(account: address) -> uint256:
     """
     @notice Rewards owed to `account` now, claimed or not yet.
+    @param account The staker.
+    @return uint256 ANKR wei owed.
     """
     p: Position = empty(Position)
     a: Accrual = empty(Accrual)

@@ -101,6 +101,10 @@ bootstrapper: public(address)
 
 @deploy
 def __init__():
+    """
+    @notice The deployer becomes the bootstrapper, which sets the first
+            rules contract (`set_rules`) and has no other power.
+    """
     self.bootstrapper = msg.sender
 
 
@@ -136,6 +140,15 @@ def add_node(
 ):
     """
     @notice Store a node (rules contract only; it validated the input).
+    @param enode_high The first 32 bytes of the node's 64-byte public key.
+    @param enode_low The last 32 bytes of the node's public key.
+    @param host The node's host: a DNS name or an IP literal.
+    @param host_kind How `host` classifies: 1 DNS name, 2 IPv4, 3 IPv6 (`classifyHost`).
+    @param ip The 16-byte address of an IP literal (IPv4-mapped for IPv4), zero for a DNS name.
+    @param port The node's TCP port.
+    @param node_type 0 validator, 1 bootnode, 2 writer, 3 observer.
+    @param organisation The organisation running the node.
+    @param id_only True if the node is allowed by its id alone, at any endpoint.
     """
     self._only_rules()
     key: bytes32 = host_validator._enode_key(enode_high, enode_low)
@@ -165,6 +178,7 @@ def add_node(
 def remove_node(enode_key: bytes32):
     """
     @notice Remove a node (rules contract only).
+    @param enode_key keccak256 of the node's 64-byte public key.
     """
     self._only_rules()
     assert self._is_active(enode_key), "permissioning: unknown node"
@@ -191,6 +205,12 @@ def set_endpoint(
     """
     @notice Change a node's host and port (rules contract only; it checked
             the node's signature and that `sequence` is newer).
+    @param enode_key keccak256 of the node's 64-byte public key.
+    @param host The new host: a DNS name or an IP literal.
+    @param host_kind How `host` classifies: 1 DNS name, 2 IPv4, 3 IPv6.
+    @param ip The 16-byte address of an IP literal, zero for a DNS name.
+    @param port The new TCP port.
+    @param sequence The update's sequence number, above the node's last one.
     """
     self._only_rules()
     assert self._is_active(enode_key), "permissioning: unknown node"
@@ -346,6 +366,10 @@ def enodeAllowed(enodeHigh: bytes32, enodeLow: bytes32, ip: bytes16, port: uint1
             bytes16 ip, uint16 port). IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
     @return bool True if the node is registered at this IP and port (or by
             id only). A node registered by DNS name matches here only by id.
+    @param enodeHigh The first 32 bytes of the node's public key.
+    @param enodeLow The last 32 bytes of the node's public key.
+    @param ip The connecting IP, IPv4 as IPv4-mapped IPv6.
+    @param port The connecting TCP port.
     """
     key: bytes32 = host_validator._enode_key(enodeHigh, enodeLow)
     packed: uint256 = self._nodes[key].packed
@@ -364,6 +388,8 @@ def enodeAllowed(enodeHigh: bytes32, enodeLow: bytes32, ip: bytes16, port: uint1
 def is_registered(enode_key: bytes32) -> bool:
     """
     @notice True if the node with this key (keccak of its public key) is listed.
+    @param enode_key keccak256 of the node's 64-byte public key.
+    @return bool True if the node is listed.
     """
     return self._is_active(enode_key)
 
@@ -373,6 +399,8 @@ def is_registered(enode_key: bytes32) -> bool:
 def sequence_of(enode_key: bytes32) -> uint256:
     """
     @notice The last sequence number a node's self-update used.
+    @param enode_key keccak256 of the node's 64-byte public key.
+    @return uint256 The sequence number (0 before any update).
     """
     return self._nodes[enode_key].sequence
 
@@ -383,6 +411,7 @@ def node(enode_key: bytes32) -> NodeInfo:
     """
     @notice A node's entry (all zero if it is not listed, except the sequence).
     @param enode_key keccak256 of the node's 64-byte public key.
+    @return NodeInfo The node's entry.
     """
     packed: uint256 = self._nodes[enode_key].packed
     return NodeInfo(
@@ -406,6 +435,8 @@ def classifyHost(host: String[MAX_HOST_LENGTH]) -> (uint8, bytes16):
     """
     @notice How the registry reads a host: 0 invalid, 1 DNS name, 2 IPv4,
             3 IPv6, with the 16-byte address of an IP literal.
+    @param host The host to classify.
+    @return (uint8, bytes16) The kind (0..3) and the 16-byte address (zero unless an IP literal).
     """
     return host_validator._classify_host(host)
 

@@ -126,6 +126,8 @@ _proposals: HashMap[uint256, Proposal]
 @deploy
 def __init__(ingress: address, initial_admins: DynArray[address, MAX_ADMINS], threshold: uint256, proposal_ttl: uint256):
     """
+    @notice Binds the rules to an ingress and sets the first admins, the
+            approval threshold and how long proposals stay open.
     @param ingress The `EnodeIngress` holding the node list.
     @param initial_admins The admins (distinct, non-zero).
     @param threshold Approvals a proposal needs, 1..len(initial_admins).
@@ -185,6 +187,8 @@ def proposeRemoveNode(enodeHigh: bytes32, enodeLow: bytes32) -> uint256:
     """
     @notice Propose removing a listed node; counts as the proposer's approval.
     @return uint256 The proposal id.
+    @param enodeHigh The first 32 bytes of the node's public key.
+    @param enodeLow The last 32 bytes of the node's public key.
     """
     assert staticcall self.ingress.is_registered(host_validator._enode_key(enodeHigh, enodeLow)), \
         "permissioning: unknown node"
@@ -199,6 +203,7 @@ def proposeAddAdmin(account: address) -> uint256:
     """
     @notice Propose a new admin; counts as the proposer's approval.
     @return uint256 The proposal id.
+    @param account The new admin (not the zero address, not an admin yet).
     """
     assert account != empty(address), "permissioning: zero address"
     assert not self.is_admin[account], "permissioning: already an admin"
@@ -212,6 +217,7 @@ def proposeRemoveAdmin(account: address) -> uint256:
     """
     @notice Propose removing an admin; counts as the proposer's approval.
     @return uint256 The proposal id.
+    @param account The admin to remove.
     """
     assert self.is_admin[account], "permissioning: not an admin"
     proposal_id: uint256 = self._open(REMOVE_ADMIN, 0)
@@ -224,6 +230,7 @@ def proposeThreshold(newThreshold: uint256) -> uint256:
     """
     @notice Propose a new approval threshold; counts as the proposer's approval.
     @return uint256 The proposal id.
+    @param newThreshold The new threshold, 1..adminCount().
     """
     assert newThreshold > 0 and newThreshold <= len(self.admins), "permissioning: threshold out of range"
     proposal_id: uint256 = self._open(SET_THRESHOLD, 0)
@@ -236,6 +243,7 @@ def proposeRulesUpgrade(newRules: address) -> uint256:
     """
     @notice Propose handing the node list to a new rules contract.
     @return uint256 The proposal id.
+    @param newRules The new rules contract (a contract other than this one).
     """
     assert newRules.is_contract and newRules != self, "permissioning: rules must be another contract"
     proposal_id: uint256 = self._open(UPGRADE_RULES, 0)
@@ -266,6 +274,7 @@ def execute(proposalId: uint256):
     """
     @notice Execute an open proposal that has enough approvals (after a
             threshold was lowered, say).
+    @param proposalId The proposal.
     """
     self._only_admin()
     self._check_open(proposalId)
@@ -278,6 +287,8 @@ def execute(proposalId: uint256):
 def proposal(proposalId: uint256) -> ProposalInfo:
     """
     @notice A proposal as stored (executed flag, approvers, payload).
+    @param proposalId The proposal.
+    @return ProposalInfo The proposal's kind, state, approvers and payload.
     """
     meta: uint256 = self._proposals[proposalId].meta
     return ProposalInfo(
@@ -302,6 +313,8 @@ def proposal(proposalId: uint256) -> ProposalInfo:
 def approvals(proposalId: uint256) -> uint256:
     """
     @notice Approvals of a proposal by current admins.
+    @param proposalId The proposal.
+    @return uint256 The number of current admins that approved it.
     """
     return self._approvals(proposalId)
 
@@ -311,6 +324,7 @@ def approvals(proposalId: uint256) -> uint256:
 def adminCount() -> uint256:
     """
     @notice The number of admins.
+    @return uint256 The number of admins.
     """
     return len(self.admins)
 
@@ -349,6 +363,11 @@ def updateEndpoint(enodeKey: bytes32, host: String[MAX_HOST_LENGTH], port: uint1
 def endpointUpdateDigest(enodeKey: bytes32, host: String[MAX_HOST_LENGTH], port: uint16, sequence: uint256) -> bytes32:
     """
     @notice The EIP-712 digest a node signs for `updateEndpoint`.
+    @param enodeKey keccak256 of the node's 64-byte public key.
+    @param host The new host.
+    @param port The new TCP port.
+    @param sequence The update's sequence number.
+    @return bytes32 The digest.
     """
     return self._endpoint_digest(enodeKey, host, port, sequence)
 
@@ -358,6 +377,9 @@ def endpointUpdateDigest(enodeKey: bytes32, host: String[MAX_HOST_LENGTH], port:
 def enodeKeyOf(enodeHigh: bytes32, enodeLow: bytes32) -> bytes32:
     """
     @notice The registry key of a public key: keccak256(high || low).
+    @param enodeHigh The first 32 bytes of the public key.
+    @param enodeLow The last 32 bytes of the public key.
+    @return bytes32 The key.
     """
     return host_validator._enode_key(enodeHigh, enodeLow)
 

@@ -640,6 +640,7 @@ def _saturating_add(a: uint256, b: uint256) -> uint256:
 def currentChildBlock() -> uint256:
     """
     @notice Number the next operator block gets (a multiple of 1000).
+    @return uint256 The next operator block number.
     """
     return self._state & _MASK_64
 
@@ -649,6 +650,7 @@ def currentChildBlock() -> uint256:
 def currentDepositBlock() -> uint256:
     """
     @notice Offset (1..999) of the next deposit block after the last operator block.
+    @return uint256 The deposit block offset.
     """
     return (self._state >> _DEPOSIT_SHIFT) & _MASK_16
 
@@ -658,6 +660,7 @@ def currentDepositBlock() -> uint256:
 def frozen() -> bool:
     """
     @notice Whether a fraud proof stopped block submissions and deposits.
+    @return bool True once a fraud proof succeeded.
     """
     return self._state & _FROZEN_BIT != 0
 
@@ -667,6 +670,7 @@ def frozen() -> bool:
 def depositPool() -> uint256:
     """
     @notice Deposited funds not yet paid out to exits (the most exits can still be paid).
+    @return uint256 The pool, in the chain's currency (wei or token units).
     """
     return (self._state >> _POOL_SHIFT) & _MASK_96
 
@@ -677,6 +681,7 @@ def getChildChain(blknum: uint256) -> (bytes32, uint256):
     """
     @notice Root and timestamp of block `blknum`; a deposit block's root is computed here.
     @return (root, timestamp), zeros for a block that does not exist.
+    @param blknum The child block number (operator or deposit block).
     """
     if blknum % CHILD_BLOCK_INTERVAL == 0:
         root: bytes32 = self._roots[blknum]
@@ -730,6 +735,7 @@ def exits(exitId: uint256) -> (address, uint256, uint256, uint256):
     @notice An exit's state.
     @return (owner, amount, exitableAt, status): status 0 none, 1 pending, 2 finalized,
             3 challenged; exitableAt is 0 once the exit left the queue.
+    @param exitId The exit: blknum * 1e9 + txindex * 1e4 + oindex, the exited output's position.
     """
     record: uint256 = self._exits[exitId]
     exit_state: uint256 = self._exit_states[exitId]
@@ -751,6 +757,7 @@ def exits(exitId: uint256) -> (address, uint256, uint256, uint256):
 def exitQueueSize() -> uint256:
     """
     @notice Number of pending exits.
+    @return uint256 The number of live exits in the queue.
     """
     return priority_queue._live_size()
 

@@ -13,9 +13,9 @@
 """
 
 from ethereum.ercs import IERC20
+from ..interfaces import IForeignBridge
 from . import bridge_core
 from . import bridge_validators
-from ..interfaces import IForeignBridge
 
 implements: IForeignBridge
 initializes: bridge_core

@@ -13,9 +13,9 @@
         kept for it and pulled with `withdraw`.
 """
 
+from ..interfaces import IHomeBridge
 from . import bridge_core
 from . import bridge_validators
-from ..interfaces import IHomeBridge
 
 implements: IHomeBridge
 initializes: bridge_core

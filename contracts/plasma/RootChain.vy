@@ -27,11 +27,11 @@
 
 from ethereum.ercs import IERC20
 
+from ..interfaces import IRootChain
 from . import plasma_merkle
 from . import plasma_rlp
 from . import plasma_tx
 from . import priority_queue
-from ..interfaces import IRootChain
 
 implements: IRootChain
 initializes: priority_queue

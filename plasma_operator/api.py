@@ -2,6 +2,11 @@
 
 Every rejection is a 4xx JSON body `{"error": <code>, "reason": <text>}` (plus `index`
 for the failing transaction of a batch) and changes nothing.
+
+Operators sharing one PostgreSQL database: only the active one accepts writes (POST /tx,
+/txs, /confirm: the ledger's write transactions are fenced by the lease); a standby answers
+them 503 `{"error": "standby", ...}` having committed nothing, and serves every read from
+the shared database.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from web3 import Web3
 
+from dccn_common.sender import LeaseLost
 from plasma_operator import store, wire
 from plasma_operator.ledger import ChildChain
 from plasma_operator.validation import Malformed, TxRejected
@@ -59,6 +65,11 @@ class ApiState:
 
 def _reject(err: TxRejected) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status)
+
+
+def _standby(err: LeaseLost) -> JSONResponse:
+    return JSONResponse({"error": "standby", "reason": "this operator instance is a standby (another instance "
+                         f"is active); send transactions to the active one: {err}"}, status_code=503)
 
 
 def _not_found(reason: str) -> JSONResponse:
@@ -159,6 +170,8 @@ def create_app(state: ApiState) -> FastAPI:
         try:
             with state.lock:
                 state.chain.add_confirm_sig(state.db, body.blknum, body.txindex, body.slot, sig)
+        except LeaseLost as err:
+            return _standby(err)
         except LookupError as err:
             return _not_found(str(err))
         except TxRejected as err:
@@ -172,6 +185,8 @@ def _submit(state: ApiState, raws: list[str], *, batch: bool = False) -> Any:
     try:
         with state.lock:
             accepted = state.chain.submit(state.db, raws)
+    except LeaseLost as err:
+        return _standby(err)
     except TxRejected as err:
         if not batch:
             err.index = None

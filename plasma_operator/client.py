@@ -23,11 +23,11 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TimeExhausted, Web3Exception
 
+from dccn_common.chain import connect
 from dccn_common.config import ConfigError
 from dccn_common.contracts import transact
 from dccn_common.keys import KeystoreError, load_account
 from dccn_common.manifest import Manifest, ManifestError
-from dccn_common.service import connect
 from plasma_operator import wire
 from plasma_operator.remote import OperatorApiError, OperatorClient
 from plasma_operator.wallet import (

@@ -4,14 +4,16 @@ PLASMA_WATCHER_* environment variables, then command-line flags (dccn_common.con
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from web3 import Web3
 from web3.contract import Contract
 
+from dccn_common.chain import ChainBinding, bind_chain
 from dccn_common.config import ConfigError
-from dccn_common.manifest import Manifest
-from dccn_common.service import connect
+from dccn_common.sender import DEFAULT_LEASE_SECONDS
+from dccn_common.store import postgres_dsn
 
 
 class ChainSettings(BaseModel):
@@ -20,14 +22,24 @@ class ChainSettings(BaseModel):
     contract: str = "RootChain"
     keystore: Path
     password_env: str
-    db: Path
+    db: Path | str = Field(description="SQLite state file, or a postgresql:// URL (instances sharing it: "
+                                       "one active, the others stand by)")
     confirmations: int = Field(default=2, ge=0)
     poll_interval: float = Field(default=1.0, gt=0)
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0, description=(
+        "PostgreSQL: a standby takes over this long after the active instance stops renewing its lease"))
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            return postgres_dsn(value) or Path(value)
+        return value
 
 
 class OperatorConfig(ChainSettings):
     password_env: str = "PLASMA_OPERATOR_PASSWORD"
-    db: Path = Path("plasma-operator.db")
+    db: Path | str = Path("plasma-operator.db")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8700, ge=0, le=65535)
     block_interval: float = Field(default=10.0, gt=0, description="seconds between blocks")
@@ -43,26 +55,23 @@ class OperatorConfig(ChainSettings):
 
 class WatcherConfig(ChainSettings):
     password_env: str = "PLASMA_WATCHER_PASSWORD"
-    db: Path = Path("plasma-watcher.db")
+    db: Path | str = Path("plasma-watcher.db")
     operator_url: str = "http://127.0.0.1:8700"
     health_port: int = Field(default=8701, ge=0, le=65535)
     withhold_grace: float = Field(default=30.0, ge=0, description="seconds a submitted block may stay unserved")
     exit_on_fraud: bool = True
 
 
-def load_rootchain(w3: Web3, settings: ChainSettings) -> tuple[Contract, int]:
-    """The RootChain web3 contract and its deployment block, from the manifest."""
-    manifest = Manifest.load(settings.manifest)
-    entry = manifest.get(settings.contract)
-    if not w3.eth.get_code(Web3.to_checksum_address(entry.address)):
-        raise ConfigError(f"no contract at {entry.address} ({settings.contract} in {settings.manifest}) on {settings.rpc_url}")
-    return manifest.contract(w3, settings.contract), entry.block
+def bind_root_chain(settings: ChainSettings, label: str) -> ChainBinding:
+    """The root chain checked against the manifest (reachable, the manifest's chain id)."""
+    return bind_chain(settings.rpc_url, settings.manifest, label=label)
 
 
-def connect_checked(rpc_url: str) -> Web3:
-    w3 = connect(rpc_url)
-    try:
-        _ = w3.eth.chain_id
-    except Exception as err:
-        raise ConfigError(f"cannot reach the root chain at {rpc_url}: {type(err).__name__}") from None
-    return w3
+def load_rootchain(binding: ChainBinding, settings: ChainSettings) -> tuple[Contract, int]:
+    """The RootChain web3 contract and its deployment block, from the manifest (refused without code)."""
+    entry = binding.manifest.get(settings.contract)
+    if not binding.w3.eth.get_code(Web3.to_checksum_address(entry.address)):
+        # The operator's message since before bind_chain (scripts and tests match on it).
+        raise ConfigError(f"no contract at {entry.address} ({settings.contract} in {settings.manifest}) "
+                          f"on {settings.rpc_url}")
+    return binding.contract(settings.contract), binding.deploy_block(settings.contract)

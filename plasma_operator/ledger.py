@@ -68,6 +68,16 @@ class ChildChain:
         # Batches recover their signers on these worker processes while this one applies
         # them; None: in process. A single transaction is always recovered in process.
         self.recovery = recovery
+        # Called inside each write transaction this class opens (the operator's lease fence:
+        # raises dccn_common.sender.LeaseLost while another instance is active).
+        self.guard: Callable[[sqlite3.Connection], None] | None = None
+
+    @contextmanager
+    def _writing(self, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        with transaction(db):
+            if self.guard is not None:
+                self.guard(db)
+            yield db
 
     # -- the open block ----------------------------------------------------------------
 
@@ -84,7 +94,7 @@ class ChildChain:
 
     def set_first_child_block(self, db: sqlite3.Connection, blknum: int) -> None:
         """Align numbering with the contract's currentChildBlock when this database is new."""
-        with transaction(db):
+        with self._writing(db):
             set_meta(db, "plasma.first_child_block", str(blknum))
 
     def submit(self, db: sqlite3.Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
@@ -106,7 +116,7 @@ class ChildChain:
 
     def _apply(self, db: sqlite3.Connection, parsed: Sequence[Parsed], recovered: Batch | None) -> list[Accepted]:
         accepted: list[Accepted] = []
-        with transaction(db):
+        with self._writing(db):
             writes = _BatchWrites(db, parsed)
             blknum, txindex = self.open_block(db)
             for index, item in enumerate(parsed):
@@ -147,7 +157,7 @@ class ChildChain:
 
     def seal(self, db: sqlite3.Connection) -> int | None:
         """Close the open block if it holds transactions; returns its number."""
-        with transaction(db):
+        with self._writing(db):
             blknum = store.open_block_number(db)
             if blknum is None:
                 return None
@@ -210,19 +220,30 @@ class ChildChain:
 
     # -- root-chain events ---------------------------------------------------------------
 
-    def on_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
-        """Apply a RootChain event (a ChainFollower handler; operator and watcher share it)."""
+    # One handler per RootChain event, `handler(event, db)` (bot.on(rootchain.events.X); the
+    # operator and the watcher share them).
+
+    def deposit_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
         args = event.args
-        if event.name == "Deposit":
-            self.on_deposit(db, args["depositor"], int(args["blknum"]), int(args["amount"]), event.block_number)
-        elif event.name == "BlockSubmitted":
-            self.on_block_submitted(db, int(args["blknum"]), bytes(args["root"]), event.block_number)
-        elif event.name == "ExitStarted":
-            exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
-            self.on_exit_started(db, exit_id, args["exitor"], int(args["amount"]), event.block_number)
-        elif event.name in ("ExitFinalized", "ExitChallenged"):
-            status = "finalized" if event.name == "ExitFinalized" else "challenged"
-            self.on_exit_closed(db, int(args["exitId"]), status, event.block_number)
+        self.on_deposit(db, args["depositor"], int(args["blknum"]), int(args["amount"]), event.block_number)
+
+    def block_submitted_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+        self.on_block_submitted(db, int(event.args["blknum"]), bytes(event.args["root"]), event.block_number)
+
+    def exit_started_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+        args = event.args
+        exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
+        self.on_exit_started(db, exit_id, args["exitor"], int(args["amount"]), event.block_number)
+
+    def exit_finalized_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+        self.on_exit_closed(db, int(event.args["exitId"]), "finalized", event.block_number)
+
+    def exit_challenged_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+        self.on_exit_closed(db, int(event.args["exitId"]), "challenged", event.block_number)
+
+    def rewind_event(self, first_removed: int, db: sqlite3.Connection) -> None:
+        """The follower's rewind handler (`bot.on_rewind()`): see rewind."""
+        self.rewind(db, first_removed)
 
     def on_deposit(self, db: sqlite3.Connection, depositor: str, blknum: int, amount: int, eth_block: int) -> None:
         tx = wire.deposit_transaction(depositor, amount)
@@ -320,7 +341,7 @@ class ChildChain:
             raise TxRejected(f"confirm signature: {err}") from None
         if owner is None or signer != owner.owner:
             raise TxRejected(f"confirm signature is by {signer}, not by the owner of input {slot}")
-        with transaction(db):
+        with self._writing(db):
             store.put_confirm_sig(db, stored.id, slot, sig)
 
 

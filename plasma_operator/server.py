@@ -1,8 +1,10 @@
 """`plasma-operator`: the child-chain operator service.
 
-One process: a service loop (ChainFollower over the RootChain events, the block
-builder, the durable TxSender for `submitBlock`) and the HTTP API in a thread. Both
-work on the same WAL database through their own connections.
+One process: a Bot (dccn_common.bot: the RootChain events, the block builder, the durable
+outbox for `submitBlock`) and the HTTP API in a thread, each on its own connection to the
+database: a SQLite file (WAL), or a PostgreSQL URL that several operators may share. Then
+the one holding the lease is active; a standby serves reads and refuses transactions (503)
+until it takes over, continuing from the shared child chain.
 """
 
 from __future__ import annotations
@@ -12,26 +14,25 @@ import socket
 import sqlite3
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 import uvicorn
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
+from dccn_common.bot import Bot, claim_instance, claim_signing_key, run_cli
+from dccn_common.chain import ChainBinding
 from dccn_common.config import ConfigError, load_config
-from dccn_common.follower import ChainFollower
-from dccn_common.health import balance_check
-from dccn_common.keys import claim_signer, load_account
+from dccn_common.keys import load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.metrics import ServiceMetrics
-from dccn_common.sender import TxSender
-from dccn_common.service import Service, run_cli
-from dccn_common.store import open_store, transaction
+from dccn_common.sender import OutboxEntry, TxSender
+from dccn_common.store import Connection, apply_schema
 from plasma_operator.api import ApiState, create_app
-from plasma_operator.config import OperatorConfig, connect_checked, load_rootchain
+from plasma_operator.config import OperatorConfig, bind_root_chain, load_rootchain
 from plasma_operator.ledger import ChildChain
 from plasma_operator.recovery import signer_pool
 from plasma_operator.store import BLOCK_STATUSES, open_chain_db
@@ -41,53 +42,136 @@ log = logging.getLogger("plasma_operator")
 
 MAX_SUBMIT_RETRIES = 5
 
+# The submitBlock attempts of each block and the outcome of the latest one, kept from the
+# outbox's final outcomes (bot.on_settled) and its rewinds, so the retry logic never scans
+# the outbox's keys.
+SUBMISSIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS block_submissions (
+    blknum INTEGER PRIMARY KEY,
+    attempts INTEGER NOT NULL,          -- submitBlock keys enqueued: submitBlock:<n>, then submitBlock:<n>:retry<k>
+    status TEXT NOT NULL,               -- of the latest attempt: pending (in flight), mined, reverted, failed
+    error TEXT,
+    block_number INTEGER                -- root-chain block holding the latest attempt's outcome
+)
+"""
+
+
+def submit_key(blknum: int, attempt: int = 0) -> str:
+    return f"submitBlock:{blknum}" + (f":retry{attempt}" if attempt else "")
+
+
+def parse_submit_key(key: str) -> tuple[int, int]:
+    """(blknum, attempt) of a submitBlock outbox key."""
+    parts = key.split(":")
+    return int(parts[1]), int(parts[2].removeprefix("retry")) if len(parts) > 2 else 0
+
+
+def _submissions_v1(db: Connection) -> None:
+    db.execute(SUBMISSIONS_SCHEMA)
+    # A database of an earlier version: its submitBlock rows, latest attempt per block.
+    latest: dict[int, tuple[int, Any]] = {}
+    for row in db.execute("SELECT key, status, error, block_number FROM outbox "
+                          "WHERE key LIKE 'submitBlock:%'").fetchall():
+        blknum, attempt = parse_submit_key(row["key"])
+        if blknum not in latest or attempt >= latest[blknum][0]:
+            latest[blknum] = (attempt, row)
+    for blknum, (attempt, row) in latest.items():
+        final = row["status"] in ("mined", "reverted", "failed")
+        db.execute("INSERT INTO block_submissions (blknum, attempts, status, error, block_number) VALUES (?, ?, ?, ?, ?)",
+                   (blknum, attempt + 1, row["status"] if final else "pending", row["error"],
+                    row["block_number"] if final else None))
+
+
+def submission_settled(entry: OutboxEntry, db: Connection) -> None:
+    """on_settled("submitBlock"): the final outcome of a block's latest submitBlock attempt."""
+    blknum, attempt = parse_submit_key(entry.key)
+    db.execute("UPDATE block_submissions SET status = ?, error = ?, block_number = ? WHERE blknum = ? AND attempts = ?",
+               (entry.status, entry.error, entry.block_number, blknum, attempt + 1))
+
+
+def submissions_rewound(first_removed: int, db: Connection) -> None:
+    """A reorg put submitBlock rows mined in removed blocks back in flight (the sender's rewind)."""
+    db.execute("UPDATE block_submissions SET status = 'pending', error = NULL, block_number = NULL "
+               "WHERE status IN ('mined', 'reverted') AND block_number >= ?", (first_removed,))
+
 
 class Operator:
-    def __init__(self, cfg: OperatorConfig, account: LocalAccount, w3: Web3) -> None:
+    def __init__(self, cfg: OperatorConfig, account: LocalAccount, binding: ChainBinding | None = None) -> None:
         self.cfg = cfg
-        self.w3 = w3
-        self.rootchain, deploy_block = load_rootchain(w3, cfg)
+        binding = binding or bind_root_chain(cfg, "root chain")
+        self.w3 = binding.w3
+        self.rootchain, deploy_block = load_rootchain(binding, cfg)
         on_chain_operator = self.rootchain.functions.operator().call()
         if on_chain_operator != account.address:
             raise ConfigError(f"keystore account {account.address} is not the RootChain operator ({on_chain_operator})")
         self.db = open_chain_db(cfg.db)
         self.api_db = open_chain_db(cfg.db)
-        self.follower = ChainFollower(w3, self.db, "plasma-operator", confirmations=cfg.confirmations,
-                                      start_block=deploy_block)
-        self.sender = TxSender(w3, self.db, account)
-        self.sender.watch_rewinds(self.follower)  # a removed submitBlock is rebroadcast, never signed anew
         self.chain = ChildChain(account.address, self._enqueue_root, block_size=cfg.block_size,
                                 fee_outputs=cfg.fee_outputs)
-        if self.db.execute("SELECT 1 FROM blocks WHERE kind = 'child' LIMIT 1").fetchone() is None:
-            self.chain.set_first_child_block(self.db, int(self.rootchain.functions.currentChildBlock().call()))
+        self.chain.guard = self.fence  # the API's writes too: a standby commits no transaction
+        self.bot = Bot("plasma-operator", db=self.db, poll_interval=cfg.poll_interval,
+                       lease_seconds=cfg.lease_seconds)
+        # The operator drives its outbox from its own task: a mined submitBlock is seen in the same pass.
+        root = self.bot.chain(binding, account=account, follower_name="plasma-operator",
+                              confirmations=cfg.confirmations, start_block=deploy_block, drive_sender=False)
+        assert root.sender is not None
+        self.sender: TxSender = root.sender
+        self.follower = root.follower
+        apply_schema(self.db, "plasma_submissions", 1, _submissions_v1)
         self._declare_handlers()
-        self.service = Service("plasma-operator", w3=w3, db=self.db, follower=self.follower,
-                               poll_interval=cfg.poll_interval,
-                               dependencies={"signing_balance": balance_check(w3, account.address, self.db)})
-        self.service.every(cfg.block_interval, "build_block")(self.build_block)
-        self.service.every(cfg.poll_interval, "submit_roots")(self.drive_submissions)
-        self.service.metrics.watch_sender(self.sender)  # it submits roots from a task, not the service's outbox pass
-        declare_metrics(self.service.metrics, self.db)
+        declare_metrics(self.bot.metrics, self.db)
         self.api_state = ApiState(self.chain, self.api_db, self.health, self.status, max_batch=cfg.max_batch,
-                                  metrics=self.service.metrics.exposition)
+                                  metrics=self.bot.metrics.exposition)
         self.app = create_app(self.api_state)
         self._api_server: uvicorn.Server | None = None
 
-    # -- root-chain events -------------------------------------------------------------
+    # -- declaration -------------------------------------------------------------------
 
     def _declare_handlers(self) -> None:
-        for name in ("Deposit", "BlockSubmitted", "ExitStarted", "ExitFinalized", "ExitChallenged"):
-            self.follower.on(self.rootchain, name)(self.chain.on_event)
-        self.follower.on_rewind(lambda first_removed, db: self.chain.rewind(db, first_removed))
+        bot, events, chain = self.bot, self.rootchain.events, self.chain
+        bot.on(events.Deposit)(chain.deposit_event)
+        bot.on(events.BlockSubmitted)(chain.block_submitted_event)
+        bot.on(events.ExitStarted)(chain.exit_started_event)
+        bot.on(events.ExitFinalized)(chain.exit_finalized_event)
+        bot.on(events.ExitChallenged)(chain.exit_challenged_event)
+        bot.on_rewind()(chain.rewind_event)
+        bot.on_rewind()(submissions_rewound)
+        bot.on_settled("submitBlock")(submission_settled)
+        bot.on_lead(self.on_lead)
+        bot.every(self.cfg.block_interval, "build_block")(self.build_block)
+        bot.every(self.cfg.poll_interval, "submit_roots")(self.drive_submissions)
+
+    def on_lead(self) -> None:
+        """This instance became the active one (also at its first tick).
+
+        The child chain lives in the shared database: the open block, its next index, the sealed
+        blocks and their submissions are read from it at every step, so a standby taking over
+        seals the next block under the right number and never applies a transaction twice.
+        What is left is the numbering of a new database, aligned with the contract here (only
+        the active instance writes)."""
+        with self.bot.transaction(self.db):
+            if self.db.execute("SELECT 1 FROM blocks WHERE kind = 'child' LIMIT 1").fetchone() is None:
+                self.chain.set_first_child_block(self.db, int(self.rootchain.functions.currentChildBlock().call()))
+        log.info("active: child chain state read from the database", extra=self.chain.summary(self.db))
+
+    def fence(self, db: Connection) -> None:
+        """Inside a write transaction on either connection (the bot's or the API's): raise
+        LeaseLost unless this instance is the active one (the API answers 503)."""
+        self.bot.fence(db)
+        for lease in self.bot.leases:
+            if lease.db is not db:  # the bot checks the lease on its own connection
+                lease.check(db)
 
     # -- blocks ------------------------------------------------------------------------
 
     def _enqueue_root(self, db: sqlite3.Connection, blknum: int, root: bytes, attempt: int = 0) -> None:
-        key = f"submitBlock:{blknum}" + (f":retry{attempt}" if attempt else "")
-        self.sender.enqueue_call(db, key, self.rootchain.functions.submitBlock(root))
+        if self.sender.enqueue_call(db, submit_key(blknum, attempt), self.rootchain.functions.submitBlock(root)):
+            db.execute("INSERT OR REPLACE INTO block_submissions (blknum, attempts, status, error, block_number) "
+                       "VALUES (?, ?, 'pending', NULL, NULL)", (blknum, attempt + 1))
 
     def build_block(self) -> None:
-        self.chain.seal(self.db)
+        with self.bot.transaction(self.db):
+            self.chain.seal(self.db)
 
     def drive_submissions(self) -> None:
         """Send queued roots; a block is 'submitted' once its submitBlock is mined."""
@@ -101,36 +185,37 @@ class Operator:
             on_chain_root = bytes(self.rootchain.functions.getChildChain(blknum).call()[0])
             if on_chain_root == root:
                 if row["status"] == "sealed":
-                    with transaction(self.db):
+                    with self.bot.transaction(self.db):
                         self.chain.mark_submitted(self.db, blknum)
                 continue
             self._retry_if_failed(blknum, root)
             break  # later blocks wait for this one: the contract numbers blocks in order
 
     def _retry_if_failed(self, blknum: int, root: bytes) -> None:
-        attempts = self.db.execute("SELECT key, status, error FROM outbox WHERE key LIKE ? ORDER BY created_at",
-                                   (f"submitBlock:{blknum}%",)).fetchall()
-        if not attempts or attempts[-1]["status"] not in ("failed", "reverted"):
+        latest = self.db.execute("SELECT attempts, status, error FROM block_submissions WHERE blknum = ?",
+                                 (blknum,)).fetchone()
+        if latest is None or latest["status"] not in ("failed", "reverted"):
             return
+        attempts = int(latest["attempts"])
         expected = int(self.rootchain.functions.currentChildBlock().call())
-        later = self.db.execute("SELECT key FROM outbox WHERE key LIKE 'submitBlock:%' AND status IN ('pending', 'sent') "
-                                "AND CAST(substr(key, 13) AS INTEGER) > ?", (blknum,)).fetchall()
+        later = self.db.execute("SELECT blknum FROM block_submissions WHERE blknum > ? AND status = 'pending' "
+                                "ORDER BY blknum", (blknum,)).fetchall()
         if later:
             # A later block's submitBlock is in flight: it would take this number first.
             log.critical("submitBlock of a block reverted while a later one is in flight; not resubmitting",
-                         extra={"blknum": blknum, "in_flight": [r["key"] for r in later],
-                                "error": attempts[-1]["error"]})
+                         extra={"blknum": blknum, "in_flight": [submit_key(int(r["blknum"])) for r in later],
+                                "error": latest["error"]})
             return
         if expected != blknum:
             log.critical("cannot submit block: the contract expects another number",
                          extra={"blknum": blknum, "current_child_block": expected})
             return
-        if len(attempts) > MAX_SUBMIT_RETRIES:
-            log.critical("submitBlock keeps failing; giving up", extra={"blknum": blknum, "error": attempts[-1]["error"]})
+        if attempts > MAX_SUBMIT_RETRIES:
+            log.critical("submitBlock keeps failing; giving up", extra={"blknum": blknum, "error": latest["error"]})
             return
-        log.warning("submitBlock failed; retrying", extra={"blknum": blknum, "error": attempts[-1]["error"]})
-        with transaction(self.db):
-            self._enqueue_root(self.db, blknum, root, attempt=len(attempts))
+        log.warning("submitBlock failed; retrying", extra={"blknum": blknum, "error": latest["error"]})
+        with self.bot.transaction(self.db):
+            self._enqueue_root(self.db, blknum, root, attempt=attempts)
 
     # -- status ------------------------------------------------------------------------
 
@@ -147,11 +232,13 @@ class Operator:
         return body
 
     def health(self) -> dict[str, Any]:
-        body = self.service.status()
-        # Healthy while the follower keeps polling the root chain and the last tick succeeded.
+        body = self.bot.status()
+        # Healthy while the follower keeps polling the root chain and the last tick succeeded
+        # (a standby polls nothing: healthy while its ticks, which renew its claim, succeed).
         since_poll = time.time() - self.follower.status.last_poll
-        body["ok"] = (body["last_error"] is None and not body["reasons"]
-                      and since_poll < max(30.0, 10 * self.cfg.poll_interval))
+        fresh = since_poll < max(30.0, 10 * self.cfg.poll_interval)
+        standing_by = bool(self.bot.leases) and not self.bot.is_leader and body["last_tick"] > 0
+        body["ok"] = body["last_error"] is None and not body["reasons"] and (fresh or standing_by)
         body["seconds_since_poll"] = round(since_poll, 3)
         with self.api_state.lock:
             body.update(self.status(self.api_db))
@@ -172,7 +259,7 @@ class Operator:
             self.chain.recovery = signer_pool(self.cfg.recovery_workers)
         try:
             self.start_api(api_socket)
-            self.service.run()
+            self.bot.run()
         finally:
             if self._api_server is not None:
                 self._api_server.should_exit = True
@@ -205,7 +292,8 @@ def declare_metrics(metrics: ServiceMetrics, db: sqlite3.Connection) -> None:
 @click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Encrypted keystore of the operator account.")
 @click.option("--password-env", default=None, help="Environment variable holding the keystore password.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, help="SQLite state file.")
+@click.option("--db", default=None,
+              help="SQLite state file, or a postgresql:// URL (operators sharing it: one active, the others stand by).")
 @click.option("--api-host", default=None)
 @click.option("--api-port", type=int, default=None)
 @click.option("--block-interval", type=float, default=None, help="Seconds between blocks.")
@@ -214,6 +302,8 @@ def declare_metrics(metrics: ServiceMetrics, db: sqlite3.Connection) -> None:
               help="Processes recovering batch signatures in parallel (0: in process).")
 @click.option("--confirmations", type=int, default=None, help="Root-chain confirmations before acting on events.")
 @click.option("--poll-interval", type=float, default=None)
+@click.option("--lease-seconds", type=float, default=None,
+              help="PostgreSQL: a standby takes over this long after the active operator stops renewing its lease.")
 @click.option("--log-level", default="INFO", show_default=True)
 def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
     def body() -> None:
@@ -221,11 +311,12 @@ def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
         configure_logging("plasma-operator", log_level)
         account = load_account(cfg.keystore, cfg.password_env)
         # Claim the database and bind the API before anything connects or works.
-        with open_store(cfg.db, "plasma-operator"):
+        with ExitStack() as claims:
+            claim_instance(claims, cfg.db, "plasma-operator")
             api_socket = bind_tcp(cfg.api_host, cfg.api_port, "api_port")
-            w3 = connect_checked(cfg.rpc_url)
-            with claim_signer(w3, account.address, "plasma-operator"):
-                Operator(cfg, account, w3).run(api_socket)
+            binding = bind_root_chain(cfg, "root chain")
+            claim_signing_key(claims, binding.w3, account.address, "plasma-operator", cfg.db)
+            Operator(cfg, account, binding).run(api_socket)
 
     run_cli(body)
 

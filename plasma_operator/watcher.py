@@ -18,27 +18,29 @@ submitted, exits started, challenged or finalized (the follower runs it in its t
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import sqlite3
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
+from dccn_common.bot import Bot, claim_instance, claim_signing_key, run_cli
+from dccn_common.chain import ChainBinding
 from dccn_common.config import load_config
-from dccn_common.follower import ChainEvent, ChainFollower
-from dccn_common.keys import claim_signer, load_account
+from dccn_common.follower import ChainEvent
+from dccn_common.keys import load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.sender import TxSender
-from dccn_common.service import Service, run_cli
-from dccn_common.store import get_meta, open_store, set_meta, transaction
+from dccn_common.store import get_meta, set_meta, table_columns, transaction
 from plasma_operator import store, wire
-from plasma_operator.config import WatcherConfig, connect_checked, load_rootchain
+from plasma_operator.config import WatcherConfig, bind_root_chain, load_rootchain
 from plasma_operator.fraud import build_fraud_proof
 from plasma_operator.ledger import ChildChain
 from plasma_operator.remote import OperatorApiError, OperatorClient
@@ -77,38 +79,98 @@ def _no_submissions(db: sqlite3.Connection, blknum: int, root: bytes) -> None:
     raise RuntimeError("the watcher never seals blocks")
 
 
+# -- root-chain event handlers (bot.on(rootchain.events.X)), each in its log's transaction -----------
+
+
+def block_submitted(event: ChainEvent, db: sqlite3.Connection) -> None:
+    blknum, root = int(event.args["blknum"]), bytes(event.args["root"])
+    db.execute("INSERT OR IGNORE INTO watched_blocks (blknum, root, eth_block, first_seen, status) "
+               "VALUES (?, ?, ?, ?, 'pending')", (blknum, root, event.block_number, time.time()))
+    replayed = store.get_block(db, blknum)
+    if replayed is None or replayed["status"] != "submitted":
+        return
+    # Replayed before a reorg took its submitBlock away (the rewind made it 'submitted');
+    # the root is back on chain, so its spends can challenge exits again.
+    if bytes(replayed["root"]) != root:
+        log.critical("after a reorg the root chain holds another root for a block replayed here",
+                     extra={"blknum": blknum, "chain_root": "0x" + root.hex(),
+                            "replayed_root": "0x" + bytes(replayed["root"]).hex()})
+        db.execute("UPDATE watched_blocks SET status = 'invalid', reason = ? WHERE blknum = ?",
+                   ("root on chain differs from the block replayed before a reorg", blknum))
+        return
+    db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
+    db.execute("UPDATE watched_blocks SET eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
+
+
+def exit_started(chain: ChildChain, event: ChainEvent, db: sqlite3.Connection) -> None:
+    args = event.args
+    exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
+    chain.exit_started_event(event, db)
+    db.execute("INSERT OR REPLACE INTO watched_exits (exit_id, exitor, eth_block, status) "
+               "VALUES (?, ?, ?, 'open')", (exit_id, args["exitor"], event.block_number))
+
+
+def exit_closed(chain: ChildChain, status: str, event: ChainEvent, db: sqlite3.Connection) -> None:
+    """ExitChallenged (status 'challenged') and ExitFinalized ('finalized')."""
+    if status == "challenged":
+        chain.exit_challenged_event(event, db)
+    else:
+        chain.exit_finalized_event(event, db)
+    db.execute("UPDATE watched_exits SET status = ?, closed_eth_block = ? WHERE exit_id = ?",
+               (status, event.block_number, int(event.args["exitId"])))
+
+
+def rewind(chain: ChildChain, first_removed: int, db: sqlite3.Connection) -> None:
+    # A verified block whose submitBlock was removed goes back to 'submitted' in `blocks`
+    # (chain.rewind): its spends challenge nothing until BlockSubmitted is seen again.
+    chain.rewind(db, first_removed)
+    db.execute("DELETE FROM watched_blocks WHERE eth_block >= ? AND status != 'verified'", (first_removed,))
+    db.execute("DELETE FROM watched_exits WHERE eth_block >= ?", (first_removed,))
+    # A challenge or finalization the reorg removed (ours or anyone's): the exit is pending
+    # again. Ours is back in 'sent' (the sender rebroadcasts it): in flight until its
+    # ExitChallenged is seen anew; anyone else's: open, so check_exits challenges it.
+    in_flight = ("EXISTS (SELECT 1 FROM outbox WHERE status IN ('pending', 'sent') AND "
+                 "(key = 'challenge:' || exit_id OR key LIKE 'challenge:' || exit_id || ':%'))")
+    db.execute(f"UPDATE watched_exits SET status = CASE WHEN {in_flight} THEN 'challenging' ELSE 'open' END, "
+               "closed_eth_block = NULL WHERE closed_eth_block >= ?", (first_removed,))
+    db.execute(f"UPDATE watched_exits SET status = 'challenging' WHERE status = 'challenged' "
+               f"AND closed_eth_block IS NULL AND {in_flight}")
+
+
 class Watcher:
-    def __init__(self, cfg: WatcherConfig, account: LocalAccount, w3: Web3, *, health_port: int | None = None,
-                 health_socket: socket.socket | None = None) -> None:
+    def __init__(self, cfg: WatcherConfig, account: LocalAccount, binding: ChainBinding | None = None, *,
+                 health_port: int | None = None, health_socket: socket.socket | None = None) -> None:
         self.cfg = cfg
         self.account = account
         self.me = account.address
-        self.rootchain, deploy_block = load_rootchain(w3, cfg)
+        binding = binding or bind_root_chain(cfg, "root chain")
+        self.rootchain, deploy_block = load_rootchain(binding, cfg)
         self.exit_bond = int(self.rootchain.functions.exitBond().call())
         self.db = store.open_chain_db(cfg.db)
-        with transaction(self.db):
+        with transaction(self.db):  # idempotent DDL, on a standby too
             for statement in WATCHER_SCHEMA.split(";"):
                 self.db.execute(statement)
-            columns = {r["name"] for r in self.db.execute("PRAGMA table_info(watched_exits)").fetchall()}
-            if "closed_eth_block" not in columns:  # databases of earlier versions
+            if "closed_eth_block" not in table_columns(self.db, "watched_exits"):  # databases of earlier versions
                 self.db.execute("ALTER TABLE watched_exits ADD COLUMN closed_eth_block INTEGER")
         self.operator = OperatorClient(cfg.operator_url, timeout=10)
         self._warned_unexitable: set[int] = set()  # outputs the alarm cannot exit yet, warned once
         self.chain = ChildChain(self.rootchain.functions.operator().call(), _no_submissions)
-        self.follower = ChainFollower(w3, self.db, f"plasma-watcher-{self.me}", confirmations=cfg.confirmations,
-                                      start_block=deploy_block)
-        self.sender = TxSender(w3, self.db, account)
-        self.sender.watch_rewinds(self.follower)  # removed challenges and exits are rebroadcast, never re-signed
+        self.bot = Bot("plasma-watcher", db=self.db, poll_interval=cfg.poll_interval, health_port=health_port,
+                       health_socket=health_socket, status=self.status, lease_seconds=cfg.lease_seconds)
+        self.chain.guard = self.bot.fence  # replayed blocks and fetched confirm signatures: the active one only
+        # The bot's sender rebroadcasts removed challenges and exits after a reorg, never re-signs them.
+        root = self.bot.chain(binding, account=account, follower_name=f"plasma-watcher-{self.me}",
+                              confirmations=cfg.confirmations, start_block=deploy_block)
+        assert root.sender is not None
+        self.sender: TxSender = root.sender
+        self.follower = root.follower
         self._declare_handlers()
-        self.service = Service("plasma-watcher", w3=w3, db=self.db, follower=self.follower, sender=self.sender,
-                               poll_interval=cfg.poll_interval, health_port=health_port, status=self.status,
-                               health_socket=health_socket)
-        self.service.every(cfg.poll_interval, "verify_blocks")(self.verify_blocks)
-        self.service.every(cfg.poll_interval, "check_exits")(self.check_exits)
+        self.bot.every(cfg.poll_interval, "verify_blocks")(self.verify_blocks)
+        self.bot.every(cfg.poll_interval, "check_exits")(self.check_exits)
         self._declare_metrics()
 
     def _declare_metrics(self) -> None:
-        metrics = self.service.metrics
+        metrics = self.bot.metrics
         get_meta(self.db, "watcher.alarm")  # creates the meta table the alarm gauge reads
         metrics.sql_gauge("dccn_plasma_watched_blocks", "Child blocks the watcher checked, by status "
                           "(pending, verified, withheld, invalid).", self.db,
@@ -122,66 +184,13 @@ class Watcher:
     # -- events ------------------------------------------------------------------------
 
     def _declare_handlers(self) -> None:
-        chain, follower, rootchain = self.chain, self.follower, self.rootchain
-
-        follower.on(rootchain, "Deposit")(chain.on_event)
-
-        @follower.on(rootchain, "BlockSubmitted")
-        def block_submitted(event: ChainEvent, db: sqlite3.Connection) -> None:
-            blknum, root = int(event.args["blknum"]), bytes(event.args["root"])
-            db.execute("INSERT OR IGNORE INTO watched_blocks (blknum, root, eth_block, first_seen, status) "
-                       "VALUES (?, ?, ?, ?, 'pending')", (blknum, root, event.block_number, time.time()))
-            replayed = store.get_block(db, blknum)
-            if replayed is None or replayed["status"] != "submitted":
-                return
-            # Replayed before a reorg took its submitBlock away (the rewind made it 'submitted');
-            # the root is back on chain, so its spends can challenge exits again.
-            if bytes(replayed["root"]) != root:
-                log.critical("after a reorg the root chain holds another root for a block replayed here",
-                             extra={"blknum": blknum, "chain_root": "0x" + root.hex(),
-                                    "replayed_root": "0x" + bytes(replayed["root"]).hex()})
-                db.execute("UPDATE watched_blocks SET status = 'invalid', reason = ? WHERE blknum = ?",
-                           ("root on chain differs from the block replayed before a reorg", blknum))
-                return
-            db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
-            db.execute("UPDATE watched_blocks SET eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
-
-        @follower.on(rootchain, "ExitStarted")
-        def exit_started(event: ChainEvent, db: sqlite3.Connection) -> None:
-            args = event.args
-            exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
-            chain.on_event(event, db)
-            db.execute("INSERT OR REPLACE INTO watched_exits (exit_id, exitor, eth_block, status) "
-                       "VALUES (?, ?, ?, 'open')", (exit_id, args["exitor"], event.block_number))
-
-        @follower.on(rootchain, "ExitChallenged")
-        def exit_challenged(event: ChainEvent, db: sqlite3.Connection) -> None:
-            chain.on_event(event, db)
-            db.execute("UPDATE watched_exits SET status = 'challenged', closed_eth_block = ? WHERE exit_id = ?",
-                       (event.block_number, int(event.args["exitId"])))
-
-        @follower.on(rootchain, "ExitFinalized")
-        def exit_finalized(event: ChainEvent, db: sqlite3.Connection) -> None:
-            chain.on_event(event, db)
-            db.execute("UPDATE watched_exits SET status = 'finalized', closed_eth_block = ? WHERE exit_id = ?",
-                       (event.block_number, int(event.args["exitId"])))
-
-        @follower.on_rewind
-        def rewind(first_removed: int, db: sqlite3.Connection) -> None:
-            # A verified block whose submitBlock was removed goes back to 'submitted' in `blocks`
-            # (chain.rewind): its spends challenge nothing until BlockSubmitted is seen again.
-            chain.rewind(db, first_removed)
-            db.execute("DELETE FROM watched_blocks WHERE eth_block >= ? AND status != 'verified'", (first_removed,))
-            db.execute("DELETE FROM watched_exits WHERE eth_block >= ?", (first_removed,))
-            # A challenge or finalization the reorg removed (ours or anyone's): the exit is pending
-            # again. Ours is back in 'sent' (the sender rebroadcasts it): in flight until its
-            # ExitChallenged is seen anew; anyone else's: open, so check_exits challenges it.
-            in_flight = ("EXISTS (SELECT 1 FROM outbox WHERE status IN ('pending', 'sent') AND "
-                         "(key = 'challenge:' || exit_id OR key LIKE 'challenge:' || exit_id || ':%'))")
-            db.execute(f"UPDATE watched_exits SET status = CASE WHEN {in_flight} THEN 'challenging' ELSE 'open' END, "
-                       "closed_eth_block = NULL WHERE closed_eth_block >= ?", (first_removed,))
-            db.execute(f"UPDATE watched_exits SET status = 'challenging' WHERE status = 'challenged' "
-                       f"AND closed_eth_block IS NULL AND {in_flight}")
+        bot, events, chain = self.bot, self.rootchain.events, self.chain
+        bot.on(events.Deposit)(chain.deposit_event)
+        bot.on(events.BlockSubmitted)(block_submitted)
+        bot.on(events.ExitStarted)(functools.partial(exit_started, chain))
+        bot.on(events.ExitChallenged)(functools.partial(exit_closed, chain, "challenged"))
+        bot.on(events.ExitFinalized)(functools.partial(exit_closed, chain, "finalized"))
+        bot.on_rewind()(functools.partial(rewind, chain))
 
     # -- blocks ------------------------------------------------------------------------
 
@@ -213,7 +222,7 @@ class Watcher:
             log.info("block verified", extra={"blknum": blknum, "txs": len(raws)})
 
     def _mark(self, blknum: int, status: str, reason: str | None) -> None:
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             self.db.execute("UPDATE watched_blocks SET status = ?, reason = ? WHERE blknum = ?", (status, reason, blknum))
 
     def prove_invalid(self, blknum: int, raws: list[bytes | None], err: TxRejected) -> None:
@@ -226,14 +235,14 @@ class Watcher:
         if fraud is None:
             log.warning("invalid block, but not provable on chain", extra={"blknum": blknum, "reason": err.reason})
             return
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             if self.sender.enqueue_call(self.db, f"prove:{blknum}", fraud.call(self.rootchain), gas=PROVE_GAS):
                 log.warning("proving the block invalid", extra={"blknum": blknum, "txindex": fraud.txindex,
                                                                 "kind": fraud.kind})
 
     def raise_alarm(self, blknum: int, reason: str) -> None:
         """Warn once, and exit every output of this user from before `blknum`."""
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             first = get_meta(self.db, "watcher.alarm") is None
             if first:
                 set_meta(self.db, "watcher.alarm", f"block {blknum}: {reason}")
@@ -260,7 +269,7 @@ class Watcher:
             args = self.local_exit_args(int(row["pos"]))
             if args is None:
                 continue
-            with transaction(self.db):
+            with self.bot.transaction(self.db):
                 if self.sender.enqueue_call(self.db, f"exit:{args.exit_id}", args.call(self.rootchain),
                                             value=self.exit_bond):
                     log.warning("exit started", extra={"exit_id": args.exit_id})
@@ -329,7 +338,7 @@ class Watcher:
             attempts = self._challenge_attempts(exit_id)
             if attempts and attempts[-1]["status"] not in ("reverted", "failed"):
                 if row["status"] == "open":  # ours is in flight or mined (a rewind re-created the row)
-                    with transaction(self.db):
+                    with self.bot.transaction(self.db):
                         self.db.execute("UPDATE watched_exits SET status = 'challenging' WHERE exit_id = ?", (exit_id,))
                 continue
             utxo = store.get_utxo(self.db, exit_id)
@@ -341,7 +350,7 @@ class Watcher:
             if args is None:
                 continue
             key = f"challenge:{exit_id}" if not attempts else f"challenge:{exit_id}:{len(attempts)}"
-            with transaction(self.db):
+            with self.bot.transaction(self.db):
                 self.sender.enqueue_call(self.db, key, args.call(self.rootchain))
                 self.db.execute("UPDATE watched_exits SET status = 'challenging' WHERE exit_id = ?", (exit_id,))
             log.warning("challenging the exit of a spent output", extra={
@@ -423,7 +432,7 @@ class Watcher:
         return {"user": self.me, "alarm": get_meta(self.db, "watcher.alarm"), "blocks": counts, "exits": exits}
 
     def run(self) -> None:
-        self.service.run()
+        self.bot.run()
 
 
 def _block_raws(block: dict[str, Any]) -> list[bytes | None] | None:
@@ -449,12 +458,15 @@ def _block_raws(block: dict[str, Any]) -> list[bytes | None] | None:
 @click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Encrypted keystore of the user this watcher protects (pays gas, receives bonds).")
 @click.option("--password-env", default=None, help="Environment variable holding the keystore password.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--db", default=None, help="SQLite state file, or a postgresql:// URL (watchers of one user "
+              "sharing it: one active, the others stand by).")
 @click.option("--operator-url", default=None, help="The operator's HTTP API.")
 @click.option("--health-port", type=int, default=None)
 @click.option("--withhold-grace", type=float, default=None, help="Seconds a submitted block may stay unserved.")
 @click.option("--confirmations", type=int, default=None)
 @click.option("--poll-interval", type=float, default=None)
+@click.option("--lease-seconds", type=float, default=None,
+              help="PostgreSQL: a standby takes over this long after the active watcher stops renewing its lease.")
 @click.option("--log-level", default="INFO", show_default=True)
 def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
     def body() -> None:
@@ -462,11 +474,12 @@ def main(config_path: Path | None, log_level: str, **overrides: Any) -> None:
         configure_logging("plasma-watcher", log_level)
         account = load_account(cfg.keystore, cfg.password_env)
         # Claim the database and bind the health port before anything connects or works.
-        with open_store(cfg.db, "plasma-watcher"):
+        with ExitStack() as claims:
+            claim_instance(claims, cfg.db, "plasma-watcher")
             health_socket = bind_tcp("127.0.0.1", cfg.health_port, "health_port")
-            w3 = connect_checked(cfg.rpc_url)
-            with claim_signer(w3, account.address, "plasma-watcher"):
-                Watcher(cfg, account, w3, health_socket=health_socket).run()
+            binding = bind_root_chain(cfg, "root chain")
+            claim_signing_key(claims, binding.w3, account.address, "plasma-watcher", cfg.db)
+            Watcher(cfg, account, binding, health_socket=health_socket).run()
 
     run_cli(body)
 

@@ -178,7 +178,7 @@ class RunningOperator:
         self.loop.stop()
 
     def resume(self) -> None:
-        self.loop = Looping(self.operator.service.tick, self.operator.cfg.poll_interval)
+        self.loop = Looping(self.operator.bot.tick, self.operator.cfg.poll_interval)
 
 
 @pytest.fixture
@@ -201,9 +201,9 @@ def start_operator(plasma: Plasma) -> Iterator[Callable[..., RunningOperator]]:
         }
         settings.update(overrides)
         cfg = OperatorConfig(**settings)
-        operator = Operator(cfg, Account.from_key(plasma.roles.operator.key), plasma.anvil.web3())
+        operator = Operator(cfg, Account.from_key(plasma.roles.operator.key))
         operator.start_api()
-        running = RunningOperator(operator, Looping(operator.service.tick, cfg.poll_interval),
+        running = RunningOperator(operator, Looping(operator.bot.tick, cfg.poll_interval),
                                   f"http://127.0.0.1:{cfg.api_port}")
         started.append(running)
         deadline = time.monotonic() + 20
@@ -238,8 +238,8 @@ def start_watcher(plasma: Plasma) -> Iterator[Callable[..., Any]]:
             "confirmations": 0, "poll_interval": 0.1, "withhold_grace": 1.0,
         }
         settings.update(overrides)
-        watcher = Watcher(WatcherConfig(**settings), Account.from_key(actor.key), plasma.anvil.web3())
-        watcher.loop = Looping(watcher.service.tick, 0.1)
+        watcher = Watcher(WatcherConfig(**settings), Account.from_key(actor.key))
+        watcher.loop = Looping(watcher.bot.tick, 0.1)
         loops.append(watcher.loop)
         return watcher
 

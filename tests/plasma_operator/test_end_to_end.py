@@ -158,7 +158,7 @@ def test_withheld_block__input_of_users_output_has_a_pending_exit__watcher_chall
     plasma.send(roles.operator, plasma.rootchain.functions.submitBlock(b"\x42" * 32))
     from tests.plasma_operator.conftest import Looping
 
-    watcher.loop = Looping(watcher.service.tick, 0.1)
+    watcher.loop = Looping(watcher.bot.tick, 0.1)
     try:
         started = eventually(lambda: [e for e in plasma.events("ExitStarted") if e["args"]["exitor"] == bob.address],
                              what="bob's exit")

@@ -8,9 +8,7 @@ from pathlib import Path
 from web3 import Web3
 from web3.contract import Contract
 
-from dccn_common.config import ConfigError
-from dccn_common.manifest import Manifest, ManifestError
-from dccn_common.service import connect
+from dccn_common.chain import ChainBinding, bind_chain, connect
 from token_bridge.transfer import Destination
 
 ETHEREUM = "ethereum"
@@ -27,6 +25,7 @@ class Side:
     chain_id: int
     deploy_block: int
     confirmations: int
+    binding: ChainBinding | None = None  # how the side was bound (dccn_common.chain.bind_chain)
 
     @property
     def destination(self) -> Destination:
@@ -34,17 +33,13 @@ class Side:
 
 
 def open_side(name: str, rpc_url: str, manifest_path: Path, confirmations: int, header_rpc_url: str | None) -> Side:
-    manifest = Manifest.load(manifest_path)
-    w3 = connect(rpc_url)
-    try:
-        chain_id = w3.eth.chain_id
-    except Exception as err:  # connection refused, not JSON-RPC, ...
-        raise ConfigError(f"{name}: cannot reach the node at {rpc_url}: {type(err).__name__}") from err
-    if chain_id != manifest.chain_id:
-        raise ManifestError(f"{manifest_path} is for chain {manifest.chain_id} but {rpc_url} is chain {chain_id}")
-    entry = manifest.get(BRIDGE_CONTRACT[name])
-    header_w3 = connect(header_rpc_url) if header_rpc_url else w3
-    return Side(name, w3, header_w3, manifest.contract(w3, entry.name), chain_id, entry.block, confirmations)
+    """Bind one side: its node must be the manifest's chain (dccn_common.chain.bind_chain)."""
+    binding = bind_chain(rpc_url, manifest_path, label=name)
+    entry = binding.manifest.get(BRIDGE_CONTRACT[name])
+    header_w3 = connect(header_rpc_url) if header_rpc_url else binding.w3
+    # binding.contract refuses an address without code (a manifest of another deployment).
+    return Side(name, binding.w3, header_w3, binding.contract(entry.name), binding.chain_id, entry.block,
+                confirmations, binding)
 
 
 def other(side: str) -> str:

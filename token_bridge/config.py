@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+
+from dccn_common.sender import DEFAULT_LEASE_SECONDS
+from dccn_common.store import postgres_dsn
 
 ENV_PREFIX = "TOKEN_BRIDGE"
 
@@ -22,7 +26,11 @@ class BridgeConfig(BaseModel):
     # Ethereum finality is slow; the Ankr chain (a BFT chain in production) is final sooner.
     ethereum_confirmations: int = Field(default=12, ge=0)
     ankr_confirmations: int = Field(default=2, ge=0)
-    db_path: Path = Path("token-bridge.db")
+    # A SQLite file, or a postgresql:// URL: instances sharing it are one active, the others
+    # standing by. The relayer keeps one store per destination: SQLite files <stem>-ethereum.db
+    # and <stem>-ankr.db beside this path; on PostgreSQL the schemas relay_ethereum and
+    # relay_ankr of this database (token_bridge.cli.relay_db_path).
+    db_path: Path | str = Path("token-bridge.db")
     keystore: Path | None = None
     password_env: str = "TOKEN_BRIDGE_PASSWORD"
     health_port: int | None = Field(default=None, ge=0, le=65535)
@@ -31,6 +39,15 @@ class BridgeConfig(BaseModel):
     signatures_port: int = Field(default=0, ge=0, le=65535)
     validator_urls: list[str] = Field(default_factory=list)
     poll_interval: float = Field(default=1.0, gt=0)
+    # PostgreSQL: a standby takes over this long after the active instance stops renewing its lease.
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
+
+    @field_validator("db_path", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            return postgres_dsn(value) or Path(value)
+        return value
 
     @field_validator("validator_urls", mode="before")
     @classmethod

@@ -1,7 +1,11 @@
 """The relayer: collects validator signatures and executes transfers on the destination.
 
-Per destination chain it keeps its own SQLite file (relay state and the TxSender
-outbox together, so enqueueing a transaction and recording it are one commit):
+Per destination chain it keeps its own store (relay state and the TxSender outbox
+together, so enqueueing a transaction and recording it are one commit): a SQLite file,
+or on PostgreSQL a schema of its own in the shared database (the sender's queries tell
+rows apart by signer only, and the relayer signs with one key on both chains). The
+destination is a chain of the relayer's bot (dccn_common.bot), which owns the sender
+and, on PostgreSQL, the lease that lets one of several instances send:
 
     collecting --(threshold of valid signatures)--> submitted --(mined)--> done
                                                        |--(mined, large)--> held --(period over)--> releasing --> done
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +33,9 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
+from dccn_common.bot import Bot
 from dccn_common.sender import TxSender
-from dccn_common.store import open_db, transaction
+from dccn_common.store import Connection, is_postgres, open_db, transaction
 from token_bridge.chains import Side
 from token_bridge.transfer import Signature, Transfer, recover_signer, sorted_for_contract, struct_hash
 
@@ -78,16 +82,48 @@ class RpcFailure:
     error: str
 
 
-class DestinationRelay:
-    """Everything the relayer does for one destination chain."""
+SERVICE_NAME = "token-bridge-relayer"
 
-    def __init__(self, destination: Side, db_path: Path, account: LocalAccount, validator_urls: list[str],
-                 *, http_timeout: float = 5.0) -> None:
+
+def open_relay_db(target: Path | str) -> Connection:
+    """A destination's store with the relay schema. PostgreSQL: the first schema of the DSN's
+    search_path (token_bridge.cli.relay_db_path puts relay_<side> there) is created if missing."""
+    db = open_db(target)
+    if is_postgres(db):
+        path = str(db.execute("SELECT current_setting('search_path') AS p").fetchone()["p"])
+        schema = path.split(",")[0].strip().strip('"')
+        if schema and schema != "$user":
+            with transaction(db):  # the write lock: two instances starting at once create it once
+                db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    with transaction(db):
+        for statement in (part.strip() for part in SCHEMA.split(";")):
+            if statement:
+                db.execute(statement)
+    return db
+
+
+class DestinationRelay:
+    """Everything the relayer does for one destination chain.
+
+    With `bot` (the relayer service) the destination is one of the bot's chains and the bot
+    runs `tick()` as a task while it leads; without, the relay has a bot of its own that
+    `tick()` asks for the lease first (in-process networks, tests)."""
+
+    def __init__(self, destination: Side, db_path: Path | str, account: LocalAccount, validator_urls: list[str],
+                 *, http_timeout: float = 5.0, bot: Bot | None = None, db: Connection | None = None,
+                 rpc_dependency: str | None = None, balance_dependency: str | None = None) -> None:
         self.side = destination
         self.db_path = db_path
         self.account = account
-        self.db = open_db(db_path, SCHEMA)
-        self.sender = TxSender(destination.w3, self.db, account)
+        self.db = db if db is not None else open_relay_db(db_path)
+        self._own_bot = bot is None
+        self.bot = bot if bot is not None else Bot(SERVICE_NAME, db=self.db)
+        self.chain = self.bot.chain(destination.binding or destination.w3, account=account, db=self.db,
+                                    label=destination.name, drive_sender=False,
+                                    rpc_dependency=rpc_dependency or f"rpc {destination.name}",
+                                    balance_dependency=balance_dependency or f"signing_balance {destination.name}")
+        assert self.chain.sender is not None
+        self.sender: TxSender = self.chain.sender
         self.validator_urls = validator_urls
         self.http = httpx.Client(timeout=http_timeout)
         self.last_fetch_errors: dict[str, str] = {}
@@ -97,6 +133,8 @@ class DestinationRelay:
     def tick(self, *, send: bool = True) -> None:
         """One pass: collect signatures, enqueue releases, send (unless another loop does, see
         `own_sender`), settle what was mined."""
+        if self._own_bot and not self.bot.lead_once():
+            return  # another instance holds this destination's lease
         self._membership.clear()
         for url in self.validator_urls:
             self._fetch(url)
@@ -109,8 +147,15 @@ class DestinationRelay:
         """A sender on its own connection to this relay's database, for a sending loop in another
         thread: collecting (tick(send=False)) and sending then overlap their waits on the nodes.
         Releases are enqueued in the relay's transactions and sent once committed (WAL), so one
-        commit still records both; only that loop may call its process()."""
-        return TxSender(self.side.w3, open_db(self.db_path), self.account)
+        commit still records both; only that loop may call its process(). SQLite only (the
+        benchmark): on PostgreSQL the second connection would be a second lease holder."""
+        if self.chain.lease is not None:
+            raise RuntimeError("own_sender: a PostgreSQL relay sends through its bot's lease only")
+        helper = Bot(f"{self.bot.name} sender", db=open_db(self.db_path))
+        sender = helper.chain(self.side.binding or self.side.w3, account=self.account, label=self.side.name,
+                              drive_sender=False, rpc_dependency=None, balance_dependency=None).sender
+        assert sender is not None
+        return sender
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) AS n FROM relay_transfers GROUP BY status").fetchall()
@@ -133,7 +178,7 @@ class DestinationRelay:
         self.last_fetch_errors.pop(url, None)
         if not entries:
             return
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             for entry in entries:
                 self._ingest(entry)
             self.db.execute("INSERT INTO relay_cursors (url, seq) VALUES (?, ?) ON CONFLICT(url) DO UPDATE SET "
@@ -203,7 +248,7 @@ class DestinationRelay:
                    if isinstance(estimate, RpcFailure)]
         states = self._states(refused)
         submitted = 0
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             for (row, call), estimate in zip(ready, estimates, strict=True):
                 if isinstance(estimate, RpcFailure):
                     self._refused(row, states[row["transfer_key"]], estimate)
@@ -234,7 +279,7 @@ class DestinationRelay:
                               "OR (status = 'sent' AND nonce >= ?))", (self.sender.address, mined_nonce)).fetchone()
         return IN_FLIGHT_BLOCKS * limit - int(row["g"])
 
-    def _refused(self, row: sqlite3.Row, state: int, failure: RpcFailure) -> None:
+    def _refused(self, row: Any, state: int, failure: RpcFailure) -> None:
         """A release whose estimate reverts: someone else executed it, or it waits and tries again."""
         if state != STATE_NONE:
             self.db.execute("UPDATE relay_transfers SET status = ? WHERE digest = ?",
@@ -246,7 +291,7 @@ class DestinationRelay:
 
     def _reopen_removed(self) -> None:
         """Transfers whose own transaction a reorg removed wait for it again."""
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             reopened = self.db.execute(
                 "UPDATE relay_transfers SET status = CASE WHEN outbox_key LIKE 'release:%' THEN 'releasing' "
                 "ELSE 'submitted' END WHERE status IN ('done', 'held') "
@@ -272,7 +317,7 @@ class DestinationRelay:
             return
         # Whoever executed it, the bridge's state is the truth: read for all of them in one batch.
         states = self._states([row["transfer_key"] for row, _ in settled])
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             for row, entry in settled:
                 state = states[row["transfer_key"]]
                 if state != STATE_NONE:
@@ -285,7 +330,7 @@ class DestinationRelay:
                                  row["digest"]))
                 log.warning("execution failed; will retry", extra={"key": row["transfer_key"], "error": entry.error})
 
-    def _maybe_release(self, row: sqlite3.Row) -> None:
+    def _maybe_release(self, row: Any) -> None:
         state = self._state(row["transfer_key"])
         if state != STATE_HELD:
             self._set_status(row["digest"], FINAL_BY_STATE.get(state, "collecting"))
@@ -294,7 +339,7 @@ class DestinationRelay:
         if int(self.side.w3.eth.get_block("latest")["timestamp"]) < release_at:
             return
         outbox_key = f"release:{row['digest']}:{row['attempts']}"
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             self.sender.enqueue_call(self.db, outbox_key, self.side.bridge.functions.releaseHeld(row["transfer_key"]))
             self.db.execute("UPDATE relay_transfers SET status = 'releasing', outbox_key = ?, attempts = attempts + 1 "
                             "WHERE digest = ?", (outbox_key, row["digest"]))
@@ -327,5 +372,5 @@ class DestinationRelay:
         return results
 
     def _set_status(self, digest: str, status: str) -> None:
-        with transaction(self.db):
+        with self.bot.transaction(self.db):
             self.db.execute("UPDATE relay_transfers SET status = ? WHERE digest = ?", (status, digest))

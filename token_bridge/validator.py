@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import sqlite3
 import threading
 from functools import partial
 from pathlib import Path
@@ -23,9 +22,10 @@ from urllib.parse import parse_qs
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
+from dccn_common.bot import Bot, BotChain
 from dccn_common.follower import ChainEvent, ChainFollower
-from dccn_common.store import open_db
-from token_bridge.chains import Side, other
+from dccn_common.store import Connection, open_db
+from token_bridge.chains import ANKR, ETHEREUM, Side, other
 from token_bridge.jsonhttp import SQLITE_MAX_INT, JsonServer, int_param
 from token_bridge.receipts import ProofError, ProvenBlocks, VerifiedLog
 from token_bridge.transfer import Transfer, sign_transfer
@@ -55,26 +55,47 @@ CREATE TABLE IF NOT EXISTS rejected_logs (
 )
 """
 PAGE_SIZE = 500
+SERVICE_NAME = "token-bridge-validator"
+# Health dependency names of the two nodes (the Ethereum node has always been "rpc").
+RPC_DEPENDENCY = {ETHEREUM: "rpc", ANKR: "rpc ankr"}
 
 
 class Validator:
-    """Signs every confirmed, proven `TransferInitiated` of either side for the other side."""
+    """Signs every confirmed, proven `TransferInitiated` of either side for the other side.
 
-    def __init__(self, sides: dict[str, Side], db_path: Path, account: LocalAccount) -> None:
+    Its followers are the bot's (dccn_common.bot): one chain per source side, each with the
+    validator's account, so on a shared PostgreSQL store two instances of one validator take
+    turns by lease (it signs, it sends no transaction). Without `bot` the validator has a bot
+    of its own that `poll()` steps (in-process networks, tests); with one, `bot.run()` does.
+    """
+
+    def __init__(self, sides: dict[str, Side], db_path: Path | str, account: LocalAccount, *,
+                 bot: Bot | None = None, db: Connection | None = None) -> None:
         self.sides = sides
         self.db_path = db_path
-        self.db = open_db(db_path, SCHEMA)
+        self.db = db if db is not None else open_db(db_path, SCHEMA)
         self.account = account
         self.proven = ProvenBlocks()  # one receipts-trie check per block, whatever its number of logs
-        self.followers: list[ChainFollower] = []
+        self._own_bot = bot is None
+        self.bot = bot if bot is not None else Bot(SERVICE_NAME, db=self.db)
+        self.chains: dict[str, BotChain] = {}
         for name, side in sides.items():
-            follower = ChainFollower(side.w3, self.db, f"validator-{name}", confirmations=side.confirmations,
-                                     start_block=side.deploy_block)
-            follower.on(side.bridge, "TransferInitiated")(partial(self._on_transfer, name))
-            follower.on_rewind(partial(self._on_rewind, name))
-            self.followers.append(follower)
+            chain = self.bot.chain(side.binding or side.w3, account=account, db=self.db, label=name,
+                                   follower_name=f"validator-{name}", confirmations=side.confirmations,
+                                   start_block=side.deploy_block, send=False,
+                                   rpc_dependency=RPC_DEPENDENCY[name], balance_dependency=None)
+            self.bot.on(side.bridge.events.TransferInitiated, chain=chain)(partial(self._on_transfer, name))
+            self.bot.on_rewind(chain=chain)(partial(self._on_rewind, name))
+            self.chains[name] = chain
+
+    @property
+    def followers(self) -> list[ChainFollower]:
+        return [chain.follower for chain in self.chains.values()]
 
     def poll(self) -> None:
+        """One pass of both followers (a validator without a bot of the caller's)."""
+        if not self.bot.lead_once():
+            return  # another instance of this validator holds the lease
         for follower in self.followers:
             follower.poll_once()
 
@@ -87,7 +108,7 @@ class Validator:
 
     # -- handlers ----------------------------------------------------------------------
 
-    def _on_transfer(self, source_name: str, event: ChainEvent, db: sqlite3.Connection) -> None:
+    def _on_transfer(self, source_name: str, event: ChainEvent, db: Connection) -> None:
         source, destination = self.sides[source_name], self.sides[other(source_name)]
         try:
             proven = self.proven.verified_log(source.w3, source.header_w3, event.block_hash, event.transaction_hash,
@@ -110,7 +131,7 @@ class Validator:
         log.info("transfer signed", extra={"source": source_name, "key": transfer.key(), "amount": str(transfer.amount),
                                            "recipient": transfer.recipient})
 
-    def _on_rewind(self, source_name: str, first_removed: int, db: sqlite3.Connection) -> None:
+    def _on_rewind(self, source_name: str, first_removed: int, db: Connection) -> None:
         removed = db.execute("DELETE FROM signatures WHERE source = ? AND block_number >= ?",
                              (source_name, first_removed)).rowcount
         log.warning("source reorg: signatures withdrawn", extra={"source": source_name, "from_block": first_removed,
@@ -143,11 +164,11 @@ def transfer_from_log(source: Side, event: ChainEvent, proven: VerifiedLog) -> T
 # -- signature exchange ------------------------------------------------------------------
 
 
-def read_signatures(db: Path | sqlite3.Connection, destination_chain_id: int, after: int,
+def read_signatures(db: Path | str | Connection, destination_chain_id: int, after: int,
                     limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
     """Signatures for `destination_chain_id` after `after`, oldest first; `db` a path or an open connection."""
     # A path gets its own connection: the caller's thread sees committed rows only (WAL).
-    conn = open_db(db) if isinstance(db, Path) else db
+    conn = open_db(db) if isinstance(db, Path | str) else db
     try:
         rows = conn.execute(
             "SELECT * FROM signatures WHERE destination_chain_id = ? AND seq > ? ORDER BY seq LIMIT ?",

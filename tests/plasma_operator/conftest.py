@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from plasma_operator import store, wire
 from plasma_operator.ledger import ChildChain
 from plasma_operator.wallet import Coin, build_transfer
@@ -91,6 +92,9 @@ class Plasma:
     manifest: Path
     workdir: Path
     roles: Any
+    # The services' store setting by name: a SQLite file in workdir, or a PostgreSQL database
+    # when the test runs on store_backend "postgresql" (dccn_devtools.pytest_fixtures.BACKENDS).
+    store: Callable[[str], str] = field(default=lambda name: name)
 
     def keystore(self, actor: Any) -> Path:
         from dccn_common.keys import write_keystore
@@ -120,7 +124,7 @@ class Plasma:
 
 
 @pytest.fixture
-def plasma(chain: Any, roles: Any, tmp_path: Path) -> Plasma:
+def plasma(chain: Any, roles: Any, tmp_path: Path, store_target: Callable[[str], str]) -> Plasma:  # noqa: F811
     from dccn_common.contracts import abi_hash, deploy
     from dccn_common.manifest import DeployedContract, Manifest
 
@@ -133,7 +137,7 @@ def plasma(chain: Any, roles: Any, tmp_path: Path) -> Plasma:
                                   abi=abi, abi_hash=abi_hash(abi), part="plasma"))
     path = tmp_path / "deployments" / f"{manifest.chain_id}.json"
     manifest.save(path)
-    return Plasma(chain, w3, rootchain, path, tmp_path, roles)
+    return Plasma(chain, w3, rootchain, path, tmp_path, roles, store_target)
 
 
 class Looping:
@@ -196,7 +200,7 @@ def start_operator(plasma: Plasma) -> Iterator[Callable[..., RunningOperator]]:
     def factory(**overrides: Any) -> RunningOperator:
         settings: dict[str, Any] = {
             "rpc_url": plasma.anvil.url, "manifest": plasma.manifest, "keystore": plasma.keystore(plasma.roles.operator),
-            "db": plasma.workdir / "operator.db", "api_port": free_port(), "block_interval": 0.5,
+            "db": plasma.store("operator.db"), "api_port": free_port(), "block_interval": 0.5,
             "confirmations": 0, "poll_interval": 0.1, "block_size": 64,
         }
         settings.update(overrides)
@@ -234,7 +238,7 @@ def start_watcher(plasma: Plasma) -> Iterator[Callable[..., Any]]:
     def factory(actor: Any, operator_url: str, **overrides: Any) -> Any:
         settings: dict[str, Any] = {
             "rpc_url": plasma.anvil.url, "manifest": plasma.manifest, "keystore": plasma.keystore(actor),
-            "db": plasma.workdir / f"watcher-{actor.role}.db", "operator_url": operator_url,
+            "db": plasma.store(f"watcher-{actor.role}.db"), "operator_url": operator_url,
             "confirmations": 0, "poll_interval": 0.1, "withhold_grace": 1.0,
         }
         settings.update(overrides)

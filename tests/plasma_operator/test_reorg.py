@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from dccn_common.store import open_db
+from dccn_devtools.pytest_fixtures import BACKENDS
 from plasma_operator.remote import OperatorClient
 from plasma_operator.wallet import Coin, build_transfer, deposit_exit_args
 
-pytestmark = pytest.mark.anvil
+pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)]
 
 ETHER = 10**18
 EXIT_BOND = 10**16  # what the plasma fixture deploys with
@@ -26,7 +27,7 @@ def _mining_until(plasma: Any, eventually: Any, check: Callable[[], Any], what: 
 
 
 def _submissions(plasma: Any) -> list[Any]:
-    db = open_db(plasma.workdir / "operator.db")
+    db = open_db(plasma.store("operator.db"))
     try:
         return db.execute("SELECT key, status, tx_hash, nonce, block_number FROM outbox "
                           "WHERE key LIKE 'submitBlock:%' ORDER BY nonce").fetchall()
@@ -90,7 +91,7 @@ def test_reorg_removing_a_final_submit_block__same_tx_mined_again__next_block_su
 
 
 def _watcher_rows(plasma: Any, actor: Any, sql: str) -> list[Any]:
-    db = open_db(plasma.workdir / f"watcher-{actor.role}.db")
+    db = open_db(plasma.store(f"watcher-{actor.role}.db"))
     try:
         return [tuple(row) for row in db.execute(sql).fetchall()]
     finally:

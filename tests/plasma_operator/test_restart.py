@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,24 +17,30 @@ import httpx
 import pytest
 
 from dccn_common.anvil import free_port
+from dccn_common.store import open_db
+from dccn_devtools.pytest_fixtures import BACKENDS
 from plasma_operator import wire
 from plasma_operator.remote import OperatorApiError, OperatorClient
 from plasma_operator.wallet import Coin, build_transfer
 
-pytestmark = pytest.mark.anvil
+pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)]
 
 PASSWORD = "plasma-test-password"
+# PostgreSQL: a restarted service leads once the killed one's lease expired (SQLite: at once).
+LEASE_SECONDS = "2"
 
 
 def _spawn(argv: list[str], log_path: Path, health_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start a service subprocess (its log beside its database) and wait for its /health."""
+    """Start a service subprocess (its log beside its database) and wait for its /health, as the
+    active instance (on PostgreSQL a restart stands by until the killed instance's lease expired)."""
     log = open(log_path, "ab")  # noqa: SIM115 (handed to the child)
     process = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **env})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert process.poll() is None, log_path.read_text()[-2000:]
         try:
-            if httpx.get(health_url, timeout=1).status_code == 200:
+            answer = httpx.get(health_url, timeout=1)
+            if answer.status_code == 200 and answer.json().get("role") == "leader":
                 return process
         except httpx.HTTPError:
             pass
@@ -44,20 +49,21 @@ def _spawn(argv: list[str], log_path: Path, health_url: str, env: dict[str, str]
     raise AssertionError(f"{argv[2]} did not become healthy")
 
 
-def _start(plasma: Any, db: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(plasma: Any, db: str | Path, port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`db`: a SQLite file (the log goes beside it) or a postgresql:// URL (name the log)."""
     argv = [sys.executable, "-m", "plasma_operator.server", "--rpc-url", plasma.anvil.url,
             "--manifest", str(plasma.manifest), "--keystore", str(plasma.keystore(plasma.roles.operator)),
             "--db", str(db), "--api-port", str(port), "--block-interval", "0.3", "--block-size", "32",
             "--confirmations", "0", "--poll-interval", "0.1", "--log-level", "WARNING"]
-    return _spawn(argv, db.with_suffix(".log"), f"http://127.0.0.1:{port}/health",
-                  {"PLASMA_OPERATOR_PASSWORD": PASSWORD})
+    return _spawn(argv, log or Path(db).with_suffix(".log"), f"http://127.0.0.1:{port}/health",
+                  {"PLASMA_OPERATOR_PASSWORD": PASSWORD, "PLASMA_OPERATOR_LEASE_SECONDS": LEASE_SECONDS})
 
 
-def _dump(db: Path) -> tuple[list[Any], list[Any]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def _dump(db: str) -> tuple[list[Any], list[Any]]:
+    conn = open_db(db)
     try:
-        txs = conn.execute("SELECT id, raw FROM txs ORDER BY id").fetchall()
-        utxos = conn.execute("SELECT pos, owner, amount, spent_by FROM utxos ORDER BY pos").fetchall()
+        txs = [tuple(r) for r in conn.execute("SELECT id, raw FROM txs ORDER BY id").fetchall()]
+        utxos = [tuple(r) for r in conn.execute("SELECT pos, owner, amount, spent_by FROM utxos ORDER BY pos").fetchall()]
         return txs, utxos
     finally:
         conn.close()
@@ -66,7 +72,7 @@ def _dump(db: Path) -> tuple[list[Any], list[Any]]:
 def test_sigkill_during_block_building__restart__state_identical_nothing_lost_or_repeated(
     plasma: Any, roles: Any, eventually: Any
 ) -> None:
-    db = plasma.workdir / "operator-subprocess.db"
+    db, log = plasma.store("operator-subprocess.db"), plasma.workdir / "operator-subprocess.log"
     port = free_port()
     api = OperatorClient(f"http://127.0.0.1:{port}", timeout=5)
     alice, bob = roles.alice, roles.bob
@@ -78,7 +84,7 @@ def test_sigkill_during_block_building__restart__state_identical_nothing_lost_or
     in_flight: wire.Transaction | None = None
     killed_state: Any = None
     for round_number in range(2):
-        process = _start(plasma, db, port)
+        process = _start(plasma, db, port, log)
         if round_number == 0:
             eventually(lambda: api.utxo(deposit_blknum, 0, 0), what="deposit credited")
         else:
@@ -101,7 +107,7 @@ def test_sigkill_during_block_building__restart__state_identical_nothing_lost_or
         process.wait()
         assert process.returncode == -signal.SIGKILL
         killed_state = _dump(db)
-    process = _start(plasma, db, port)
+    process = _start(plasma, db, port, log)
     try:
         if in_flight is not None:  # the client retries what it never got an answer for: applied once
             accepted = api.submit(in_flight)
@@ -125,14 +131,14 @@ def test_sigkill_during_block_building__restart__state_identical_nothing_lost_or
         process.wait(timeout=15)
 
 
-def _start_watcher(plasma: Any, db: Path, operator_url: str) -> subprocess.Popen[bytes]:
+def _start_watcher(plasma: Any, db: str, operator_url: str) -> subprocess.Popen[bytes]:
     port = free_port()
     argv = [sys.executable, "-m", "plasma_operator.watcher", "--rpc-url", plasma.anvil.url,
             "--manifest", str(plasma.manifest), "--keystore", str(plasma.keystore(plasma.roles.challenger)),
             "--db", str(db), "--operator-url", operator_url, "--health-port", str(port), "--confirmations", "0",
             "--poll-interval", "0.1", "--log-level", "WARNING"]
-    return _spawn(argv, db.with_suffix(".log"), f"http://127.0.0.1:{port}/health",
-                  {"PLASMA_WATCHER_PASSWORD": PASSWORD})
+    return _spawn(argv, plasma.workdir / "watcher-subprocess.log", f"http://127.0.0.1:{port}/health",
+                  {"PLASMA_WATCHER_PASSWORD": PASSWORD, "PLASMA_WATCHER_LEASE_SECONDS": LEASE_SECONDS})
 
 
 def test_watcher_sigkill_right_after_challenging__restart__challenges_once(
@@ -151,16 +157,16 @@ def test_watcher_sigkill_right_after_challenging__restart__challenges_once(
                       what="block final")
     api.confirm(sent["blknum"], sent["txindex"], 0, wire.confirm_sign(bytes.fromhex(data["hash"][2:]),
                                                                       bytes.fromhex(data["root"][2:]), alice.key))
-    db = plasma.workdir / "watcher-subprocess.db"
+    db = plasma.store("watcher-subprocess.db")
     watcher = _start_watcher(plasma, db, running.url)
     cheat = deposit_exit_args(blknum, alice.address, 10**18)
     plasma.send(alice, cheat.call(plasma.rootchain), value=10**16)
 
     def challenge_recorded() -> bool:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        conn = open_db(db)
         try:
             return conn.execute("SELECT 1 FROM outbox WHERE key LIKE 'challenge:%'").fetchone() is not None
-        except sqlite3.OperationalError:
+        except Exception:  # the watcher has not created its outbox yet
             return False
         finally:
             conn.close()
@@ -172,8 +178,8 @@ def test_watcher_sigkill_right_after_challenging__restart__challenges_once(
     try:
         eventually(lambda: plasma.events("ExitChallenged"), what="the challenge mined")
         time.sleep(1.0)  # a few more ticks of the restarted watcher: it must not challenge again
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        rows = conn.execute("SELECT key, status FROM outbox").fetchall()
+        conn = open_db(db)
+        rows = [tuple(r) for r in conn.execute("SELECT key, status FROM outbox").fetchall()]
         conn.close()
         assert rows == [(f"challenge:{cheat.exit_id}", "mined")]
         assert len(plasma.events("ExitChallenged")) == 1

@@ -18,8 +18,11 @@ from dccn_common.anvil import Anvil
 from dccn_common.contracts import transact
 from dccn_deploy.parts.bridge import BridgePair, BridgeParams, deploy_both_sides
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
+from token_bridge.cli import relay_db_path
 from token_bridge.local import LocalNetwork, start_local_network
+from token_bridge.relayer import DestinationRelay
 from token_bridge.validator import SignatureServer, Validator
 
 ANKR_WEI = 10**18
@@ -39,6 +42,10 @@ class BridgeHarness:
     roles: Any
     workdir: Path
     networks: list[LocalNetwork] = field(default_factory=list)
+    # The store setting of a service's database by name (store_target): a SQLite file in workdir,
+    # or a postgresql:// database when the test runs on the "postgresql" backend.
+    store: Callable[[str], str] | None = None
+    backend: str = "sqlite"
 
     def sides(self, *, eth_rpc: str | None = None) -> dict[str, Side]:
         return {
@@ -47,13 +54,27 @@ class BridgeHarness:
             ANKR: open_side(ANKR, self.ankr.url, self.bridge.ankr_manifest, CONFIRMATIONS[ANKR], None),
         }
 
+    def db(self, name: str) -> Path | str:
+        """Where a service named `name` keeps its state on this test's backend."""
+        if self.backend == "sqlite" or self.store is None:
+            return self.workdir / f"{name}.db"
+        return self.store(name)
+
     def start_validator(self, account: LocalAccount, *, eth_rpc: str | None = None) -> tuple[Validator, SignatureServer]:
-        validator = Validator(self.sides(eth_rpc=eth_rpc), self.workdir / f"validator-{account.address}.db", account)
+        validator = Validator(self.sides(eth_rpc=eth_rpc), self.db(f"validator-{account.address}"), account)
         return validator, SignatureServer(validator).start()
 
     def network(self) -> LocalNetwork:
-        network = start_local_network(self.sides, self.validator_accounts, Account.from_key(self.roles.relayer.key),
-                                      self.workdir)
+        relayer = Account.from_key(self.roles.relayer.key)
+        if self.backend == "sqlite":
+            network = start_local_network(self.sides, self.validator_accounts, relayer, self.workdir)
+        else:  # the same network, each component's state in its own PostgreSQL database (or schema)
+            validators = [Validator(self.sides(), self.db(f"validator-{a.address}"), a)
+                          for a in self.validator_accounts]
+            servers = [SignatureServer(v).start() for v in validators]
+            relays = {name: DestinationRelay(side, relay_db_path(self.db("relayer"), name), relayer,
+                                             [s.url for s in servers]) for name, side in self.sides().items()}
+            network = LocalNetwork(validators, servers, relays)
         self.networks.append(network)
         return network
 
@@ -93,7 +114,8 @@ def _params(harness_roles: Any, chains: tuple[Anvil, Anvil], validators: list[st
 
 
 @pytest.fixture
-def make_bridge(chain: Anvil, ankr_chain: Anvil, roles: Any, tmp_path: Path) -> Iterator[Callable[..., BridgeHarness]]:
+def make_bridge(chain: Anvil, ankr_chain: Anvil, roles: Any, tmp_path: Path, store_backend: str,  # noqa: F811
+                store_target: Callable[[str], str]) -> Iterator[Callable[..., BridgeHarness]]:  # noqa: F811
     """Factory: make_bridge(validators=4, threshold=3, **BridgeParams overrides) -> BridgeHarness:
     the bridge part deployed on both chains (through web3), as `ape run deploy` does."""
     made: list[BridgeHarness] = []
@@ -109,7 +131,8 @@ def make_bridge(chain: Anvil, ankr_chain: Anvil, roles: Any, tmp_path: Path) -> 
         )
         transact(eth_w3, bridge.token.functions.transfer(roles.alice.address, 1_000_000 * ANKR_WEI),
                  sender=roles.deployer.address)
-        harness = BridgeHarness(chain, ankr_chain, eth_w3, ankr_w3, bridge, accounts, roles, tmp_path)
+        harness = BridgeHarness(chain, ankr_chain, eth_w3, ankr_w3, bridge, accounts, roles, tmp_path,
+                                store=store_target, backend=store_backend)
         made.append(harness)
         return harness
 

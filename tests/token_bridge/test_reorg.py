@@ -6,9 +6,12 @@ from typing import Any
 
 import pytest
 
+from dccn_devtools.pytest_fixtures import BACKENDS
 from token_bridge.chains import ANKR
 
 from .conftest import ANKR_WEI, CONFIRMATIONS, BridgeHarness
+
+pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 
 @pytest.mark.anvil

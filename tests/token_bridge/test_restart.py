@@ -20,6 +20,7 @@ from dccn_common import PROJECT_ROOT
 from dccn_common.anvil import free_port
 from dccn_common.keys import write_keystore
 from dccn_common.store import open_db
+from dccn_devtools.pytest_fixtures import BACKENDS
 from token_bridge.cli import relay_db_path
 
 from .conftest import ANKR_WEI, CONFIRMATIONS, BridgeHarness
@@ -105,10 +106,12 @@ def services(make_bridge: Any, roles: Any, tmp_path: Path) -> Iterator[tuple[Bri
         port = free_port()
         urls.append(f"http://127.0.0.1:{port}")
         processes[name] = _process("validator", name, tmp_path, {**base, "keystore": str(keystore),
-                                                                  "signatures_port": port})
+                                                                  "signatures_port": port,
+                                                                  "db_path": str(h.db(name))})
     write_keystore(tmp_path / "relayer.json", roles.relayer.key, "pw")
     processes["relayer"] = _process("relayer", "relayer", tmp_path, {**base, "keystore": str(tmp_path / "relayer.json"),
-                                                                      "validator_urls": urls})
+                                                                      "validator_urls": urls,
+                                                                      "db_path": str(h.db("relayer"))})
     try:
         yield h, processes
     finally:
@@ -121,13 +124,13 @@ def services(make_bridge: Any, roles: Any, tmp_path: Path) -> Iterator[tuple[Bri
 def _process(role: str, name: str, directory: Path, settings: dict[str, Any]) -> Process:
     health_port = free_port()
     config = directory / f"{name}.yaml"
-    config.write_text(yaml.safe_dump({**settings, "db_path": str(directory / f"{name}.db"), "health_port": health_port}))
+    config.write_text(yaml.safe_dump({"db_path": str(directory / f"{name}.db"), **settings, "health_port": health_port}))
     return Process(role, config, health_port, directory / f"{name}.log")
 
 
-def _outbox_statuses(directory: Path) -> list[str]:
-    path = relay_db_path(directory / "relayer.db", "ankr")
-    if not path.exists():
+def _outbox_statuses(h: BridgeHarness) -> list[str]:
+    path = relay_db_path(h.db("relayer"), "ankr")
+    if isinstance(path, Path) and not path.exists():
         return []
     conn = open_db(path)
     try:
@@ -139,6 +142,7 @@ def _outbox_statuses(directory: Path) -> list[str]:
 
 
 @pytest.mark.anvil
+@pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 def test_restart__relayer_and_validator_killed_mid_transfer__paid_exactly_once(
     services: tuple[BridgeHarness, dict[str, Process]], roles: Any, tmp_path: Path
 ) -> None:
@@ -152,7 +156,7 @@ def test_restart__relayer_and_validator_killed_mid_transfer__paid_exactly_once(
 
     h.lock(roles.alice, roles.dave.address, 9 * ANKR_WEI)
     h.eth.mine(CONFIRMATIONS["ethereum"])
-    wait_for(lambda: _outbox_statuses(tmp_path) == ["sent"], "relayer broadcast the execution")
+    wait_for(lambda: _outbox_statuses(h) == ["sent"], "relayer broadcast the execution")
     processes["relayer"].kill()
     processes["v1"].kill()
     h.ankr.rpc("anvil_dropAllTransactions")  # the broadcast is lost with the relayer
@@ -177,4 +181,4 @@ def test_restart__relayer_and_validator_killed_mid_transfer__paid_exactly_once(
         time.sleep(0.2)
     assert h.ankr_w3.eth.get_balance(roles.dave.address) - dave_before == 13 * ANKR_WEI
     assert h.locked() == h.native_outside() == 13 * ANKR_WEI
-    assert _outbox_statuses(tmp_path) == ["mined", "mined"]
+    assert _outbox_statuses(h) == ["mined", "mined"]

@@ -1,0 +1,280 @@
+"""Two relayer processes on one PostgreSQL database with one key: one active, one standing by.
+
+Each relayer reaches both nodes through a JSON-RPC proxy of its own that records its
+eth_sendRawTransaction calls, so the test sees which instance sent what and when.
+(a) The active relayer SIGKILLed mid-stream: the standby takes over within seconds.
+(b) The active relayer SIGSTOPped past its lease: the standby takes over; resumed, the old
+one stands by and sends nothing. Either way every transfer executes exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from dccn_common.anvil import free_port
+from dccn_common.anvil_ticker import tick_blocks
+from dccn_common.store import open_db
+from token_bridge.chains import ANKR, ETHEREUM
+from token_bridge.cli import relay_db_path
+
+from .conftest import ANKR_WEI, BridgeHarness
+from .test_restart import Process, services, wait_for  # noqa: F401 (services: the process fixture)
+
+LEASE_SECONDS = 3.0
+TAKEOVER_LIMIT = 15.0
+pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)]
+
+
+class RpcProxy:
+    """A loopback JSON-RPC forwarder that records when each eth_sendRawTransaction passed through."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.sends: list[float] = []  # time.monotonic() of each raw transaction
+        client = httpx.Client(timeout=30)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = None
+                calls = parsed if isinstance(parsed, list) else [parsed]
+                sent = sum(1 for call in calls if isinstance(call, dict) and call.get("method") == "eth_sendRawTransaction")
+                if sent:
+                    now = time.monotonic()
+                    proxy.sends.extend([now] * sent)
+                reply = client.post(proxy.upstream, content=body, headers={"Content-Type": "application/json"})
+                self.send_response(reply.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply.content)))
+                self.end_headers()
+                self.wfile.write(reply.content)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def sends_after(self, moment: float) -> list[float]:
+        return [t for t in self.sends if t > moment]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Relayer:
+    process: Process
+    proxies: dict[str, RpcProxy]
+
+    def role(self) -> str | None:
+        return (self.process.health() or {}).get("role")
+
+    def sends_after(self, moment: float) -> list[float]:
+        return sorted(t for proxy in self.proxies.values() for t in proxy.sends_after(moment))
+
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.process.health_port}/metrics"
+
+
+@dataclass
+class Stream:
+    """Transfers in both directions, each with its own amount; what each recipient must end up with."""
+
+    h: BridgeHarness
+    roles: Any
+    dave_before: int
+    first_nonces: dict[str, int]  # the relayer key's nonce on each chain before the relayers ran
+    next_amount: int = 1
+    to_ankr: list[int] = field(default_factory=list)
+    to_ethereum: list[int] = field(default_factory=list)
+
+    def send(self, locks: int, outs: int = 0) -> None:
+        for _ in range(locks):
+            self.h.lock(self.roles.alice, self.roles.dave.address, self.next_amount * ANKR_WEI)
+            self.to_ankr.append(self.next_amount)
+            self.next_amount += 1
+        for _ in range(outs):
+            self.h.bridge_out(self.roles.bob, self.roles.carol.address, self.next_amount * ANKR_WEI)
+            self.to_ethereum.append(self.next_amount)
+            self.next_amount += 1
+
+    def delivered(self) -> tuple[int, int]:
+        dave = self.h.ankr_w3.eth.get_balance(self.roles.dave.address) - self.dave_before
+        carol = int(self.h.bridge.token.functions.balanceOf(self.roles.carol.address).call())
+        return dave, carol
+
+    def complete(self) -> bool:
+        return self.delivered() == (sum(self.to_ankr) * ANKR_WEI, sum(self.to_ethereum) * ANKR_WEI)
+
+
+@pytest.fixture
+def relayers(services: tuple[BridgeHarness, dict[str, Process]],  # noqa: F811 (the fixture)
+             tmp_path: Path) -> Iterator[tuple[BridgeHarness, list[Relayer]]]:
+    """The validators of `services` running, two relayers configured (same key, same database), mining on."""
+    h, processes = services
+    template = processes.pop("relayer")  # its settings, with a proxy pair and a health port per instance
+    settings = yaml.safe_load(template.config.read_text())
+    made: list[Relayer] = []
+    for name in ("relayer-a", "relayer-b"):
+        proxies = {ETHEREUM: RpcProxy(h.eth.url), ANKR: RpcProxy(h.ankr.url)}
+        health_port = free_port()
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({**settings, "ethereum_rpc_url": proxies[ETHEREUM].url,
+                                          "ankr_rpc_url": proxies[ANKR].url, "health_port": health_port,
+                                          "lease_seconds": LEASE_SECONDS}))
+        processes[name] = Process("relayer", config, health_port, tmp_path / f"{name}.log")
+        made.append(Relayer(processes[name], proxies))
+    assert str(settings["db_path"]).startswith("postgresql://")
+    for process in processes.values():
+        if process.role == "validator":
+            process.launch()
+    for process in processes.values():
+        if process.role == "validator":
+            process.wait_healthy()
+    stop = threading.Event()
+    tickers = [threading.Thread(target=tick_blocks, args=(url, 0.3, stop), daemon=True)
+               for url in (h.eth.url, h.ankr.url)]
+    for ticker in tickers:
+        ticker.start()
+    try:
+        yield h, made
+    finally:
+        stop.set()
+        for relayer in made:
+            if relayer.process.proc is not None and relayer.process.proc.poll() is None:
+                relayer.process.proc.send_signal(signal.SIGCONT)  # a stopped process ignores SIGTERM
+        for ticker in tickers:
+            ticker.join(timeout=5)
+        for relayer in made:
+            for proxy in relayer.proxies.values():
+                proxy.close()
+
+
+def _start_leader_then_standby(h: BridgeHarness, relayers: list[Relayer], scrape_metrics: Any,
+                               relayer_address: str) -> dict[str, int]:
+    """Start the two relayers, the first one leading; returns the key's nonces before they ran."""
+    nonces = {ETHEREUM: h.eth_w3.eth.get_transaction_count(relayer_address),
+              ANKR: h.ankr_w3.eth.get_transaction_count(relayer_address)}
+    first, second = relayers
+    first.process.start()
+    wait_for(lambda: first.role() == "leader", "the first relayer leads")
+    second.process.start()
+    wait_for(lambda: second.role() == "standby", "the second relayer stands by")
+    assert first.role() == "leader"
+    assert scrape_metrics(first.metrics_url()).value("dccn_leader", signer=relayer_address) == 1
+    assert scrape_metrics(second.metrics_url()).value("dccn_leader", signer=relayer_address) == 0
+    return nonces
+
+
+def _assert_each_transfer_executed_once(h: BridgeHarness, stream: Stream, relayer_address: str) -> None:
+    assert stream.complete()
+    for name, w3, bridge, amounts in ((ANKR, h.ankr_w3, h.bridge.home, stream.to_ankr),
+                                      (ETHEREUM, h.eth_w3, h.bridge.foreign, stream.to_ethereum)):
+        executed = bridge.events.TransferExecuted().get_logs(from_block=0)
+        assert sorted(int(e["args"]["amount"]) for e in executed) == sorted(a * ANKR_WEI for a in amounts), name
+        assert len({e["args"]["key"] for e in executed}) == len(amounts), name
+        # Every transaction the key sent on this chain since the relayers started executed one
+        # transfer: none was a second attempt (it would have reverted), none was lost, and its
+        # nonces run on from the first one, once each.
+        first = stream.first_nonces[name]
+        sent = [tx for number in range(w3.eth.block_number + 1)
+                for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]
+                if tx["from"] == relayer_address and tx["nonce"] >= first]
+        assert [tx["nonce"] for tx in sent] == list(range(first, first + len(amounts))), name
+        assert {tx["to"] for tx in sent} == {bridge.address}, name
+        assert all(w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1 for tx in sent), name
+        outbox = open_db(relay_db_path(h.db("relayer"), name))
+        try:
+            rows = outbox.execute("SELECT status, nonce FROM outbox ORDER BY nonce").fetchall()
+        finally:
+            outbox.close()
+        assert [(row["status"], row["nonce"]) for row in rows] == [("mined", n) for n in
+                                                                   range(first, first + len(amounts))], name
+
+
+def test_failover__active_relayer_killed_mid_stream__standby_takes_over_each_transfer_once(
+        relayers: tuple[BridgeHarness, list[Relayer]], roles: Any, scrape_metrics: Any) -> None:
+    h, (first, second) = relayers
+    relayer_address = roles.relayer.address
+    nonces = _start_leader_then_standby(h, [first, second], scrape_metrics, relayer_address)
+    stream = Stream(h, roles, h.ankr_w3.eth.get_balance(roles.dave.address), nonces)
+
+    stream.send(locks=3, outs=2)
+    wait_for(lambda: stream.delivered()[0] > 0, "the first relayer delivers")
+    assert second.sends_after(0) == []  # the standby sent nothing while the leader worked
+    stream.send(locks=2, outs=1)  # in flight when the leader dies
+    killed = time.monotonic()
+    first.process.kill()
+    wait_for(lambda: second.role() == "leader" or second.sends_after(killed), "the standby takes over",
+             timeout=TAKEOVER_LIMIT + 5)
+    took_over = time.monotonic() - killed
+    print(f"takeover after SIGKILL: {took_over:.2f} s (lease {LEASE_SECONDS} s)")
+    assert took_over < TAKEOVER_LIMIT
+
+    stream.send(locks=3, outs=1)
+    wait_for(stream.complete, "every transfer delivered", timeout=90)
+    assert second.sends_after(killed)  # the standby did the rest
+    wait_for(lambda: second.role() == "leader", "the standby reports leader")
+    assert scrape_metrics(second.metrics_url()).value("dccn_leader", signer=relayer_address) == 1
+    for _ in range(5):  # more blocks change nothing
+        time.sleep(0.3)
+    _assert_each_transfer_executed_once(h, stream, relayer_address)
+
+
+def test_failover__active_relayer_paused_past_its_lease__resumed_it_stands_by_and_sends_nothing(
+        relayers: tuple[BridgeHarness, list[Relayer]], roles: Any, scrape_metrics: Any) -> None:
+    h, (first, second) = relayers
+    relayer_address = roles.relayer.address
+    nonces = _start_leader_then_standby(h, [first, second], scrape_metrics, relayer_address)
+    stream = Stream(h, roles, h.ankr_w3.eth.get_balance(roles.dave.address), nonces)
+
+    stream.send(locks=3, outs=1)
+    wait_for(lambda: stream.delivered()[0] > 0, "the first relayer delivers")
+    stream.send(locks=2, outs=1)  # in flight when the leader freezes
+    assert first.process.proc is not None
+    paused = time.monotonic()
+    first.process.proc.send_signal(signal.SIGSTOP)
+    # Past the lease (and past PostgreSQL's idle-in-transaction timeout, should the pause have
+    # caught it inside a transaction), the standby takes over and works.
+    wait_for(lambda: second.role() == "leader", "the standby takes over", timeout=45)
+    took_over = time.monotonic()
+    print(f"takeover after SIGSTOP: {took_over - paused:.2f} s (lease {LEASE_SECONDS} s)")
+    stream.send(locks=2, outs=1)
+    wait_for(lambda: second.sends_after(took_over), "the new leader sends", timeout=45)
+    first.process.proc.send_signal(signal.SIGCONT)
+    resumed = time.monotonic()
+
+    wait_for(lambda: first.role() == "standby", "the resumed relayer stands by", timeout=45)
+    stream.send(locks=2, outs=1)
+    wait_for(stream.complete, "every transfer delivered", timeout=90)
+    for _ in range(5):
+        time.sleep(0.3)
+    assert first.role() == "standby" and second.role() == "leader"
+    assert scrape_metrics(first.metrics_url()).value("dccn_leader", signer=relayer_address) == 0
+    assert scrape_metrics(second.metrics_url()).value("dccn_leader", signer=relayer_address) == 1
+    assert first.sends_after(took_over) == [], "the old leader sent after the takeover"
+    assert first.sends_after(resumed) == []
+    _assert_each_transfer_executed_once(h, stream, relayer_address)

@@ -5,6 +5,7 @@ eth_sendRawTransaction calls, so the test sees which instance sent what and when
 (a) The active relayer SIGKILLed mid-stream: the standby takes over within seconds.
 (b) The active relayer SIGSTOPped past its lease: the standby takes over; resumed, the old
 one stands by and sends nothing. Either way every transfer executes exactly once.
+Two instances of one validator on one database take turns the same way.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from dccn_common.anvil_ticker import tick_blocks
 from dccn_common.store import open_db
 from token_bridge.chains import ANKR, ETHEREUM
 from token_bridge.cli import relay_db_path
+from token_bridge.validator import Validator, read_signatures
 
-from .conftest import ANKR_WEI, BridgeHarness
+from .conftest import ANKR_WEI, CONFIRMATIONS, BridgeHarness
 from .test_restart import Process, services, wait_for  # noqa: F401 (services: the process fixture)
 
 LEASE_SECONDS = 3.0
@@ -278,3 +280,27 @@ def test_failover__active_relayer_paused_past_its_lease__resumed_it_stands_by_an
     assert first.sends_after(took_over) == [], "the old leader sent after the takeover"
     assert first.sends_after(resumed) == []
     _assert_each_transfer_executed_once(h, stream, relayer_address)
+
+
+def test_failover__two_instances_of_one_validator__take_turns_by_lease(make_bridge: Any, roles: Any) -> None:
+    h: BridgeHarness = make_bridge(4, 3)
+    account = h.validator_accounts[0]
+    store = h.db("validator-shared")  # one database, one key, two instances
+    first, second = Validator(h.sides(), store, account), Validator(h.sides(), store, account)
+    h.lock(roles.alice, roles.dave.address, 5 * ANKR_WEI)
+    h.eth.mine(CONFIRMATIONS[ETHEREUM])
+    first.poll()
+    second.poll()
+    assert first.bot.is_leader and not second.bot.is_leader
+    assert first.status()["signed"] == second.status()["signed"] == 1  # signed once, in the shared database
+
+    for lease in first.bot.leases:  # the first one stops (a clean stop releases its leases)
+        lease.release()
+    h.lock(roles.alice, roles.dave.address, 6 * ANKR_WEI)
+    h.eth.mine(CONFIRMATIONS[ETHEREUM])
+    second.poll()
+    first.poll()
+    assert second.bot.is_leader and not first.bot.is_leader
+    assert second.status()["signed"] == 2
+    signed = read_signatures(store, h.ankr_w3.eth.chain_id, 0)
+    assert sorted(int(s["transfer"]["amount"]) for s in signed) == [5 * ANKR_WEI, 6 * ANKR_WEI]

@@ -150,3 +150,26 @@ def test_relayer__transfer_executed_by_someone_else__marked_done_nothing_sent(ma
     assert relay.counts() == {"done": 1}
     assert relay.db.execute("SELECT COUNT(*) AS n FROM outbox").fetchone()["n"] == 0  # its estimate reverted: not sent
     assert h.ankr_w3.eth.get_balance(roles.dave.address) - before == 12 * ANKR_WEI  # paid once
+
+
+@pytest.mark.anvil
+def test_bridge__relay_collects_while_its_own_sender_sends__paid_once(make_bridge: Any, roles: Any) -> None:
+    # The benchmark's relayer: tick(send=False) collects and settles, own_sender() sends from
+    # another connection (SQLite).
+    h: BridgeHarness = make_bridge(4, 3)
+    network = h.network()
+    relay = network.relays["ankr"]
+    sender = relay.own_sender()
+    assert sender is not relay.sender and sender.address == relay.sender.address
+    before = h.ankr_w3.eth.get_balance(roles.dave.address)
+    h.lock(roles.alice, roles.dave.address, 3 * ANKR_WEI)
+    for _ in range(30):
+        if relay.counts() == {"done": 1}:
+            break
+        h.mine_both()
+        for validator in network.validators:
+            validator.poll()
+        relay.tick(send=False)
+        sender.process()
+    assert relay.counts() == {"done": 1}
+    assert h.ankr_w3.eth.get_balance(roles.dave.address) - before == 3 * ANKR_WEI

@@ -11,7 +11,6 @@ the shared database.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from web3 import Web3
 
 from dccn_common.sender import LeaseLost
+from dccn_common.store import Connection
 from plasma_operator import store, wire
 from plasma_operator.ledger import ChildChain
 from plasma_operator.validation import Malformed, TxRejected
@@ -55,9 +55,9 @@ class ConfirmIn(BaseModel):
 @dataclass
 class ApiState:
     chain: ChildChain
-    db: sqlite3.Connection
+    db: Connection
     health: Callable[[], dict[str, Any]]
-    extra_status: Callable[[sqlite3.Connection], dict[str, Any]]
+    extra_status: Callable[[Connection], dict[str, Any]]
     max_batch: int = 10_000
     lock: threading.Lock = field(default_factory=threading.Lock)
     metrics: Callable[[], tuple[bytes, str]] | None = None  # the Prometheus exposition

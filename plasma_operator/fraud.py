@@ -7,13 +7,13 @@ claims more than the block's fees is not provable on chain: the watcher then onl
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from web3.contract import Contract
 
+from dccn_common.store import Connection
 from plasma_operator import store, wire
 from plasma_operator.validation import DoubleSpend, NoInputs, TxRejected, UnknownInput, ValueMismatch
 
@@ -58,7 +58,7 @@ class FraudProof:
                                                      self.slot, position, txs, proofs)
 
 
-def build_fraud_proof(db: sqlite3.Connection, blknum: int, raws: Sequence[bytes | None],
+def build_fraud_proof(db: Connection, blknum: int, raws: Sequence[bytes | None],
                       err: TxRejected) -> FraudProof | None:
     """Arguments proving that transaction `err.index` of block `blknum` (`raws`) is invalid."""
     if err.index is None or err.index == wire.FEE_TXINDEX or raws[err.index] is None:
@@ -90,7 +90,7 @@ def build_fraud_proof(db: sqlite3.Connection, blknum: int, raws: Sequence[bytes 
     return None
 
 
-def _entry_at(db: sqlite3.Connection, position: tuple[int, int, int]) -> Evidence:
+def _entry_at(db: Connection, position: tuple[int, int, int]) -> Evidence:
     """The transaction (or empty leaf) at an input's position, with its proof, from verified blocks."""
     blknum, txindex, _ = position
     if blknum % wire.CHILD_BLOCK_INTERVAL:
@@ -103,7 +103,7 @@ def _entry_at(db: sqlite3.Connection, position: tuple[int, int, int]) -> Evidenc
     return Evidence(blknum, txindex, 0, stored.raw if stored else b"", proof)
 
 
-def _earlier_spend(db: sqlite3.Connection, blknum: int, raws: Sequence[bytes | None], index: int,
+def _earlier_spend(db: Connection, blknum: int, raws: Sequence[bytes | None], index: int,
                    tx: wire.Transaction, slot: int, tree: wire.MerkleTree) -> Evidence | None:
     position = tx.input(slot)
     other_slot = 1 - slot

@@ -1,21 +1,20 @@
 """The operator's child chain: accept transactions into the open block, seal blocks,
 and apply what the root chain says (deposits, exits, submitted roots, reorgs).
 
-Every method takes the SQLite connection it works on, so the API thread and the
-service loop each use their own connection to the same WAL database.
+Every method takes the connection it works on, so the API thread and the service loop
+each use their own connection to the same database (a SQLite file in WAL mode, or PostgreSQL).
 
 A transaction is placed at its final position (open block, next index) the moment it
 is accepted: its inputs are marked spent and its outputs exist at once, so a pending
 transaction's outputs can already be spent in the same block, and a restart finds
 exactly what was acknowledged. Sealing puts the fee transaction in the last leaf
-(wire.FEE_TXINDEX), builds the Merkle tree and enqueues `submitBlock` in one SQLite transaction.
+(wire.FEE_TXINDEX), builds the Merkle tree and enqueues `submitBlock` in one database transaction.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from dccn_common.follower import ChainEvent
-from dccn_common.store import get_meta, set_meta, transaction
+from dccn_common.store import Connection, get_meta, set_meta, transaction
 from plasma_operator import store, wire
 from plasma_operator.recovery import CHUNK_TXS, Batch, Pool
 from plasma_operator.validation import (
@@ -43,7 +42,7 @@ log = logging.getLogger(__name__)
 # The fee transaction takes the last leaf (txindex 65535), so users get one fewer.
 USER_TXS_PER_BLOCK = wire.FEE_TXINDEX
 
-SubmitRoot = Callable[[sqlite3.Connection, int, bytes], None]
+SubmitRoot = Callable[[Connection, int, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,10 @@ class ChildChain:
         self.recovery = recovery
         # Called inside each write transaction this class opens (the operator's lease fence:
         # raises dccn_common.sender.LeaseLost while another instance is active).
-        self.guard: Callable[[sqlite3.Connection], None] | None = None
+        self.guard: Callable[[Connection], None] | None = None
 
     @contextmanager
-    def _writing(self, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    def _writing(self, db: Connection) -> Iterator[Connection]:
         with transaction(db):
             if self.guard is not None:
                 self.guard(db)
@@ -81,7 +80,7 @@ class ChildChain:
 
     # -- the open block ----------------------------------------------------------------
 
-    def open_block(self, db: sqlite3.Connection) -> tuple[int, int]:
+    def open_block(self, db: Connection) -> tuple[int, int]:
         """(blknum, next txindex) of the block being filled; created on first use."""
         blknum = store.open_block_number(db)
         if blknum is None:
@@ -92,17 +91,17 @@ class ChildChain:
             return blknum, 0
         return blknum, store.next_txindex(db, blknum)
 
-    def set_first_child_block(self, db: sqlite3.Connection, blknum: int) -> None:
+    def set_first_child_block(self, db: Connection, blknum: int) -> None:
         """Align numbering with the contract's currentChildBlock when this database is new."""
         with self._writing(db):
             set_meta(db, "plasma.first_child_block", str(blknum))
 
-    def submit(self, db: sqlite3.Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
+    def submit(self, db: Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
         """Validate and apply a batch atomically: all accepted, or TxRejected and nothing changes."""
         with _collection_paused():
             return self._submit(db, raw_hexes)
 
-    def _submit(self, db: sqlite3.Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
+    def _submit(self, db: Connection, raw_hexes: Sequence[object]) -> list[Accepted]:
         if self.recovery is None or len(raw_hexes) < 2:
             return self._apply(db, _parse_all(raw_hexes), None)
         with self.recovery.recover_batch() as recovered:
@@ -114,7 +113,7 @@ class ChildChain:
                 parsed += chunk
             return self._apply(db, parsed, recovered)
 
-    def _apply(self, db: sqlite3.Connection, parsed: Sequence[Parsed], recovered: Batch | None) -> list[Accepted]:
+    def _apply(self, db: Connection, parsed: Sequence[Parsed], recovered: Batch | None) -> list[Accepted]:
         accepted: list[Accepted] = []
         with self._writing(db):
             writes = _BatchWrites(db, parsed)
@@ -141,10 +140,10 @@ class ChildChain:
             writes.flush()
         return accepted
 
-    def pending_count(self, db: sqlite3.Connection) -> int:
+    def pending_count(self, db: Connection) -> int:
         return store.open_block_tx_count(db)
 
-    def summary(self, db: sqlite3.Connection) -> dict[str, object]:
+    def summary(self, db: Connection) -> dict[str, object]:
         """Block numbers by status and the pending count, without creating anything."""
         def newest(status: str) -> int | None:
             return store.newest_block(db, status)
@@ -155,7 +154,7 @@ class ChildChain:
 
     # -- sealing -----------------------------------------------------------------------
 
-    def seal(self, db: sqlite3.Connection) -> int | None:
+    def seal(self, db: Connection) -> int | None:
         """Close the open block if it holds transactions; returns its number."""
         with self._writing(db):
             blknum = store.open_block_number(db)
@@ -181,7 +180,7 @@ class ChildChain:
         log.info("block sealed", extra={"blknum": blknum, "txs": len(leaves), "fees": str(fees), "root": "0x" + root.hex()})
         return blknum
 
-    def apply_block(self, db: sqlite3.Connection, blknum: int, eth_block: int, raws: Sequence[bytes | None]) -> None:
+    def apply_block(self, db: Connection, blknum: int, eth_block: int, raws: Sequence[bytes | None]) -> None:
         """Replay a downloaded block (the watcher): every rule; all or nothing.
 
         `raws` is indexed by txindex (None for an empty leaf). Only at wire.FEE_TXINDEX may a
@@ -215,7 +214,7 @@ class ChildChain:
                 err.index = index
                 raise
 
-    def mark_submitted(self, db: sqlite3.Connection, blknum: int) -> None:
+    def mark_submitted(self, db: Connection, blknum: int) -> None:
         store.mark_block_submitted(db, blknum)
 
     # -- root-chain events ---------------------------------------------------------------
@@ -223,29 +222,29 @@ class ChildChain:
     # One handler per RootChain event, `handler(event, db)` (bot.on(rootchain.events.X); the
     # operator and the watcher share them).
 
-    def deposit_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+    def deposit_event(self, event: ChainEvent, db: Connection) -> None:
         args = event.args
         self.on_deposit(db, args["depositor"], int(args["blknum"]), int(args["amount"]), event.block_number)
 
-    def block_submitted_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+    def block_submitted_event(self, event: ChainEvent, db: Connection) -> None:
         self.on_block_submitted(db, int(event.args["blknum"]), bytes(event.args["root"]), event.block_number)
 
-    def exit_started_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+    def exit_started_event(self, event: ChainEvent, db: Connection) -> None:
         args = event.args
         exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
         self.on_exit_started(db, exit_id, args["exitor"], int(args["amount"]), event.block_number)
 
-    def exit_finalized_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+    def exit_finalized_event(self, event: ChainEvent, db: Connection) -> None:
         self.on_exit_closed(db, int(event.args["exitId"]), "finalized", event.block_number)
 
-    def exit_challenged_event(self, event: ChainEvent, db: sqlite3.Connection) -> None:
+    def exit_challenged_event(self, event: ChainEvent, db: Connection) -> None:
         self.on_exit_closed(db, int(event.args["exitId"]), "challenged", event.block_number)
 
-    def rewind_event(self, first_removed: int, db: sqlite3.Connection) -> None:
+    def rewind_event(self, first_removed: int, db: Connection) -> None:
         """The follower's rewind handler (`bot.on_rewind()`): see rewind."""
         self.rewind(db, first_removed)
 
-    def on_deposit(self, db: sqlite3.Connection, depositor: str, blknum: int, amount: int, eth_block: int) -> None:
+    def on_deposit(self, db: Connection, depositor: str, blknum: int, amount: int, eth_block: int) -> None:
         tx = wire.deposit_transaction(depositor, amount)
         raw = wire.encode(tx)
         levels = merkle_levels([keccak(raw)])
@@ -253,7 +252,7 @@ class ChildChain:
         store.insert_tx(db, blknum, 0, "deposit", raw, tx)
         store.set_deposit_eth_block(db, store.tx_id(blknum, 0), eth_block)
 
-    def on_block_submitted(self, db: sqlite3.Connection, blknum: int, root: bytes, eth_block: int) -> None:
+    def on_block_submitted(self, db: Connection, blknum: int, root: bytes, eth_block: int) -> None:
         row = store.get_block(db, blknum)
         if row is None or row["root"] is None:
             log.error("root chain holds a block this operator never sealed", extra={"blknum": blknum})
@@ -264,22 +263,22 @@ class ChildChain:
             return
         store.mark_block_final(db, blknum, eth_block)
 
-    def on_exit_started(self, db: sqlite3.Connection, exit_id: int, exitor: str, amount: int, eth_block: int) -> None:
+    def on_exit_started(self, db: Connection, exit_id: int, exitor: str, amount: int, eth_block: int) -> None:
         store.put_exit(db, exit_id, exitor, amount, eth_block)
         # An output being exited can no longer be spent here; if it already was, the watcher challenges.
         store.set_exiting(db, exit_id, True)
 
-    def on_exit_closed(self, db: sqlite3.Connection, exit_id: int, status: str, eth_block: int) -> None:
+    def on_exit_closed(self, db: Connection, exit_id: int, status: str, eth_block: int) -> None:
         store.close_exit(db, exit_id, status, eth_block)
 
-    def rewind(self, db: sqlite3.Connection, first_removed: int) -> None:
+    def rewind(self, db: Connection, first_removed: int) -> None:
         """Undo what root-chain blocks >= first_removed did (a reorg removed them)."""
         for blknum in store.rewind_chain_events(db, first_removed):
             log.warning("reorg removed a deposit; removing what spent it", extra={"blknum": blknum})
             self._remove_tx(db, store.tx_id(blknum, 0))
             store.delete_block(db, blknum)
 
-    def _remove_tx(self, db: sqlite3.Connection, ident: int) -> None:
+    def _remove_tx(self, db: Connection, ident: int) -> None:
         """Remove a transaction, everything that spent its outputs, and unspend its inputs."""
         for spent in store.spenders_of(db, ident):
             assert spent.spent_by is not None
@@ -296,7 +295,7 @@ class ChildChain:
 
     # -- reads -------------------------------------------------------------------------
 
-    def exit_data(self, db: sqlite3.Connection, blknum: int, txindex: int) -> dict[str, object] | None:
+    def exit_data(self, db: Connection, blknum: int, txindex: int) -> dict[str, object] | None:
         """Everything a client needs to exit an output of, or challenge with, one transaction."""
         stored = store.get_tx(db, blknum, txindex)
         block = store.get_block(db, blknum)
@@ -323,7 +322,7 @@ class ChildChain:
         body["exit_confirm_sig"] = ("0x" + b"".join(sigs[s] for s in used).hex()) if all(s in sigs for s in used) else None
         return body
 
-    def add_confirm_sig(self, db: sqlite3.Connection, blknum: int, txindex: int, slot: int, sig: bytes) -> None:
+    def add_confirm_sig(self, db: Connection, blknum: int, txindex: int, slot: int, sig: bytes) -> None:
         """Store an input owner's confirm signature after checking who signed it."""
         stored = store.get_tx(db, blknum, txindex)
         if stored is None or stored.kind != "transfer":
@@ -372,7 +371,7 @@ def _collection_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _record(db: sqlite3.Connection, blknum: int, txindex: int, checked: CheckedTx) -> None:
+def _record(db: Connection, blknum: int, txindex: int, checked: CheckedTx) -> None:
     """Store a checked transfer at its position and mark its inputs spent."""
     ident = store.insert_tx(db, blknum, txindex, "transfer", checked.raw, checked.tx, checked.parsed.leaf)
     store.mark_spent(db, [(ident, slot, utxo.pos) for utxo, slot in zip(checked.inputs, checked.slots, strict=True)])
@@ -389,7 +388,7 @@ def _parse_all(raw_hexes: Sequence[object], first_index: int = 0) -> list[Parsed
     return parsed
 
 
-def _ignoring_exits(db: sqlite3.Connection, pos: int) -> store.Utxo | None:
+def _ignoring_exits(db: Connection, pos: int) -> store.Utxo | None:
     # The operator may include a spend before it sees the exit: that is the exitor's problem
     # (the exit gets challenged), not an invalid block.
     utxo = store.get_utxo(db, pos)
@@ -401,7 +400,7 @@ class _BatchWrites:
     written with one executemany per table: the same rows `_record` writes, fewer calls.
     The batch's inputs are read up front in a few queries (the transaction's snapshot)."""
 
-    def __init__(self, db: sqlite3.Connection, parsed: Sequence[Parsed]) -> None:
+    def __init__(self, db: Connection, parsed: Sequence[Parsed]) -> None:
         self.db = db
         # Transfers of this batch already accepted earlier (a client's retry), found in one query per chunk.
         self.leaves = store.transfers_with_leaves(db, [item.leaf for item in parsed])

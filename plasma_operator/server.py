@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sqlite3
 import threading
 import time
 from contextlib import ExitStack
@@ -164,7 +163,7 @@ class Operator:
 
     # -- blocks ------------------------------------------------------------------------
 
-    def _enqueue_root(self, db: sqlite3.Connection, blknum: int, root: bytes, attempt: int = 0) -> None:
+    def _enqueue_root(self, db: Connection, blknum: int, root: bytes, attempt: int = 0) -> None:
         if self.sender.enqueue_call(db, submit_key(blknum, attempt), self.rootchain.functions.submitBlock(root)):
             db.execute("INSERT OR REPLACE INTO block_submissions (blknum, attempts, status, error, block_number) "
                        "VALUES (?, ?, 'pending', NULL, NULL)", (blknum, attempt + 1))
@@ -219,7 +218,7 @@ class Operator:
 
     # -- status ------------------------------------------------------------------------
 
-    def status(self, db: sqlite3.Connection) -> dict[str, Any]:
+    def status(self, db: Connection) -> dict[str, Any]:
         body = self.chain.summary(db)
         outbox = db.execute("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sent')").fetchone()
         body.update({
@@ -267,7 +266,7 @@ class Operator:
                 self.chain.recovery.close()
 
 
-def declare_metrics(metrics: ServiceMetrics, db: sqlite3.Connection) -> None:
+def declare_metrics(metrics: ServiceMetrics, db: Connection) -> None:
     """The operator's own figures (served by the API at /metrics)."""
     metrics.sql_gauge("dccn_plasma_pending_transactions", "Transactions in the open block, not yet sealed.", db,
                       "SELECT COUNT(*) FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'")

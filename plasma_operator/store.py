@@ -1,5 +1,6 @@
-"""SQLite state of a child chain (operator and watcher share it): blocks, transactions,
-outputs (the UTXO set and its spent history), confirm signatures and root-chain exits.
+"""State of a child chain, on SQLite or PostgreSQL (operator and watcher share the schema):
+blocks, transactions, outputs (the UTXO set and its spent history), confirm signatures and
+root-chain exits.
 
 Amounts are uint256, wider than SQLite's INTEGER, so they are stored as decimal TEXT.
 An output's position (`pos`) is wire.utxo_position(blknum, txindex, oindex), which is
@@ -8,13 +9,12 @@ also its exit id on the root chain; a transaction's id is the position of its ou
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from dccn_common.store import open_db
+from dccn_common.store import Connection, Row, open_db
 from plasma_operator import wire
 
 SCHEMA = """
@@ -105,7 +105,7 @@ class StoredTx:
     fee: int
 
 
-def open_chain_db(path: str | Path) -> sqlite3.Connection:
+def open_chain_db(path: str | Path) -> Connection:
     return open_db(path, SCHEMA)
 
 
@@ -116,22 +116,22 @@ def tx_id(blknum: int, txindex: int) -> int:
 _UTXO_COLUMNS = "pos, blknum, owner, amount, spent_by, spent_slot, exiting"
 
 
-def _utxo(row: sqlite3.Row) -> Utxo:
+def _utxo(row: Row) -> Utxo:
     return Utxo(int(row["pos"]), int(row["blknum"]), row["owner"], int(row["amount"]), row["spent_by"],
                 row["spent_slot"], bool(row["exiting"]))
 
 
-def _tx(row: sqlite3.Row) -> StoredTx:
+def _tx(row: Row) -> StoredTx:
     return StoredTx(int(row["id"]), int(row["blknum"]), int(row["txindex"]), row["kind"], bytes(row["raw"]),
                     bytes(row["leaf"]), int(row["fee"]))
 
 
-def get_utxo(db: sqlite3.Connection, pos: int) -> Utxo | None:
+def get_utxo(db: Connection, pos: int) -> Utxo | None:
     row = db.execute("SELECT * FROM utxos WHERE pos = ?", (pos,)).fetchone()
     return _utxo(row) if row else None
 
 
-def get_utxos(db: sqlite3.Connection, positions: Sequence[int]) -> dict[int, Utxo]:
+def get_utxos(db: Connection, positions: Sequence[int]) -> dict[int, Utxo]:
     """The outputs at `positions` that exist, one query per 500 positions."""
     found: dict[int, Utxo] = {}
     for start in range(0, len(positions), 500):
@@ -144,37 +144,37 @@ def get_utxos(db: sqlite3.Connection, positions: Sequence[int]) -> dict[int, Utx
     return found
 
 
-def unspent_of(db: sqlite3.Connection, owner: str) -> list[Utxo]:
+def unspent_of(db: Connection, owner: str) -> list[Utxo]:
     rows = db.execute("SELECT * FROM utxos WHERE owner = ? AND spent_by IS NULL ORDER BY pos", (owner,)).fetchall()
     return [_utxo(r) for r in rows]
 
 
-def spenders_of(db: sqlite3.Connection, tx: int) -> list[Utxo]:
+def spenders_of(db: Connection, tx: int) -> list[Utxo]:
     """Outputs of transaction `tx` that a later transaction spent."""
     rows = db.execute("SELECT * FROM utxos WHERE pos IN (?, ?) AND spent_by IS NOT NULL", (tx, tx + 1)).fetchall()
     return [_utxo(r) for r in rows]
 
 
-def get_tx(db: sqlite3.Connection, blknum: int, txindex: int) -> StoredTx | None:
+def get_tx(db: Connection, blknum: int, txindex: int) -> StoredTx | None:
     row = db.execute("SELECT * FROM txs WHERE id = ?", (tx_id(blknum, txindex),)).fetchone()
     return _tx(row) if row else None
 
 
-def get_tx_by_id(db: sqlite3.Connection, ident: int) -> StoredTx | None:
+def get_tx_by_id(db: Connection, ident: int) -> StoredTx | None:
     row = db.execute("SELECT * FROM txs WHERE id = ?", (ident,)).fetchone()
     return _tx(row) if row else None
 
 
-def block_txs(db: sqlite3.Connection, blknum: int) -> list[StoredTx]:
+def block_txs(db: Connection, blknum: int) -> list[StoredTx]:
     rows = db.execute("SELECT * FROM txs WHERE blknum = ? ORDER BY txindex", (blknum,)).fetchall()
     return [_tx(r) for r in rows]
 
 
-def get_block(db: sqlite3.Connection, blknum: int) -> sqlite3.Row | None:
+def get_block(db: Connection, blknum: int) -> Row | None:
     return db.execute("SELECT * FROM blocks WHERE blknum = ?", (blknum,)).fetchone()
 
 
-def insert_tx(db: sqlite3.Connection, blknum: int, txindex: int, kind: str, raw: bytes, tx: wire.Transaction,
+def insert_tx(db: Connection, blknum: int, txindex: int, kind: str, raw: bytes, tx: wire.Transaction,
               leaf: bytes | None = None) -> int:
     """Store a transaction and create its outputs; returns its id."""
     ident = tx_id(blknum, txindex)
@@ -188,12 +188,12 @@ def insert_tx(db: sqlite3.Connection, blknum: int, txindex: int, kind: str, raw:
     return ident
 
 
-def put_confirm_sig(db: sqlite3.Connection, ident: int, slot: int, sig: bytes) -> None:
+def put_confirm_sig(db: Connection, ident: int, slot: int, sig: bytes) -> None:
     db.execute("INSERT INTO confirm_sigs (tx_id, slot, sig) VALUES (?, ?, ?) "
                "ON CONFLICT(tx_id, slot) DO UPDATE SET sig = excluded.sig", (ident, slot, sig))
 
 
-def confirm_sigs(db: sqlite3.Connection, ident: int) -> dict[int, bytes]:
+def confirm_sigs(db: Connection, ident: int) -> dict[int, bytes]:
     rows = db.execute("SELECT slot, sig FROM confirm_sigs WHERE tx_id = ?", (ident,)).fetchall()
     return {int(r["slot"]): bytes(r["sig"]) for r in rows}
 
@@ -246,12 +246,12 @@ class _BlobLevel(Sequence[bytes]):
 
 # -- blocks (the operator's and the watcher's child chain) ------------------------------------
 
-def open_block_number(db: sqlite3.Connection) -> int | None:
+def open_block_number(db: Connection) -> int | None:
     row = db.execute("SELECT blknum FROM blocks WHERE status = 'open'").fetchone()
     return None if row is None else int(row["blknum"])
 
 
-def newest_block(db: sqlite3.Connection, status: str | None = None) -> int | None:
+def newest_block(db: Connection, status: str | None = None) -> int | None:
     """The highest child block number (with `status`, when given)."""
     if status is None:
         row = db.execute("SELECT MAX(blknum) AS b FROM blocks WHERE kind = 'child'").fetchone()
@@ -260,52 +260,52 @@ def newest_block(db: sqlite3.Connection, status: str | None = None) -> int | Non
     return None if row["b"] is None else int(row["b"])
 
 
-def insert_open_block(db: sqlite3.Connection, blknum: int) -> None:
+def insert_open_block(db: Connection, blknum: int) -> None:
     db.execute("INSERT INTO blocks (blknum, kind, status) VALUES (?, 'child', 'open')", (blknum,))
 
 
-def insert_final_block(db: sqlite3.Connection, blknum: int, kind: str, root: bytes, leaf_count: int, tree: bytes,
+def insert_final_block(db: Connection, blknum: int, kind: str, root: bytes, leaf_count: int, tree: bytes,
                        eth_block: int) -> None:
     """A block that arrives final: a deposit block, or a child block the watcher replays."""
     db.execute("INSERT INTO blocks (blknum, kind, status, root, leaf_count, tree, eth_block) "
                "VALUES (?, ?, 'final', ?, ?, ?, ?)", (blknum, kind, root, leaf_count, tree, eth_block))
 
 
-def seal_block(db: sqlite3.Connection, blknum: int, root: bytes, leaf_count: int, tree: bytes, fees: int,
+def seal_block(db: Connection, blknum: int, root: bytes, leaf_count: int, tree: bytes, fees: int,
                sealed_at: float) -> None:
     db.execute("UPDATE blocks SET status = 'sealed', root = ?, leaf_count = ?, tree = ?, fees = ?, sealed_at = ? "
                "WHERE blknum = ?", (root, leaf_count, tree, str(fees), sealed_at, blknum))
 
 
-def mark_block_submitted(db: sqlite3.Connection, blknum: int) -> None:
+def mark_block_submitted(db: Connection, blknum: int) -> None:
     db.execute("UPDATE blocks SET status = 'submitted' WHERE blknum = ? AND status = 'sealed'", (blknum,))
 
 
-def mark_block_final(db: sqlite3.Connection, blknum: int, eth_block: int) -> None:
+def mark_block_final(db: Connection, blknum: int, eth_block: int) -> None:
     db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (eth_block, blknum))
 
 
-def delete_block(db: sqlite3.Connection, blknum: int) -> None:
+def delete_block(db: Connection, blknum: int) -> None:
     db.execute("DELETE FROM blocks WHERE blknum = ?", (blknum,))
 
 
-def next_txindex(db: sqlite3.Connection, blknum: int) -> int:
+def next_txindex(db: Connection, blknum: int) -> int:
     top = db.execute("SELECT MAX(txindex) AS i FROM txs WHERE blknum = ?", (blknum,)).fetchone()["i"]
     return 0 if top is None else int(top) + 1
 
 
-def open_block_tx_count(db: sqlite3.Connection) -> int:
+def open_block_tx_count(db: Connection) -> int:
     row = db.execute("SELECT COUNT(*) AS n FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'").fetchone()
     return int(row["n"])
 
 
-def block_leaves(db: sqlite3.Connection, blknum: int) -> list[tuple[int, bytes, int]]:
+def block_leaves(db: Connection, blknum: int) -> list[tuple[int, bytes, int]]:
     """(txindex, leaf, fee) of every transaction of a block, by txindex."""
     rows = db.execute("SELECT txindex, leaf, fee FROM txs WHERE blknum = ? ORDER BY txindex", (blknum,)).fetchall()
     return [(int(r["txindex"]), bytes(r["leaf"]), int(r["fee"])) for r in rows]
 
 
-def transfers_with_leaves(db: sqlite3.Connection, leaves: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+def transfers_with_leaves(db: Connection, leaves: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
     """leaf -> (blknum, txindex) of the stored transfers among `leaves`, one query per 500."""
     found: dict[bytes, tuple[int, int]] = {}
     for start in range(0, len(leaves), 500):
@@ -318,7 +318,7 @@ def transfers_with_leaves(db: sqlite3.Connection, leaves: Sequence[bytes]) -> di
 
 # -- transactions and outputs -------------------------------------------------------------------
 
-def insert_transfers(db: sqlite3.Connection, txs: Sequence[tuple[object, ...]], outputs: Sequence[tuple[object, ...]],
+def insert_transfers(db: Connection, txs: Sequence[tuple[object, ...]], outputs: Sequence[tuple[object, ...]],
                      spends: Sequence[tuple[int, int, int]]) -> None:
     """A batch's rows: txs (id, blknum, txindex, kind, raw, leaf, fee), new outputs (pos, blknum,
     owner, amount) and spends (spent_by, spent_slot, pos), one executemany per table."""
@@ -327,20 +327,20 @@ def insert_transfers(db: sqlite3.Connection, txs: Sequence[tuple[object, ...]], 
     mark_spent(db, spends)
 
 
-def mark_spent(db: sqlite3.Connection, spends: Sequence[tuple[int, int, int]]) -> None:
+def mark_spent(db: Connection, spends: Sequence[tuple[int, int, int]]) -> None:
     """(spent_by, spent_slot, pos) for each spent output."""
     db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?", spends)
 
 
-def set_deposit_eth_block(db: sqlite3.Connection, pos: int, eth_block: int) -> None:
+def set_deposit_eth_block(db: Connection, pos: int, eth_block: int) -> None:
     db.execute("UPDATE utxos SET eth_block = ? WHERE pos = ?", (eth_block, pos))
 
 
-def set_exiting(db: sqlite3.Connection, pos: int, exiting: bool) -> None:
+def set_exiting(db: Connection, pos: int, exiting: bool) -> None:
     db.execute("UPDATE utxos SET exiting = ? WHERE pos = ?", (int(exiting), pos))
 
 
-def remove_tx_rows(db: sqlite3.Connection, ident: int) -> None:
+def remove_tx_rows(db: Connection, ident: int) -> None:
     """A transaction, its outputs and confirm signatures; the outputs it spent become unspent."""
     db.execute("UPDATE utxos SET spent_by = NULL, spent_slot = NULL WHERE spent_by = ?", (ident,))
     db.execute("DELETE FROM utxos WHERE pos IN (?, ?)", (ident, ident + 1))
@@ -350,16 +350,16 @@ def remove_tx_rows(db: sqlite3.Connection, ident: int) -> None:
 
 # -- exits ------------------------------------------------------------------------------------
 
-def put_exit(db: sqlite3.Connection, exit_id: int, exitor: str, amount: int, eth_block: int) -> None:
+def put_exit(db: Connection, exit_id: int, exitor: str, amount: int, eth_block: int) -> None:
     db.execute("INSERT OR REPLACE INTO exits (exit_id, exitor, amount, status, eth_block) VALUES (?, ?, ?, 'started', ?)",
                (exit_id, exitor, str(amount), eth_block))
 
 
-def close_exit(db: sqlite3.Connection, exit_id: int, status: str, eth_block: int) -> None:
+def close_exit(db: Connection, exit_id: int, status: str, eth_block: int) -> None:
     db.execute("UPDATE exits SET status = ?, closed_eth_block = ? WHERE exit_id = ?", (status, eth_block, exit_id))
 
 
-def rewind_chain_events(db: sqlite3.Connection, first_removed: int) -> list[int]:
+def rewind_chain_events(db: Connection, first_removed: int) -> list[int]:
     """Undo the exits and finality that root-chain blocks >= first_removed recorded; returns
     the deposit blocks they held (the caller removes those and what spent them)."""
     db.execute("UPDATE exits SET status = 'started', closed_eth_block = NULL WHERE closed_eth_block >= ?",

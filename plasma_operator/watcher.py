@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-import sqlite3
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,7 +37,7 @@ from dccn_common.keys import load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.sender import TxSender
-from dccn_common.store import get_meta, set_meta, table_columns, transaction
+from dccn_common.store import Connection, Row, get_meta, set_meta, table_columns, transaction
 from plasma_operator import store, wire
 from plasma_operator.config import WatcherConfig, bind_root_chain, load_rootchain
 from plasma_operator.fraud import build_fraud_proof
@@ -75,14 +74,14 @@ CREATE TABLE IF NOT EXISTS watched_exits (
 """
 
 
-def _no_submissions(db: sqlite3.Connection, blknum: int, root: bytes) -> None:
+def _no_submissions(db: Connection, blknum: int, root: bytes) -> None:
     raise RuntimeError("the watcher never seals blocks")
 
 
 # -- root-chain event handlers (bot.on(rootchain.events.X)), each in its log's transaction -----------
 
 
-def block_submitted(event: ChainEvent, db: sqlite3.Connection) -> None:
+def block_submitted(event: ChainEvent, db: Connection) -> None:
     blknum, root = int(event.args["blknum"]), bytes(event.args["root"])
     db.execute("INSERT OR IGNORE INTO watched_blocks (blknum, root, eth_block, first_seen, status) "
                "VALUES (?, ?, ?, ?, 'pending')", (blknum, root, event.block_number, time.time()))
@@ -102,7 +101,7 @@ def block_submitted(event: ChainEvent, db: sqlite3.Connection) -> None:
     db.execute("UPDATE watched_blocks SET eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
 
 
-def exit_started(chain: ChildChain, event: ChainEvent, db: sqlite3.Connection) -> None:
+def exit_started(chain: ChildChain, event: ChainEvent, db: Connection) -> None:
     args = event.args
     exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
     chain.exit_started_event(event, db)
@@ -110,7 +109,7 @@ def exit_started(chain: ChildChain, event: ChainEvent, db: sqlite3.Connection) -
                "VALUES (?, ?, ?, 'open')", (exit_id, args["exitor"], event.block_number))
 
 
-def exit_closed(chain: ChildChain, status: str, event: ChainEvent, db: sqlite3.Connection) -> None:
+def exit_closed(chain: ChildChain, status: str, event: ChainEvent, db: Connection) -> None:
     """ExitChallenged (status 'challenged') and ExitFinalized ('finalized')."""
     if status == "challenged":
         chain.exit_challenged_event(event, db)
@@ -120,7 +119,7 @@ def exit_closed(chain: ChildChain, status: str, event: ChainEvent, db: sqlite3.C
                (status, event.block_number, int(event.args["exitId"])))
 
 
-def rewind(chain: ChildChain, first_removed: int, db: sqlite3.Connection) -> None:
+def rewind(chain: ChildChain, first_removed: int, db: Connection) -> None:
     # A verified block whose submitBlock was removed goes back to 'submitted' in `blocks`
     # (chain.rewind): its spends challenge nothing until BlockSubmitted is seen again.
     chain.rewind(db, first_removed)
@@ -358,7 +357,7 @@ class Watcher:
                 "previous": attempts[-1]["error"] or attempts[-1]["status"] if attempts else None})
         self.exit_outputs()  # after the alarm: outputs that waited for a challenge above
 
-    def _challenge_attempts(self, exit_id: int) -> list[sqlite3.Row]:
+    def _challenge_attempts(self, exit_id: int) -> list[Row]:
         """Our outbox rows challenging `exit_id`, oldest first (keys challenge:<id>, challenge:<id>:<n>)."""
         rows = self.db.execute("SELECT key, status, error FROM outbox WHERE key = ? OR key LIKE ?",
                                (f"challenge:{exit_id}", f"challenge:{exit_id}:%")).fetchall()

@@ -202,6 +202,8 @@ def test_failover__leader_killed_mid_stream__standby_takes_over_every_transactio
     refused = httpx.post(f"http://127.0.0.1:{standby_port}/tx", json={"tx": raw}, timeout=5)
     assert refused.status_code == 503
     assert refused.json()["error"] == "standby" and "standby" in refused.json()["reason"]
+    refused = httpx.post(f"http://127.0.0.1:{standby_port}/txs", json={"txs": [raw]}, timeout=5)
+    assert (refused.status_code, refused.json()["error"]) == (503, "standby")
     assert pair.transfers() == []
     # Reads are served from the shared database.
     assert OperatorClient(f"http://127.0.0.1:{standby_port}").utxo(coin.blknum, 0, 0)["amount"] == str(TOTAL)

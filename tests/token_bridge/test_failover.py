@@ -205,9 +205,11 @@ def _assert_each_transfer_executed_once(h: BridgeHarness, stream: Stream, relaye
         sent = [tx for number in range(w3.eth.block_number + 1)
                 for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]
                 if tx["from"] == relayer_address and tx["nonce"] >= first]
-        assert [tx["nonce"] for tx in sent] == list(range(first, first + len(amounts))), name
-        assert {tx["to"] for tx in sent} == {bridge.address}, name
-        assert all(w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1 for tx in sent), name
+        seen = [(name, tx["nonce"], tx["to"], w3.eth.get_transaction_receipt(tx["hash"])["status"], tx["blockNumber"])
+                for tx in sent]
+        assert [tx["nonce"] for tx in sent] == list(range(first, first + len(amounts))), seen
+        assert {tx["to"] for tx in sent} == {bridge.address}, seen
+        assert all(status == 1 for _, _, _, status, _ in seen), seen
         outbox = open_db(relay_db_path(h.db("relayer"), name))
         try:
             rows = outbox.execute("SELECT status, nonce FROM outbox ORDER BY nonce").fetchall()

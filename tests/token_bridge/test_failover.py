@@ -205,11 +205,14 @@ def _assert_each_transfer_executed_once(h: BridgeHarness, stream: Stream, relaye
         sent = [tx for number in range(w3.eth.block_number + 1)
                 for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]
                 if tx["from"] == relayer_address and tx["nonce"] >= first]
-        seen = [(name, tx["nonce"], tx["to"], w3.eth.get_transaction_receipt(tx["hash"])["status"], tx["blockNumber"])
+        seen = [(name, tx["nonce"], tx["to"], w3.eth.get_transaction_receipt(tx["hash"])["status"], tx["blockNumber"],
+                 [log["topics"][0].hex()[:8] for log in w3.eth.get_transaction_receipt(tx["hash"])["logs"]],
+                 int(tx["input"][4 + 32 * 5:4 + 32 * 6].hex() or "0", 16) if len(tx["input"]) > 200 else None)
                 for tx in sent]
+        seen.append(("executed", [(e["blockNumber"], e["args"]["amount"] // ANKR_WEI) for e in executed]))  # type: ignore[arg-type]
         assert [tx["nonce"] for tx in sent] == list(range(first, first + len(amounts))), seen
         assert {tx["to"] for tx in sent} == {bridge.address}, seen
-        assert all(status == 1 for _, _, _, status, _ in seen), seen
+        assert all(item[3] == 1 for item in seen[:-1]), seen
         outbox = open_db(relay_db_path(h.db("relayer"), name))
         try:
             rows = outbox.execute("SELECT status, nonce FROM outbox ORDER BY nonce").fetchall()

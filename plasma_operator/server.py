@@ -30,29 +30,20 @@ from dccn_common.logs import configure_logging
 from dccn_common.metrics import ServiceMetrics
 from dccn_common.sender import OutboxEntry, TxSender
 from dccn_common.store import Connection, apply_schema
+from plasma_operator import store
 from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig, bind_root_chain, load_rootchain
 from plasma_operator.ledger import ChildChain
 from plasma_operator.recovery import signer_pool
-from plasma_operator.store import BLOCK_STATUSES, open_chain_db
+from plasma_operator.store import open_chain_db
 from plasma_operator.wire import MAX_LEAVES
 
 log = logging.getLogger("plasma_operator")
 
 MAX_SUBMIT_RETRIES = 5
 
-# The submitBlock attempts of each block and the outcome of the latest one, kept from the
-# outbox's final outcomes (bot.on_settled) and its rewinds, so the retry logic never scans
-# the outbox's keys.
-SUBMISSIONS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS block_submissions (
-    blknum INTEGER PRIMARY KEY,
-    attempts INTEGER NOT NULL,          -- submitBlock keys enqueued: submitBlock:<n>, then submitBlock:<n>:retry<k>
-    status TEXT NOT NULL,               -- of the latest attempt: pending (in flight), mined, reverted, failed
-    error TEXT,
-    block_number INTEGER                -- root-chain block holding the latest attempt's outcome
-)
-"""
+# Each block's submitBlock attempts live in block_submissions (store.SUBMISSIONS_SCHEMA), kept
+# from the outbox's final outcomes (bot.on_settled) and its rewinds.
 
 
 def submit_key(blknum: int, attempt: int = 0) -> str:
@@ -66,32 +57,28 @@ def parse_submit_key(key: str) -> tuple[int, int]:
 
 
 def _submissions_v1(db: Connection) -> None:
-    db.execute(SUBMISSIONS_SCHEMA)
+    store.create_submissions_table(db)
     # A database of an earlier version: its submitBlock rows, latest attempt per block.
     latest: dict[int, tuple[int, Any]] = {}
-    for row in db.execute("SELECT key, status, error, block_number FROM outbox "
-                          "WHERE key LIKE 'submitBlock:%'").fetchall():
+    for row in store.outbox_submit_rows(db):
         blknum, attempt = parse_submit_key(row["key"])
         if blknum not in latest or attempt >= latest[blknum][0]:
             latest[blknum] = (attempt, row)
     for blknum, (attempt, row) in latest.items():
         final = row["status"] in ("mined", "reverted", "failed")
-        db.execute("INSERT INTO block_submissions (blknum, attempts, status, error, block_number) VALUES (?, ?, ?, ?, ?)",
-                   (blknum, attempt + 1, row["status"] if final else "pending", row["error"],
-                    row["block_number"] if final else None))
+        store.insert_submission(db, blknum, attempt + 1, row["status"] if final else "pending", row["error"],
+                                row["block_number"] if final else None)
 
 
 def submission_settled(entry: OutboxEntry, db: Connection) -> None:
     """on_settled("submitBlock"): the final outcome of a block's latest submitBlock attempt."""
     blknum, attempt = parse_submit_key(entry.key)
-    db.execute("UPDATE block_submissions SET status = ?, error = ?, block_number = ? WHERE blknum = ? AND attempts = ?",
-               (entry.status, entry.error, entry.block_number, blknum, attempt + 1))
+    store.settle_submission(db, blknum, attempt + 1, entry.status, entry.error, entry.block_number)
 
 
 def submissions_rewound(first_removed: int, db: Connection) -> None:
     """A reorg put submitBlock rows mined in removed blocks back in flight (the sender's rewind)."""
-    db.execute("UPDATE block_submissions SET status = 'pending', error = NULL, block_number = NULL "
-               "WHERE status IN ('mined', 'reverted') AND block_number >= ?", (first_removed,))
+    store.rewind_submissions(db, first_removed)
 
 
 class Operator:
@@ -149,7 +136,7 @@ class Operator:
         What is left is the numbering of a new database, aligned with the contract here (only
         the active instance writes)."""
         with self.bot.transaction(self.db):
-            if self.db.execute("SELECT 1 FROM blocks WHERE kind = 'child' LIMIT 1").fetchone() is None:
+            if not store.has_child_block(self.db):
                 self.chain.set_first_child_block(self.db, int(self.rootchain.functions.currentChildBlock().call()))
         log.info("active: child chain state read from the database", extra=self.chain.summary(self.db))
 
@@ -165,8 +152,7 @@ class Operator:
 
     def _enqueue_root(self, db: Connection, blknum: int, root: bytes, attempt: int = 0) -> None:
         if self.sender.enqueue_call(db, submit_key(blknum, attempt), self.rootchain.functions.submitBlock(root)):
-            db.execute("INSERT OR REPLACE INTO block_submissions (blknum, attempts, status, error, block_number) "
-                       "VALUES (?, ?, 'pending', NULL, NULL)", (blknum, attempt + 1))
+            store.record_submission_attempt(db, blknum, attempt + 1)
 
     def build_block(self) -> None:
         with self.bot.transaction(self.db):
@@ -177,8 +163,7 @@ class Operator:
         self.sender.process()
         # 'submitted' too: a rewind puts a final block back there, and its submitBlock re-included
         # on the new chain may revert; then it is retried under its number like a failed one.
-        sealed = self.db.execute("SELECT blknum, root, status FROM blocks WHERE status IN ('sealed', 'submitted') "
-                                 "ORDER BY blknum").fetchall()
+        sealed = store.unconfirmed_blocks(self.db)
         for row in sealed:
             blknum, root = int(row["blknum"]), bytes(row["root"])
             on_chain_root = bytes(self.rootchain.functions.getChildChain(blknum).call()[0])
@@ -191,18 +176,16 @@ class Operator:
             break  # later blocks wait for this one: the contract numbers blocks in order
 
     def _retry_if_failed(self, blknum: int, root: bytes) -> None:
-        latest = self.db.execute("SELECT attempts, status, error FROM block_submissions WHERE blknum = ?",
-                                 (blknum,)).fetchone()
+        latest = store.latest_submission(self.db, blknum)
         if latest is None or latest["status"] not in ("failed", "reverted"):
             return
         attempts = int(latest["attempts"])
         expected = int(self.rootchain.functions.currentChildBlock().call())
-        later = self.db.execute("SELECT blknum FROM block_submissions WHERE blknum > ? AND status = 'pending' "
-                                "ORDER BY blknum", (blknum,)).fetchall()
+        later = store.later_pending_submissions(self.db, blknum)
         if later:
             # A later block's submitBlock is in flight: it would take this number first.
             log.critical("submitBlock of a block reverted while a later one is in flight; not resubmitting",
-                         extra={"blknum": blknum, "in_flight": [submit_key(int(r["blknum"])) for r in later],
+                         extra={"blknum": blknum, "in_flight": [submit_key(n) for n in later],
                                 "error": latest["error"]})
             return
         if expected != blknum:
@@ -220,13 +203,12 @@ class Operator:
 
     def status(self, db: Connection) -> dict[str, Any]:
         body = self.chain.summary(db)
-        outbox = db.execute("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sent')").fetchone()
         body.update({
             "contract": self.rootchain.address,
             "chain_head_seen": self.follower.status.head,
             "follower_cursor": self.follower.status.cursor,
             "confirmations": self.cfg.confirmations,
-            "outbox_pending": int(outbox["n"]),
+            "outbox_pending": store.outbox_in_flight_count(db),
         })
         return body
 
@@ -269,17 +251,15 @@ class Operator:
 def declare_metrics(metrics: ServiceMetrics, db: Connection) -> None:
     """The operator's own figures (served by the API at /metrics)."""
     metrics.sql_gauge("dccn_plasma_pending_transactions", "Transactions in the open block, not yet sealed.", db,
-                      "SELECT COUNT(*) FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'")
-    last = "(SELECT MAX(blknum) FROM blocks WHERE kind = 'child' AND status != 'open')"
+                      store.PENDING_TX_COUNT)
     metrics.sql_gauge("dccn_plasma_last_block_transactions", "User transactions in the last sealed child block.",
-                      db, f"SELECT COUNT(*) FROM txs WHERE blknum = {last} AND kind = 'transfer'")
+                      db, store.LAST_BLOCK_TRANSFER_COUNT)
     metrics.sql_gauge("dccn_plasma_block_fill_ratio", f"Last sealed block's user transactions / {MAX_LEAVES:,}.",
-                      db, f"SELECT COUNT(*) * 1.0 / {MAX_LEAVES} FROM txs WHERE blknum = {last} AND kind = 'transfer'")
+                      db, store.LAST_BLOCK_FILL_RATIO)
     metrics.sql_gauge("dccn_plasma_child_blocks", "Child blocks by status (open, sealed, submitted, final).", db,
-                      "SELECT status, COUNT(*) FROM blocks WHERE kind = 'child' GROUP BY status", ["status"],
-                      known=BLOCK_STATUSES)
+                      store.CHILD_BLOCKS_BY_STATUS, ["status"], known=store.BLOCK_STATUSES)
     metrics.sql_gauge("dccn_plasma_last_block_number", "Newest child block by status.", db,
-                      "SELECT status, MAX(blknum) FROM blocks WHERE kind = 'child' GROUP BY status", ["status"])
+                      store.NEWEST_CHILD_BLOCK_BY_STATUS, ["status"])
 
 
 @click.command(help="Run the Plasma child-chain operator (follower, block builder, HTTP API).")

@@ -251,6 +251,17 @@ def open_block_number(db: Connection) -> int | None:
     return None if row is None else int(row["blknum"])
 
 
+def has_child_block(db: Connection) -> bool:
+    """Any child block at all (a new database has none)."""
+    return db.execute("SELECT 1 FROM blocks WHERE kind = 'child' LIMIT 1").fetchone() is not None
+
+
+def unconfirmed_blocks(db: Connection) -> list[Row]:
+    """(blknum, root, status) of the sealed and submitted blocks, by number."""
+    return db.execute("SELECT blknum, root, status FROM blocks WHERE status IN ('sealed', 'submitted') "
+                      "ORDER BY blknum").fetchall()
+
+
 def newest_block(db: Connection, status: str | None = None) -> int | None:
     """The highest child block number (with `status`, when given)."""
     if status is None:
@@ -332,6 +343,23 @@ def mark_spent(db: Connection, spends: Sequence[tuple[int, int, int]]) -> None:
     db.executemany("UPDATE utxos SET spent_by = ?, spent_slot = ? WHERE pos = ?", spends)
 
 
+def exitable_outputs_of(db: Connection, owner: str, before_blknum: int) -> list[int]:
+    """Positions of `owner`'s unspent outputs not exiting yet, of child blocks before
+    `before_blknum` and of every deposit block, by position."""
+    rows = db.execute("SELECT pos FROM utxos WHERE owner = ? AND spent_by IS NULL AND exiting = 0 "
+                      "AND (blknum < ? OR blknum % ? != 0) ORDER BY pos",
+                      (owner, before_blknum, wire.CHILD_BLOCK_INTERVAL)).fetchall()
+    return [int(row["pos"]) for row in rows]
+
+
+def unspent_transfer_ids_of(db: Connection, owner: str) -> list[int]:
+    """Ids of the transfers that created an unspent output of `owner`."""
+    rows = db.execute(
+        "SELECT DISTINCT u.pos - u.pos % 10000 AS tx_id FROM utxos u JOIN txs t ON t.id = u.pos - u.pos % 10000 "
+        "WHERE u.owner = ? AND u.spent_by IS NULL AND t.kind = 'transfer'", (owner,)).fetchall()
+    return [int(row["tx_id"]) for row in rows]
+
+
 def set_deposit_eth_block(db: Connection, pos: int, eth_block: int) -> None:
     db.execute("UPDATE utxos SET eth_block = ? WHERE pos = ?", (eth_block, pos))
 
@@ -371,3 +399,84 @@ def rewind_chain_events(db: Connection, first_removed: int) -> list[int]:
                "AND eth_block >= ?", (first_removed,))
     rows = db.execute("SELECT blknum FROM blocks WHERE kind = 'deposit' AND eth_block >= ?", (first_removed,)).fetchall()
     return [int(row["blknum"]) for row in rows]
+
+
+# -- the operator's submitBlock attempts ------------------------------------------------------------
+
+# The submitBlock attempts of each block and the outcome of the latest one, kept from the
+# outbox's final outcomes (bot.on_settled) and its rewinds, so the retry logic never scans
+# the outbox's keys.
+SUBMISSIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS block_submissions (
+    blknum INTEGER PRIMARY KEY,
+    attempts INTEGER NOT NULL,          -- submitBlock keys enqueued: submitBlock:<n>, then submitBlock:<n>:retry<k>
+    status TEXT NOT NULL,               -- of the latest attempt: pending (in flight), mined, reverted, failed
+    error TEXT,
+    block_number INTEGER                -- root-chain block holding the latest attempt's outcome
+)
+"""
+
+
+def create_submissions_table(db: Connection) -> None:
+    db.execute(SUBMISSIONS_SCHEMA)
+
+
+def outbox_submit_rows(db: Connection) -> list[Row]:
+    """(key, status, error, block_number) of every submitBlock row of the outbox."""
+    return db.execute("SELECT key, status, error, block_number FROM outbox "
+                      "WHERE key LIKE 'submitBlock:%'").fetchall()
+
+
+def insert_submission(db: Connection, blknum: int, attempts: int, status: str, error: str | None,
+                      block_number: int | None) -> None:
+    db.execute("INSERT INTO block_submissions (blknum, attempts, status, error, block_number) VALUES (?, ?, ?, ?, ?)",
+               (blknum, attempts, status, error, block_number))
+
+
+def record_submission_attempt(db: Connection, blknum: int, attempts: int) -> None:
+    """A submitBlock attempt enqueued (the `attempts`-th): in flight, replacing the previous one's outcome."""
+    db.execute("INSERT OR REPLACE INTO block_submissions (blknum, attempts, status, error, block_number) "
+               "VALUES (?, ?, 'pending', NULL, NULL)", (blknum, attempts))
+
+
+def settle_submission(db: Connection, blknum: int, attempts: int, status: str, error: str | None,
+                      block_number: int | None) -> None:
+    """The final outcome of attempt number `attempts` (ignored if a later attempt is recorded)."""
+    db.execute("UPDATE block_submissions SET status = ?, error = ?, block_number = ? WHERE blknum = ? AND attempts = ?",
+               (status, error, block_number, blknum, attempts))
+
+
+def rewind_submissions(db: Connection, first_removed: int) -> None:
+    """Outcomes mined in root-chain blocks >= first_removed are in flight again."""
+    db.execute("UPDATE block_submissions SET status = 'pending', error = NULL, block_number = NULL "
+               "WHERE status IN ('mined', 'reverted') AND block_number >= ?", (first_removed,))
+
+
+def latest_submission(db: Connection, blknum: int) -> Row | None:
+    """(attempts, status, error) of a block's latest submitBlock attempt."""
+    return db.execute("SELECT attempts, status, error FROM block_submissions WHERE blknum = ?",
+                      (blknum,)).fetchone()
+
+
+def later_pending_submissions(db: Connection, blknum: int) -> list[int]:
+    """Blocks after `blknum` whose latest submitBlock is in flight, by number."""
+    rows = db.execute("SELECT blknum FROM block_submissions WHERE blknum > ? AND status = 'pending' "
+                      "ORDER BY blknum", (blknum,)).fetchall()
+    return [int(row["blknum"]) for row in rows]
+
+
+def outbox_in_flight_count(db: Connection) -> int:
+    """Outbox rows (any key) pending or sent."""
+    row = db.execute("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sent')").fetchone()
+    return int(row["n"])
+
+
+# -- metric queries (ServiceMetrics.sql_gauge) ----------------------------------------------------
+
+_LAST_SEALED = "(SELECT MAX(blknum) FROM blocks WHERE kind = 'child' AND status != 'open')"
+PENDING_TX_COUNT = "SELECT COUNT(*) FROM txs JOIN blocks USING (blknum) WHERE blocks.status = 'open'"
+LAST_BLOCK_TRANSFER_COUNT = f"SELECT COUNT(*) FROM txs WHERE blknum = {_LAST_SEALED} AND kind = 'transfer'"
+LAST_BLOCK_FILL_RATIO = (f"SELECT COUNT(*) * 1.0 / {wire.MAX_LEAVES} FROM txs WHERE blknum = {_LAST_SEALED} "
+                         "AND kind = 'transfer'")
+CHILD_BLOCKS_BY_STATUS = "SELECT status, COUNT(*) FROM blocks WHERE kind = 'child' GROUP BY status"
+NEWEST_CHILD_BLOCK_BY_STATUS = "SELECT status, MAX(blknum) FROM blocks WHERE kind = 'child' GROUP BY status"

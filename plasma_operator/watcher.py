@@ -37,8 +37,8 @@ from dccn_common.keys import load_account
 from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.sender import TxSender
-from dccn_common.store import Connection, Row, get_meta, set_meta, table_columns, transaction
-from plasma_operator import store, wire
+from dccn_common.store import Connection, Row, get_meta, set_meta
+from plasma_operator import store, watcher_store, wire
 from plasma_operator.config import WatcherConfig, bind_root_chain, load_rootchain
 from plasma_operator.fraud import build_fraud_proof
 from plasma_operator.ledger import ChildChain
@@ -54,25 +54,6 @@ PROVE_GAS = 1_500_000
 # block and the challenge) is sent again under a new outbox key, at most this many times in all.
 MAX_CHALLENGE_ATTEMPTS = 8
 
-WATCHER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS watched_blocks (
-    blknum INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    eth_block INTEGER NOT NULL,
-    first_seen REAL NOT NULL,
-    status TEXT NOT NULL,               -- pending, verified, withheld, invalid
-    reason TEXT
-);
-CREATE TABLE IF NOT EXISTS watched_exits (
-    exit_id INTEGER PRIMARY KEY,
-    exitor TEXT NOT NULL,
-    eth_block INTEGER NOT NULL,
-    status TEXT NOT NULL,               -- open, challenging, challenged, finalized
-    note TEXT,
-    closed_eth_block INTEGER            -- root-chain block of its ExitChallenged / ExitFinalized
-)
-"""
-
 
 def _no_submissions(db: Connection, blknum: int, root: bytes) -> None:
     raise RuntimeError("the watcher never seals blocks")
@@ -83,8 +64,7 @@ def _no_submissions(db: Connection, blknum: int, root: bytes) -> None:
 
 def block_submitted(event: ChainEvent, db: Connection) -> None:
     blknum, root = int(event.args["blknum"]), bytes(event.args["root"])
-    db.execute("INSERT OR IGNORE INTO watched_blocks (blknum, root, eth_block, first_seen, status) "
-               "VALUES (?, ?, ?, ?, 'pending')", (blknum, root, event.block_number, time.time()))
+    watcher_store.record_watched_block(db, blknum, root, event.block_number, time.time())
     replayed = store.get_block(db, blknum)
     if replayed is None or replayed["status"] != "submitted":
         return
@@ -94,19 +74,17 @@ def block_submitted(event: ChainEvent, db: Connection) -> None:
         log.critical("after a reorg the root chain holds another root for a block replayed here",
                      extra={"blknum": blknum, "chain_root": "0x" + root.hex(),
                             "replayed_root": "0x" + bytes(replayed["root"]).hex()})
-        db.execute("UPDATE watched_blocks SET status = 'invalid', reason = ? WHERE blknum = ?",
-                   ("root on chain differs from the block replayed before a reorg", blknum))
+        watcher_store.mark_watched_block_invalid(db, blknum, "root on chain differs from the block replayed before a reorg")
         return
-    db.execute("UPDATE blocks SET status = 'final', eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
-    db.execute("UPDATE watched_blocks SET eth_block = ? WHERE blknum = ?", (event.block_number, blknum))
+    store.mark_block_final(db, blknum, event.block_number)
+    watcher_store.set_watched_block_eth_block(db, blknum, event.block_number)
 
 
 def exit_started(chain: ChildChain, event: ChainEvent, db: Connection) -> None:
     args = event.args
     exit_id = wire.exit_id(int(args["blknum"]), int(args["txindex"]), int(args["oindex"]))
     chain.exit_started_event(event, db)
-    db.execute("INSERT OR REPLACE INTO watched_exits (exit_id, exitor, eth_block, status) "
-               "VALUES (?, ?, ?, 'open')", (exit_id, args["exitor"], event.block_number))
+    watcher_store.record_watched_exit(db, exit_id, args["exitor"], event.block_number)
 
 
 def exit_closed(chain: ChildChain, status: str, event: ChainEvent, db: Connection) -> None:
@@ -115,25 +93,15 @@ def exit_closed(chain: ChildChain, status: str, event: ChainEvent, db: Connectio
         chain.exit_challenged_event(event, db)
     else:
         chain.exit_finalized_event(event, db)
-    db.execute("UPDATE watched_exits SET status = ?, closed_eth_block = ? WHERE exit_id = ?",
-               (status, event.block_number, int(event.args["exitId"])))
+    watcher_store.close_watched_exit(db, int(event.args["exitId"]), status, event.block_number)
 
 
 def rewind(chain: ChildChain, first_removed: int, db: Connection) -> None:
     # A verified block whose submitBlock was removed goes back to 'submitted' in `blocks`
     # (chain.rewind): its spends challenge nothing until BlockSubmitted is seen again.
     chain.rewind(db, first_removed)
-    db.execute("DELETE FROM watched_blocks WHERE eth_block >= ? AND status != 'verified'", (first_removed,))
-    db.execute("DELETE FROM watched_exits WHERE eth_block >= ?", (first_removed,))
-    # A challenge or finalization the reorg removed (ours or anyone's): the exit is pending
-    # again. Ours is back in 'sent' (the sender rebroadcasts it): in flight until its
-    # ExitChallenged is seen anew; anyone else's: open, so check_exits challenges it.
-    in_flight = ("EXISTS (SELECT 1 FROM outbox WHERE status IN ('pending', 'sent') AND "
-                 "(key = 'challenge:' || exit_id OR key LIKE 'challenge:' || exit_id || ':%'))")
-    db.execute(f"UPDATE watched_exits SET status = CASE WHEN {in_flight} THEN 'challenging' ELSE 'open' END, "
-               "closed_eth_block = NULL WHERE closed_eth_block >= ?", (first_removed,))
-    db.execute(f"UPDATE watched_exits SET status = 'challenging' WHERE status = 'challenged' "
-               f"AND closed_eth_block IS NULL AND {in_flight}")
+    # Then the watched blocks and exits those blocks recorded (see watcher_store.rewind_watched).
+    watcher_store.rewind_watched(db, first_removed)
 
 
 class Watcher:
@@ -146,11 +114,7 @@ class Watcher:
         self.rootchain, deploy_block = load_rootchain(binding, cfg)
         self.exit_bond = int(self.rootchain.functions.exitBond().call())
         self.db = store.open_chain_db(cfg.db)
-        with transaction(self.db):  # idempotent DDL, on a standby too
-            for statement in WATCHER_SCHEMA.split(";"):
-                self.db.execute(statement)
-            if "closed_eth_block" not in table_columns(self.db, "watched_exits"):  # databases of earlier versions
-                self.db.execute("ALTER TABLE watched_exits ADD COLUMN closed_eth_block INTEGER")
+        watcher_store.apply_watcher_schema(self.db)  # on a standby too
         self.operator = OperatorClient(cfg.operator_url, timeout=10)
         self._warned_unexitable: set[int] = set()  # outputs the alarm cannot exit yet, warned once
         self.chain = ChildChain(self.rootchain.functions.operator().call(), _no_submissions)
@@ -173,12 +137,12 @@ class Watcher:
         get_meta(self.db, "watcher.alarm")  # creates the meta table the alarm gauge reads
         metrics.sql_gauge("dccn_plasma_watched_blocks", "Child blocks the watcher checked, by status "
                           "(pending, verified, withheld, invalid).", self.db,
-                          "SELECT status, COUNT(*) FROM watched_blocks GROUP BY status", ["status"],
+                          watcher_store.WATCHED_BLOCKS_BY_STATUS, ["status"],
                           known=("pending", "verified", "withheld", "invalid"))
         metrics.sql_gauge("dccn_plasma_watched_exits", "Exits the watcher follows, by status.", self.db,
-                          "SELECT status, COUNT(*) FROM watched_exits GROUP BY status", ["status"])
+                          watcher_store.WATCHED_EXITS_BY_STATUS, ["status"])
         metrics.sql_gauge("dccn_plasma_watcher_alarm", "1 once the watcher raised the alarm (fraud or withholding).",
-                          self.db, "SELECT COUNT(*) FROM meta WHERE key = 'watcher.alarm'")
+                          self.db, watcher_store.ALARM_RAISED)
 
     # -- events ------------------------------------------------------------------------
 
@@ -195,7 +159,7 @@ class Watcher:
 
     def verify_blocks(self) -> None:
         """Check submitted blocks in order; stop at the first one not yet served."""
-        pending = self.db.execute("SELECT * FROM watched_blocks WHERE status = 'pending' ORDER BY blknum").fetchall()
+        pending = watcher_store.pending_watched_blocks(self.db)
         for row in pending:
             blknum, root = int(row["blknum"]), bytes(row["root"])
             try:
@@ -222,7 +186,7 @@ class Watcher:
 
     def _mark(self, blknum: int, status: str, reason: str | None) -> None:
         with self.bot.transaction(self.db):
-            self.db.execute("UPDATE watched_blocks SET status = ?, reason = ? WHERE blknum = ?", (status, reason, blknum))
+            watcher_store.mark_watched_block(self.db, blknum, status, reason)
 
     def prove_invalid(self, blknum: int, raws: list[bytes | None], err: TxRejected) -> None:
         """Send proveInvalidBlock when the broken rule is one the root chain can check."""
@@ -259,13 +223,11 @@ class Watcher:
         if not self.cfg.exit_on_fraud or alarm_block is None:
             return
         # Outputs of blocks before the bad one, and deposits (they exit on their own record).
-        mine = self.db.execute("SELECT pos FROM utxos WHERE owner = ? AND spent_by IS NULL AND exiting = 0 "
-                               "AND (blknum < ? OR blknum % ? != 0) ORDER BY pos",
-                               (self.me, int(alarm_block), wire.CHILD_BLOCK_INTERVAL)).fetchall()
-        for row in mine:
-            if self.sender.entry(f"exit:{int(row['pos'])}") is not None or self._input_exit_live(int(row["pos"])):
+        mine = store.exitable_outputs_of(self.db, self.me, int(alarm_block))
+        for pos in mine:
+            if self.sender.entry(f"exit:{pos}") is not None or self._input_exit_live(pos):
                 continue
-            args = self.local_exit_args(int(row["pos"]))
+            args = self.local_exit_args(pos)
             if args is None:
                 continue
             with self.bot.transaction(self.db):
@@ -280,8 +242,7 @@ class Watcher:
             return False
         tx = wire.decode(stored.raw)
         inputs = [wire.utxo_position(*tx.input(slot)) for slot in (0, 1) if tx.input_used(slot)]
-        return any(self.db.execute("SELECT 1 FROM watched_exits WHERE exit_id = ? AND status != 'challenged'",
-                                   (i,)).fetchone() for i in inputs)
+        return any(watcher_store.exit_not_challenged(self.db, i) for i in inputs)
 
     def local_exit_args(self, pos: int) -> ExitArgs | None:
         """startExit arguments from the watcher's own replay (no operator needed)."""
@@ -330,15 +291,14 @@ class Watcher:
         A challenge of ours that reverted or could not be sent is sent again under a new key
         while the exit is still pending on chain (at most MAX_CHALLENGE_ATTEMPTS in all)."""
         self._collect_confirm_sigs()
-        rows = self.db.execute("SELECT * FROM watched_exits WHERE status IN ('open', 'challenging') "
-                               "ORDER BY exit_id").fetchall()
+        rows = watcher_store.pending_watched_exits(self.db)
         for row in rows:
             exit_id = int(row["exit_id"])
             attempts = self._challenge_attempts(exit_id)
             if attempts and attempts[-1]["status"] not in ("reverted", "failed"):
                 if row["status"] == "open":  # ours is in flight or mined (a rewind re-created the row)
                     with self.bot.transaction(self.db):
-                        self.db.execute("UPDATE watched_exits SET status = 'challenging' WHERE exit_id = ?", (exit_id,))
+                        watcher_store.mark_exit_challenging(self.db, exit_id)
                 continue
             utxo = store.get_utxo(self.db, exit_id)
             if utxo is None or utxo.spent_by is None or utxo.spent_slot is None:
@@ -351,7 +311,7 @@ class Watcher:
             key = f"challenge:{exit_id}" if not attempts else f"challenge:{exit_id}:{len(attempts)}"
             with self.bot.transaction(self.db):
                 self.sender.enqueue_call(self.db, key, args.call(self.rootchain))
-                self.db.execute("UPDATE watched_exits SET status = 'challenging' WHERE exit_id = ?", (exit_id,))
+                watcher_store.mark_exit_challenging(self.db, exit_id)
             log.warning("challenging the exit of a spent output", extra={
                 "exit_id": exit_id, "exitor": row["exitor"], "attempt": len(attempts) + 1,
                 "previous": attempts[-1]["error"] or attempts[-1]["status"] if attempts else None})
@@ -359,8 +319,7 @@ class Watcher:
 
     def _challenge_attempts(self, exit_id: int) -> list[Row]:
         """Our outbox rows challenging `exit_id`, oldest first (keys challenge:<id>, challenge:<id>:<n>)."""
-        rows = self.db.execute("SELECT key, status, error FROM outbox WHERE key = ? OR key LIKE ?",
-                               (f"challenge:{exit_id}", f"challenge:{exit_id}:%")).fetchall()
+        rows = watcher_store.challenge_outbox_rows(self.db, exit_id)
         return sorted(rows, key=lambda r: int(r["key"].split(":")[2]) if r["key"].count(":") == 2 else 0)
 
     def _exit_pending_on_chain(self, exit_id: int) -> bool:
@@ -407,11 +366,8 @@ class Watcher:
 
     def _collect_confirm_sigs(self) -> None:
         """Keep the confirm signatures this user will need to exit what it received."""
-        rows = self.db.execute(
-            "SELECT DISTINCT u.pos - u.pos % 10000 AS tx_id FROM utxos u JOIN txs t ON t.id = u.pos - u.pos % 10000 "
-            "WHERE u.owner = ? AND u.spent_by IS NULL AND t.kind = 'transfer'", (self.me,)).fetchall()
-        for row in rows:
-            stored = store.get_tx_by_id(self.db, int(row["tx_id"]))
+        for ident in store.unspent_transfer_ids_of(self.db, self.me):
+            stored = store.get_tx_by_id(self.db, ident)
             if stored is None:
                 continue
             tx = wire.decode(stored.raw)
@@ -424,10 +380,8 @@ class Watcher:
     # -- status ------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        counts = {r["status"]: int(r["n"]) for r in self.db.execute(
-            "SELECT status, COUNT(*) AS n FROM watched_blocks GROUP BY status").fetchall()}
-        exits = {r["status"]: int(r["n"]) for r in self.db.execute(
-            "SELECT status, COUNT(*) AS n FROM watched_exits GROUP BY status").fetchall()}
+        counts = watcher_store.watched_block_counts(self.db)
+        exits = watcher_store.watched_exit_counts(self.db)
         return {"user": self.me, "alarm": get_meta(self.db, "watcher.alarm"), "blocks": counts, "exits": exits}
 
     def run(self) -> None:

@@ -56,21 +56,28 @@ def status_reply(status: Callable[[], dict[str, Any]]) -> Reply:
 
 
 class HttpEndpoint:
-    """Serves `route(request)` for every GET and POST on an already bound, listening socket."""
+    """Serves `route(request)` for GET, POST, PUT and DELETE on an already bound, listening socket."""
 
     def __init__(self, route: Route, sock: socket.socket, *, name: str = "http") -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self._answer("GET", b"")
+                self._answer("GET")
 
             def do_POST(self) -> None:
+                self._answer("POST")
+
+            def do_PUT(self) -> None:
+                self._answer("PUT")
+
+            def do_DELETE(self) -> None:
+                self._answer("DELETE")
+
+            def _answer(self, method: str) -> None:
                 length = self.headers.get("Content-Length") or "0"
                 if not length.isdigit() or int(length) > MAX_BODY:
                     self._send(*json_reply(400, {"error": f"bad Content-Length {length[:40]!r}"}))
                     return
-                self._answer("POST", self.rfile.read(int(length)))
-
-            def _answer(self, method: str, body: bytes) -> None:
+                body = self.rfile.read(int(length)) if int(length) else b""
                 parts = urlsplit(self.path)
                 try:
                     reply = route(Request(method, parts.path, parts.query, body))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import functools
 import sys
 import time
 from contextlib import ExitStack
@@ -174,7 +175,11 @@ def _relayer_metrics(metrics: ServiceMetrics, relays: list[DestinationRelay]) ->
                           "Age of the oldest transfer in flight (0 when none).", relay.db,
                           "SELECT ?, COALESCE(? - MIN(first_seen), 0) FROM relay_transfers "
                           "WHERE status NOT IN ('done', 'cancelled')", ["destination"],
-                          params=lambda side=side: (side, time.time()))
+                          params=functools.partial(_side_and_now, side))
+
+
+def _side_and_now(side: str) -> tuple[str, float]:
+    return side, time.time()
 
 
 def _health_socket(config: BridgeConfig) -> Any:
@@ -240,8 +245,8 @@ def status(config_path: Path | None, native_supply: int | None) -> None:
             values["value held by bridge (ANKR)"] = f"{bridge_holdings(side) / 10**18:,.4f}"
             for key, value in values.items():
                 rows.setdefault(key, []).append(value)
-        for key, values in rows.items():
-            table.add_row(key, *values)
+        for key, cells in rows.items():
+            table.add_row(key, *cells)
         console.print(table)
         if native_supply is not None:
             locked = bridge_holdings(sides[ETHEREUM])

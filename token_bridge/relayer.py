@@ -226,7 +226,7 @@ class DestinationRelay:
         if budget <= 0:
             return  # enough in flight for the next blocks; the rest waits, unsigned, for fresh fees
         threshold = int(self.side.bridge.functions.threshold().call())
-        ready = []
+        ready: list[tuple[Any, Any]] = []
         # With a gas figure known, estimate only about what the budget can take this pass.
         most = budget // self._release_gas + 1 if self._release_gas else len(rows)
         for row in rows:
@@ -274,7 +274,7 @@ class DestinationRelay:
         limit = int(self.side.w3.eth.get_block("latest")["gasLimit"])
         # A sent row whose nonce the chain has mined is no longer in flight, whether or not the
         # sender has fetched its receipt yet.
-        mined_nonce = self.side.w3.eth.get_transaction_count(self.sender.address, "latest")
+        mined_nonce = self.side.w3.eth.get_transaction_count(self.sender.account.address, "latest")
         row = self.db.execute("SELECT COALESCE(SUM(gas), 0) AS g FROM outbox WHERE sender = ? AND (status = 'pending' "
                               "OR (status = 'sent' AND nonce >= ?))", (self.sender.address, mined_nonce)).fetchone()
         return IN_FLIGHT_BLOCKS * limit - int(row["g"])

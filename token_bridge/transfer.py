@@ -9,6 +9,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
@@ -129,7 +130,7 @@ def transfer_digest(transfer: Transfer, destination: Destination) -> bytes:
 
 def sign_transfer(account: LocalAccount, transfer: Transfer, destination: Destination) -> Signature:
     """eth-account signs with low s (RFC 6979 + normalisation), as the contract requires."""
-    signed = account.unsafe_sign_hash(transfer_digest(transfer, destination))
+    signed = account.unsafe_sign_hash(Hash32(transfer_digest(transfer, destination)))
     return Signature(int(signed.v), int(signed.r), int(signed.s))
 
 

@@ -27,10 +27,10 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from bench.report import table, verdict, write_section
-from dccn_common.anvil import Anvil, dev_private_keys, free_port
 from dccn_common.contracts import transact
 from dccn_deploy.parts.bridge import ANKR, BridgePair, BridgeParams, deploy_both_sides
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import Anvil, dev_private_keys, free_port
 from token_bridge.chains import ANKR as ANKR_SIDE
 from token_bridge.chains import ETHEREUM, open_side
 from token_bridge.relayer import DestinationRelay

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import table, verdict, write_section
-from dccn_common.anvil import Anvil
 from dccn_deploy import run_parts
 from dccn_deploy.parts.dccn import Economy, EconomyParams
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import Anvil
 from dccn_scheduler.economy import DAY, WAD, send
 from dccn_scheduler.wdrf import Node, Provider, Task, schedule
 

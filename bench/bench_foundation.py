@@ -15,12 +15,12 @@ from eth_account import Account
 from eth_utils import event_abi_to_log_topic
 
 from bench.report import table, write_section
-from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.follower import ChainFollower, FlatEventLayout
 from dccn_common.sender import TxSender
 from dccn_common.store import open_db, transaction
 from dccn_deploy import run_parts
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import Anvil, dev_private_keys
 
 TRANSFERS = 600
 

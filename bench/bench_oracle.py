@@ -29,12 +29,12 @@ from web3.logs import DISCARD
 
 from bench.gas_trace import TRACE_ARGS, breakdown_table
 from bench.report import table, verdict, write_section
-from dccn_common.anvil import Anvil, dev_private_keys, free_port
 from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
 from dccn_deploy import DeployContext, run_parts
 from dccn_deploy.parts.oracle import OracleParams
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import Anvil, dev_private_keys, free_port
 from nos_enclave.crypto import sign_digest
 from nos_enclave.framing import EnclaveClient
 from nos_enclave.protocol import Params, response_digest

@@ -23,10 +23,10 @@ from tqdm import tqdm
 from web3 import Web3
 
 from bench.report import table, write_section
-from dccn_common.anvil import Anvil
 from dccn_common.contracts import transact
 from dccn_deploy import run_parts
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import Anvil
 from enode_dns.enode import EnodeId, sign_endpoint_update
 
 SIZES = (10, 10_000)

@@ -25,10 +25,11 @@ from eth_utils import keccak
 
 from bench.gas_trace import TRACE_ARGS, breakdown_table
 from bench.report import table, verdict, write_section
-from dccn_common.anvil import Anvil, dev_private_keys
-from dccn_common.contracts import CONTRACTS_DIR, PROJECT_ROOT, deploy, find_source, transact
+from dccn_common.contracts import transact
 from dccn_deploy import run_parts
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import Anvil, dev_private_keys
+from dccn_devtools.contracts import CONTRACTS_DIR, PROJECT_ROOT, deploy, find_source
 from plasma_operator import wire
 
 EXIT_BOND = 10**16

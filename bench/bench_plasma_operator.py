@@ -20,7 +20,7 @@ import httpx
 import uvicorn
 
 from bench.report import table, verdict, write_section
-from dccn_common.anvil import free_port
+from dccn_devtools.anvil import free_port
 from plasma_operator import store, wire
 from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig

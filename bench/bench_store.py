@@ -23,10 +23,10 @@ from eth_account import Account
 from bench.bench_foundation import TRANSFERS, deploy_token, raw_transfers_per_second
 from bench.report import table, verdict, write_section
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.follower import ChainFollower
 from dccn_common.sender import DEFAULT_LEASE_SECONDS, FINAL_STATUSES, Lease, TxSender
 from dccn_common.store import open_db, transaction
+from dccn_devtools.anvil import Anvil, dev_private_keys
 from dccn_devtools.postgres import PostgresServer
 
 TRIALS = 10

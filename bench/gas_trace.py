@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from bench.report import table
-from dccn_common.anvil import Anvil
+from dccn_devtools.anvil import Anvil
 
 TRACE_ARGS = ["--steps-tracing"]  # anvil keeps the opcode steps debug_traceTransaction returns
 

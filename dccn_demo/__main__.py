@@ -24,9 +24,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil import Anvil, AnvilError
 from dccn_common.manifest import Manifest, manifest_path
 from dccn_demo.context import DEMO_ROLES, Chain, DemoContext
+from dccn_devtools.anvil import Anvil, AnvilError
 
 # Story order (issue 9): bridge, economy, oracle, plasma, permissioned network.
 STORIES = ["token", "bridge", "dccn", "oracle", "plasma", "permissioning"]

@@ -18,8 +18,8 @@ from rich.console import Console
 from web3 import Web3
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil import Anvil, dev_private_keys
 from dccn_common.manifest import Manifest
+from dccn_devtools.anvil import Anvil, dev_private_keys
 
 T = TypeVar("T")
 

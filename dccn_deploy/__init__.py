@@ -32,8 +32,9 @@ import click
 import yaml
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.contracts import abi_hash, fallback_abi, find_source
+from dccn_common.contracts import abi_hash
 from dccn_common.manifest import DeployedContract, Manifest, manifest_path
+from dccn_devtools.contracts import fallback_abi, find_source
 
 # Dependency order: everything after "token" may use the token.
 PARTS = ["token", "plasma", "oracle", "dccn", "permissioning", "bridge"]
@@ -397,7 +398,7 @@ def forked_target(chain_id: int) -> Iterator[Callable[[str], Any]]:
     from ape import accounts, chain, networks
     from ape.logging import logger
 
-    from dccn_common.anvil import Anvil, AnvilError
+    from dccn_devtools.anvil import Anvil, AnvilError
 
     target = getattr(chain.provider, "uri", None) or getattr(chain.provider, "http_uri", None)
     if not target:

@@ -20,10 +20,10 @@ from typing import Any
 import boa
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.contracts import find_source
 from dccn_common.manifest import DeployedContract, Manifest, manifest_path
 from dccn_deploy import SIDES, DeployContext, DeployError, Sent
 from dccn_deploy.web3_backend import compiled
+from dccn_devtools.contracts import find_source
 
 
 @cache

@@ -26,9 +26,10 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import RPCEndpoint
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.contracts import CONTRACTS_DIR, fallback_abi, find_source, load_artifact, transact
+from dccn_common.contracts import transact
 from dccn_common.manifest import DeployedContract, Manifest, manifest_path
 from dccn_deploy import SIDES, DeployContext, DeployError, Sent, _short
+from dccn_devtools.contracts import CONTRACTS_DIR, fallback_abi, find_source, load_artifact
 
 APE_BUILD = PROJECT_ROOT / ".build" / "__local__.json"
 

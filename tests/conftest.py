@@ -24,8 +24,8 @@ from dccn_common import PROJECT_ROOT
 os.environ.setdefault("APE_DATA_FOLDER", str(PROJECT_ROOT / ".ape"))
 os.environ["PATH"] = f"{PROJECT_ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"
 
-from dccn_common.anvil import Anvil, dev_private_keys
-from dccn_common.contracts import deploy
+from dccn_devtools.anvil import Anvil, dev_private_keys
+from dccn_devtools.contracts import deploy
 
 # Signing-key claims are per machine and name a chain by its id and genesis hash. Two xdist workers
 # start anvils of the same chain id within the same second (same genesis hash) and use the same dev

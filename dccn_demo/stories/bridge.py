@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from eth_account.signers.local import LocalAccount
 
-from dccn_common.anvil import free_port
 from dccn_common.keys import write_keystore
 from dccn_deploy import run_parts
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import free_port
 
 if TYPE_CHECKING:
     from dccn_demo.context import DemoContext

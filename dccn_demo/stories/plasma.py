@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dccn_common.anvil import free_port
 from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
+from dccn_devtools.anvil import free_port
 from plasma_operator import wire
 from plasma_operator.remote import OperatorClient
 from plasma_operator.wallet import Coin, build_transfer, deposit_exit_args, exit_args_from_api

@@ -12,9 +12,9 @@ import time
 
 from web3 import HTTPProvider, Web3
 
-from dccn_common.contracts import load_artifact
 from dccn_common.follower import ChainEvent, ChainFollower
 from dccn_common.store import open_db
+from dccn_devtools.contracts import load_artifact
 from tests.dccn_common.conftest import RECORD_SCHEMA
 
 

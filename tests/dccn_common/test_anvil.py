@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dccn_common.anvil import Anvil, AnvilError, free_port
+from dccn_devtools.anvil import Anvil, AnvilError, free_port
 
 
 def _port_is_free(port: int) -> bool:
@@ -67,7 +67,7 @@ def test_cli__starts_in_background_and_writes_pid(tmp_path) -> None:
     port = free_port()
     pid_file = tmp_path / "anvil.pid"
     result = subprocess.run(
-        [sys.executable, "-m", "dccn_common.anvil", "--port", str(port), "--chain-id", "777", "--pid-file", str(pid_file)],
+        [sys.executable, "-m", "dccn_devtools.anvil", "--port", str(port), "--chain-id", "777", "--pid-file", str(pid_file)],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -89,7 +89,7 @@ def test_start__port_already_serving_the_same_chain__refused_and_nothing_left_ru
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dccn_common.anvil", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dccn_devtools.anvil", *args], capture_output=True, text=True,
                           timeout=60)
 
 

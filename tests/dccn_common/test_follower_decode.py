@@ -19,8 +19,8 @@ from web3._utils.events import get_event_data
 from web3.exceptions import LogTopicError
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.contracts import load_artifact
 from dccn_common.follower import FlatEventLayout
+from dccn_devtools.contracts import load_artifact
 
 DEPLOYABLES = sorted(
     path.stem for path in (PROJECT_ROOT / "contracts").rglob("*.vy") if path.stem[0].isupper()

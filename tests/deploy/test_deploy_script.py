@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil import Anvil, free_port
 from dccn_common.manifest import Manifest
+from dccn_devtools.anvil import Anvil, free_port
 
 pytestmark = pytest.mark.xdist_group("ape")
 
@@ -130,7 +130,7 @@ def test_deploy__bad_parameter_file__clear_error_no_traceback(chain, tmp_path: P
 def test_deploy__on_the_readmes_dccn_anvil_chain__succeeds_and_blocks_keep_coming(tmp_path: Path) -> None:
     # The README's local setup: `dccn-anvil --port P --pid-file F`, then `ape run deploy`.
     port, pid_file = free_port(), tmp_path / "anvil.pid"
-    started = subprocess.run([sys.executable, "-m", "dccn_common.anvil", "--port", str(port), "--pid-file",
+    started = subprocess.run([sys.executable, "-m", "dccn_devtools.anvil", "--port", str(port), "--pid-file",
                               str(pid_file)], capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     node = Anvil(port=port)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dccn_common.anvil import Anvil
 from dccn_common.config import load_config
+from dccn_devtools.anvil import Anvil
 from dccn_devtools.pytest_fixtures import BACKENDS
 from enode_dns.besu_files import read_toml_array
 from enode_dns.daemon import ENV_PREFIX, DaemonConfig, EnodeDnsDaemon

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil import Anvil, free_port
+from dccn_devtools.anvil import Anvil, free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
 from enode_dns.besu_files import read_toml_array
 from enode_dns.enode import enode_url

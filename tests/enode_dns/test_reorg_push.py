@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dccn_common.anvil import Anvil
+from dccn_devtools.anvil import Anvil
 from dccn_devtools.pytest_fixtures import BACKENDS
 
 from .conftest import BOOT, AddressEndpoint, AnvilRegistry, NodeKeys

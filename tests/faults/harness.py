@@ -33,12 +33,12 @@ from rich.console import Console
 from web3 import Web3
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil import Anvil, AnvilError, dev_private_keys, free_port
 from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
 from dccn_common.manifest import Manifest, manifest_path
 from dccn_demo.__main__ import deploy_with_ape
 from dccn_demo.context import DEMO_ROLES
+from dccn_devtools.anvil import Anvil, AnvilError, dev_private_keys, free_port
 from enode_dns.enode import EnodeId
 from nos_relay.devsource import DevPki, PriceSource
 from tests.dccn_common.conftest import TcpProxy

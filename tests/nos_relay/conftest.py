@@ -16,9 +16,10 @@ import pytest
 from web3 import Web3
 from web3.logs import DISCARD
 
-from dccn_common.contracts import abi_hash, deploy, transact
+from dccn_common.contracts import abi_hash, transact
 from dccn_common.keys import write_keystore
 from dccn_common.manifest import DeployedContract, Manifest
+from dccn_devtools.contracts import deploy
 from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from nos_enclave.enclave import Enclave, serve
 from nos_enclave.keys import EnclaveKeys

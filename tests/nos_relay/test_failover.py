@@ -20,8 +20,8 @@ import httpx
 import pytest
 from hexbytes import HexBytes
 
-from dccn_common.anvil import free_port
 from dccn_common.store import open_db
+from dccn_devtools.anvil import free_port
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price
 
 pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)]

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dccn_common.anvil import free_port
 from dccn_common.contracts import transact
+from dccn_devtools.anvil import free_port
 from nos_relay.devsource import DevPki, PriceSource
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price
 from tests.nos_relay.test_restart import SECRET, healthy, wait_for

@@ -125,8 +125,9 @@ class Plasma:
 
 @pytest.fixture
 def plasma(chain: Any, roles: Any, tmp_path: Path, store_target: Callable[[str], str]) -> Plasma:  # noqa: F811
-    from dccn_common.contracts import abi_hash, deploy
+    from dccn_common.contracts import abi_hash
     from dccn_common.manifest import DeployedContract, Manifest
+    from dccn_devtools.contracts import deploy
 
     w3 = chain.web3()
     rootchain = deploy(w3, "RootChain", roles.operator.address, "0x" + "00" * 20, EXIT_BOND, EXIT_PERIOD,
@@ -191,7 +192,7 @@ def start_operator(plasma: Plasma) -> Iterator[Callable[..., RunningOperator]]:
     import httpx
     from eth_account import Account
 
-    from dccn_common.anvil import free_port
+    from dccn_devtools.anvil import free_port
     from plasma_operator.config import OperatorConfig
     from plasma_operator.server import Operator
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dccn_common.anvil import Anvil
+from dccn_devtools.anvil import Anvil
 
 pytestmark = pytest.mark.anvil
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from hexbytes import HexBytes
 
-from dccn_common.anvil import free_port
 from dccn_common.store import open_db
+from dccn_devtools.anvil import free_port
 from dccn_devtools.waiting import wait_for
 from plasma_operator import wire
 from plasma_operator.remote import OperatorApiError, OperatorClient

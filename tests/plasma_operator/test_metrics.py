@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dccn_common.anvil import free_port
+from dccn_devtools.anvil import free_port
 from plasma_operator.remote import OperatorClient
 from plasma_operator.wallet import Coin, build_transfer
 from tests.plasma_operator.test_restart import PASSWORD, _spawn, _start

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dccn_common.anvil import free_port
 from dccn_common.store import open_db
+from dccn_devtools.anvil import free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
 from plasma_operator import wire
 from plasma_operator.remote import OperatorApiError, OperatorClient

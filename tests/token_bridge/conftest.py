@@ -14,10 +14,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from dccn_common.anvil import Anvil
 from dccn_common.contracts import transact
 from dccn_deploy.parts.bridge import BridgePair, BridgeParams, deploy_both_sides
 from dccn_deploy.web3_backend import web3_context
+from dccn_devtools.anvil import Anvil
 from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
 from token_bridge.cli import relay_db_path

@@ -24,9 +24,9 @@ import httpx
 import pytest
 import yaml
 
-from dccn_common.anvil import free_port
-from dccn_common.anvil_ticker import tick_blocks
 from dccn_common.store import open_db
+from dccn_devtools.anvil import free_port
+from dccn_devtools.anvil_ticker import tick_blocks
 from token_bridge.chains import ANKR, ETHEREUM
 from token_bridge.cli import relay_db_path
 from token_bridge.validator import Validator, read_signatures

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dccn_common.anvil import Anvil
+from dccn_devtools.anvil import Anvil
 from token_bridge.jsonhttp import JsonServer
 from token_bridge.receipts import (
     ProofError,

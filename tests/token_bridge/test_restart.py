@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil import free_port
 from dccn_common.keys import write_keystore
 from dccn_common.store import open_db
+from dccn_devtools.anvil import free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
 from token_bridge.cli import relay_db_path
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from eth_account import Account
 
-from dccn_common.anvil import free_port
 from dccn_common.keys import write_keystore
+from dccn_devtools.anvil import free_port
 
 from .conftest import CONFIRMATIONS, BridgeHarness
 

@@ -23,9 +23,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from dccn_common.anvil import Anvil
 from dccn_common.contracts import transact
 from dccn_deploy.parts.oracle import OracleParams
+from dccn_devtools.anvil import Anvil
 from nos_enclave.crypto import sign_digest
 from nos_enclave.protocol import response_digest
 from tests.contracts.oracle.conftest import (

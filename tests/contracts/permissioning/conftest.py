@@ -15,7 +15,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from dccn_common.contracts import CONTRACTS_DIR
+from dccn_devtools.contracts import CONTRACTS_DIR
 from enode_dns.enode import EnodeId, sign_endpoint_update
 from enode_dns.hosts import MAX_HOST_LENGTH, HostKind, classify_host
 

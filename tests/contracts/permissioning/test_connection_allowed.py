@@ -17,7 +17,8 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dccn_common.contracts import load_artifact, transact
+from dccn_common.contracts import transact
+from dccn_devtools.contracts import load_artifact
 
 from .conftest import (
     CONNECTION_ALLOWED_SELECTOR,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import boa
 import pytest
 
-from dccn_common.contracts import CONTRACTS_DIR
+from dccn_devtools.contracts import CONTRACTS_DIR
 from plasma_operator import wire
 from tests.contracts.plasma.world import EXIT_BOND, EXIT_PERIOD, Block, Output, PlasmaWorld
 

@@ -13,7 +13,7 @@ import boa
 from boa.interpret import set_search_paths
 from eth_account import Account
 
-from dccn_common.contracts import CONTRACTS_DIR
+from dccn_devtools.contracts import CONTRACTS_DIR
 from plasma_operator import wire
 
 EXIT_PERIOD = 1000

@@ -7,7 +7,7 @@ import boa
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from dccn_common.contracts import find_source
+from dccn_devtools.contracts import find_source
 
 HOLDERS = [boa.env.generate_address(f"holder{i}") for i in range(4)]
 SUPPLY = 10_000_000_000 * 10**18

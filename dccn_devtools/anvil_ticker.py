@@ -1,4 +1,4 @@
-"""`python -m dccn_common.anvil_ticker URL SECONDS ANVIL_PID`: mine a block every SECONDS on the
+"""`python -m dccn_devtools.anvil_ticker URL SECONDS ANVIL_PID`: mine a block every SECONDS on the
 anvil at URL until that process is gone (started by `dccn-anvil --pid-file` in the background).
 Light on imports on purpose: it starts while the user waits."""
 

@@ -24,7 +24,7 @@ import httpx
 from web3 import HTTPProvider, Web3
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.anvil_ticker import tick_blocks
+from dccn_devtools.anvil_ticker import tick_blocks
 
 # anvil's (and ape's) default development mnemonic; its accounts are funded and unlocked.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -286,7 +286,7 @@ def dev_private_keys(count: int = 10, mnemonic: str = DEFAULT_MNEMONIC) -> list[
 
 def _spawn_ticker(url: str, every: float, anvil_pid: int) -> None:
     """A detached process that ticks blocks for a background anvil and ends with it."""
-    subprocess.Popen([sys.executable, "-m", "dccn_common.anvil_ticker", url, str(every), str(anvil_pid)],
+    subprocess.Popen([sys.executable, "-m", "dccn_devtools.anvil_ticker", url, str(every), str(anvil_pid)],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -21,16 +20,10 @@ from dccn_common.manifest import Manifest, ManifestError
 from dccn_common.sender import FINAL_STATUSES, LeaseLost, OutboxEntry
 from dccn_common.store import Connection, StoreError, open_db
 from dccn_devtools.pytest_fixtures import BACKENDS
+from dccn_devtools.waiting import wait_for
 from tests.dccn_common.conftest import transfer_data
 
 SEEN_SCHEMA = "CREATE TABLE IF NOT EXISTS seen (block_number INTEGER, log_index INTEGER, holder TEXT)"
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _seen(db: Connection) -> list[tuple[int, int]]:
@@ -62,7 +55,7 @@ def test_bot__runs_handlers_and_tasks_reports_health_and_stops_on_request(
     runner = threading.Thread(target=bot.run)
     runner.start()
     try:
-        _wait_for(lambda: len(ticks) >= 3 and len(_seen(bot.db)) >= 2, what="ticks and events")
+        wait_for(lambda: len(ticks) >= 3 and len(_seen(bot.db)) >= 2, "ticks and events")
         body = httpx.get(f"http://127.0.0.1:{bot.health_port}/health").json()
         metrics = httpx.get(f"http://127.0.0.1:{bot.health_port}/metrics").text
     finally:
@@ -129,7 +122,7 @@ def test_on_settled__each_outcome_handed_over_once__also_across_a_restart(
         for i in range(3):
             sender.enqueue(bot.db, f"pay:{i}", ankr_token.address, transfer_data(ankr_token, roles.bob.address, 1))
         sender.enqueue(bot.db, "other:0", ankr_token.address, transfer_data(ankr_token, roles.bob.address, 1))
-    _wait_for(lambda: (bot.tick(), len(outcomes) >= 3)[1], what="three outcomes")
+    wait_for(lambda: (bot.tick(), len(outcomes) >= 3)[1], "three outcomes")
     bot.tick()
     assert sorted(outcomes) == [(f"pay:{i}", "mined") for i in range(3)]
     assert all(e.status in FINAL_STATUSES for e in [sender.entry("other:0")] if e is not None)
@@ -187,7 +180,7 @@ def test_two_bots__leader_stops_cleanly__standby_takes_over_at_once(
     second = _recording_bot(w3, dsn, ankr_token, "second", account=account, lease_seconds=30.0)
     runner = threading.Thread(target=first.run)
     runner.start()
-    _wait_for(lambda: first.is_leader, what="first leads")
+    wait_for(lambda: first.is_leader, "first leads")
     second.tick()
     assert not second.is_leader
     first.stop_event.set()

@@ -12,42 +12,23 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hexbytes import HexBytes
 
 from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
+from dccn_devtools.probes import health, role
+from dccn_devtools.waiting import wait_for
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price
 
 pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)]
 
 LEASE_SECONDS = 3.0
 TAKEOVER_LIMIT = 15.0
-
-
-def _health(port: int) -> dict[str, Any] | None:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
-def _role(port: int) -> str | None:
-    body = _health(port)
-    return body.get("role") if body else None
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class Pair:
@@ -116,9 +97,9 @@ def pair(spawn: Any, chain: Any, deployment: dict[str, Any], relay_keystore: Any
 
 def _start_leader_and_standby(pair: Pair, scrape_metrics: Any, signer: str) -> tuple[Any, int, Any, int]:
     leader, leader_port = pair.start("first")
-    _wait_for(lambda: _role(leader_port) == "leader", 20, "the first relay to lead")
+    wait_for(lambda: role(leader_port) == "leader", "the first relay to lead", timeout=20)
     standby, standby_port = pair.start("second")
-    assert _role(standby_port) == "standby"
+    assert role(standby_port) == "standby"
     assert scrape_metrics(f"http://127.0.0.1:{leader_port}/metrics").value("dccn_leader", signer=signer) == 1
     assert scrape_metrics(f"http://127.0.0.1:{standby_port}/metrics").value("dccn_leader", signer=signer) == 0
     return leader, leader_port, standby, standby_port
@@ -148,11 +129,11 @@ def test_failover__leader_killed_mid_stream__standby_takes_over_every_request_an
     stream = Stream(w3, deployment, roles, price_params(price_source))
     stream.start()
     try:
-        _wait_for(lambda: len(pair.delivered()) >= 2, 60, "first deliveries")
+        wait_for(lambda: len(pair.delivered()) >= 2, "first deliveries", timeout=60)
         leader.process.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         leader.process.wait()
-        _wait_for(lambda: _role(standby_port) == "leader", 30, "the standby to take over")
+        wait_for(lambda: role(standby_port) == "leader", "the standby to take over", timeout=30)
         takeover = time.monotonic() - killed
         time.sleep(2.0)  # requests keep coming while the new leader works
     finally:
@@ -160,8 +141,8 @@ def test_failover__leader_killed_mid_stream__standby_takes_over_every_request_an
     print(f"takeover after SIGKILL: {takeover:.2f} s (lease {LEASE_SECONDS} s)")
     assert takeover < TAKEOVER_LIMIT
     assert scrape_metrics(f"http://127.0.0.1:{standby_port}/metrics").value("dccn_leader", signer=signer) == 1
-    _wait_for(lambda: set(pair.delivered()) == set(stream.ids) and _health(standby_port)["jobs"] == {
-        "done": len(stream.ids)} and _health(standby_port)["pending_transactions"] == 0, 90, "every request answered")
+    wait_for(lambda: set(pair.delivered()) == set(stream.ids) and health(standby_port)["jobs"] == {
+        "done": len(stream.ids)} and health(standby_port)["pending_transactions"] == 0, "every request answered", timeout=90)
     time.sleep(1.0)  # anything repeated would show up now
     _assert_exactly_once(pair, w3, stream.ids, signer, nonce_before)
 
@@ -173,7 +154,7 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
     old, old_port, _, new_port = _start_leader_and_standby(pair, scrape_metrics, signer)
     stream = Stream(w3, deployment, roles, price_params(price_source))
     stream.send(4)
-    _wait_for(lambda: len(pair.delivered()) >= 1, 60, "a first delivery")
+    wait_for(lambda: len(pair.delivered()) >= 1, "a first delivery", timeout=60)
     stream.start()
     try:
         for _ in range(3):
@@ -182,7 +163,7 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
             try:
                 # Paused inside a transaction the old leader holds the write lock, and the standby
                 # waits for it; resume it well before the server ends its session, and pause again.
-                _wait_for(lambda: _role(new_port) == "leader", LEASE_SECONDS + 5, "the standby to take over")
+                wait_for(lambda: role(new_port) == "leader", "the standby to take over", timeout=LEASE_SECONDS + 5)
                 break
             except AssertionError:
                 old.process.send_signal(signal.SIGCONT)
@@ -192,19 +173,19 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
         takeover = time.monotonic() - paused
         took_over_at = w3.eth.block_number
         before = len(pair.delivered())
-        _wait_for(lambda: len(pair.delivered()) > before + 1, 60, "the new leader to deliver")
+        wait_for(lambda: len(pair.delivered()) > before + 1, "the new leader to deliver", timeout=60)
         log_size = len(old.output())
         old.process.send_signal(signal.SIGCONT)  # the old leader resumes where it was paused
-        _wait_for(lambda: _role(old_port) == "standby", 20, "the resumed relay to stand by")
+        wait_for(lambda: role(old_port) == "standby", "the resumed relay to stand by", timeout=20)
         time.sleep(2.0)
     finally:
         stream.stop()
     stream.send(3)
     print(f"takeover after SIGSTOP: {takeover:.2f} s (lease {LEASE_SECONDS} s)")
-    _wait_for(lambda: set(pair.delivered()) == set(stream.ids) and _health(new_port)["jobs"] == {
-        "done": len(stream.ids)} and _health(new_port)["pending_transactions"] == 0, 90, "every request answered")
+    wait_for(lambda: set(pair.delivered()) == set(stream.ids) and health(new_port)["jobs"] == {
+        "done": len(stream.ids)} and health(new_port)["pending_transactions"] == 0, "every request answered", timeout=90)
     time.sleep(1.0)
-    assert _role(old_port) == "standby" and _role(new_port) == "leader"
+    assert role(old_port) == "standby" and role(new_port) == "leader"
     assert scrape_metrics(f"http://127.0.0.1:{old_port}/metrics").value("dccn_leader", signer=signer) == 0
     assert scrape_metrics(f"http://127.0.0.1:{new_port}/metrics").value("dccn_leader", signer=signer) == 1
     # The resumed relay enqueued and signed nothing: every delivery since the takeover is the new leader's

@@ -18,20 +18,13 @@ import pytest
 from dccn_common.contracts import transact
 from dccn_devtools.anvil import free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
+from dccn_devtools.waiting import wait_for
 from nos_relay.devsource import DevPki, PriceSource
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price
 
 SECRET = "enclave sealing secret for tests"
 # PostgreSQL: the restarted relay takes over the killed one's lease once it expires.
 LEASE_SECONDS = "3"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def healthy(port: int) -> bool:
@@ -71,7 +64,7 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
         process = processes("nos_enclave", "run", "--socket", socket_path, "--sealed-key", str(sealed),
                             "--ca-bundle", str(trusted_pki.ca_cert), "--health-port", str(enclave_port),
                             env=enclave_env, log=tmp_path / "enclave.log")
-        wait_for(lambda: healthy(enclave_port), 30, "enclave health")
+        wait_for(lambda: healthy(enclave_port), "enclave health", timeout=30)
         return process
 
     def start_relay() -> subprocess.Popen[bytes]:
@@ -81,7 +74,7 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
                             env={"NOS_RELAY_PASSWORD": RELAY_PASSWORD, "NOS_RELAY_POLL_INTERVAL": "0.1",
                                  "NOS_RELAY_RETRY_DELAY": "0.1", "NOS_RELAY_LEASE_SECONDS": LEASE_SECONDS},
                             log=tmp_path / "relay.log")
-        wait_for(lambda: healthy(relay_port), 30, "relay health")
+        wait_for(lambda: healthy(relay_port), "relay health", timeout=30)
         return process
 
     def delivered_ids() -> list[bytes]:
@@ -96,7 +89,7 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
              sender=roles.deployer.address)
     relay = start_relay()
     ids = [request_price(w3, deployment, roles, params) for _ in range(4)]
-    wait_for(lambda: len(delivered_ids()) >= 1, 30, "a first delivery")
+    wait_for(lambda: len(delivered_ids()) >= 1, "a first delivery", timeout=30)
     enclave.send_signal(signal.SIGKILL)  # the relay keeps running without its enclave
     ids += [request_price(w3, deployment, roles, params) for _ in range(3)]
     relay.send_signal(signal.SIGKILL)
@@ -105,7 +98,7 @@ def test_enclave_and_relay_killed_and_restarted__no_loss_no_double_delivery(
     ids += [request_price(w3, deployment, roles, params) for _ in range(3)]
     start_enclave()
     start_relay()
-    wait_for(lambda: len(set(delivered_ids())) == len(ids), 60, "every request delivered")
+    wait_for(lambda: len(set(delivered_ids())) == len(ids), "every request delivered", timeout=60)
     time.sleep(1.0)  # anything repeated after a restart would show up now
     assert sorted(delivered_ids()) == sorted(ids)  # each exactly once
     status = httpx.get(f"http://127.0.0.1:{relay_port}/health", timeout=5).json()

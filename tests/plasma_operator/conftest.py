@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
+from dccn_devtools.waiting import wait_for
 from plasma_operator import store, wire
 from plasma_operator.ledger import ChildChain
 from plasma_operator.wallet import Coin, build_transfer
@@ -254,13 +255,8 @@ def start_watcher(plasma: Plasma) -> Iterator[Callable[..., Any]]:
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    """dccn_devtools.waiting.wait_for with this suite's argument order (timeout before what)."""
+    return wait_for(check, what, timeout=timeout)
 
 
 @pytest.fixture

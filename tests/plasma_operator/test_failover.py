@@ -24,6 +24,7 @@ from hexbytes import HexBytes
 
 from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
+from dccn_devtools.probes import role
 from dccn_devtools.waiting import wait_for
 from plasma_operator import wire
 from plasma_operator.remote import OperatorApiError, OperatorClient
@@ -35,18 +36,6 @@ pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", ["post
 LEASE_SECONDS = 3.0
 TAKEOVER_LIMIT = 15.0
 TOTAL = 10**18
-
-
-def _health(port: int) -> dict[str, Any] | None:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
-def _role(port: int) -> str | None:
-    body = _health(port)
-    return body.get("role") if body else None
 
 
 class Pair:
@@ -141,12 +130,12 @@ def pair(spawn: Any, plasma: Any) -> Iterator[Pair]:
 def _start_leader_and_standby(pair: Pair, scrape_metrics: Any) -> tuple[Any, int, Any, int, Coin]:
     signer = pair.plasma.roles.operator.address
     leader, leader_port = pair.start("first")
-    wait_for(lambda: _role(leader_port) == "leader", "the first operator to lead")
+    wait_for(lambda: role(leader_port) == "leader", "the first operator to lead")
     api = OperatorClient(f"http://127.0.0.1:{leader_port}")
     blknum = pair.plasma.deposit(pair.plasma.roles.alice, TOTAL)
     wait_for(lambda: api.utxo(blknum, 0, 0), "the deposit credited")
     standby, standby_port = pair.start("second")
-    assert _role(standby_port) == "standby"
+    assert role(standby_port) == "standby"
     assert scrape_metrics(f"http://127.0.0.1:{leader_port}/metrics").value("dccn_leader", signer=signer) == 1
     assert scrape_metrics(f"http://127.0.0.1:{standby_port}/metrics").value("dccn_leader", signer=signer) == 0
     return leader, leader_port, standby, standby_port, Coin(blknum, 0, 0, TOTAL)
@@ -216,7 +205,7 @@ def test_failover__leader_killed_mid_stream__standby_takes_over_every_transactio
         leader.process.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         leader.process.wait()
-        wait_for(lambda: _role(standby_port) == "leader", "the standby to take over", timeout=30)
+        wait_for(lambda: role(standby_port) == "leader", "the standby to take over", timeout=30)
         takeover = time.monotonic() - killed
         at_takeover = len(payments.acknowledged)
         wait_for(lambda: len(payments.acknowledged) >= at_takeover + 20, "payments through the new leader", timeout=60)
@@ -245,7 +234,7 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
             try:
                 # Paused inside a transaction the old leader holds the write lock, and the standby
                 # waits for it; resume it well before the server ends its session, and pause again.
-                wait_for(lambda: _role(new_port) == "leader", "the standby to take over", timeout=LEASE_SECONDS + 5)
+                wait_for(lambda: role(new_port) == "leader", "the standby to take over", timeout=LEASE_SECONDS + 5)
                 break
             except AssertionError:
                 old.process.send_signal(signal.SIGCONT)
@@ -258,14 +247,14 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
         wait_for(lambda: len(pair.submitted()) >= blocks_before + 2, "the new leader to submit blocks", timeout=60)
         log_size = len(old.output())
         old.process.send_signal(signal.SIGCONT)  # the old leader resumes where it was paused
-        wait_for(lambda: _role(old_port) == "standby", "the resumed operator to stand by", timeout=20)
+        wait_for(lambda: role(old_port) == "standby", "the resumed operator to stand by", timeout=20)
         time.sleep(2.0)  # payments keep coming; some reach the resumed one, which refuses them
     finally:
         payments.stop()
     print(f"takeover after SIGSTOP: {takeover:.2f} s (lease {LEASE_SECONDS} s)")
     wait_for(lambda: _all_final(new_port), "every block final", timeout=60)
     time.sleep(1.0)
-    assert _role(old_port) == "standby" and _role(new_port) == "leader"
+    assert role(old_port) == "standby" and role(new_port) == "leader"
     assert scrape_metrics(f"http://127.0.0.1:{old_port}/metrics").value("dccn_leader", signer=signer) == 0
     assert scrape_metrics(f"http://127.0.0.1:{new_port}/metrics").value("dccn_leader", signer=signer) == 1
     # The resumed operator sealed and enqueued nothing: its log says so, and every transaction of

@@ -3,12 +3,13 @@ nothing and pay nothing twice."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from dccn_common.keys import write_keystore
 from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
+from dccn_devtools.waiting import wait_for as devtools_wait_for
 from token_bridge.cli import relay_db_path
 
 from .conftest import ANKR_WEI, CONFIRMATIONS, BridgeHarness
@@ -78,14 +80,8 @@ class Process:
                 self.proc.kill()
 
 
-def wait_for(condition: Callable[[], Any], what: str, *, timeout: float = 45.0, tick: Callable[[], None] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        if tick:
-            tick()
-        time.sleep(0.2)
+# The bridge waits on confirmations of two chains: a longer default than other tests.
+wait_for = functools.partial(devtools_wait_for, timeout=45.0, interval=0.2)
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ import pytest
 
 from dccn_common.contracts import transact
 from dccn_devtools.anvil import free_port
+from dccn_devtools.waiting import wait_for
 from nos_relay.devsource import DevPki, PriceSource
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price
-from tests.nos_relay.test_restart import SECRET, healthy, wait_for
+from tests.nos_relay.test_restart import SECRET, healthy
 
 pytestmark = pytest.mark.anvil
 
@@ -31,7 +32,7 @@ def test_metrics__relay_and_enclave_processes__report_requests_answered(
                    env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
     spawn("nos_enclave", "run", "--socket", socket_path, "--sealed-key", str(sealed), "--ca-bundle",
           str(trusted_pki.ca_cert), "--health-port", str(enclave_port), env=env, name="enclave")
-    wait_for(lambda: healthy(enclave_port), 30, "enclave health")
+    wait_for(lambda: healthy(enclave_port), "enclave health", timeout=30)
     info = httpx.get(f"http://127.0.0.1:{enclave_port}/health", timeout=5).json()
     transact(w3, deployment["oracle"].functions.registerEnclave(info["address"], bytes.fromhex(info["measurement"][2:])),
              sender=roles.deployer.address)
@@ -39,13 +40,12 @@ def test_metrics__relay_and_enclave_processes__report_requests_answered(
           "--keystore", str(relay_keystore("relayer")), "--db", str(short_dir / "relay.sqlite"),
           "--enclave-socket", socket_path, "--health-port", str(relay_port),
           env={"NOS_RELAY_PASSWORD": RELAY_PASSWORD, "NOS_RELAY_POLL_INTERVAL": "0.1"}, name="relay")
-    wait_for(lambda: healthy(relay_port), 30, "relay health")
+    wait_for(lambda: healthy(relay_port), "relay health", timeout=30)
     params = price_params(price_source)
     for _ in range(2):
         request_price(w3, deployment, roles, params)
     relay_url = f"http://127.0.0.1:{relay_port}/metrics"
-    wait_for(lambda: scrape_metrics(relay_url).value("dccn_oracle_requests", state="answered") == 2, 60,
-             "both requests answered")
+    wait_for(lambda: scrape_metrics(relay_url).value("dccn_oracle_requests", state="answered") == 2, "both requests answered", timeout=60)
     relay = scrape_metrics(relay_url)
     assert relay.value("dccn_oracle_requests", service="nos-relay", state="pending") == 0
     assert relay.value("dccn_oracle_requests", state="failed") == 0

@@ -6,22 +6,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from coincurve import PublicKey
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak, to_checksum_address
 
+from dccn_common.eip712 import Domain, Struct, digest, typed_data
 from enode_dns.hosts import HostKind, classify_host
 
 DOMAIN_NAME = "DCCN Enode Registry"
 DOMAIN_VERSION = "1"
-ENDPOINT_UPDATE_TYPES = {
-    "EndpointUpdate": [
-        {"name": "enodeKey", "type": "bytes32"},
-        {"name": "host", "type": "string"},
-        {"name": "port", "type": "uint16"},
-        {"name": "sequence", "type": "uint256"},
-    ]
-}
+ENDPOINT_UPDATE = Struct("EndpointUpdate", [("bytes32", "enodeKey"), ("string", "host"), ("uint16", "port"),
+                                             ("uint256", "sequence")])
 
 
 class EnodeError(ValueError):
@@ -84,20 +79,22 @@ def enode_url(enode_hex: str, host: str, port: int) -> str:
     return f"enode://{enode_hex}@{shown}:{port}"
 
 
+def registry_domain(chain_id: int, rules_address: str) -> Domain:
+    return Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, rules_address)
+
+
 def endpoint_update_typed_data(
     chain_id: int, rules_address: str, enode_key: bytes, host: str, port: int, sequence: int
 ) -> dict[str, Any]:
-    return {
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": chain_id,
-            "verifyingContract": to_checksum_address(rules_address),
-        },
-        "types": ENDPOINT_UPDATE_TYPES,
-        "primaryType": "EndpointUpdate",
-        "message": {"enodeKey": enode_key, "host": host, "port": port, "sequence": sequence},
-    }
+    """The self-update in EIP-712 JSON form (what a wallet's eth_signTypedData_v4 takes)."""
+    return typed_data(registry_domain(chain_id, rules_address), ENDPOINT_UPDATE, enode_key, host, port, sequence)
+
+
+def endpoint_update_digest(
+    chain_id: int, rules_address: str, enode_key: bytes, host: str, port: int, sequence: int
+) -> bytes:
+    """The EIP-712 digest `EnodeRules.endpointUpdateDigest` computes."""
+    return digest(registry_domain(chain_id, rules_address), ENDPOINT_UPDATE.hash(enode_key, host, port, sequence))
 
 
 def sign_endpoint_update(
@@ -105,6 +102,5 @@ def sign_endpoint_update(
 ) -> bytes:
     """The 65-byte signature `EnodeRules.updateEndpoint` accepts from this node."""
     enode = EnodeId.of_account(node_key)
-    data = endpoint_update_typed_data(chain_id, rules_address, enode.key, host, port, sequence)
-    message = encode_typed_data(domain_data=data["domain"], message_types=data["types"], message_data=data["message"])
-    return bytes(node_key.sign_message(message).signature)
+    message_hash = endpoint_update_digest(chain_id, rules_address, enode.key, host, port, sequence)
+    return bytes(node_key.unsafe_sign_hash(Hash32(message_hash)).signature)

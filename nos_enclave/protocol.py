@@ -29,10 +29,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from coincurve import PublicKey
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_canonical_address
+from eth_utils import to_canonical_address
 
 from nos_enclave.crypto import ENVELOPE_OVERHEAD, PUBKEY_BYTES, ecies_encrypt
+from nos_enclave.eip712 import Domain, Struct, digest, keccak
 
 PRIVATE_MARKER = b"\x01"
 MAX_PARAMS = 1024
@@ -41,9 +41,6 @@ SELECTOR_KINDS = ("json", "xml", "regex")
 RESULT_TYPES = ("uint256", "int256", "string", "bytes32")
 # 2**256 has 78 decimal digits: anything longer cannot be encoded.
 MAX_INTEGER_DIGITS = 78
-
-DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
-RESPONSE_TYPEHASH = keccak(b"Response(bytes32 requestId,bytes32 paramsHash,bytes32 dataHash)")
 
 
 class ParamsError(ValueError):
@@ -212,23 +209,15 @@ def encryption_key_digest(encryption_public_key: bytes) -> bytes:
     return keccak(ENCRYPTION_KEY_PREFIX + encryption_public_key)
 
 
+RESPONSE = Struct("Response", [("bytes32", "requestId"), ("bytes32", "paramsHash"), ("bytes32", "dataHash")])
+
+
 @lru_cache(maxsize=64)
-def domain_separator(chain_id: int, oracle: str) -> bytes:
-    """Cached: one enclave serves one or a few oracles, and this is three hashes and an ABI encoding."""
-    return keccak(
-        abi_encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [DOMAIN_TYPEHASH, keccak(b"NOS"), keccak(b"1"), chain_id, oracle],
-        )
-    )
+def response_domain(chain_id: int, oracle: str) -> Domain:
+    """The NOS domain of one oracle. Cached (with its separator): one enclave serves one or a few oracles."""
+    return Domain("NOS", "1", chain_id, oracle)
 
 
 def response_digest(chain_id: int, oracle: str, request_id: bytes, params_hash: bytes, data: bytes) -> bytes:
     """The EIP-712 digest of Response(requestId, paramsHash, dataHash) in the NOS domain."""
-    if (isinstance(request_id, bytes) and isinstance(params_hash, bytes)
-            and len(request_id) == 32 and len(params_hash) == 32):  # four ABI words are the words themselves
-        struct_hash = keccak(RESPONSE_TYPEHASH + request_id + params_hash + keccak(data))
-    else:  # eth_abi's rules (and errors) for anything else
-        struct_hash = keccak(abi_encode(["bytes32", "bytes32", "bytes32", "bytes32"],
-                                        [RESPONSE_TYPEHASH, request_id, params_hash, keccak(data)]))
-    return keccak(b"\x19\x01" + domain_separator(chain_id, oracle) + struct_hash)
+    return digest(response_domain(chain_id, oracle), RESPONSE.hash(request_id, params_hash, keccak(data)))

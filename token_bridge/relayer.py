@@ -195,7 +195,7 @@ class DestinationRelay:
         if not self._is_validator(signer):
             log.warning("signature from a non-validator ignored", extra={"signer": signer})
             return
-        digest = "0x" + struct_hash(transfer).hex()  # the key rows have always had: signable(...).body
+        digest = "0x" + struct_hash(transfer).hex()  # the key rows have always had: hashStruct(Transfer)
         self.db.execute(
             "INSERT OR IGNORE INTO relay_transfers (digest, transfer_key, transfer, first_seen) VALUES (?, ?, ?, ?)",
             (digest, transfer.key(), json.dumps(transfer.to_json()), time.time()),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eth_account import Account
-from eth_account.messages import _hash_eip191_message
+from eth_account.messages import SignableMessage, _hash_eip191_message, encode_typed_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,9 +12,9 @@ from token_bridge.transfer import (
     Transfer,
     recover_signer,
     sign_transfer,
-    signable,
     struct_hash,
     transfer_digest,
+    transfer_typed_data,
 )
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
@@ -23,6 +23,11 @@ transfers = st.builds(Transfer, uint256, addresses, st.binary(min_size=32, max_s
                       uint256, addresses, uint256)
 destinations = st.builds(Destination, uint256, addresses)
 VALIDATOR = Account.from_key("0x" + "5a" * 32)
+
+
+def signable(transfer: Transfer, destination: Destination) -> SignableMessage:
+    """The reference: eth-account's generic typed-data encoder over the message's JSON form."""
+    return encode_typed_data(full_message=transfer_typed_data(transfer, destination))
 
 
 @settings(max_examples=200, deadline=None)

@@ -289,13 +289,14 @@ def test_update_endpoint__after_removal_and_readmission__old_signature_stays_sta
 def test_digest__matches_python_typed_data(registry: Registry, boot_node: Node) -> None:
     from eth_account.messages import _hash_eip191_message, encode_typed_data
 
-    from enode_dns.enode import endpoint_update_typed_data
+    from enode_dns.enode import endpoint_update_digest, endpoint_update_typed_data
 
     data = endpoint_update_typed_data(boa.env.evm.patch.chain_id, registry.rules.address, boot_node.enode.key,
                                       "boot1.example.org", 30303, 7)
-    message = encode_typed_data(domain_data=data["domain"], message_types=data["types"], message_data=data["message"])
+    message = encode_typed_data(full_message=data)
     assert registry.rules.endpointUpdateDigest(boot_node.enode.key, "boot1.example.org", 30303, 7) == \
-        _hash_eip191_message(message)
+        _hash_eip191_message(message) == endpoint_update_digest(
+            boa.env.evm.patch.chain_id, registry.rules.address, boot_node.enode.key, "boot1.example.org", 30303, 7)
 
 
 # -- ingress / rules split -------------------------------------------------------------------------

@@ -91,10 +91,6 @@ class Manifest:
                 raise ManifestError(f"{path}: ABI of {entry.name} does not match its hash")
         return manifest
 
-    @classmethod
-    def for_chain(cls, chain_id: int, directory: Path | None = None) -> Manifest:
-        return cls.load(manifest_path(chain_id, directory))
-
     def save(self, path: Path | str) -> None:
         """Atomic write: readers see the old or the new manifest, never half of one."""
         path = Path(path)

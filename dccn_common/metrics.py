@@ -105,10 +105,6 @@ class ServiceMetrics:
             read = _zero_filled(read, known)
         self.gauge(name, doc, read, labels)
 
-    def sql_counter(self, name: str, doc: str, db: Connection, sql: str, labels: Sequence[str] = (),
-                    params: Sequence[Any] = ()) -> None:
-        self.counter(name, doc, self._sql_reader(db, sql, params), labels)
-
     def add_signer(self, address: str, leading: Callable[[], bool] | None = None) -> None:
         """A key this service signs with; the leader gauge reports `leading()` (default: always)."""
         if leading is not None or address not in self._signers:

@@ -688,14 +688,6 @@ class PgConnection:
 
         return self._run(run)
 
-    def executescript(self, script: str) -> None:
-        for statement in _split_statements(script):
-            self.execute(statement)
-
-    def commit(self) -> None:
-        if self._doomed or self.in_transaction:
-            self.execute("COMMIT")
-
     def rollback(self) -> None:
         if self._doomed or self.in_transaction:
             self.execute("ROLLBACK")

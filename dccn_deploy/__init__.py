@@ -209,9 +209,6 @@ class DeployContext:
 
     # -- contracts -----------------------------------------------------------------------
 
-    def has(self, name: str) -> bool:
-        return name in self.manifest.contracts
-
     def at(self, name: str) -> Any:
         """The contract instance (ape's, or web3's) of an already deployed contract."""
         return self.backend.at(self.manifest.get(name))

@@ -114,10 +114,6 @@ def fallback_abi(source: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def contract_at(w3: Web3, name: str, address: str) -> Contract:
-    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(name).abi)
-
-
 def deploy(
     w3: Web3,
     name: str,

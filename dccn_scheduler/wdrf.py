@@ -20,7 +20,6 @@ go back to step 2 among the providers that are not full.
 from __future__ import annotations
 
 import heapq
-import math
 import operator
 from collections import deque
 from collections.abc import Callable
@@ -302,8 +301,3 @@ def _allocate(provider: Provider, state: _ProviderState, market: _Market, task: 
     state.shares[task.user] = dominant / user_weights.get(task.user, 1.0)
     result.placements.append(Placement(task.id, task.user, provider.id, provider.nodes[node].id))
     return True
-
-
-def price_score(price: float, weight: float = 1.0) -> float:
-    """w0 / log(price): the seed's price term (higher for cheaper nodes)."""
-    return weight / math.log(price)

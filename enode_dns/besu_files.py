@@ -21,7 +21,6 @@ from pathlib import Path
 from enode_dns.enode import enode_url
 from enode_dns.resolver import Resolver, resolve
 
-NODE_TYPES = {0: "validator", 1: "boot", 2: "writer", 3: "observer"}
 VALIDATOR, BOOT = 0, 1
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dccn_common import PROJECT_ROOT
-from dccn_common.manifest import Manifest
+from dccn_common.manifest import Manifest, manifest_path
 from dccn_devtools.anvil import Anvil, free_port
 
 pytestmark = pytest.mark.xdist_group("ape")
@@ -32,7 +32,7 @@ def run_deploy(anvil: Any, deployments: Path, *extra: str) -> subprocess.Complet
 def test_deploy__writes_manifest_with_live_contracts(chain, tmp_path: Path) -> None:
     result = run_deploy(chain, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    manifest = Manifest.for_chain(31337, tmp_path)
+    manifest = Manifest.load(manifest_path(31337, tmp_path))
     w3 = chain.web3()
     token = manifest.contract(w3, "AnkrToken")
     assert token.functions.totalSupply().call() == 10_000_000_000 * 10**18
@@ -45,13 +45,13 @@ def test_deploy__writes_manifest_with_live_contracts(chain, tmp_path: Path) -> N
 
 def test_deploy__rerun__reports_existing_and_sends_nothing(chain, tmp_path: Path) -> None:
     assert run_deploy(chain, tmp_path).returncode == 0
-    first = Manifest.for_chain(31337, tmp_path)
+    first = Manifest.load(manifest_path(31337, tmp_path))
     block_before = chain.block_number()
     again = run_deploy(chain, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already deployed" in again.stdout
     assert chain.block_number() == block_before, "a re-run sent transactions"
-    second = Manifest.for_chain(31337, tmp_path)
+    second = Manifest.load(manifest_path(31337, tmp_path))
     assert {n: c.address for n, c in second.contracts.items()} == {n: c.address for n, c in first.contracts.items()}
 
 
@@ -91,7 +91,7 @@ def test_deploy__dry_run_plan__equals_the_real_deploy_that_follows(chain, tmp_pa
 
     real = run_deploy(chain, tmp_path / "real")
     assert real.returncode == 0, real.stderr[-3000:]
-    manifest = Manifest.for_chain(31337, tmp_path / "real")
+    manifest = Manifest.load(manifest_path(31337, tmp_path / "real"))
     receipts = _deployer_receipts(w3, deployer, first_block)
 
     assert len(planned) == w3.eth.get_transaction_count(deployer) - nonce_before == len(receipts)
@@ -137,7 +137,7 @@ def test_deploy__on_the_readmes_dccn_anvil_chain__succeeds_and_blocks_keep_comin
     try:
         result = run_deploy(node, tmp_path, "--only", "token")
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-        assert "AnkrToken" in Manifest.for_chain(31337, tmp_path).contracts
+        assert "AnkrToken" in Manifest.load(manifest_path(31337, tmp_path)).contracts
         after_deploy = node.block_number()
         time.sleep(2.5)
         assert node.block_number() > after_deploy, "no blocks without transactions: confirmations never come"

@@ -21,7 +21,6 @@ from dccn_devtools.anvil import Anvil
 from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from token_bridge.chains import ANKR, ETHEREUM, Side, open_side
 from token_bridge.cli import relay_db_path
-from token_bridge.local import LocalNetwork, start_local_network
 from token_bridge.relayer import DestinationRelay
 from token_bridge.validator import SignatureServer, Validator
 
@@ -29,6 +28,26 @@ ANKR_WEI = 10**18
 NATIVE_SUPPLY = 1_000_000_000 * ANKR_WEI
 VALIDATOR_ROLES = ("v1", "v2", "v3", "v4", "v5", "v6", "validator")
 CONFIRMATIONS = {ETHEREUM: 2, ANKR: 1}
+
+
+@dataclass
+class LocalNetwork:
+    """Validators and a relayer in one process, stepped by the test: the same objects the
+    `token-bridge` services run, without their loops."""
+
+    validators: list[Validator]
+    servers: list[SignatureServer]
+    relays: dict[str, DestinationRelay]
+
+    def pump(self) -> None:
+        for validator in self.validators:
+            validator.poll()
+        for relay in self.relays.values():
+            relay.tick()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 @dataclass
@@ -65,16 +84,15 @@ class BridgeHarness:
         return validator, SignatureServer(validator).start()
 
     def network(self) -> LocalNetwork:
+        """Every validator and both relays, each component with its own web3 clients and its
+        state in its own store on this test's backend (a file in workdir, or a PostgreSQL
+        database or schema)."""
         relayer = Account.from_key(self.roles.relayer.key)
-        if self.backend == "sqlite":
-            network = start_local_network(self.sides, self.validator_accounts, relayer, self.workdir)
-        else:  # the same network, each component's state in its own PostgreSQL database (or schema)
-            validators = [Validator(self.sides(), self.db(f"validator-{a.address}"), a)
-                          for a in self.validator_accounts]
-            servers = [SignatureServer(v).start() for v in validators]
-            relays = {name: DestinationRelay(side, relay_db_path(self.db("relayer"), name), relayer,
-                                             [s.url for s in servers]) for name, side in self.sides().items()}
-            network = LocalNetwork(validators, servers, relays)
+        validators = [Validator(self.sides(), self.db(f"validator-{a.address}"), a) for a in self.validator_accounts]
+        servers = [SignatureServer(v).start() for v in validators]
+        relays = {name: DestinationRelay(side, relay_db_path(self.db("relayer"), name), relayer,
+                                         [s.url for s in servers]) for name, side in self.sides().items()}
+        network = LocalNetwork(validators, servers, relays)
         self.networks.append(network)
         return network
 

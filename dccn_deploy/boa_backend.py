@@ -75,12 +75,13 @@ class BoaBackend:
 
 
 def boa_context(deployer: str, *, deployments: Path, side: str = "ethereum", params: dict[str, Any] | None = None,
-                echo: Callable[[str], None] | None = None) -> DeployContext:
-    """A DeployContext on boa.env with a new manifest, written to `deployments/<chain id>.json`."""
+                echo: Callable[[str], None] | None = None, manifest: Manifest | None = None) -> DeployContext:
+    """A DeployContext on boa.env with a new manifest (or `manifest`, continued: both sides of
+    the bridge in one EVM share its chain and so its manifest), written to `deployments/<chain id>.json`."""
     if side not in SIDES:
         raise DeployError(f"unknown side {side!r}; expected one of {', '.join(SIDES)}")
     chain_id = int(boa.env.evm.patch.chain_id)
-    manifest = Manifest(chain_id=chain_id, network="local")
+    manifest = manifest or Manifest(chain_id=chain_id, network="local")
     ctx = DeployContext("local", chain_id, side, deployer, {}, manifest, manifest_path(chain_id, deployments), False,
                         echo or (lambda _line: None), backend=BoaBackend(deployer))
     ctx.add_params(params or {})

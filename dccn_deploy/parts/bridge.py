@@ -141,10 +141,11 @@ def _deploy_foreign(ctx: DeployContext, params: BridgeParams) -> None:
                         params.hold, part="bridge")
     _grant_roles(ctx, bridge, params)
     peer_file = manifest_path(ankr_chain_id, ctx.manifest_file.parent)
-    if not peer_file.exists():
+    peer = Manifest.load(peer_file).contracts.get("HomeBridge") if peer_file.exists() else None
+    if peer is None:  # no Ankr side yet (or, both sides in one chain, only this one so far)
         ctx.echo(f"  . peer not set yet: deploy the Ankr side (--side ankr), then run this side again ({peer_file})")
         return
-    home = Manifest.load(peer_file).get("HomeBridge").address
+    home = peer.address
     if str(ctx.read(bridge, "peerBridge")).lower() != home.lower():
         ctx.call(f"ForeignBridge.setPeer({ankr_chain_id}, {home})", bridge, "setPeer", ankr_chain_id, home)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boa
@@ -13,6 +14,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from dccn_common import PROJECT_ROOT
+from dccn_deploy.boa_backend import boa_context
+from dccn_deploy.parts.bridge import BridgeParams, deploy_both_sides
 from token_bridge.transfer import Destination, Transfer, sign_transfer, sorted_for_contract
 
 ANKR = 10**18
@@ -67,47 +70,48 @@ class Bridges:
 
 @pytest.fixture(scope="session")
 def bridge_sources() -> dict[str, Any]:
-    root = PROJECT_ROOT / "contracts"
-    return {
-        "token": boa.load_partial(str(root / "token" / "AnkrToken.vy")),
-        "foreign": boa.load_partial(str(root / "bridge" / "ForeignBridge.vy")),
-        "home": boa.load_partial(str(root / "bridge" / "HomeBridge.vy")),
-        "two_locks": boa.load_partial(str(root / "testing" / "TwoLocks.vy")),
-    }
+    """Contracts only these tests deploy (contracts/testing/); the bridges come from the bridge part."""
+    return {"two_locks": boa.load_partial(str(PROJECT_ROOT / "contracts" / "testing" / "TwoLocks.vy"))}
 
 
-def deploy_bridges(sources: dict[str, Any], n_validators: int = 4, threshold: int = 3) -> Bridges:
+def make_bridges(deployments: Path, n_validators: int = 4, threshold: int = 3) -> Bridges:
+    """The token and bridge parts run on boa from `admin`, both sides in this one EVM (one chain id,
+    one manifest in `deployments`), in the operator's order (dccn_deploy.parts.bridge.deploy_both_sides)."""
     validators = [Account.create() for _ in range(n_validators)]
     admin, pauser, guardian, user = (boa.env.generate_address(label) for label in ("admin", "pauser", "guardian", "user"))
     chain_id = boa.env.evm.patch.chain_id
+    params = {"bridge": BridgeParams(
+        validators=[v.address for v in validators], threshold=threshold, ethereum_chain_id=chain_id,
+        ankr_chain_id=chain_id, min_per_tx=LIMITS[0], max_per_tx=LIMITS[1], daily_limit=LIMITS[2],
+        hold_threshold=HOLD[0], hold_period=HOLD[1], pausers=[pauser], guardians=[guardian],
+        native_supply=NATIVE_SUPPLY)}
+    ethereum = boa_context(admin, deployments=deployments, params=params)
+    ankr = boa_context(admin, deployments=deployments, side="ankr", params=params, manifest=ethereum.manifest)
+    pair = deploy_both_sides(ethereum, ankr)
+    token, foreign, home = pair.token, pair.foreign, pair.home
     with boa.env.prank(admin):
-        token = sources["token"].deploy()
-        foreign = sources["foreign"].deploy(token.address, [v.address for v in validators], threshold, chain_id,
-                                            LIMITS, HOLD)
-        home = sources["home"].deploy([v.address for v in validators], threshold, chain_id, foreign.address,
-                                      LIMITS, HOLD)
-        foreign.setPeer(chain_id, home.address)
-        for bridge in (foreign, home):
-            bridge.grantRole(bridge.PAUSER_ROLE(), pauser)
-            bridge.grantRole(bridge.GUARDIAN_ROLE(), guardian)
         token.transfer(user, 50_000_000 * ANKR)
-    boa.env.set_balance(str(home.address), NATIVE_SUPPLY)
     boa.env.set_balance(user, 0)
     return Bridges(token, foreign, home, validators, threshold, admin, pauser, guardian, user, chain_id,
                    [Account.create() for _ in range(3)])
 
 
+@pytest.fixture(scope="session")
+def bridge_deployments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bridge-deployments")
+
+
 @pytest.fixture
-def bridges(bridge_sources: dict[str, Any]) -> Iterator[Bridges]:
+def bridges(bridge_deployments: Path) -> Iterator[Bridges]:
     """3-of-4 validators; the user holds 50M ANKR on Ethereum; the home bridge holds 1B native."""
     with boa.env.anchor():
-        yield deploy_bridges(bridge_sources)
+        yield make_bridges(bridge_deployments)
 
 
 @pytest.fixture
-def bridges_5_of_7(bridge_sources: dict[str, Any]) -> Iterator[Bridges]:
+def bridges_5_of_7(bridge_deployments: Path) -> Iterator[Bridges]:
     with boa.env.anchor():
-        yield deploy_bridges(bridge_sources, 7, 5)
+        yield make_bridges(bridge_deployments, 7, 5)
 
 
 def lock(b: Bridges, amount: int, recipient: str | None = None) -> None:

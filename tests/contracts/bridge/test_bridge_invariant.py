@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boa
@@ -10,10 +11,10 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initial
 
 from token_bridge.transfer import Transfer
 
-from .conftest import ANKR, HOLD, Bridges, deploy_bridges, key_of
+from .conftest import ANKR, HOLD, Bridges, key_of, make_bridges
 
 amounts = st.integers(min_value=1, max_value=150_000).map(lambda whole: whole * ANKR)
-SOURCES: dict[str, Any] = {}
+DEPLOYMENTS: list[Path] = []  # the test's manifest folder, for the machine
 
 
 class SupplyInvariant(RuleBasedStateMachine):
@@ -37,7 +38,7 @@ class SupplyInvariant(RuleBasedStateMachine):
 
     @initialize()
     def deploy(self) -> None:
-        self.b: Bridges = deploy_bridges(SOURCES)
+        self.b: Bridges = make_bridges(DEPLOYMENTS[0])
         self.users = [boa.env.generate_address(f"user{i}") for i in range(3)]
         for user in self.users:
             with boa.env.prank(self.b.user):
@@ -106,8 +107,8 @@ class SupplyInvariant(RuleBasedStateMachine):
         return self.b.home if transfer.src_bridge == str(self.b.foreign.address) else self.b.foreign
 
 
-def test_supply_invariant(bridge_sources: dict[str, Any]) -> None:
-    SOURCES.update(bridge_sources)
+def test_supply_invariant(tmp_path: Path) -> None:
+    DEPLOYMENTS[:] = [tmp_path]
     SupplyInvariant.TestCase().runTest()
 
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boa
 import pytest
-from boa.interpret import set_search_paths
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from dccn_devtools.contracts import CONTRACTS_DIR
+from dccn_deploy import DeployContext, run_parts
+from dccn_deploy.boa_backend import boa_context
 from enode_dns.enode import EnodeId, sign_endpoint_update
 from enode_dns.hosts import MAX_HOST_LENGTH, HostKind, classify_host
 
@@ -25,16 +24,24 @@ CONNECTION_ALLOWED_SELECTOR = keccak(text="connectionAllowed(string,string,uint1
 HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
-def _search_paths() -> list[str]:
-    return [str(CONTRACTS_DIR), str(CONTRACTS_DIR.parent), *[p for p in sys.path if p and os.path.isdir(p)]]
-
-
 @pytest.fixture(scope="session")
-def registry_deployers() -> tuple[Any, Any]:
-    set_search_paths(_search_paths())
-    ingress = boa.load_partial(str(CONTRACTS_DIR / "permissioning" / "EnodeIngress.vy"))
-    rules = boa.load_partial(str(CONTRACTS_DIR / "permissioning" / "EnodeRules.vy"))
-    return ingress, rules
+def registry_deployments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the permissioning part writes its manifests (a new one per context)."""
+    return tmp_path_factory.mktemp("registry-deployments")
+
+
+def registry_context(deployments: Path, admins: list[str] | None = None, threshold: int = 1,
+                     ttl: int = PROPOSAL_TTL) -> DeployContext:
+    """A boa deploy context from boa's default account (the ingress's bootstrapper) with the
+    permissioning part's parameters."""
+    params = {"admins": admins or ["deployer"], "threshold": threshold, "proposal_ttl": ttl}
+    return boa_context(boa.env.eoa, deployments=deployments, params={"permissioning": params})
+
+
+def run_registry(deployments: Path, admins: list[str], threshold: int, ttl: int = PROPOSAL_TTL) -> Registry:
+    """The permissioning part run on boa: ingress and rules deployed, the rules attached."""
+    ctx = run_parts(registry_context(deployments, admins, threshold, ttl), ("permissioning",))
+    return Registry(ctx.at("EnodeIngress"), ctx.at("EnodeRules"), admins, ctx)
 
 
 @pytest.fixture
@@ -61,6 +68,7 @@ class Registry:
     ingress: Any
     rules: Any
     admins: list[str]
+    ctx: DeployContext | None = None  # the deploy context that made it (more contracts: ctx.deploy)
 
     def propose_add(self, node: Node, host: str = "10.0.0.1", port: int = 30303, *, node_type: int = BOOT,
                     organisation: str = "ankr", id_only: bool = False, admin: str | None = None) -> int:
@@ -149,16 +157,12 @@ def model_connection_allowed(entries: dict[bytes, ModelEntry], enode_id: bytes, 
 
 
 @pytest.fixture
-def make_registry(registry_deployers: tuple[Any, Any], isolated: None) -> Callable[..., Registry]:
-    """Factory: an ingress + rules pair with `admins` admins and `threshold`."""
-    ingress_deployer, rules_deployer = registry_deployers
+def make_registry(registry_deployments: Path, isolated: None) -> Callable[..., Registry]:
+    """Factory: an ingress + rules pair with `admins` admins and `threshold` (the permissioning part)."""
 
     def factory(admins: int = 3, threshold: int = 2, ttl: int = PROPOSAL_TTL) -> Registry:
         admin_addresses = [boa.env.generate_address(f"admin{i}") for i in range(admins)]
-        ingress = ingress_deployer.deploy()
-        rules = rules_deployer.deploy(ingress.address, admin_addresses, threshold, ttl)
-        ingress.set_rules(rules.address)
-        return Registry(ingress, rules, admin_addresses)
+        return run_registry(registry_deployments, admin_addresses, threshold, ttl)
 
     return factory
 

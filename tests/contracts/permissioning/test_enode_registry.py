@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import boa
 import pytest
 
 from enode_dns.enode import EnodeId
 
-from .conftest import BOOT, PROPOSAL_TTL, VALIDATOR, Node, Registry, connection_allowed
+from .conftest import BOOT, PROPOSAL_TTL, VALIDATOR, Node, Registry, connection_allowed, registry_context
 
 
 def _events(contract: object, name: str) -> list[object]:
@@ -127,14 +128,13 @@ def test_threshold__raised_to_three__two_approvals_no_longer_enough(registry: Re
 
 @pytest.mark.parametrize(("admins", "threshold"), [(0, 1), (2, 0), (2, 3)])
 def test_constructor__threshold_out_of_range__reverts(
-    registry_deployers: tuple[object, object], isolated: None, admins: int, threshold: int
+    registry_deployments: Path, isolated: None, admins: int, threshold: int
 ) -> None:
-    ingress_deployer, rules_deployer = registry_deployers
-    ingress = ingress_deployer.deploy()  # type: ignore[attr-defined]
+    ctx = registry_context(registry_deployments)  # the part refuses these values itself: deploy the rules here
+    ingress = ctx.deploy("EnodeIngress", part="permissioning")
     with boa.reverts("permissioning: threshold out of range"):
-        rules_deployer.deploy(  # type: ignore[attr-defined]
-            ingress.address, [boa.env.generate_address() for _ in range(admins)], threshold, PROPOSAL_TTL
-        )
+        ctx.deploy("EnodeRules", ingress, [boa.env.generate_address() for _ in range(admins)], threshold,
+                   PROPOSAL_TTL, part="permissioning")
 
 
 # -- input validation ---------------------------------------------------------------------
@@ -311,11 +311,12 @@ def test_ingress_writes__from_anyone_but_rules__revert(registry: Registry, boot_
 
 
 def test_rules_upgrade__keeps_node_list_and_moves_authority(
-    registry: Registry, registry_deployers: tuple[object, object], boot_node: Node
+    registry: Registry, boot_node: Node
 ) -> None:
     registry.add(boot_node, "10.0.0.1")
-    _, rules_deployer = registry_deployers
-    new_rules = rules_deployer.deploy(registry.ingress.address, registry.admins, 2, PROPOSAL_TTL)  # type: ignore[attr-defined]
+    assert registry.ctx is not None
+    new_rules = registry.ctx.deploy("EnodeRules", registry.ingress, registry.admins, 2, PROPOSAL_TTL,
+                                    part="permissioning", label="EnodeRulesUpgrade")
     with boa.env.prank(registry.admins[0]):
         proposal_id = registry.rules.proposeRulesUpgrade(new_rules.address)
     registry.approve(proposal_id, registry.admins[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import boa
@@ -10,7 +11,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from dccn_deploy import run_parts
 from enode_dns.hosts import MAX_HOST_LENGTH, HostKind, classify_host
+
+from .conftest import registry_context
 
 _label = st.text(alphabet="abcz09-", min_size=0, max_size=66)
 _dns_names = st.lists(_label, min_size=1, max_size=6).map(".".join)
@@ -27,8 +31,8 @@ hosts = st.one_of(_dns_names, _long_dns_names, _ipv4, _ipv6_exact, _ipv6_groups,
 
 
 @pytest.fixture(scope="module")
-def ingress(registry_deployers: tuple[Any, Any]) -> Any:
-    return registry_deployers[0].deploy()
+def ingress(registry_deployments: Path) -> Any:
+    return run_parts(registry_context(registry_deployments), ("permissioning",)).at("EnodeIngress")
 
 
 @given(host=hosts)

@@ -4,6 +4,7 @@ always match a plain Python model, whatever sequence of admin and node actions r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boa
@@ -20,7 +21,14 @@ from hypothesis.stateful import (
 
 from enode_dns.enode import sign_endpoint_update
 
-from .conftest import PROPOSAL_TTL, ModelEntry, Node, connection_allowed, model_connection_allowed
+from .conftest import (
+    PROPOSAL_TTL,
+    ModelEntry,
+    Node,
+    connection_allowed,
+    model_connection_allowed,
+    run_registry,
+)
 
 HOSTS = st.sampled_from(["10.0.0.1", "10.0.0.2", "2001:db8::1", "boot1.example.org", "v1.lacchain.example"])
 PORTS = st.sampled_from([30303, 30304])
@@ -37,19 +45,17 @@ class ModelNode:
 
 
 class RegistryMachine(RuleBasedStateMachine):
-    deployers: tuple[Any, Any]
+    deployments: Path  # where the permissioning part writes its manifests
     nodes = Bundle("nodes")
 
     @initialize()
     def deploy(self) -> None:
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
-        ingress_deployer, rules_deployer = self.deployers
         self.admins = [boa.env.generate_address(f"admin{i}") for i in range(3)]
         self.threshold = 2
-        self.ingress = ingress_deployer.deploy()
-        self.rules = rules_deployer.deploy(self.ingress.address, self.admins, self.threshold, PROPOSAL_TTL)
-        self.ingress.set_rules(self.rules.address)
+        registry = run_registry(self.deployments, self.admins, self.threshold, PROPOSAL_TTL)
+        self.ingress, self.rules = registry.ingress, registry.rules
         self.model: dict[bytes, ModelNode] = {}
 
     def teardown(self) -> None:
@@ -167,8 +173,8 @@ class RegistryMachine(RuleBasedStateMachine):
         assert self.rules.threshold() == self.threshold <= len(self.admins)
 
 
-def test_registry_invariants__hold_under_any_action_sequence(registry_deployers: tuple[Any, Any]) -> None:
-    RegistryMachine.deployers = registry_deployers
+def test_registry_invariants__hold_under_any_action_sequence(registry_deployments: Path) -> None:
+    RegistryMachine.deployments = registry_deployments
     # py-evm runs ~50k opcodes/s: half the profile's examples and steps keep this test under 10 s
     # under "ci" (12 x 10 steps); HYPOTHESIS_PROFILE=long still runs 500 x 30.
     profile = settings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +40,10 @@ def holders(ape_chain: Any) -> list[Any]:
 
 
 @pytest.fixture
-def token(deployer: Any) -> Any:
-    from ape import project
+def token(deployer: Any, tmp_path: Path) -> Any:
+    """AnkrToken from the token part, run through ape as `ape run deploy` runs it."""
+    from dccn_deploy import run_deploy
 
-    return project.AnkrToken.deploy(sender=deployer)
+    ctx = run_deploy(network="local", deployer=deployer, only=("token",), deployments=tmp_path / "deployments",
+                     echo=lambda _line: None)
+    return ctx.at("AnkrToken")

@@ -3,15 +3,20 @@ approvals and transferFroms never change the supply, and balances match a model.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import boa
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from dccn_devtools.contracts import find_source
+from dccn_deploy import run_parts
+from dccn_deploy.boa_backend import boa_context
 
 HOLDERS = [boa.env.generate_address(f"holder{i}") for i in range(4)]
 SUPPLY = 10_000_000_000 * 10**18
-TOKEN = boa.load_partial(str(find_source("AnkrToken")))
+# The token part's manifests (removed at exit; boa's state is rolled back between examples).
+DEPLOYMENTS = tempfile.TemporaryDirectory(prefix="token-deployments-")
 
 holder = st.sampled_from(range(len(HOLDERS)))
 amount = st.integers(min_value=0, max_value=SUPPLY)
@@ -20,8 +25,7 @@ amount = st.integers(min_value=0, max_value=SUPPLY)
 class TokenMachine(RuleBasedStateMachine):
     @initialize()
     def deploy(self) -> None:
-        with boa.env.prank(HOLDERS[0]):
-            self.token = TOKEN.deploy()
+        self.token = run_parts(boa_context(HOLDERS[0], deployments=Path(DEPLOYMENTS.name)), ("token",)).at("AnkrToken")
         self.balances = {h: 0 for h in HOLDERS}
         self.balances[HOLDERS[0]] = SUPPLY
         self.allowances: dict[tuple[str, str], int] = {}

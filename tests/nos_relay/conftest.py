@@ -16,10 +16,9 @@ import pytest
 from web3 import Web3
 from web3.logs import DISCARD
 
-from dccn_common.contracts import abi_hash, transact
+from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
-from dccn_common.manifest import DeployedContract, Manifest
-from dccn_devtools.contracts import deploy
+from dccn_deploy.parts.oracle import OracleParams
 from dccn_devtools.pytest_fixtures import postgres_server, store_backend, store_target  # noqa: F401
 from nos_enclave.enclave import Enclave, serve
 from nos_enclave.keys import EnclaveKeys
@@ -100,20 +99,15 @@ def price_params(source: PriceSource, path: str = "/price.json", selector: str =
 
 
 @pytest.fixture
-def deployment(w3: Web3, roles: Any, enclave_keys: EnclaveKeys, tmp_path: Path) -> dict[str, Any]:
-    """NosOracle (enclave registered) + PriceConsumer on anvil, and the manifest a relay reads."""
-    oracle = deploy(w3, "NosOracle", REQUEST_TTL, DELIVERY_OVERHEAD, sender=roles.deployer.address)
+def deployment(w3: Web3, roles: Any, enclave_keys: EnclaveKeys, deploy_parts: Callable[..., Any]) -> dict[str, Any]:
+    """NosOracle (enclave registered) + PriceConsumer (owned by the tenant) from the oracle part on
+    anvil, and the manifest a relay reads."""
     from nos_enclave.measurement import measurement
 
+    ctx = deploy_parts("oracle", oracle=OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD, roles.tenant.address))
+    oracle, consumer = ctx.at("NosOracle"), ctx.at("PriceConsumer")
     transact(w3, oracle.functions.registerEnclave(enclave_keys.address, measurement()), sender=roles.deployer.address)
-    consumer = deploy(w3, "PriceConsumer", oracle.address, sender=roles.tenant.address)
-    manifest = Manifest(chain_id=w3.eth.chain_id, network="test")
-    block = w3.eth.block_number
-    for name, contract in (("NosOracle", oracle), ("PriceConsumer", consumer)):
-        manifest.add(DeployedContract(name, contract.address, block - 3, "", contract.abi, abi_hash(contract.abi)))
-    path = tmp_path / "manifest.json"
-    manifest.save(path)
-    return {"oracle": oracle, "consumer": consumer, "manifest": path}
+    return {"oracle": oracle, "consumer": consumer, "manifest": ctx.manifest_file}
 
 
 @pytest.fixture

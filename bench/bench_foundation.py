@@ -9,7 +9,6 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from eth_account import Account
 from eth_utils import event_abi_to_log_topic
@@ -23,11 +22,6 @@ from dccn_deploy.web3_backend import web3_context
 from dccn_devtools.anvil import Anvil, dev_private_keys
 
 TRANSFERS = 600
-
-
-def deploy_token(w3: Any, owner: Any, deployments: Path) -> Any:
-    """AnkrToken from the token part, its supply minted to `owner` (an account or address); manifest in `deployments`."""
-    return run_parts(web3_context(w3, owner, deployments=deployments), ("token",)).at("AnkrToken")
 
 
 def raw_transfers_per_second(anvil: Anvil, token, sender: Account, count: int) -> float:
@@ -83,7 +77,8 @@ def main() -> None:
     owner, relayer = Account.from_key(keys[0]), Account.from_key(keys[2])
     with Anvil() as anvil, tempfile.TemporaryDirectory() as tmp:
         w3 = anvil.web3()
-        token = deploy_token(w3, owner, Path(tmp) / "deployments")
+        # AnkrToken from the token part, its supply minted to `owner`.
+        token = run_parts(web3_context(w3, owner, deployments=Path(tmp) / "deployments"), ("token",)).at("AnkrToken")
         token.functions.transfer(relayer.address, 10**24).transact({"from": owner.address})
         start = w3.eth.block_number + 1
         raw_tx_rate = raw_transfers_per_second(anvil, token, owner, TRANSFERS)

@@ -31,7 +31,7 @@ from bench.gas_trace import TRACE_ARGS, breakdown_table
 from bench.report import table, verdict, write_section
 from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
-from dccn_deploy import DeployContext, run_parts
+from dccn_deploy import run_parts
 from dccn_deploy.parts.oracle import OracleParams
 from dccn_deploy.web3_backend import web3_context
 from dccn_devtools.anvil import Anvil, dev_private_keys, free_port
@@ -56,10 +56,7 @@ def nosCallback(requestId: bytes32, data: Bytes[512]):
 """
 
 
-def deploy_oracle(w3: Web3, admin: str, deployments: Path) -> DeployContext:
-    """The oracle part (NosOracle, PriceConsumer) from `admin`; its manifest is in `deployments`."""
-    params = {"oracle": OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD)}
-    return run_parts(web3_context(w3, admin, params=params, deployments=deployments), ("oracle",))
+ORACLE_PARAMS = {"oracle": OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD)}  # the oracle part's (NosOracle, PriceConsumer)
 
 
 # -- gas -------------------------------------------------------------------------------
@@ -72,7 +69,9 @@ class GasBench:
         keys = dev_private_keys(4)
         self.admin, self.requester, self.operator, self.other = (Account.from_key(k).address for k in keys)
         self.deployments = tempfile.TemporaryDirectory()
-        self.oracle = deploy_oracle(self.w3, self.admin, Path(self.deployments.name)).at("NosOracle")
+        deployed = run_parts(web3_context(self.w3, self.admin, params=ORACLE_PARAMS,
+                                          deployments=Path(self.deployments.name)), ("oracle",))
+        self.oracle = deployed.at("NosOracle")
         transact(self.w3, self.oracle.functions.registerEnclave(Account.from_key(ENCLAVE_KEY).address, keccak(b"m")),
                  sender=self.admin)
         import vyper
@@ -329,7 +328,8 @@ class Throughput:
         w3 = anvil.web3()
         keys = dev_private_keys(40)
         admin, relayer = Account.from_key(keys[0]), Account.from_key(keys[1])
-        deployed = deploy_oracle(w3, admin.address, self.workdir / "deployments")
+        deployed = run_parts(web3_context(w3, admin.address, params=ORACLE_PARAMS,
+                                          deployments=self.workdir / "deployments"), ("oracle",))
         oracle, manifest_file = deployed.at("NosOracle"), deployed.manifest_file
         socket_path = str(Path(tempfile.mkdtemp(prefix="nosb", dir="/tmp")) / "e.sock")
         enclave_port, relay_port = free_port(), free_port()

@@ -20,12 +20,14 @@ from typing import Any
 
 from eth_account import Account
 
-from bench.bench_foundation import TRANSFERS, deploy_token, raw_transfers_per_second
+from bench.bench_foundation import TRANSFERS, raw_transfers_per_second
 from bench.report import table, verdict, write_section
 from dccn_common import PROJECT_ROOT
 from dccn_common.follower import ChainFollower
 from dccn_common.sender import DEFAULT_LEASE_SECONDS, FINAL_STATUSES, Lease, TxSender
 from dccn_common.store import open_db, transaction
+from dccn_deploy import run_parts
+from dccn_deploy.web3_backend import web3_context
 from dccn_devtools.anvil import Anvil, dev_private_keys
 from dccn_devtools.postgres import PostgresServer
 
@@ -216,7 +218,7 @@ def main() -> None:
     with Anvil() as anvil, PostgresServer() as pg, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         w3 = anvil.web3()
-        token = deploy_token(w3, owner, tmp / "deployments")
+        token = run_parts(web3_context(w3, owner, deployments=tmp / "deployments"), ("token",)).at("AnkrToken")
         for account in [*senders.values(), Account.from_key(failover_key)]:
             token.functions.transfer(account.address, 10**24).transact({"from": owner.address})
         start = w3.eth.block_number + 1

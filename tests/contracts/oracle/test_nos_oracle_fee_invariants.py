@@ -52,7 +52,7 @@ class FeeAccounting(RuleBasedStateMachine):
     recorder: ClassVar[str]
 
     @classmethod
-    def deploy_once(cls, anvil: Anvil, roles: Any, deploy_parts: Callable[..., Any]) -> None:
+    def set_up_oracle(cls, anvil: Anvil, roles: Any, deploy_parts: Callable[..., Any]) -> None:
         """The oracle part (from roles.deployer) on `anvil`, with the test enclave key registered."""
         cls.anvil, cls.roles = anvil, roles
         w3 = anvil.web3()
@@ -79,7 +79,7 @@ class FeeAccounting(RuleBasedStateMachine):
         self.settled: dict[bytes, bytes] = {}  # request id -> params hash, once delivered or cancelled
         self.credits: dict[str, int] = dict.fromkeys(self.requesters + self.operators, 0)
         self.chain_id = self.w3.eth.chain_id
-        self.keys = [ENCLAVE_KEY, OTHER_KEY]  # keys[0] is registered by deploy_once
+        self.keys = [ENCLAVE_KEY, OTHER_KEY]  # keys[0] is registered by set_up_oracle
         self.now = int(self.w3.eth.get_block("latest")["timestamp"])
 
     def teardown(self) -> None:
@@ -219,5 +219,5 @@ class FeeAccounting(RuleBasedStateMachine):
 
 def test_fee_accounting__balance_always_equals_what_is_owed(chain: Anvil, roles: Any,
                                                              deploy_parts: Callable[..., Any]) -> None:
-    FeeAccounting.deploy_once(chain, roles, deploy_parts)
+    FeeAccounting.set_up_oracle(chain, roles, deploy_parts)
     run_state_machine_as_test(FeeAccounting)

@@ -19,6 +19,11 @@ it is mined again: one execution, never a second submission.
 
 The destination bridge refuses a second execution of the same source log, and the
 outbox key makes each submission a single transaction across restarts.
+
+Each execution's estimate sees the bridge before the executions ahead of it, so on the
+foreign side (it pays ERC20 from what was locked, and reverts what it cannot pay) the
+executions of one pass and those in flight must fit its balance together: one that does
+not stays collecting, unsigned, until locks fund it (DestinationRelay._funds).
 """
 
 from __future__ import annotations
@@ -82,6 +87,18 @@ class RpcFailure:
     error: str
 
 
+@dataclass
+class Funds:
+    """What a bridge that pays from its balance can still pay out (see DestinationRelay._funds)."""
+
+    available: int
+    hold_threshold: int  # transfers of this amount or more are held at execution: they pay on release
+
+    def payout(self, amount: int) -> int:
+        """What executing a transfer of `amount` pays at once."""
+        return 0 if self.hold_threshold and amount >= self.hold_threshold else amount
+
+
 SERVICE_NAME = "token-bridge-relayer"
 
 
@@ -129,6 +146,8 @@ class DestinationRelay:
         self.last_fetch_errors: dict[str, str] = {}
         self._membership: dict[str, bool] = {}  # isValidator answers of this tick
         self._release_gas = 0  # the largest gas limit given to a release so far (sizes the estimate batch)
+        # The foreign bridge pays ERC20 from what was locked (lockedBalance); the home bridge, native coin.
+        self._pays_from_balance = any(item.get("name") == "lockedBalance" for item in destination.bridge.abi)
 
     def tick(self, *, send: bool = True) -> None:
         """One pass: collect signatures, enqueue releases, send (unless another loop does, see
@@ -222,11 +241,14 @@ class DestinationRelay:
                                (time.time(),)).fetchall()
         if not rows:
             return
-        budget = self._gas_budget()
+        mined_nonce = self.side.w3.eth.get_transaction_count(self.sender.account.address, "latest")
+        budget = self._gas_budget(mined_nonce)
         if budget <= 0:
             return  # enough in flight for the next blocks; the rest waits, unsigned, for fresh fees
         threshold = int(self.side.bridge.functions.threshold().call())
+        funds = self._funds(mined_nonce)
         ready: list[tuple[Any, Any]] = []
+        short = 0
         # With a gas figure known, estimate only about what the budget can take this pass.
         most = budget // self._release_gas + 1 if self._release_gas else len(rows)
         for row in rows:
@@ -235,8 +257,18 @@ class DestinationRelay:
             signatures = self._signatures(row["digest"])
             if len(signatures) >= threshold:
                 transfer = Transfer.from_json(json.loads(row["transfer"]))
+                if funds is not None:
+                    # Each estimate sees the bridge as it is, not after the executions ahead of it:
+                    # the executions this pass sends and those in flight must fit the funds together.
+                    payout = funds.payout(transfer.amount)
+                    if payout > funds.available:
+                        short += 1
+                        continue  # waits, still collecting, for locks to fund it
+                    funds.available -= payout
                 ready.append((row, self.side.bridge.functions.executeSignatures(
                     transfer.as_tuple(), sorted_for_contract(signatures, threshold))))
+        if short:
+            log.info("transfers wait for the bridge's funds", extra={"transfers": short, "destination": self.side.name})
         if not ready:
             return
         # One batch of estimates for every ready release: one that would fail now is not sent (its
@@ -267,17 +299,41 @@ class DestinationRelay:
             log.info("transfers submitted", extra={"transfers": submitted, "signatures": threshold,
                                                    "destination": self.side.name})
 
-    def _gas_budget(self) -> int:
+    def _gas_budget(self, mined_nonce: int) -> int:
         """Gas the relayer may still put in flight: IN_FLIGHT_BLOCKS blocks' worth minus what is
         pending or sent. A release signed now is then mined within a few blocks, before a rising
-        base fee (full blocks raise it 12.5% each) can overtake the fee it was signed with."""
+        base fee (full blocks raise it 12.5% each) can overtake the fee it was signed with.
+        A sent row whose nonce the chain has mined (`mined_nonce`: the signer's count at latest)
+        is no longer in flight, whether or not the sender has fetched its receipt yet."""
         limit = int(self.side.w3.eth.get_block("latest")["gasLimit"])
-        # A sent row whose nonce the chain has mined is no longer in flight, whether or not the
-        # sender has fetched its receipt yet.
-        mined_nonce = self.side.w3.eth.get_transaction_count(self.sender.account.address, "latest")
         row = self.db.execute("SELECT COALESCE(SUM(gas), 0) AS g FROM outbox WHERE sender = ? AND (status = 'pending' "
                               "OR (status = 'sent' AND nonce >= ?))", (self.sender.address, mined_nonce)).fetchone()
         return IN_FLIGHT_BLOCKS * limit - int(row["g"])
+
+    def _funds(self, mined_nonce: int) -> Funds | None:
+        """What the destination bridge can still pay executions from, after those in flight.
+
+        The foreign bridge pays ERC20 from its balance, and an execution it cannot pay reverts;
+        the home bridge pays native coin and defers a payment it cannot make (None: no limit).
+        The held transfers' amounts stay reserved for their releases (totalHeld), and executions
+        signed or waiting to be, not yet mined (see _gas_budget), will take theirs."""
+        if not self._pays_from_balance:
+            return None
+        bridge = self.side.bridge
+        reads = [bridge.functions.lockedBalance(), bridge.functions.totalHeld(), bridge.functions.holdThreshold()]
+        answers = self._batch([("eth_call", [{"to": bridge.address, "data": call._encode_transaction_data()},
+                                             "latest"]) for call in reads])
+        if any(isinstance(answer, RpcFailure) for answer in answers):
+            raise RuntimeError(f"the bridge's funds could not be read: {answers}")  # node trouble: next tick
+        balance, held, hold_threshold = (int(answer, 16) for answer in answers)
+        funds = Funds(balance - held, hold_threshold)
+        in_flight = self.db.execute(
+            "SELECT t.transfer FROM relay_transfers t JOIN outbox o ON o.key = t.outbox_key WHERE t.status = "
+            "'submitted' AND o.sender = ? AND (o.status = 'pending' OR (o.status = 'sent' AND o.nonce >= ?))",
+            (self.sender.address, mined_nonce)).fetchall()
+        for row in in_flight:
+            funds.available -= funds.payout(Transfer.from_json(json.loads(row["transfer"])).amount)
+        return funds
 
     def _refused(self, row: Any, state: int, failure: RpcFailure) -> None:
         """A release whose estimate reverts: someone else executed it, or it waits and tries again."""

@@ -8,6 +8,7 @@ import pytest
 from eth_account import Account
 
 from dccn_common.contracts import transact
+from token_bridge.chains import ETHEREUM
 from token_bridge.jsonhttp import JsonServer
 from token_bridge.transfer import (
     Destination,
@@ -173,3 +174,47 @@ def test_bridge__relay_collects_while_its_own_sender_sends__paid_once(make_bridg
         sender.process()
     assert relay.counts() == {"done": 1}
     assert h.ankr_w3.eth.get_balance(roles.dave.address) - before == 3 * ANKR_WEI
+
+
+@pytest.mark.anvil
+def test_relayer__executions_the_foreign_bridge_cannot_fund_together__later_one_waits_for_locks_none_reverts(
+        make_bridge: Any, roles: Any) -> None:
+    # The foreign bridge pays ERC20 from what was locked. Each execution's estimate sees the bridge
+    # before the executions ahead of it (this pass's, and those in flight): two that fit alone but
+    # not together once both went out, and the second reverted (the failover test's "refused
+    # second execution", one run in ten: both outs signed in one relayer pass).
+    h: BridgeHarness = make_bridge(4, 3)
+    network = h.network()
+    relay = network.relays[ETHEREUM]
+    dave_before = h.ankr_w3.eth.get_balance(roles.dave.address)
+    h.lock(roles.alice, roles.dave.address, 6 * ANKR_WEI)
+    h.pump_until(network, lambda: h.ankr_w3.eth.get_balance(roles.dave.address) > dave_before)
+    token = h.bridge.token.functions
+    assert token.balanceOf(h.bridge.foreign.address).call() == 6 * ANKR_WEI
+    first_nonce = h.eth_w3.eth.get_transaction_count(roles.relayer.address)
+
+    h.eth.set_automine(False)  # the executions stay in flight while the relayer passes again
+    try:
+        h.bridge_out(roles.bob, roles.carol.address, 4 * ANKR_WEI)
+        h.bridge_out(roles.bob, roles.carol.address, 5 * ANKR_WEI)
+        for _ in range(4):  # the signatures of both arrive; further passes see the first in flight
+            h.ankr.mine(1)
+            network.pump()
+        assert relay.counts() == {"submitted": 1, "collecting": 1}
+        assert relay.sender.pending_count() == 1
+        h.eth.mine(1)
+        for _ in range(2):  # the first is paid; 2 ANKR are left, the second still waits
+            network.pump()
+        assert relay.counts() == {"done": 1, "collecting": 1}
+        assert token.balanceOf(roles.carol.address).call() == 4 * ANKR_WEI
+    finally:
+        h.eth.set_automine(True)
+
+    h.lock(roles.alice, roles.dave.address, 10 * ANKR_WEI)  # funds the second
+    h.pump_until(network, lambda: token.balanceOf(roles.carol.address).call() == 9 * ANKR_WEI)
+    last_nonce = h.eth_w3.eth.get_transaction_count(roles.relayer.address)
+    statuses = [h.eth_w3.eth.get_transaction_receipt(row["tx_hash"])["status"]
+                for row in relay.db.execute("SELECT tx_hash FROM outbox WHERE nonce >= ? ORDER BY nonce",
+                                            (first_nonce,)).fetchall()]
+    assert statuses == [1, 1] and last_nonce == first_nonce + 2  # two executions, neither reverted
+    assert len(h.bridge.foreign.events.TransferExecuted().get_logs(from_block=0)) == 2

@@ -15,7 +15,7 @@ from tests.contracts.plasma.world import (
     OPERATOR_BOND,
     ZERO_ADDRESS,
     PlasmaWorld,
-    deployers,
+    plasma_context,
 )
 
 
@@ -42,7 +42,9 @@ def test_constructor__refuses_zero_operator_or_missing_bond(isolated: None, oper
                                                             reason: str) -> None:
     boa.env.set_balance(boa.env.eoa, 10**20)
     with boa.reverts(reason):
-        deployers()["RootChain"].deploy(operator, ZERO_ADDRESS, EXIT_BOND, EXIT_PERIOD, value=bond)
+        # the plasma part refuses a missing bond itself: deploy the root chain here, through a deploy context
+        plasma_context(boa.env.eoa).deploy("RootChain", operator, ZERO_ADDRESS, EXIT_BOND, EXIT_PERIOD, part="plasma",
+                                           value=bond)
 
 
 # -- deposits and blocks ---------------------------------------------------------------------------

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boa
 from boa.interpret import set_search_paths
 from eth_account import Account
 
+from dccn_deploy import DeployContext, run_parts
+from dccn_deploy.boa_backend import boa_context
 from dccn_devtools.contracts import CONTRACTS_DIR
 from plasma_operator import wire
 
@@ -20,6 +24,8 @@ EXIT_PERIOD = 1000
 EXIT_BOND = 10**15
 OPERATOR_BOND = 5 * 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
+# The deploy parts' manifests (removed at exit; boa's state is rolled back under the tests).
+_DEPLOYMENTS = tempfile.TemporaryDirectory(prefix="plasma-deployments-")
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,14 @@ def deployers() -> dict[str, Any]:
     set_search_paths([str(CONTRACTS_DIR), str(CONTRACTS_DIR.parent),
                       *[p for p in sys.path if p and os.path.isdir(p)]])
     return {
-        "RootChain": boa.load_partial(str(CONTRACTS_DIR / "plasma" / "RootChain.vy")),
         "PriorityQueueHarness": boa.load_partial(str(CONTRACTS_DIR / "testing" / "PriorityQueueHarness.vy")),
         "PlasmaCodecHarness": boa.load_partial(str(CONTRACTS_DIR / "testing" / "PlasmaCodecHarness.vy")),
-        "AnkrToken": boa.load_partial(str(CONTRACTS_DIR / "token" / "AnkrToken.vy")),
     }
+
+
+def plasma_context(deployer: str, **params: Any) -> DeployContext:
+    """A boa deploy context from `deployer` with the plasma part's parameters (a new manifest each time)."""
+    return boa_context(deployer, deployments=Path(_DEPLOYMENTS.name), params={"plasma": params})
 
 
 @dataclass
@@ -95,16 +104,12 @@ class PlasmaWorld:
     def create(cls, users: dict[str, User], operator: User, with_token: bool = False,
                exit_period: int = EXIT_PERIOD, exit_bond: int = EXIT_BOND) -> PlasmaWorld:
         boa.env.set_balance(operator.address, 10**24)
-        token = None
-        token_address = ZERO_ADDRESS
-        if with_token:
-            with boa.env.prank(operator.address):
-                token = deployers()["AnkrToken"].deploy()
-            token_address = token.address
-        with boa.env.prank(operator.address):
-            root_chain = deployers()["RootChain"].deploy(
-                operator.address, token_address, exit_bond, exit_period, value=OPERATOR_BOND
-            )
+        # The token and plasma parts, from the operator: AnkrToken, then a root chain for the native coin
+        # ("RootChain") and one for ANKR ("RootChainAnkr"); the world drives one of them.
+        ctx = run_parts(plasma_context(operator.address, operator=operator.address, exit_bond=exit_bond,
+                                       exit_period=exit_period, operator_bond=OPERATOR_BOND), ("token", "plasma"))
+        token = ctx.at("AnkrToken") if with_token else None
+        root_chain = ctx.at("RootChainAnkr" if with_token else "RootChain")
         world = cls(root_chain, operator, users, token)
         if token is not None:
             for user in users.values():

@@ -13,20 +13,23 @@
 """
 
 from ethereum.ercs import IERC20
+from snekmate.auth import access_control
+
 from ..interfaces import IForeignBridge
 from . import bridge_core
 from . import bridge_validators
 
 implements: IForeignBridge
-initializes: bridge_core
+initializes: access_control
+initializes: bridge_core[access_control := access_control]
 
 exports: (
-    bridge_core.bridge_validators.access_control.hasRole,
-    bridge_core.bridge_validators.access_control.getRoleAdmin,
-    bridge_core.bridge_validators.access_control.grantRole,
-    bridge_core.bridge_validators.access_control.revokeRole,
-    bridge_core.bridge_validators.access_control.renounceRole,
-    bridge_core.bridge_validators.access_control.DEFAULT_ADMIN_ROLE,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.DEFAULT_ADMIN_ROLE,
     bridge_core.bridge_validators.addValidator,
     bridge_core.bridge_validators.removeValidator,
     bridge_core.bridge_validators.setThreshold,
@@ -60,6 +63,7 @@ def __init__(
     @param limits [min per transfer, max per transfer, daily limit] of locks.
     @param hold [hold threshold, hold period in seconds] of releases.
     """
+    access_control.__init__()
     bridge_core.__init__(validators_, threshold_, peer_chain_id, limits, hold)
     token = token_
 

@@ -17,12 +17,16 @@
         deploying contract moves the value (ERC20 or native coin).
 """
 
+from snekmate.auth import access_control
 from snekmate.utils import eip712_domain_separator as eip712
 from snekmate.utils import pausable
 
 from . import bridge_validators
 
-initializes: bridge_validators
+# The roles are the deploying contract's (it `initializes: access_control`);
+# this module and bridge_validators only check them.
+uses: access_control
+initializes: bridge_validators[access_control := access_control]
 initializes: pausable
 initializes: eip712
 
@@ -159,7 +163,7 @@ def setPeer(chain_id: uint256, bridge: address):
     @param chain_id The peer chain's id.
     @param bridge The peer bridge's address.
     """
-    bridge_validators.access_control._check_role(bridge_validators.access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_peer(chain_id, bridge)
 
 
@@ -171,7 +175,7 @@ def setLimits(min_per_tx: uint256, max_per_tx: uint256, daily_limit: uint256):
     @param max_per_tx Largest transfer accepted.
     @param daily_limit Total accepted per UTC day.
     """
-    bridge_validators.access_control._check_role(bridge_validators.access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_limits(min_per_tx, max_per_tx, daily_limit)
 
 
@@ -183,7 +187,7 @@ def setHold(threshold: uint256, period: uint256):
     @param threshold Smallest amount that is held.
     @param period Seconds a held transfer waits.
     """
-    bridge_validators.access_control._check_role(bridge_validators.access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_hold(threshold, period)
 
 
@@ -192,7 +196,7 @@ def pause():
     """
     @notice Stops transfers in and out (pauser role, not the owner).
     """
-    bridge_validators.access_control._check_role(PAUSER_ROLE, msg.sender)
+    access_control._check_role(PAUSER_ROLE, msg.sender)
     pausable._pause()
 
 
@@ -201,7 +205,7 @@ def unpause():
     """
     @notice Resumes transfers (pauser role).
     """
-    bridge_validators.access_control._check_role(PAUSER_ROLE, msg.sender)
+    access_control._check_role(PAUSER_ROLE, msg.sender)
     pausable._unpause()
 
 
@@ -212,7 +216,7 @@ def cancelHeld(key: bytes32):
             released; it never pays on this side.
     @param key The transfer's replay key (`transferKey`).
     """
-    bridge_validators.access_control._check_role(GUARDIAN_ROLE, msg.sender)
+    access_control._check_role(GUARDIAN_ROLE, msg.sender)
     assert self.transferState[key] == STATE_HELD, "bridge: transfer not held"
     held: Held = self.heldTransfers[key]
     assert block.timestamp < held.releaseAt, "bridge: hold period over"

@@ -9,14 +9,14 @@
         admin (`DEFAULT_ADMIN_ROLE`) changes both, with events.
         Signatures must come sorted by signer address, strictly
         increasing, which refuses duplicates without a lookup.
-        This module initializes the roles (snekmate access_control)
-        the whole bridge uses, so it compiles on its own.
+        The roles (snekmate access_control) are the deployable
+        contract's: it `initializes:` them, this module `uses:` them.
 """
 
 from snekmate.auth import access_control
 from snekmate.utils import ecdsa
 
-initializes: access_control
+uses: access_control
 
 MAX_VALIDATORS: constant(uint256) = 16
 
@@ -50,9 +50,9 @@ event ThresholdChanged:
 @deploy
 def __init__(validators_: DynArray[address, MAX_VALIDATORS], threshold_: uint256):
     """
-    @dev The deployer becomes admin (DEFAULT_ADMIN_ROLE).
+    @dev The deploying contract initializes access_control (the
+         deployer becomes admin) before this.
     """
-    access_control.__init__()
     for validator: address in validators_:
         self._add(validator)
     self._set_threshold(threshold_)

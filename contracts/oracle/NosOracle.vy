@@ -29,6 +29,7 @@ from snekmate.utils import eip712_domain_separator as eip712
 from ..interfaces import INosOracle
 
 from . import nos_enclave_registry as registry
+from . import nos_limits
 
 implements: INosOracle
 
@@ -48,8 +49,8 @@ exports: (
 )
 
 
-MAX_PARAMS: constant(uint256) = 1024
-MAX_DATA: constant(uint256) = 512
+MAX_PARAMS: constant(uint256) = nos_limits.MAX_PARAMS
+MAX_DATA: constant(uint256) = nos_limits.MAX_DATA
 MAX_BATCH: constant(uint256) = 64
 MAX_CALLBACK_GAS: public(constant(uint256)) = 5_000_000
 

@@ -24,10 +24,10 @@ implements: IPermissioningIngress
 
 from . import host_validator
 
-MAX_HOST_LENGTH: constant(uint256) = 253
+MAX_HOST_LENGTH: constant(uint256) = host_validator.MAX_HOST_LENGTH
 MAX_ORGANISATION_LENGTH: constant(uint256) = 64
 MAX_HOST_WORDS: constant(uint256) = 8  # ceil(253 / 32)
-ENODE_HEX_LENGTH: constant(uint256) = 128
+ENODE_HEX_LENGTH: constant(uint256) = host_validator.ENODE_HEX_LENGTH
 ABI_HEAD_LENGTH: constant(uint256) = 96  # connectionAllowed's three head words
 CONNECTION_ALLOWED_SELECTOR: constant(bytes4) = method_id("connectionAllowed(string,string,uint16)", output_type=bytes4)
 

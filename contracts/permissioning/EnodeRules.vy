@@ -28,7 +28,7 @@ exports: eip712_domain_separator.eip712Domain
 from . import host_validator
 
 MAX_ADMINS: constant(uint256) = 32
-MAX_HOST_LENGTH: constant(uint256) = 253
+MAX_HOST_LENGTH: constant(uint256) = host_validator.MAX_HOST_LENGTH
 MAX_ORGANISATION_LENGTH: constant(uint256) = 64
 
 # Node types (seed 004: validator, boot, writer; plus read-only observers).

@@ -25,6 +25,7 @@ from web3 import HTTPProvider, Web3
 
 from dccn_common import PROJECT_ROOT
 from dccn_devtools.anvil_ticker import tick_blocks
+from dccn_devtools.processes import stop_process
 
 # anvil's (and ape's) default development mnemonic; its accounts are funded and unlocked.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -183,13 +184,7 @@ class Anvil:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         if self._log_file:
             self._log_file.close()
             self._log_file = None
@@ -260,9 +255,6 @@ class Anvil:
 
     def set_balance(self, address: str, wei: int) -> None:
         self.rpc("anvil_setBalance", address, hex(wei))
-
-    def set_code(self, address: str, code: bytes) -> None:
-        self.rpc("anvil_setCode", address, "0x" + code.hex())
 
     def impersonate(self, address: str) -> None:
         self.rpc("anvil_impersonateAccount", address)

@@ -273,6 +273,17 @@ class MetricsScrape:
         return found[0] if found else None
 
 
+def assert_leader_and_standby(scrape: Callable[[str], MetricsScrape], leader_port: int, standby_port: int,
+                              signer: str) -> None:
+    """Two instances of one service on loopback ports agree who leads for `signer`: their /health
+    roles, and their dccn_leader gauges (1 on the leader, 0 on the standby)."""
+    from dccn_devtools.probes import role
+
+    assert role(leader_port) == "leader" and role(standby_port) == "standby"
+    assert scrape(f"http://127.0.0.1:{leader_port}/metrics").value("dccn_leader", signer=signer) == 1
+    assert scrape(f"http://127.0.0.1:{standby_port}/metrics").value("dccn_leader", signer=signer) == 0
+
+
 @pytest.fixture
 def scrape_metrics() -> Callable[[str], MetricsScrape]:
     """Factory: scrape(url) GETs a /metrics URL and parses the Prometheus text format;

@@ -7,6 +7,7 @@ import json
 import threading
 import tomllib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -115,33 +116,48 @@ class AddressEndpoint:
     address: str
     url: str = ""
     requests: int = 0
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+
+
+class _QuietHandler(BaseHTTPRequestHandler):
+    """A loopback test endpoint's handler: answers with `reply`, logs nothing."""
+
+    def reply(self, body: bytes, content_type: str | None = None) -> None:
+        self.send_response(200)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on a loopback port by a thread; yields the server's http://host:port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
 def address_endpoint() -> Iterator[AddressEndpoint]:
     endpoint = AddressEndpoint("203.0.113.10")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):
         def do_GET(self) -> None:
             endpoint.requests += 1
-            body = (endpoint.address + "\n").encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply((endpoint.address + "\n").encode())
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/ip"
-    endpoint._server = server
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield endpoint
-    server.shutdown()
-    server.server_close()
+    with _serving(Handler) as url:
+        endpoint.url = f"{url}/ip"
+        yield endpoint
 
 
 @pytest.fixture
@@ -282,7 +298,7 @@ class BesuPermServer:
 def besu_perm_server() -> Iterator[BesuPermServer]:
     besu = BesuPermServer()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request.get("id")}
@@ -290,20 +306,8 @@ def besu_perm_server() -> Iterator[BesuPermServer]:
                 reply["result"] = besu.handle(request["method"], request.get("params", []))
             except _BesuRpcFailure as failure:
                 reply["error"] = {"code": failure.error[0], "message": failure.error[1]}
-            body = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(json.dumps(reply).encode(), "application/json")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    besu.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield besu
-    server.shutdown()
-    server.server_close()
+    with _serving(Handler) as url:
+        besu.url = url
+        yield besu

@@ -16,6 +16,7 @@ import pytest
 
 from dccn_common import PROJECT_ROOT
 from dccn_devtools.anvil import Anvil, free_port
+from dccn_devtools.processes import stop_process
 from dccn_devtools.pytest_fixtures import BACKENDS
 from enode_dns.besu_files import read_toml_array
 from enode_dns.enode import enode_url
@@ -61,12 +62,7 @@ class DaemonProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 @pytest.fixture

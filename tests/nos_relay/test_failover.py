@@ -10,7 +10,6 @@ leader is resumed: it stands by and sends nothing, and the work still completes 
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,10 @@ from hexbytes import HexBytes
 
 from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
+from dccn_devtools.failover import Repeat, kill_until_taken_over, pause_until_taken_over
 from dccn_devtools.probes import health, role
 from dccn_devtools.waiting import wait_for
+from tests.conftest import assert_leader_and_standby
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price
 
 pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)]
@@ -65,26 +66,18 @@ class Stream:
     def __init__(self, w3: Any, deployment: dict[str, Any], roles: Any, params: bytes) -> None:
         self.w3, self.deployment, self.roles, self.params = w3, deployment, roles, params
         self.ids: list[str] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._repeat: Repeat | None = None
 
     def send(self, count: int) -> None:
         for _ in range(count):
             self.ids.append(HexBytes(request_price(self.w3, self.deployment, self.roles, self.params)).to_0x_hex())
 
     def start(self, interval: float = 0.25) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                self.send(1)
-                self._stop.wait(interval)
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
+        self._repeat = Repeat(lambda: self.send(1), interval).start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        if self._repeat is not None:
+            self._repeat.stop(timeout=30)
 
 
 @pytest.fixture
@@ -99,9 +92,7 @@ def _start_leader_and_standby(pair: Pair, scrape_metrics: Any, signer: str) -> t
     leader, leader_port = pair.start("first")
     wait_for(lambda: role(leader_port) == "leader", "the first relay to lead", timeout=20)
     standby, standby_port = pair.start("second")
-    assert role(standby_port) == "standby"
-    assert scrape_metrics(f"http://127.0.0.1:{leader_port}/metrics").value("dccn_leader", signer=signer) == 1
-    assert scrape_metrics(f"http://127.0.0.1:{standby_port}/metrics").value("dccn_leader", signer=signer) == 0
+    assert_leader_and_standby(scrape_metrics, leader_port, standby_port, signer)
     return leader, leader_port, standby, standby_port
 
 
@@ -130,11 +121,7 @@ def test_failover__leader_killed_mid_stream__standby_takes_over_every_request_an
     stream.start()
     try:
         wait_for(lambda: len(pair.delivered()) >= 2, "first deliveries", timeout=60)
-        leader.process.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        leader.process.wait()
-        wait_for(lambda: role(standby_port) == "leader", "the standby to take over", timeout=30)
-        takeover = time.monotonic() - killed
+        takeover = kill_until_taken_over(leader.process, standby_port)
         time.sleep(2.0)  # requests keep coming while the new leader works
     finally:
         stream.stop()
@@ -157,20 +144,7 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
     wait_for(lambda: len(pair.delivered()) >= 1, "a first delivery", timeout=60)
     stream.start()
     try:
-        for _ in range(3):
-            old.process.send_signal(signal.SIGSTOP)
-            paused = time.monotonic()
-            try:
-                # Paused inside a transaction the old leader holds the write lock, and the standby
-                # waits for it; resume it well before the server ends its session, and pause again.
-                wait_for(lambda: role(new_port) == "leader", "the standby to take over", timeout=LEASE_SECONDS + 5)
-                break
-            except AssertionError:
-                old.process.send_signal(signal.SIGCONT)
-                time.sleep(1.0)
-        else:
-            raise AssertionError("the standby never took over from the paused leader")
-        takeover = time.monotonic() - paused
+        takeover = pause_until_taken_over(old.process, new_port, LEASE_SECONDS)
         took_over_at = w3.eth.block_number
         before = len(pair.delivered())
         wait_for(lambda: len(pair.delivered()) > before + 1, "the new leader to deliver", timeout=60)
@@ -185,9 +159,7 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
     wait_for(lambda: set(pair.delivered()) == set(stream.ids) and health(new_port)["jobs"] == {
         "done": len(stream.ids)} and health(new_port)["pending_transactions"] == 0, "every request answered", timeout=90)
     time.sleep(1.0)
-    assert role(old_port) == "standby" and role(new_port) == "leader"
-    assert scrape_metrics(f"http://127.0.0.1:{old_port}/metrics").value("dccn_leader", signer=signer) == 0
-    assert scrape_metrics(f"http://127.0.0.1:{new_port}/metrics").value("dccn_leader", signer=signer) == 1
+    assert_leader_and_standby(scrape_metrics, new_port, old_port, signer)
     # The resumed relay enqueued and signed nothing: every delivery since the takeover is the new leader's
     # (its log says so, and the chain holds only the outbox's transactions, each nonce once).
     resumed_log = old.output()[log_size:]

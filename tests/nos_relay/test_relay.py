@@ -140,6 +140,16 @@ def request_raw(w3: Any, deployment: dict[str, Any], requester: str, params: byt
     return request_id
 
 
+def _refused_job(relay: Any) -> Any:
+    """Drive `relay` until its one job is unanswerable, then a while longer (nothing may be
+    retried); that job's row."""
+    drive([relay], lambda: relay.counts() == {"unanswerable": 1})
+    for _ in range(20):
+        relay.dispatch_fetches()
+        time.sleep(0.01)
+    return relay.db.execute("SELECT fetch_attempts, error FROM jobs").fetchone()
+
+
 @pytest.mark.parametrize(("params", "message"), [
     (b'{"url":"http://127.0.0.1:1/price.json","path":"json:data.price"}', "https"),
     (b'{"path":"json:data.price"}', "https"),
@@ -151,11 +161,7 @@ def test_relay__unanswerable_params__never_fetched_left_pending_for_the_requeste
     socket_path, enclave = start_enclave(enclave_keys)
     request_id = request_raw(w3, deployment, roles.alice.address, params)
     relay = make_relay([socket_path])
-    drive([relay], lambda: relay.counts() == {"unanswerable": 1})
-    for _ in range(20):  # a while longer: nothing is retried
-        relay.dispatch_fetches()
-        time.sleep(0.01)
-    row = relay.db.execute("SELECT fetch_attempts, error FROM jobs").fetchone()
+    row = _refused_job(relay)
     assert row["fetch_attempts"] == 0 and message in row["error"]
     assert enclave.stats == {"signed": 0, "failed": 0}  # the enclave was never asked
     assert statuses(deployment["oracle"], [request_id]) == [1]  # pending: the requester cancels after expiry
@@ -171,11 +177,7 @@ def test_relay__private_request_with_bad_params_inside__refused_once_not_retried
     sealed = encrypt_params(enclave_keys.encryption_public_key, params, requester, request_id)
     request_raw(w3, deployment, requester, sealed)
     relay = make_relay([socket_path])
-    drive([relay], lambda: relay.counts() == {"unanswerable": 1})
-    for _ in range(20):  # a while longer: nothing is retried
-        relay.dispatch_fetches()
-        time.sleep(0.01)
-    row = relay.db.execute("SELECT fetch_attempts, error FROM jobs").fetchone()
+    row = _refused_job(relay)
     assert row["fetch_attempts"] == 1 and "https" in row["error"]
     assert enclave.stats["failed"] == 1
 

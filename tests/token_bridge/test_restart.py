@@ -21,6 +21,7 @@ from dccn_common import PROJECT_ROOT
 from dccn_common.keys import write_keystore
 from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
+from dccn_devtools.processes import stop_process
 from dccn_devtools.pytest_fixtures import BACKENDS
 from dccn_devtools.waiting import wait_for as devtools_wait_for
 from token_bridge.cli import relay_db_path
@@ -72,12 +73,7 @@ class Process:
             self.proc.terminate()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 # The bridge waits on confirmations of two chains: a longer default than other tests.

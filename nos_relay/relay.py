@@ -53,7 +53,7 @@ from pydantic import BaseModel, field_validator
 
 from dccn_common.bot import Bot, claim_instance, claim_signing_key, run_cli
 from dccn_common.chain import bind_chain
-from dccn_common.config import ConfigError, load_config
+from dccn_common.config import ConfigError, StoreLocation, load_config
 from dccn_common.follower import ChainEvent
 from dccn_common.health import Check
 from dccn_common.keys import load_account
@@ -119,7 +119,7 @@ class RelayConfig(BaseModel):
     manifest: Path
     keystore: Path
     password_env: str = "NOS_RELAY_PASSWORD"
-    db: Path | str  # a SQLite file, or a postgresql:// URL (instances may then share it)
+    db: StoreLocation  # a SQLite file, or a postgresql:// URL (instances may then share it)
     enclave_sockets: list[str]
     confirmations: int = 0
     poll_interval: float = 0.5
@@ -132,13 +132,6 @@ class RelayConfig(BaseModel):
     retry_delay: float = 2.0
     log_level: str = "INFO"
     lease_seconds: float = DEFAULT_LEASE_SECONDS  # PostgreSQL: a standby takes over this long after a leader stops
-
-    @field_validator("db", mode="before")
-    @classmethod
-    def _store(cls, value: Any) -> Any:
-        if isinstance(value, str | Path):
-            return postgres_dsn(value) or Path(value)
-        return value
 
     @field_validator("enclave_sockets", mode="before")
     @classmethod

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from dccn_common.config import StoreLocation
 from dccn_common.sender import DEFAULT_LEASE_SECONDS
-from dccn_common.store import postgres_dsn
 
 ENV_PREFIX = "TOKEN_BRIDGE"
 
@@ -30,7 +29,7 @@ class BridgeConfig(BaseModel):
     # standing by. The relayer keeps one store per destination: SQLite files <stem>-ethereum.db
     # and <stem>-ankr.db beside this path; on PostgreSQL the schemas relay_ethereum and
     # relay_ankr of this database (token_bridge.cli.relay_db_path).
-    db_path: Path | str = Path("token-bridge.db")
+    db_path: StoreLocation = Path("token-bridge.db")
     keystore: Path | None = None
     password_env: str = "TOKEN_BRIDGE_PASSWORD"
     health_port: int | None = Field(default=None, ge=0, le=65535)
@@ -41,13 +40,6 @@ class BridgeConfig(BaseModel):
     poll_interval: float = Field(default=1.0, gt=0)
     # PostgreSQL: a standby takes over this long after the active instance stops renewing its lease.
     lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
-
-    @field_validator("db_path", mode="before")
-    @classmethod
-    def _store(cls, value: Any) -> Any:
-        if isinstance(value, str | Path):
-            return postgres_dsn(value) or Path(value)
-        return value
 
     @field_validator("validator_urls", mode="before")
     @classmethod

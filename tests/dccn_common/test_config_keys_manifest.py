@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel
 
-from dccn_common.config import ConfigError, load_config
+from dccn_common.config import ConfigError, StoreLocation, load_config
 from dccn_common.contracts import abi_hash
 from dccn_common.health import HealthServer
 from dccn_common.keys import KeystoreError, load_account, write_keystore
@@ -54,6 +54,23 @@ def test_config__bad_input__clear_error(tmp_path: Path, content: str, message: s
 def test_config__missing_required_field__named_in_error() -> None:
     with pytest.raises(ConfigError, match="rpc_url"):
         load_config(ExampleConfig, None, "SVC_UNSET")
+
+
+class StoreConfig(BaseModel):
+    db: StoreLocation = Path("svc.db")
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("state/svc.db", Path("state/svc.db")),
+    ("postgresql://dccn@127.0.0.1:5432/dccn", "postgresql://dccn@127.0.0.1:5432/dccn"),
+    ("postgres://dccn@db/dccn", "postgresql://dccn@db/dccn"),
+    (Path("postgresql://dccn@db/dccn"), "postgresql://dccn@db/dccn"),  # a URL that went through Path
+])
+def test_store_location__sqlite_path_or_postgresql_url(given: str | Path, expected: str | Path, monkeypatch) -> None:
+    assert StoreConfig(db=given).db == expected
+    monkeypatch.setenv("SVC_DB", str(given))
+    assert load_config(StoreConfig, None, "SVC").db == expected
+    assert StoreConfig().db == Path("svc.db")
 
 
 def test_keystore__round_trip_with_password_from_env(tmp_path: Path, monkeypatch) -> None:

@@ -39,6 +39,7 @@ from dccn_common.manifest import Manifest, manifest_path
 from dccn_demo.__main__ import deploy_with_ape
 from dccn_demo.context import DEMO_ROLES
 from dccn_devtools.anvil import Anvil, AnvilError, dev_private_keys, free_port
+from dccn_devtools.processes import stop_process
 from enode_dns.enode import EnodeId
 from nos_relay.devsource import DevPki, PriceSource
 from tests.dccn_common.conftest import TcpProxy
@@ -143,12 +144,7 @@ class ServiceProcess:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
 
     @property
     def alive(self) -> bool:

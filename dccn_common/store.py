@@ -498,7 +498,6 @@ class _PgDialect:
 
     def __init__(self) -> None:
         self._cache: dict[str, str] = {}
-        self._primary_keys: dict[str, list[str]] = {}
 
     def translate(self, sql: str, primary_key: Callable[[str], list[str]]) -> str:
         cached = self._cache.get(sql)

@@ -30,7 +30,7 @@ from dccn_deploy import run_parts
 from dccn_deploy.web3_backend import web3_context
 from dccn_devtools.anvil import Anvil, dev_private_keys
 from dccn_devtools.contracts import CONTRACTS_DIR, PROJECT_ROOT, deploy, find_source
-from plasma_operator import wire
+from plasma_core import wire
 
 EXIT_BOND = 10**16
 EXIT_PERIOD = 1000

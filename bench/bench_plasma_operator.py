@@ -21,12 +21,12 @@ import uvicorn
 
 from bench.report import table, verdict, write_section
 from dccn_devtools.anvil import free_port
-from plasma_operator import store, wire
+from plasma_client.wallet import Coin, build_transfer
+from plasma_core import store, wire
+from plasma_core.ledger import ChildChain
+from plasma_core.recovery import signer_pool
 from plasma_operator.api import ApiState, create_app
 from plasma_operator.config import OperatorConfig
-from plasma_operator.ledger import ChildChain
-from plasma_operator.recovery import signer_pool
-from plasma_operator.wallet import Coin, build_transfer
 
 OPERATOR = "0x" + "0f" * 20
 VALIDATION_TXS = 20_000

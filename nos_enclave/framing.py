@@ -2,7 +2,7 @@
 line (at most MAX_LINE bytes), binary fields base64. Both ends use this module:
 the enclave's server (`nos_enclave.enclave.serve`) and the relay's `EnclaveClient`.
 
-(Not to be confused with `plasma_operator/wire.py`, the Plasma transaction encoding.)"""
+(Not to be confused with `plasma_core/wire.py`, the Plasma transaction encoding.)"""
 
 from __future__ import annotations
 

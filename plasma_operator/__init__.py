@@ -1,1 +1,1 @@
-"""Plasma child-chain operator, client and watcher, with the shared wire format (wire.py)."""
+"""Plasma child-chain operator service: the server (plasma-operator) and its HTTP API; the protocol it runs is plasma_core."""

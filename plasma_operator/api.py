@@ -25,9 +25,9 @@ from web3 import Web3
 
 from dccn_common.sender import LeaseLost
 from dccn_common.store import Connection
-from plasma_operator import store, wire
-from plasma_operator.ledger import ChildChain
-from plasma_operator.validation import Malformed, TxRejected
+from plasma_core import store, wire
+from plasma_core.ledger import ChildChain
+from plasma_core.validation import Malformed, TxRejected
 
 # Every number in a path or body is range-checked here, so no value reaches the store
 # (SQLite: signed 64 bits) that it cannot take.

@@ -30,13 +30,14 @@ from dccn_common.logs import configure_logging
 from dccn_common.metrics import ServiceMetrics
 from dccn_common.sender import OutboxEntry, TxSender
 from dccn_common.store import Connection, apply_schema
-from plasma_operator import store
+from plasma_core import store
+from plasma_core.config import bind_root_chain, load_rootchain
+from plasma_core.ledger import ChildChain
+from plasma_core.recovery import signer_pool
+from plasma_core.store import open_chain_db
+from plasma_core.wire import MAX_LEAVES
 from plasma_operator.api import ApiState, create_app
-from plasma_operator.config import OperatorConfig, bind_root_chain, load_rootchain
-from plasma_operator.ledger import ChildChain
-from plasma_operator.recovery import signer_pool
-from plasma_operator.store import open_chain_db
-from plasma_operator.wire import MAX_LEAVES
+from plasma_operator.config import OperatorConfig
 
 log = logging.getLogger("plasma_operator")
 

@@ -27,7 +27,7 @@ fi
 
 # --- plasma_fast: the Plasma operator's compiled hot path (native/plasma_fast) -------------
 # Built from the repository's C source into the venv whenever the source changes. Optional:
-# without a C compiler the operator runs its pure-Python path (plasma_operator.wire), slower.
+# without a C compiler the operator runs its pure-Python path (plasma_core.wire), slower.
 build_plasma_fast() {
   local stamp=".venv/.plasma-fast-$(stamp_of native/plasma_fast/setup.py native/plasma_fast/plasma_fast.c)"
   [ -f "$stamp" ] && return 0

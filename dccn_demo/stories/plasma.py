@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
 from dccn_devtools.anvil import free_port
-from plasma_operator import wire
-from plasma_operator.remote import OperatorClient
-from plasma_operator.wallet import Coin, build_transfer, deposit_exit_args, exit_args_from_api
+from plasma_client.remote import OperatorClient
+from plasma_client.wallet import Coin, build_transfer, deposit_exit_args, exit_args_from_api
+from plasma_core import wire
 
 if TYPE_CHECKING:
     from dccn_demo.context import DemoContext
@@ -38,7 +38,7 @@ def _start_services(ctx: DemoContext) -> tuple[str, str]:
         health_url=f"{operator_url}/health", env={"PLASMA_OPERATOR_PASSWORD": PASSWORD})
     ctx.start_service(
         "plasma-watcher",
-        [ctx.python(), "-m", "plasma_operator.watcher", *common, "--keystore", str(watcher_keystore),
+        [ctx.python(), "-m", "plasma_client.watcher", *common, "--keystore", str(watcher_keystore),
          "--db", str(ctx.workdir / "plasma-watcher.db"), "--operator-url", operator_url,
          "--health-port", str(health_port)],
         health_url=f"http://127.0.0.1:{health_port}/health", env={"PLASMA_WATCHER_PASSWORD": PASSWORD})

@@ -4,7 +4,7 @@
  *                          canonical transaction,
  *                          or None for anything the pure-Python decoder must look at (it then
  *                          accepts it or names the problem): this never accepts what
- *                          plasma_operator.wire refuses, and returns the same values.
+ *                          plasma_core.wire refuses, and returns the same values.
  * recover(hash, sig)    -> 20-byte signer, or None where wire's checks or the curve refuse.
  * keccak(data)          -> keccak-256 (the hash both of the above use; tested against pysha3).
  * recover_many(hashes, sigs) -> list of 20-byte signers / None, computed without the GIL.

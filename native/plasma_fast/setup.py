@@ -1,7 +1,7 @@
 """Build of plasma_fast, the operator's compiled hot path (see plasma_fast.c).
 
 `pip install --no-build-isolation ./native/plasma_fast` (tools/bootstrap.sh does it); the
-operator falls back to the pure-Python path in plasma_operator.wire when it is absent.
+operator falls back to the pure-Python path in plasma_core.wire when it is absent.
 """
 
 from setuptools import Extension, setup

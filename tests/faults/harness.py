@@ -287,7 +287,7 @@ class System:
     def _start_watcher(self) -> None:
         watcher_port = free_port()
         self._add("plasma-watcher",
-                  ["plasma_operator.watcher", *self._plasma_common(), "--keystore", str(self._keystore("watcher")),
+                  ["plasma_client.watcher", *self._plasma_common(), "--keystore", str(self._keystore("watcher")),
                    "--db", str(self.workdir / "plasma-watcher.db"), "--operator-url", self.operator_url,
                    "--health-port", str(watcher_port)],
                   watcher_port, signers=[("ethereum", self.actor("watcher").address)])

@@ -21,9 +21,9 @@ from web3.logs import DISCARD
 
 from dccn_common.contracts import transact
 from nos_enclave.protocol import Params
-from plasma_operator import wire
-from plasma_operator.remote import OperatorApiError, OperatorClient
-from plasma_operator.wallet import Coin, ExitArgs, build_transfer, deposit_exit_args, exit_args_from_api
+from plasma_client.remote import OperatorApiError, OperatorClient
+from plasma_client.wallet import Coin, ExitArgs, build_transfer, deposit_exit_args, exit_args_from_api
+from plasma_core import wire
 from tests.faults.harness import ANKR_CHAIN_ID, ETHEREUM_CHAIN_ID, System
 from token_bridge.transfer import Transfer
 

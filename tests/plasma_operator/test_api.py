@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from plasma_operator import wire
-from plasma_operator.wallet import Coin, build_transfer
+from plasma_client.wallet import Coin, build_transfer
+from plasma_core import wire
 
 pytestmark = pytest.mark.anvil
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plasma_operator import wire
+from plasma_core import wire
 from plasma_operator.api import MAX_BLKNUM
 
 pytestmark = pytest.mark.anvil

@@ -26,10 +26,10 @@ from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
 from dccn_devtools.probes import role
 from dccn_devtools.waiting import wait_for
-from plasma_operator import wire
-from plasma_operator.remote import OperatorApiError, OperatorClient
-from plasma_operator.wallet import Coin, build_transfer
-from tests.plasma_operator.conftest import PASSWORD
+from plasma_client.remote import OperatorApiError, OperatorClient
+from plasma_client.wallet import Coin, build_transfer
+from plasma_core import wire
+from tests.plasma_fixtures import PASSWORD
 
 pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)]
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from dccn_devtools.anvil import free_port
-from plasma_operator.remote import OperatorClient
-from plasma_operator.wallet import Coin, build_transfer
+from plasma_client.remote import OperatorClient
+from plasma_client.wallet import Coin, build_transfer
 from tests.plasma_operator.test_restart import PASSWORD, _spawn, _start
 
 pytestmark = pytest.mark.anvil
@@ -22,7 +22,7 @@ def test_metrics__operator_and_watcher_processes__report_block_fill_pending_and_
     port = free_port()
     operator = _start(plasma, plasma.workdir / "operator-metrics.db", port)
     watcher_port = free_port()
-    watcher = _spawn([sys.executable, "-m", "plasma_operator.watcher", "--rpc-url", plasma.anvil.url,
+    watcher = _spawn([sys.executable, "-m", "plasma_client.watcher", "--rpc-url", plasma.anvil.url,
                       "--manifest", str(plasma.manifest), "--keystore", str(plasma.keystore(roles.challenger)),
                       "--db", str(plasma.workdir / "watcher-metrics.db"), "--operator-url", f"http://127.0.0.1:{port}",
                       "--health-port", str(watcher_port), "--confirmations", "0", "--poll-interval", "0.1",

@@ -12,8 +12,8 @@ import pytest
 
 from dccn_common.store import open_db
 from dccn_devtools.pytest_fixtures import BACKENDS
-from plasma_operator.remote import OperatorClient
-from plasma_operator.wallet import Coin, build_transfer, deposit_exit_args
+from plasma_client.remote import OperatorClient
+from plasma_client.wallet import Coin, build_transfer, deposit_exit_args
 
 pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)]
 
@@ -207,7 +207,7 @@ def test_watcher__someone_elses_challenge_removed_by_reorg__watcher_challenges_i
     exit_args, _, sent = _cheat_after_a_spend(plasma, cli, running.url, roles)
     spend = OperatorClient(running.url).tx(sent["blknum"], sent["txindex"])
     # bob challenges with alice's published confirm signature, before any watcher runs.
-    from plasma_operator.wallet import challenge_args_from_api
+    from plasma_client.wallet import challenge_args_from_api
 
     receipt = plasma.send(roles.bob, challenge_args_from_api(exit_args.exit_id, spend, 0).call(plasma.rootchain))
     start_watcher(roles.challenger, running.url)

@@ -19,9 +19,9 @@ import pytest
 from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
-from plasma_operator import wire
-from plasma_operator.remote import OperatorApiError, OperatorClient
-from plasma_operator.wallet import Coin, build_transfer
+from plasma_client.remote import OperatorApiError, OperatorClient
+from plasma_client.wallet import Coin, build_transfer
+from plasma_core import wire
 
 pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)]
 
@@ -133,7 +133,7 @@ def test_sigkill_during_block_building__restart__state_identical_nothing_lost_or
 
 def _start_watcher(plasma: Any, db: str, operator_url: str) -> subprocess.Popen[bytes]:
     port = free_port()
-    argv = [sys.executable, "-m", "plasma_operator.watcher", "--rpc-url", plasma.anvil.url,
+    argv = [sys.executable, "-m", "plasma_client.watcher", "--rpc-url", plasma.anvil.url,
             "--manifest", str(plasma.manifest), "--keystore", str(plasma.keystore(plasma.roles.challenger)),
             "--db", str(db), "--operator-url", operator_url, "--health-port", str(port), "--confirmations", "0",
             "--poll-interval", "0.1", "--log-level", "WARNING"]
@@ -144,7 +144,7 @@ def _start_watcher(plasma: Any, db: str, operator_url: str) -> subprocess.Popen[
 def test_watcher_sigkill_right_after_challenging__restart__challenges_once(
     plasma: Any, start_operator: Any, roles: Any, eventually: Any
 ) -> None:
-    from plasma_operator.wallet import deposit_exit_args
+    from plasma_client.wallet import deposit_exit_args
 
     running = start_operator()
     api = OperatorClient(running.url)

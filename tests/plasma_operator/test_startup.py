@@ -44,7 +44,7 @@ def test_operator__api_port_in_use__one_line_exit_2_before_connecting(cli_run: A
 
 def test_watcher__health_port_in_use__one_line_exit_2(cli_run: Any, keystore: Path, tmp_path: Path,
                                                       busy_port: int) -> None:
-    result = cli_run("plasma_operator.watcher", "--rpc-url", f"http://127.0.0.1:{free_port()}", "--manifest",
+    result = cli_run("plasma_client.watcher", "--rpc-url", f"http://127.0.0.1:{free_port()}", "--manifest",
                      str(tmp_path / "m.json"), "--keystore", str(keystore), "--db", str(tmp_path / "w.db"),
                      "--health-port", str(busy_port), env=WATCHER_ENV)
     assert result.returncode == 2

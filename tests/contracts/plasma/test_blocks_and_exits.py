@@ -8,7 +8,7 @@ from typing import Any
 import boa
 import pytest
 
-from plasma_operator import wire
+from plasma_core import wire
 from tests.contracts.plasma.world import (
     EXIT_BOND,
     EXIT_PERIOD,

@@ -8,7 +8,7 @@ import boa
 import pytest
 
 from dccn_devtools.contracts import CONTRACTS_DIR
-from plasma_operator import wire
+from plasma_core import wire
 from tests.contracts.plasma.world import EXIT_BOND, EXIT_PERIOD, Block, Output, PlasmaWorld
 
 

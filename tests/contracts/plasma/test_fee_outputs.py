@@ -7,7 +7,7 @@ from __future__ import annotations
 import boa
 import pytest
 
-from plasma_operator import wire
+from plasma_core import wire
 from tests.contracts.plasma.world import EXIT_BOND, EXIT_PERIOD, OPERATOR_BOND, Block, PlasmaWorld
 
 OVERSPEND = 3

@@ -7,7 +7,7 @@ from typing import Any
 import boa
 import pytest
 
-from plasma_operator import wire
+from plasma_core import wire
 from tests.contracts.plasma.world import EXIT_BOND, EXIT_PERIOD, OPERATOR_BOND, Block, PlasmaWorld
 
 NONEXISTENT, DOUBLE_SPEND, OVERSPEND = 1, 2, 3

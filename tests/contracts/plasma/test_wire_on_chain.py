@@ -1,5 +1,5 @@
 """The root chain's stateless modules (plasma_rlp, plasma_tx, plasma_merkle, through PlasmaCodecHarness)
-agree with plasma_operator.wire: RLP decoder, signing hash, signer recovery, deposit leaf and Merkle fold."""
+agree with plasma_core.wire: RLP decoder, signing hash, signer recovery, deposit leaf and Merkle fold."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plasma_operator import wire
+from plasma_core import wire
 from tests.contracts.plasma.world import deployers
 
 uint256 = st.integers(min_value=0, max_value=2**256 - 1)

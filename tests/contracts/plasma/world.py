@@ -18,7 +18,7 @@ from eth_account import Account
 from dccn_deploy import DeployContext, run_parts
 from dccn_deploy.boa_backend import boa_context
 from dccn_devtools.contracts import CONTRACTS_DIR
-from plasma_operator import wire
+from plasma_core import wire
 
 EXIT_PERIOD = 1000
 EXIT_BOND = 10**15

@@ -1,4 +1,4 @@
-"""The watcher's own tables, next to its replay of the child chain (plasma_operator.store):
+"""The watcher's own tables, next to its replay of the child chain (plasma_core.store):
 the submitted blocks it checks (watched_blocks) and the exits it follows (watched_exits).
 
 Every function takes the connection; the caller opens the transaction.

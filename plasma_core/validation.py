@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from plasma_operator import wire
-from plasma_operator.store import Utxo
-from plasma_operator.wire import Parsed
+from plasma_core import wire
+from plasma_core.store import Utxo
+from plasma_core.wire import Parsed
 
 
 class TxRejected(Exception):

@@ -14,8 +14,8 @@ from typing import Any
 from web3.contract import Contract
 
 from dccn_common.store import Connection
-from plasma_operator import store, wire
-from plasma_operator.validation import DoubleSpend, NoInputs, TxRejected, UnknownInput, ValueMismatch
+from plasma_core import store, wire
+from plasma_core.validation import DoubleSpend, NoInputs, TxRejected, UnknownInput, ValueMismatch
 
 FRAUD_NONEXISTENT_INPUT = 1
 FRAUD_DOUBLE_SPEND = 2

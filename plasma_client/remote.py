@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from plasma_operator import wire
+from plasma_core import wire
 
 
 class OperatorApiError(RuntimeError):

@@ -28,9 +28,8 @@ from dccn_common.config import ConfigError
 from dccn_common.contracts import transact
 from dccn_common.keys import KeystoreError, load_account
 from dccn_common.manifest import Manifest, ManifestError
-from plasma_operator import wire
-from plasma_operator.remote import OperatorApiError, OperatorClient
-from plasma_operator.wallet import (
+from plasma_client.remote import OperatorApiError, OperatorClient
+from plasma_client.wallet import (
     Coin,
     WalletError,
     build_transfer,
@@ -39,6 +38,7 @@ from plasma_operator.wallet import (
     exit_args_from_api,
     parse_amount,
 )
+from plasma_core import wire
 
 T = TypeVar("T")
 FINALIZE_GAS_BASE = 150_000

@@ -24,9 +24,9 @@ from functools import partial
 
 from dccn_common.follower import ChainEvent
 from dccn_common.store import Connection, get_meta, set_meta, transaction
-from plasma_operator import store, wire
-from plasma_operator.recovery import CHUNK_TXS, Batch, Pool
-from plasma_operator.validation import (
+from plasma_core import store, wire
+from plasma_core.recovery import CHUNK_TXS, Batch, Pool
+from plasma_core.validation import (
     CheckedTx,
     TxRejected,
     check_fee_transaction,
@@ -35,7 +35,7 @@ from plasma_operator.validation import (
     parse,
     parse_bytes,
 )
-from plasma_operator.wire import Parsed, keccak, merkle_levels, merkle_root_of
+from plasma_core.wire import Parsed, keccak, merkle_levels, merkle_root_of
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ _gc_was_enabled = False
 def _collection_paused() -> Iterator[None]:
     """The cyclic garbage collector off while a batch is applied. A batch allocates a few
     objects per transaction that live until it ends, which set off full collections over
-    every object of the process: ~12 µs a transaction measured (bench_plasma_operator).
+    every object of the process: ~12 µs a transaction measured (the operator bench, bench/).
     What a batch leaves is acyclic, freed by reference counting; anything cyclic is
     collected once the last concurrent batch (API and service threads) re-enables it."""
     global _gc_pauses, _gc_was_enabled

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dccn_common.store import Connection, Row, open_db
-from plasma_operator import wire
+from plasma_core import wire
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (

@@ -203,7 +203,7 @@ def parse(raw: bytes) -> Parsed:
 
     The compiled path (plasma_fast) answers canonical transactions; it returns None for
     anything else, and the reference decoder then accepts it or names the problem, so the
-    two never disagree (tests/plasma_operator/test_native.py checks it on random input)."""
+    two never disagree (tests/plasma_core/test_native.py checks it on random input)."""
     if _native is not None and type(raw) is bytes:
         out = _native.parse(raw)
         if out is not None:

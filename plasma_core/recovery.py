@@ -4,7 +4,7 @@
 `ThreadSignerPool`, whose threads recover whole chunks in C without the GIL (no pickling,
 no pipes, no extra processes); without it a `SignerPool` of worker processes.
 
-A `SignerPool` holds a few persistent worker processes (`python -m plasma_operator.recovery`,
+A `SignerPool` holds a few persistent worker processes (`python -m plasma_core.recovery`,
 started fresh, so a worker inherits no descriptor but its own two pipes: when the operator
 dies, even by SIGKILL, the worker reads EOF and exits; nothing is left that a restart could
 trip on, and nothing in them touches the database).
@@ -25,8 +25,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Protocol
 
-from plasma_operator import wire
-from plasma_operator.wire import Parsed, recover
+from plasma_core import wire
+from plasma_core.wire import Parsed, recover
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _serve(requests: Connection, replies: Connection) -> None:
 
 
 class _Worker:
-    """`python -m plasma_operator.recovery IN OUT`: only the two pipe ends are inherited."""
+    """`python -m plasma_core.recovery IN OUT`: only the two pipe ends are inherited."""
 
     def __init__(self) -> None:
         job_read, job_write = os.pipe()
@@ -71,7 +71,7 @@ class _Worker:
         # Workers only recover signatures: they get no secrets (keystore passwords live in the environment).
         env = {k: v for k, v in os.environ.items() if not any(w in k.upper() for w in ("PASSWORD", "SECRET", "KEY"))}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        self.process = subprocess.Popen([sys.executable, "-m", "plasma_operator.recovery", str(job_read),
+        self.process = subprocess.Popen([sys.executable, "-m", "plasma_core.recovery", str(job_read),
                                          str(reply_write)], pass_fds=(job_read, reply_write), env=env)
         os.close(job_read)
         os.close(reply_write)

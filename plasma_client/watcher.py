@@ -38,13 +38,15 @@ from dccn_common.listen import bind_tcp
 from dccn_common.logs import configure_logging
 from dccn_common.sender import TxSender
 from dccn_common.store import Connection, Row, get_meta, set_meta
-from plasma_operator import store, watcher_store, wire
-from plasma_operator.config import WatcherConfig, bind_root_chain, load_rootchain
-from plasma_operator.fraud import build_fraud_proof
-from plasma_operator.ledger import ChildChain
-from plasma_operator.remote import OperatorApiError, OperatorClient
-from plasma_operator.validation import TxRejected
-from plasma_operator.wallet import ChallengeArgs, ExitArgs, deposit_exit_args
+from plasma_client import watcher_store
+from plasma_client.config import WatcherConfig
+from plasma_client.fraud import build_fraud_proof
+from plasma_client.remote import OperatorApiError, OperatorClient
+from plasma_client.wallet import ChallengeArgs, ExitArgs, deposit_exit_args
+from plasma_core import store, wire
+from plasma_core.config import bind_root_chain, load_rootchain
+from plasma_core.ledger import ChildChain
+from plasma_core.validation import TxRejected
 
 log = logging.getLogger("plasma_watcher")
 

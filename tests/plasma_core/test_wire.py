@@ -8,7 +8,7 @@ from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plasma_operator import wire
+from plasma_core import wire
 
 DEV_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_ADDRESS_0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -239,7 +239,7 @@ def test_merkle_tree__last_leaf_on_its_own_path__equals_the_dense_tree(leaves: l
 
 
 def test_merkle_tree__fee_leaf_at_65535__stored_sparsely_and_proven_from_the_blob() -> None:
-    from plasma_operator import store
+    from plasma_core import store
 
     leaves, last = [bytes([i]) * 32 for i in range(1, 4)], b"\xfe" * 32
     tree = wire.MerkleTree(leaves, last=last)

@@ -1,4 +1,4 @@
-"""The compiled hot path (plasma_fast, through plasma_operator.wire) gives exactly the
+"""The compiled hot path (plasma_fast, through plasma_core.wire) gives exactly the
 pure-Python reference's answers and errors, on random transactions and on malformed bytes;
 and everything still works without it."""
 
@@ -14,7 +14,7 @@ import rlp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plasma_operator import recovery, wire
+from plasma_core import recovery, wire
 
 uint = st.one_of(st.integers(0, 300), st.integers(0, 2**64), st.integers(0, 2**256 - 1))
 addresses = st.binary(min_size=20, max_size=20).map(wire.to_checksum_address)
@@ -167,7 +167,7 @@ def test_signer_pool__without_the_compiled_path__uses_worker_processes(pure_pyth
 
 
 def test_operator_modules__import_and_validate_without_plasma_fast() -> None:
-    script = ("from plasma_operator import wire, validation; assert not wire.NATIVE; "
+    script = ("from plasma_core import wire, validation; assert not wire.NATIVE; "
               "tx = wire.sign(wire.Transaction(blknum1=1000, newowner1='0x' + '11' * 20, denom1=5), 3, 0); "
               "p = validation.parse('0x' + wire.encode(tx).hex()); "
               "assert wire.recover(p.signing_hash, p.tx.sig1) == wire.recover_reference(p.signing_hash, p.tx.sig1)")

@@ -13,7 +13,7 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
-from plasma_operator import wire
+from plasma_core import wire
 
 
 class WalletError(ValueError):

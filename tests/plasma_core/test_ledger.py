@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plasma_operator import ledger as ledger_module
-from plasma_operator import store, validation, wire
-from plasma_operator.ledger import ChildChain
-from plasma_operator.validation import DoubleSpend, FeeMismatch, Malformed, NoInputs, TxRejected, UnknownInput
-from plasma_operator.wallet import Coin, build_transfer
+from plasma_client.wallet import Coin, build_transfer
+from plasma_core import ledger as ledger_module
+from plasma_core import store, validation, wire
+from plasma_core.ledger import ChildChain
+from plasma_core.validation import DoubleSpend, FeeMismatch, Malformed, NoInputs, TxRejected, UnknownInput
 
 
 def test_submit__valid_transfer__spends_input_and_creates_outputs(ledger: Any, roles: Any, pay: Any) -> None:

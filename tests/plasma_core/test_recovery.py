@@ -1,4 +1,4 @@
-"""Signer recovery on worker processes or compiled threads (plasma_operator.recovery): the
+"""Signer recovery on worker processes or compiled threads (plasma_core.recovery): the
 same decisions as in process, and no worker outlives the operator."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from plasma_operator import store, wire
-from plasma_operator.ledger import ChildChain
-from plasma_operator.recovery import CHUNK_TXS, Pool, SignerPool, ThreadSignerPool
-from plasma_operator.validation import TxRejected, parse
+from plasma_core import store, wire
+from plasma_core.ledger import ChildChain
+from plasma_core.recovery import CHUNK_TXS, Pool, SignerPool, ThreadSignerPool
+from plasma_core.validation import TxRejected, parse
 
 
 @pytest.fixture(scope="module", params=["processes", "threads"])
@@ -113,7 +113,7 @@ def test_pooled_recovery__worker_dies__batch_recovered_in_process_with_the_same_
 
 _OWNER = """
 import sys, time
-from plasma_operator.recovery import SignerPool
+from plasma_core.recovery import SignerPool
 pool = SignerPool(2)
 print(" ".join(str(w.process.pid) for w in pool._workers), flush=True)
 time.sleep(60)

@@ -13,7 +13,6 @@ leader is resumed: it stands by and seals and sends nothing, and the work comple
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,11 +23,13 @@ from hexbytes import HexBytes
 
 from dccn_common.store import open_db
 from dccn_devtools.anvil import free_port
+from dccn_devtools.failover import Repeat, kill_until_taken_over, pause_until_taken_over
 from dccn_devtools.probes import role
 from dccn_devtools.waiting import wait_for
 from plasma_client.remote import OperatorApiError, OperatorClient
 from plasma_client.wallet import Coin, build_transfer
 from plasma_core import wire
+from tests.conftest import assert_leader_and_standby
 from tests.plasma_fixtures import PASSWORD
 
 pytestmark = [pytest.mark.anvil, pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)]
@@ -80,8 +81,7 @@ class Payments:
         self.clients = [OperatorClient(f"http://127.0.0.1:{port}", timeout=2) for port in ports]
         self.acknowledged: dict[str, tuple[int, int]] = {}
         self.refused_by_standby = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._repeat: Repeat | None = None
 
     def _submit(self, raw: bytes) -> dict[str, Any]:
         turn = 0
@@ -105,19 +105,12 @@ class Payments:
         self.coin = Coin(accepted["blknum"], accepted["txindex"], 1, self.coin.amount - 1)
 
     def start(self, interval: float = 0.05) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                self.pay_one()
-                self._stop.wait(interval)
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
+        self._repeat = Repeat(self.pay_one, interval).start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            assert not self._thread.is_alive(), "the payment stream hung"
+        if self._repeat is not None:
+            ended = self._repeat.stop(timeout=60)
+            assert ended, "the payment stream hung"
 
 
 @pytest.fixture
@@ -135,9 +128,7 @@ def _start_leader_and_standby(pair: Pair, scrape_metrics: Any) -> tuple[Any, int
     blknum = pair.plasma.deposit(pair.plasma.roles.alice, TOTAL)
     wait_for(lambda: api.utxo(blknum, 0, 0), "the deposit credited")
     standby, standby_port = pair.start("second")
-    assert role(standby_port) == "standby"
-    assert scrape_metrics(f"http://127.0.0.1:{leader_port}/metrics").value("dccn_leader", signer=signer) == 1
-    assert scrape_metrics(f"http://127.0.0.1:{standby_port}/metrics").value("dccn_leader", signer=signer) == 0
+    assert_leader_and_standby(scrape_metrics, leader_port, standby_port, signer)
     return leader, leader_port, standby, standby_port, Coin(blknum, 0, 0, TOTAL)
 
 
@@ -202,11 +193,7 @@ def test_failover__leader_killed_mid_stream__standby_takes_over_every_transactio
     try:
         wait_for(lambda: len(payments.acknowledged) >= 20 and len(pair.submitted()) >= 2, "blocks before the kill",
                  timeout=60)
-        leader.process.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        leader.process.wait()
-        wait_for(lambda: role(standby_port) == "leader", "the standby to take over", timeout=30)
-        takeover = time.monotonic() - killed
+        takeover = kill_until_taken_over(leader.process, standby_port)
         at_takeover = len(payments.acknowledged)
         wait_for(lambda: len(payments.acknowledged) >= at_takeover + 20, "payments through the new leader", timeout=60)
     finally:
@@ -228,20 +215,7 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
     payments.start()
     try:
         wait_for(lambda: len(pair.submitted()) >= 2, "blocks before the pause", timeout=60)
-        for _ in range(3):
-            old.process.send_signal(signal.SIGSTOP)
-            paused = time.monotonic()
-            try:
-                # Paused inside a transaction the old leader holds the write lock, and the standby
-                # waits for it; resume it well before the server ends its session, and pause again.
-                wait_for(lambda: role(new_port) == "leader", "the standby to take over", timeout=LEASE_SECONDS + 5)
-                break
-            except AssertionError:
-                old.process.send_signal(signal.SIGCONT)
-                time.sleep(1.0)
-        else:
-            raise AssertionError("the standby never took over from the paused leader")
-        takeover = time.monotonic() - paused
+        takeover = pause_until_taken_over(old.process, new_port, LEASE_SECONDS)
         took_over_at = w3.eth.block_number
         blocks_before = len(pair.submitted())
         wait_for(lambda: len(pair.submitted()) >= blocks_before + 2, "the new leader to submit blocks", timeout=60)
@@ -254,9 +228,7 @@ def test_failover__leader_paused_past_its_lease__resumed_it_stands_by_and_sends_
     print(f"takeover after SIGSTOP: {takeover:.2f} s (lease {LEASE_SECONDS} s)")
     wait_for(lambda: _all_final(new_port), "every block final", timeout=60)
     time.sleep(1.0)
-    assert role(old_port) == "standby" and role(new_port) == "leader"
-    assert scrape_metrics(f"http://127.0.0.1:{old_port}/metrics").value("dccn_leader", signer=signer) == 0
-    assert scrape_metrics(f"http://127.0.0.1:{new_port}/metrics").value("dccn_leader", signer=signer) == 1
+    assert_leader_and_standby(scrape_metrics, new_port, old_port, signer)
     # The resumed operator sealed and enqueued nothing: its log says so, and every transaction of
     # the operator key since the takeover is an outbox row (the new leader's), each nonce once.
     resumed_log = old.output()[log_size:]

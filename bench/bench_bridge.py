@@ -30,7 +30,8 @@ from bench.report import table, verdict, write_section
 from dccn_common.contracts import transact
 from dccn_deploy.parts.bridge import ANKR, BridgePair, BridgeParams, deploy_both_sides
 from dccn_deploy.web3_backend import web3_context
-from dccn_devtools.anvil import Anvil, dev_private_keys, free_port
+from dccn_devtools.anvil import Anvil, dev_private_keys
+from dccn_devtools.ports import free_port
 from token_bridge.chains import ANKR as ANKR_SIDE
 from token_bridge.chains import ETHEREUM, open_side
 from token_bridge.relayer import DestinationRelay

@@ -34,7 +34,8 @@ from dccn_common.keys import write_keystore
 from dccn_deploy import run_parts
 from dccn_deploy.parts.oracle import OracleParams
 from dccn_deploy.web3_backend import web3_context
-from dccn_devtools.anvil import Anvil, dev_private_keys, free_port
+from dccn_devtools.anvil import Anvil, dev_private_keys
+from dccn_devtools.ports import free_port
 from nos_enclave.crypto import sign_digest
 from nos_enclave.framing import EnclaveClient
 from nos_enclave.protocol import Params, response_digest

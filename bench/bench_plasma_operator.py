@@ -20,7 +20,7 @@ import httpx
 import uvicorn
 
 from bench.report import table, verdict, write_section
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from plasma_client.wallet import Coin, build_transfer
 from plasma_core import store, wire
 from plasma_core.ledger import ChildChain

@@ -25,6 +25,7 @@ from web3 import HTTPProvider, Web3
 
 from dccn_common import PROJECT_ROOT
 from dccn_devtools.anvil_ticker import tick_blocks
+from dccn_devtools.ports import free_port
 from dccn_devtools.processes import stop_process
 
 # anvil's (and ape's) default development mnemonic; its accounts are funded and unlocked.
@@ -47,12 +48,6 @@ def find_anvil_binary() -> str:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     raise AnvilError("anvil not found: run `npm ci` in the project root (package.json pins it) or set ANVIL_BIN")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_in_use(host: str, port: int) -> bool:

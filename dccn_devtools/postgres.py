@@ -22,7 +22,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dccn_devtools.ports import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -56,12 +57,6 @@ def find_bin_dir() -> Path:
         "no PostgreSQL server binaries found (looked in $DCCN_PG_BIN, the pgserver package, "
         "/usr/lib/postgresql/*/bin, PATH); run `make install`"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -127,10 +127,10 @@ class Plasma:
 
 @pytest.fixture
 def plasma(chain: Any, w3: Any, roles: Any, tmp_path: Path, store_target: Callable[[str], str],
-           deploy_parts: Callable[..., Any]) -> Plasma:
+           create_parts: Callable[..., Any]) -> Plasma:
     """RootChain deployed by the plasma part (after the token part, whose AnkrToken backs the
     part's second root chain), the operator bond posted by roles.deployer, into a manifest."""
-    deployed = deploy_parts("token", "plasma", plasma={
+    deployed = create_parts("token", "plasma", plasma={
         "operator": roles.operator.address, "exit_period": EXIT_PERIOD, "exit_bond": EXIT_BOND,
         "operator_bond": OPERATOR_BOND})
     return Plasma(chain, w3, deployed.at("RootChain"), deployed.manifest_file, tmp_path, roles, store_target)
@@ -187,7 +187,7 @@ def start_operator(plasma: Plasma) -> Iterator[Callable[..., RunningOperator]]:
     import httpx
     from eth_account import Account
 
-    from dccn_devtools.anvil import free_port
+    from dccn_devtools.ports import free_port
     from plasma_operator.config import OperatorConfig
     from plasma_operator.server import Operator
 

@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from dccn_common.keys import write_keystore
 from dccn_deploy import run_parts
 from dccn_deploy.web3_backend import web3_context
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 
 if TYPE_CHECKING:
     from dccn_demo.context import DemoContext

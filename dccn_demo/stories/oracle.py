@@ -15,7 +15,7 @@ from coincurve import PrivateKey
 from web3.logs import DISCARD
 
 from dccn_common.keys import write_keystore
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from nos_enclave.crypto import ecies_decrypt
 from nos_enclave.protocol import Params, encrypt_params
 from nos_relay.devsource import DevPki, PriceSource

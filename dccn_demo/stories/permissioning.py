@@ -9,7 +9,7 @@ import yaml
 from eth_account import Account
 
 from dccn_common.keys import write_keystore
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from enode_dns.besu_files import read_toml_array
 from enode_dns.enode import EnodeId
 

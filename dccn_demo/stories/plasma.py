@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from plasma_client.remote import OperatorClient
 from plasma_client.wallet import Coin, build_transfer, deposit_exit_args, exit_args_from_api
 from plasma_core import wire

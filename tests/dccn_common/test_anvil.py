@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from dccn_devtools.anvil import Anvil, AnvilError, free_port
+from dccn_devtools.anvil import Anvil, AnvilError
+from dccn_devtools.ports import free_port
 
 
 def _port_is_free(port: int) -> bool:

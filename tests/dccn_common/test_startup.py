@@ -207,7 +207,7 @@ def test_claim_signer__same_key_same_chain__refused_naming_the_holder(w3: Any, r
 def test_rpc_check__node_down__reason_names_the_url() -> None:
     from dccn_common.chain import connect
     from dccn_common.health import rpc_check
-    from dccn_devtools.anvil import free_port
+    from dccn_devtools.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     assert rpc_check(connect(url, timeout=2), 31337)() == f"cannot reach {url}: ConnectionError"

@@ -16,7 +16,8 @@ import yaml
 
 from dccn_common import PROJECT_ROOT
 from dccn_common.manifest import Manifest, manifest_path
-from dccn_devtools.anvil import Anvil, free_port
+from dccn_devtools.anvil import Anvil
+from dccn_devtools.ports import free_port
 
 pytestmark = pytest.mark.xdist_group("ape")
 

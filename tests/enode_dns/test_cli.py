@@ -102,7 +102,7 @@ def test_run_then_push_update_and_second_daemon__refused_naming_the_running_daem
         roles: Any) -> None:
     import socket
 
-    from dccn_devtools.anvil import free_port
+    from dccn_devtools.ports import free_port
 
     port = free_port()
     config = write_daemon_config("boot1", make_node_keys("boot1"), relayer_keystore, follow=True)

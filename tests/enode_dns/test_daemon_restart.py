@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from dccn_common import PROJECT_ROOT
-from dccn_devtools.anvil import Anvil, free_port
+from dccn_devtools.anvil import Anvil
+from dccn_devtools.ports import free_port
 from dccn_devtools.processes import stop_process
 from dccn_devtools.pytest_fixtures import BACKENDS
 from enode_dns.besu_files import read_toml_array

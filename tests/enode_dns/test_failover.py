@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dccn_common.store import open_db
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 
 from .conftest import BOOT, AddressEndpoint, AnvilRegistry, NodeKeys
 from .test_daemon_restart import DaemonProcess

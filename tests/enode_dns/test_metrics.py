@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 
 from .conftest import BOOT, AddressEndpoint, AnvilRegistry
 

@@ -1,7 +1,7 @@
 """The whole system as the demo runs it, with handles to break it.
 
 `System` starts two anvils, deploys both sides with `ape run deploy` (the demo's
-`deploy_with_ape`), and starts every service as a subprocess with its CLI. Services
+`run_ape_deploy`), and starts every service as a subprocess with its CLI. Services
 reach anvil only through a loopback proxy per chain (so the RPC can be cut); the
 test's own actors and the injectors talk to anvil directly, as other clients would.
 
@@ -36,9 +36,10 @@ from dccn_common import PROJECT_ROOT
 from dccn_common.contracts import transact
 from dccn_common.keys import write_keystore
 from dccn_common.manifest import Manifest, manifest_path
-from dccn_demo.__main__ import deploy_with_ape
+from dccn_demo.__main__ import run_ape_deploy
 from dccn_demo.context import DEMO_ROLES
-from dccn_devtools.anvil import Anvil, AnvilError, dev_private_keys, free_port
+from dccn_devtools.anvil import Anvil, AnvilError, dev_private_keys
+from dccn_devtools.ports import free_port
 from dccn_devtools.processes import stop_process
 from enode_dns.enode import EnodeId
 from nos_relay.devsource import DevPki, PriceSource
@@ -211,7 +212,7 @@ class System:
         for name, chain_id in (("ethereum", ETHEREUM_CHAIN_ID), ("ankr", ANKR_CHAIN_ID)):
             node = Anvil(chain_id=chain_id, accounts=len(ROLES), log_path=self.workdir / f"anvil-{name}.log").start()
             self._anvils.append(node)
-            manifest = deploy_with_ape(node, name, deployments, console, self.workdir)
+            manifest = run_ape_deploy(node, name, deployments, console, self.workdir)
             self.chains[name] = ChainNode(name, node, TcpProxy(node.port), node.web3(), manifest,
                                           manifest_path(chain_id, deployments))
         self.miner = Miner(self._anvils)

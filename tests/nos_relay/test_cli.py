@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from nos_relay.devsource import DevPki
 from tests.nos_relay.conftest import RELAY_PASSWORD
 

@@ -19,8 +19,8 @@ import pytest
 from hexbytes import HexBytes
 
 from dccn_common.store import open_db
-from dccn_devtools.anvil import free_port
 from dccn_devtools.failover import Repeat, kill_until_taken_over, pause_until_taken_over
+from dccn_devtools.ports import free_port
 from dccn_devtools.probes import health, role
 from dccn_devtools.waiting import wait_for
 from tests.conftest import assert_leader_and_standby

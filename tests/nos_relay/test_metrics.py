@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from dccn_common.contracts import transact
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from dccn_devtools.waiting import wait_for
 from nos_relay.devsource import DevPki, PriceSource
 from tests.nos_relay.conftest import RELAY_PASSWORD, price_params, request_price

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from dccn_common.contracts import transact
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
 from dccn_devtools.waiting import wait_for
 from nos_relay.devsource import DevPki, PriceSource

@@ -22,8 +22,8 @@ import pytest
 from hexbytes import HexBytes
 
 from dccn_common.store import open_db
-from dccn_devtools.anvil import free_port
 from dccn_devtools.failover import Repeat, kill_until_taken_over, pause_until_taken_over
+from dccn_devtools.ports import free_port
 from dccn_devtools.probes import role
 from dccn_devtools.waiting import wait_for
 from plasma_client.remote import OperatorApiError, OperatorClient

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from token_bridge.jsonhttp import JsonServer
 
 pytestmark = pytest.mark.anvil

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from plasma_client.remote import OperatorClient
 from plasma_client.wallet import Coin, build_transfer
 from tests.plasma_operator.test_restart import PASSWORD, _spawn, _start

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from dccn_common.store import open_db
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from dccn_devtools.pytest_fixtures import BACKENDS
 from plasma_client.remote import OperatorApiError, OperatorClient
 from plasma_client.wallet import Coin, build_transfer

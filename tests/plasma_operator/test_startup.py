@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 
 PASSWORD = "plasma-test-password"
 OPERATOR_ENV = {"PLASMA_OPERATOR_PASSWORD": PASSWORD}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from token_bridge.cli import main
 
 from .conftest import BridgeHarness

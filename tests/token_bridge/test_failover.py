@@ -26,8 +26,8 @@ import yaml
 from eth_account import Account
 
 from dccn_common.store import open_db, transaction
-from dccn_devtools.anvil import free_port
 from dccn_devtools.anvil_ticker import tick_blocks
+from dccn_devtools.ports import free_port
 from token_bridge.chains import ANKR, ETHEREUM
 from token_bridge.cli import relay_db_path
 from token_bridge.relayer import DestinationRelay

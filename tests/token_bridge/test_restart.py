@@ -20,7 +20,7 @@ import yaml
 from dccn_common import PROJECT_ROOT
 from dccn_common.keys import write_keystore
 from dccn_common.store import open_db
-from dccn_devtools.anvil import free_port
+from dccn_devtools.ports import free_port
 from dccn_devtools.processes import stop_process
 from dccn_devtools.pytest_fixtures import BACKENDS
 from dccn_devtools.waiting import wait_for as devtools_wait_for

@@ -51,7 +51,7 @@ class ChainBinding:
             raise ConfigError(f"{self.label}: no contract at {address} ({name}{where}) on {self.rpc_url}")
         return self.manifest.contract(self.w3, name)
 
-    def deploy_block(self, name: str) -> int:
+    def deployment_block(self, name: str) -> int:
         return int(self.manifest.get(name).block)
 
 

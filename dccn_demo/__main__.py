@@ -34,7 +34,7 @@ ETHEREUM_CHAIN_ID = 31337
 ANKR_CHAIN_ID = 31338
 
 
-def deploy_with_ape(anvil: Anvil, side: str, deployments: Path, console: Console, workdir: Path) -> Manifest:
+def run_ape_deploy(anvil: Anvil, side: str, deployments: Path, console: Console, workdir: Path) -> Manifest:
     """Run the deploy script exactly as an operator would, against this anvil."""
     env = {
         **os.environ,
@@ -84,8 +84,8 @@ def main(keep_running: bool, short: bool, only: tuple[str, ...], workdir: Path) 
             node.start()
             console.print(f"    [green]up[/] anvil {label}: chain {node.chain_id} at {node.url}")
         console.print("[bold]2. deploy[/] (the same `ape run deploy` a testnet uses)")
-        eth_manifest = deploy_with_ape(eth, "ethereum", deployments, console, workdir)
-        ankr_manifest = deploy_with_ape(ankr, "ankr", deployments, console, workdir)
+        eth_manifest = run_ape_deploy(eth, "ethereum", deployments, console, workdir)
+        ankr_manifest = run_ape_deploy(ankr, "ankr", deployments, console, workdir)
         ctx = DemoContext(
             console=console, workdir=workdir, short=short,
             ethereum=Chain("ethereum", eth, eth.web3(), eth_manifest, manifest_path(eth.chain_id, deployments)),

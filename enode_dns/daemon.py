@@ -159,7 +159,7 @@ class EnodeDnsDaemon:
         )
         self.chain = self.bot.chain(binding, account=payer, follower_name=self.NAME,
                                     confirmations=config.confirmations,
-                                    start_block=binding.deploy_block("EnodeIngress"))
+                                    start_block=binding.deployment_block("EnodeIngress"))
         assert self.chain.sender is not None
         self.sender: TxSender = self.chain.sender
         self.follower: ChainFollower | None = None

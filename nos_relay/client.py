@@ -197,7 +197,7 @@ def request_command(rpc_url: str, manifest: Path, keystore: Path, password_env: 
             raise ClientError(str(err)) from err  # before touching keys or chain
         binding = bind_chain(rpc_url, manifest, label="nos-client")
         client = NosClient(binding.w3, binding.contract(ORACLE), load_account(keystore, password_env),
-                           from_block=binding.deploy_block(ORACLE))
+                           from_block=binding.deployment_block(ORACLE))
         price = None if max_gas_price_gwei is None else int(max_gas_price_gwei * 10**9)
         try:
             answer = client.request(params, private=private, enclave=enclave, max_gas_price=price, timeout=timeout)

@@ -267,7 +267,7 @@ class Relay:
                        dependencies={f"enclave {path}": enclave_check(path) for path in settings.enclave_sockets},
                        lease_seconds=settings.lease_seconds)
         chain = self.bot.chain(binding, account=self.account, follower_name="nos-relay",
-                               confirmations=settings.confirmations, start_block=binding.deploy_block(ORACLE))
+                               confirmations=settings.confirmations, start_block=binding.deployment_block(ORACLE))
         assert chain.sender is not None
         self.sender: TxSender = chain.sender
         self.follower = chain.follower

@@ -50,4 +50,4 @@ def load_rootchain(binding: ChainBinding, settings: ChainSettings) -> tuple[Cont
         # The operator's message since before bind_chain (scripts and tests match on it).
         raise ConfigError(f"no contract at {entry.address} ({settings.contract} in {settings.manifest}) "
                           f"on {settings.rpc_url}")
-    return binding.contract(settings.contract), binding.deploy_block(settings.contract)
+    return binding.contract(settings.contract), binding.deployment_block(settings.contract)

@@ -118,8 +118,8 @@ def roles() -> Roles:
 
 
 @pytest.fixture
-def deploy_contract(w3: Any, roles: Roles) -> Callable[..., Any]:
-    """Factory: deploy_contract("Name", *args, sender=roles.x.address, value=0)."""
+def create_contract(w3: Any, roles: Roles) -> Callable[..., Any]:
+    """Factory: create_contract("Name", *args, sender=roles.x.address, value=0)."""
 
     def factory(name: str, *args: Any, sender: str | None = None, value: int = 0) -> Any:
         return deploy(w3, name, *args, sender=sender or roles.deployer.address, value=value)
@@ -128,8 +128,8 @@ def deploy_contract(w3: Any, roles: Roles) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def deploy_parts(w3: Any, roles: Roles, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
-    """Factory (the deploy parts, as yearn's create_vault runs the factory): deploy_parts("dccn",
+def create_parts(w3: Any, roles: Roles, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory (the deploy parts, as yearn's create_vault runs the factory): create_parts("dccn",
     dccn=EconomyParams(...)) runs those parts of dccn_deploy on this test's chain through web3,
     from roles.deployer, into one manifest per test, and returns the DeployContext (ctx.at(name)
     is the contract). Parameters are a part's params dataclass or its mapping (the YAML's)."""
@@ -146,9 +146,9 @@ def deploy_parts(w3: Any, roles: Roles, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def ankr_token(deploy_parts: Callable[..., Any]) -> Any:
+def ankr_token(create_parts: Callable[..., Any]) -> Any:
     """AnkrToken deployed by the token part (in the manifest the other parts read)."""
-    return deploy_parts("token").at("AnkrToken")
+    return create_parts("token").at("AnkrToken")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
 @custom:contract-name PlasmaCodecHarness
 @license MIT
 @notice Exposes the stateless modules plasma_rlp, plasma_tx and plasma_merkle
-        for their unit tests (against plasma_operator.wire). Not deployed by
+        for their unit tests (against plasma_core.wire). Not deployed by
         the deploy script.
 """
 

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture
-def manifest_file(chain, w3, roles, ankr_token, deploy_parts):
+def manifest_file(chain, w3, roles, ankr_token, create_parts):
     """The manifest the deploy parts wrote (token, economy), with a stake and a rating on chain."""
-    deployed = deploy_parts("dccn", dccn=EconomyParams(
+    deployed = create_parts("dccn", dccn=EconomyParams(
         treasury=roles.operator.address, monitor=roles.monitor.address, reporter=roles.validator.address))
     economy = Economy.of(deployed)
     staked = roles.provider.address

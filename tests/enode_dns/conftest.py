@@ -70,11 +70,11 @@ class AnvilRegistry:
 
 
 @pytest.fixture
-def anvil_registry(w3: Web3, roles: Any, deploy_parts: Callable[..., Any]) -> AnvilRegistry:
+def anvil_registry(w3: Web3, roles: Any, create_parts: Callable[..., Any]) -> AnvilRegistry:
     """EnodeIngress + EnodeRules (admins deployer, alice, bob; threshold 2), deployed by the
     permissioning part, and its manifest."""
     admins = [roles.deployer.address, roles.alice.address, roles.bob.address]
-    deployed = deploy_parts("permissioning", permissioning={"admins": admins, "threshold": 2, "proposal_ttl": 3600})
+    deployed = create_parts("permissioning", permissioning={"admins": admins, "threshold": 2, "proposal_ttl": 3600})
     return AnvilRegistry(w3, deployed.at("EnodeIngress"), deployed.at("EnodeRules"), admins, deployed.manifest_file)
 
 

@@ -3,6 +3,7 @@ checked against Python's decimal module as the reference."""
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 import pytest
@@ -10,7 +11,8 @@ from eth_abi import decode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nos_enclave.protocol import Params, ParamsError, encode_result, scale_number
+from dccn_common import PROJECT_ROOT
+from nos_enclave.protocol import MAX_DATA, MAX_PARAMS, Params, ParamsError, encode_result, scale_number
 
 REFERENCE = Context(prec=400, rounding=ROUND_HALF_EVEN)
 
@@ -67,3 +69,10 @@ def test_encode_result__more_decimals_than_requested__rounds_half_even(text, dec
 def test_encode_result__unencodable_number__params_error(text, result_type, message):
     with pytest.raises(ParamsError, match=message):
         encode_result(text, params(result_type, 0))
+
+
+def test_size_bounds__enclave_and_oracle_contract__agree() -> None:
+    """The enclave may not import the contracts, so the numbers are stated twice; this ties them."""
+    source = (PROJECT_ROOT / "contracts" / "oracle" / "nos_limits.vy").read_text()
+    bounds = {name: int(value) for name, value in re.findall(r"^(MAX_\w+): constant\(uint256\) = (\d+)$", source, re.M)}
+    assert bounds == {"MAX_PARAMS": MAX_PARAMS, "MAX_DATA": MAX_DATA}

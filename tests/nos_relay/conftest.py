@@ -99,12 +99,12 @@ def price_params(source: PriceSource, path: str = "/price.json", selector: str =
 
 
 @pytest.fixture
-def deployment(w3: Web3, roles: Any, enclave_keys: EnclaveKeys, deploy_parts: Callable[..., Any]) -> dict[str, Any]:
+def deployment(w3: Web3, roles: Any, enclave_keys: EnclaveKeys, create_parts: Callable[..., Any]) -> dict[str, Any]:
     """NosOracle (enclave registered) + PriceConsumer (owned by the tenant) from the oracle part on
     anvil, and the manifest a relay reads."""
     from nos_enclave.measurement import measurement
 
-    ctx = deploy_parts("oracle", oracle=OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD, roles.tenant.address))
+    ctx = create_parts("oracle", oracle=OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD, roles.tenant.address))
     oracle, consumer = ctx.at("NosOracle"), ctx.at("PriceConsumer")
     transact(w3, oracle.functions.registerEnclave(enclave_keys.address, measurement()), sender=roles.deployer.address)
     return {"oracle": oracle, "consumer": consumer, "manifest": ctx.manifest_file}

@@ -13,8 +13,8 @@ RATE = 10**18  # 1 ANKR/s: a day streams 86,400 ANKR, above the minimum fee for 
 
 
 @pytest.fixture
-def live(w3, roles, ankr_token, deploy_parts):
-    economy = Economy.of(deploy_parts("dccn", dccn=EconomyParams(
+def live(w3, roles, ankr_token, create_parts):
+    economy = Economy.of(create_parts("dccn", dccn=EconomyParams(
         treasury=roles.operator.address, monitor=roles.monitor.address, reporter=roles.validator.address)))
     for actor in (roles.tenant, roles.provider):
         send(w3, ankr_token.functions.transfer(actor.address, 1_000_000 * WAD), roles.deployer.address)

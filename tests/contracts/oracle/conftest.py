@@ -90,10 +90,10 @@ def revert_reason(call: Any, tx: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def oracle_part(deploy_parts: Callable[..., Any], roles: Any) -> Any:
+def oracle_part(create_parts: Callable[..., Any], roles: Any) -> Any:
     """The oracle part, from roles.deployer: NosOracle, and PriceConsumer owned by roles.tenant."""
     params = OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD, consumer_owner=roles.tenant.address)
-    return deploy_parts("oracle", oracle=params)
+    return create_parts("oracle", oracle=params)
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def compiled_callback(kind: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def deploy_callback(w3: Web3, roles: Any) -> Callable[..., Any]:
+def create_callback(w3: Web3, roles: Any) -> Callable[..., Any]:
     def factory(kind: str, *args: Any) -> Any:
         out = compiled_callback(kind)
         factory_contract = w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"])

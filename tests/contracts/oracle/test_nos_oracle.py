@@ -167,8 +167,8 @@ def test_deliver__after_expiry__reverts(chain, live_oracle, make_request, sign, 
 
 @pytest.mark.parametrize("kind", ["reverter", "burner"])
 def test_deliver__callback_fails__request_failed_operator_still_paid(live_oracle, make_request, deliver,
-                                                                      deploy_callback, kind, roles):
-    callback = deploy_callback(kind)
+                                                                      create_callback, kind, roles):
+    callback = create_callback(kind)
     request = make_request(callback=callback.address)
     event = delivered_event(live_oracle, deliver(request))
     assert not event["callbackSucceeded"]
@@ -189,8 +189,8 @@ def test_deliver__zero_callback__data_only_in_event(live_oracle, make_request, d
     assert event["callbackSucceeded"] and event["data"] == PRICE_DATA
 
 
-def test_deliver__callback_gets_exactly_its_gas_limit(live_oracle, make_request, deliver, deploy_callback):
-    recorder = deploy_callback("recorder")
+def test_deliver__callback_gets_exactly_its_gas_limit(live_oracle, make_request, deliver, create_callback):
+    recorder = create_callback("recorder")
     request = make_request(callback=recorder.address, gas_limit=80_000)
     deliver(request, gas=3_000_000)  # far more than needed: the callback still gets only its limit
     gas_at_entry = recorder.functions.gas_at_entry().call()
@@ -199,16 +199,16 @@ def test_deliver__callback_gets_exactly_its_gas_limit(live_oracle, make_request,
 
 
 def test_deliver__starved_callback__reverts_instead_of_failing_the_request(live_oracle, make_request, sign,
-                                                                           deploy_callback, roles):
-    recorder = deploy_callback("recorder")
+                                                                           create_callback, roles):
+    recorder = create_callback("recorder")
     request = make_request(callback=recorder.address, gas_limit=200_000)
     call = live_oracle.functions.deliver(request.request_id, request.params_hash, PRICE_DATA, sign(request))
     reason = revert_reason(call, {"from": roles.operator.address, "gas": 150_000})
     assert "nos: not enough gas for the callback" in reason
 
 
-def test_deliver__reentrant_callback__cannot_deliver_again(live_oracle, make_request, deliver, deploy_callback):
-    reentrant = deploy_callback("reentrant", live_oracle.address)
+def test_deliver__reentrant_callback__cannot_deliver_again(live_oracle, make_request, deliver, create_callback):
+    reentrant = create_callback("reentrant", live_oracle.address)
     request = make_request(callback=reentrant.address)
     assert not delivered_event(live_oracle, deliver(request))["callbackSucceeded"]
     assert live_oracle.functions.statusOf(request.request_id).call() == STATUS["failed"]
@@ -218,8 +218,8 @@ def test_deliver__reentrant_callback__cannot_deliver_again(live_oracle, make_req
 
 
 def test_fee__operator_paid_what_it_spent_rest_credited_to_requester(w3, live_oracle, make_request, deliver,
-                                                                     deploy_callback, roles):
-    recorder = deploy_callback("recorder")
+                                                                     create_callback, roles):
+    recorder = create_callback("recorder")
     request = make_request(callback=recorder.address)
     deliver(make_request(callback=recorder.address))  # first delivery creates the operator's credit slot
     credit_before = live_oracle.functions.credits(roles.alice.address).call()
@@ -306,8 +306,8 @@ def test_credit_above_64_bits__spills_over_and_is_withdrawn_whole(w3, chain, liv
 
 
 def test_request__second_different_callback__each_request_keeps_its_own(live_oracle, make_request, deliver,
-                                                                       deploy_callback, roles):
-    first, second = deploy_callback("recorder"), deploy_callback("recorder")
+                                                                       create_callback, roles):
+    first, second = create_callback("recorder"), create_callback("recorder")
     # The recorder writes three new slots: 150,000 gas lets it finish.
     to_first = make_request(callback=first.address, gas_limit=150_000)  # alice's default callback (her account word)
     to_second = make_request(callback=second.address, gas_limit=150_000)  # a word of its own

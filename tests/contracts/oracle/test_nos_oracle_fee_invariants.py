@@ -52,11 +52,11 @@ class FeeAccounting(RuleBasedStateMachine):
     recorder: ClassVar[str]
 
     @classmethod
-    def set_up_oracle(cls, anvil: Anvil, roles: Any, deploy_parts: Callable[..., Any]) -> None:
+    def set_up_oracle(cls, anvil: Anvil, roles: Any, create_parts: Callable[..., Any]) -> None:
         """The oracle part (from roles.deployer) on `anvil`, with the test enclave key registered."""
         cls.anvil, cls.roles = anvil, roles
         w3 = anvil.web3()
-        cls.oracle = deploy_parts("oracle", oracle=OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD)).at("NosOracle")
+        cls.oracle = create_parts("oracle", oracle=OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD)).at("NosOracle")
         transact(w3, cls.oracle.functions.registerEnclave(Account.from_key(ENCLAVE_KEY).address, MEASUREMENT),
                  sender=roles.deployer.address)
         deployed = []
@@ -218,6 +218,6 @@ class FeeAccounting(RuleBasedStateMachine):
 
 
 def test_fee_accounting__balance_always_equals_what_is_owed(chain: Anvil, roles: Any,
-                                                             deploy_parts: Callable[..., Any]) -> None:
-    FeeAccounting.set_up_oracle(chain, roles, deploy_parts)
+                                                             create_parts: Callable[..., Any]) -> None:
+    FeeAccounting.set_up_oracle(chain, roles, create_parts)
     run_state_machine_as_test(FeeAccounting)

@@ -202,9 +202,9 @@ def test_connection_allowed__arbitrary_calldata__answers_one_abi_bool(
 
 
 @pytest.fixture
-def anvil_ingress(deploy_parts: Callable[..., Any], roles: Any, w3: Any) -> tuple[Any, Node]:
+def anvil_ingress(create_parts: Callable[..., Any], roles: Any, w3: Any) -> tuple[Any, Node]:
     """EnodeIngress on anvil (the permissioning part) with one boot node listed (one admin, threshold 1)."""
-    deployed = deploy_parts("permissioning", permissioning={"admins": ["deployer"], "threshold": 1,
+    deployed = create_parts("permissioning", permissioning={"admins": ["deployer"], "threshold": 1,
                                                             "proposal_ttl": 3600})
     ingress, rules = deployed.at("EnodeIngress"), deployed.at("EnodeRules")
     node = Node.create()

@@ -177,10 +177,10 @@ def _fill(w3: Any, heap: Any, sender: str, count: int, first: int = 10**9, step:
 
 @pytest.mark.anvil
 @pytest.mark.parametrize("size", [1, 1000, 3000])
-def test_worst_case_gas__insert_and_pops_stay_bounded(w3: Any, deploy_contract: Any, roles: Any,
+def test_worst_case_gas__insert_and_pops_stay_bounded(w3: Any, create_contract: Any, roles: Any,
                                                       size: int) -> None:
     sender = roles.deployer.address
-    heap = deploy_contract("PriorityQueueHarness")
+    heap = create_contract("PriorityQueueHarness")
     _fill(w3, heap, sender, size)
     # A key smaller than all climbs from the bottom to the root: the longest sift-up.
     insert_gas = transact(w3, heap.functions.insert(1), sender=sender)["gasUsed"]

@@ -27,9 +27,10 @@ import os
 import re
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,6 +307,20 @@ def transaction(conn: Connection, *, immediate: bool = True) -> Iterator[Any]:
     `immediate` takes the write lock at the start (SQLite: BEGIN IMMEDIATE; PostgreSQL:
     a transaction-scoped advisory lock), so read-then-write logic sees no interleaved writer.
     """
+    # The lock comes before reading in_transaction: another thread's statement would read as one.
+    with _statement_lock(conn), _transaction(conn, immediate=immediate):
+        yield conn
+
+
+def _statement_lock(conn: Connection) -> AbstractContextManager[Any]:
+    # PostgreSQL reports a session busy with another thread's statement (the health endpoint's
+    # status query) as in a transaction, so the caller would send SAVEPOINT outside any block.
+    # SQLite's autocommit flag only changes on BEGIN, so its connections need no lock here.
+    return conn.lock if isinstance(conn, PgConnection) else nullcontext()
+
+
+@contextmanager
+def _transaction(conn: Connection, *, immediate: bool) -> Iterator[Any]:
     if conn.in_transaction:
         name = f"sp_{id(conn)}_{_depth(conn)}"
         conn.execute(f"SAVEPOINT {name}")
@@ -620,6 +635,9 @@ class PgConnection:
         self.reconnects = 0
         self._doomed = False  # the session died inside a transaction the caller has not ended yet
         self._dialect = _PgDialect()
+        # One statement at a time, and a transaction() holds it throughout: a thread serving
+        # /health must not run a statement inside (or be taken for) another thread's transaction.
+        self.lock = threading.RLock()
 
     @classmethod
     def connect(cls, dsn: str, *, application_name: str = "dccn", idle_in_transaction_timeout: str | None = None,
@@ -661,6 +679,10 @@ class PgConnection:
         return bool(self.raw.closed or self.raw.broken)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self.lock:
+            return self._execute(sql, params)
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> Any:
         head = sql.lstrip()[:16].upper()
         if head.startswith("BEGIN"):
             return self._begin(head)
@@ -676,6 +698,10 @@ class PgConnection:
                          ends_transaction=head.startswith(("COMMIT", "END", "ROLLBACK")) and " TO " not in head)
 
     def executemany(self, sql: str, rows: Any) -> Any:
+        with self.lock:
+            return self._executemany(sql, rows)
+
+    def _executemany(self, sql: str, rows: Any) -> Any:
         if self._doomed:
             return self._in_dead_transaction(sql.lstrip()[:16].upper())
         values = [tuple(r) for r in rows]

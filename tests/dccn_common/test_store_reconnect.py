@@ -6,6 +6,7 @@ A real PostgreSQL on loopback (dccn_devtools.postgres); sessions are ended by th
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -175,3 +176,40 @@ def test_server_restart__unreachable_reported_in_one_line_then_reconnects(store_
             db.execute("INSERT INTO kv (k, v) VALUES ('after', '1')")
         assert keys(target) == ["after", "before"] and db.reconnects == 1
         db.close()
+
+
+def test_transaction__while_another_thread_runs_a_statement__opens_its_own_block(db: PgConnection, dsn: str) -> None:
+    """The health endpoint reads on the bot's connection; a busy session reads as in a transaction."""
+    reading = threading.Event()
+
+    def health_read() -> None:
+        reading.set()
+        db.execute("SELECT pg_sleep(0.5)")
+
+    reader = threading.Thread(target=health_read)
+    reader.start()
+    reading.wait()
+    time.sleep(0.1)  # the read is on the server now
+    with transaction(db):
+        db.execute("INSERT INTO kv (k, v) VALUES ('a', '1')")
+    reader.join()
+    assert keys(dsn) == ["a"] and not db.in_transaction
+
+
+def test_statement_from_another_thread__waits_for_the_open_transaction_to_end(db: PgConnection) -> None:
+    seen: list[int] = []
+    in_block = threading.Event()
+
+    def health_read() -> None:
+        in_block.wait()
+        seen.append(int(db.execute("SELECT COUNT(*) AS n FROM kv").fetchone()["n"]))
+
+    reader = threading.Thread(target=health_read)
+    reader.start()
+    with transaction(db):
+        db.execute("INSERT INTO kv (k, v) VALUES ('a', '1')")
+        in_block.set()
+        time.sleep(0.3)
+        db.execute("INSERT INTO kv (k, v) VALUES ('b', '2')")
+    reader.join()
+    assert seen == [2]  # inside the writer's block it would have read 1 (its first row, uncommitted)

@@ -173,8 +173,12 @@ def test_watcher__spend_submitted_after_exit_started__exit_challenged(
     try:
         plasma.anvil.reorg(plasma.anvil.block_number() - submit_block + 1)
         plasma.anvil.rpc("anvil_dropAllTransactions")
-        plasma.anvil.rpc("eth_sendRawTransaction", exit_raw)
+        resent = plasma.anvil.rpc("eth_sendRawTransaction", exit_raw)
         plasma.anvil.mine()
+        # Seen once: no ExitStarted here. Say whether the re-sent exit was mined, and how.
+        receipt = plasma.anvil.rpc("eth_getTransactionReceipt", resent)
+        assert receipt is not None and int(receipt["status"], 16) == 1, (
+            f"re-sent exit {resent} not mined or reverted: {receipt}; pool {plasma.anvil.rpc('txpool_content')}")
         assert [int(e["args"]["blknum"]) for e in plasma.events("ExitStarted")] == [exit_args.blknum]
         assert plasma.events("BlockSubmitted") == []
         # The watcher's stored challenge comes back and reverts (the spending block is not on chain),

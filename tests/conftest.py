@@ -94,14 +94,24 @@ def chain(anvil: Anvil) -> Iterator[Anvil]:
     """The worker's anvil, reverted to its prior state after the test."""
     snapshot = anvil.snapshot()
     yield anvil
-    anvil.revert(snapshot)
+    _restore(anvil, snapshot)
 
 
 @pytest.fixture
 def ankr_chain(ankr_anvil: Anvil) -> Iterator[Anvil]:
     snapshot = ankr_anvil.snapshot()
     yield ankr_anvil
-    ankr_anvil.revert(snapshot)
+    _restore(ankr_anvil, snapshot)
+
+
+def _restore(node: Anvil, snapshot: str) -> None:
+    # evm_revert keeps the mempool: a transaction a test left pending (automine off, a reorg)
+    # becomes valid again once its sender's nonce is reverted, and the next test's first block
+    # would mine it. Drop it, and leave automine on as the next test expects.
+    node.rpc("anvil_dropAllTransactions")
+    node.revert(snapshot)
+    node.rpc("anvil_dropAllTransactions")
+    node.set_automine(True)
 
 
 @pytest.fixture

@@ -5,16 +5,14 @@ environment variables, then command-line flags (dccn_common.config)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from web3 import Web3
 from web3.contract import Contract
 
 from dccn_common.chain import ChainBinding, bind_chain
-from dccn_common.config import ConfigError
+from dccn_common.config import ConfigError, StoreLocation
 from dccn_common.sender import DEFAULT_LEASE_SECONDS
-from dccn_common.store import postgres_dsn
 
 
 class ChainSettings(BaseModel):
@@ -23,19 +21,12 @@ class ChainSettings(BaseModel):
     contract: str = "RootChain"
     keystore: Path
     password_env: str
-    db: Path | str = Field(description="SQLite state file, or a postgresql:// URL (instances sharing it: "
+    db: StoreLocation = Field(description="SQLite state file, or a postgresql:// URL (instances sharing it: "
                                        "one active, the others stand by)")
     confirmations: int = Field(default=2, ge=0)
     poll_interval: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0, description=(
         "PostgreSQL: a standby takes over this long after the active instance stops renewing its lease"))
-
-    @field_validator("db", mode="before")
-    @classmethod
-    def _store(cls, value: Any) -> Any:
-        if isinstance(value, str | Path):
-            return postgres_dsn(value) or Path(value)
-        return value
 
 
 def bind_root_chain(settings: ChainSettings, label: str) -> ChainBinding:

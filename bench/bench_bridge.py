@@ -60,8 +60,8 @@ def _setup(eth: Anvil, ankr: Anvil, validators: list[Any], threshold: int, workd
     deployer = eth.dev_accounts()[0]
     params = {"bridge": BridgeParams([v.address for v in validators], threshold, eth.chain_id, ankr.chain_id,
                                      hold_threshold=0, native_supply=NATIVE_SUPPLY)}
-    return deploy_both_sides(web3_context(eth.web3(), deployer, side="ethereum", params=params, deployments=workdir),
-                             web3_context(ankr.web3(), deployer, side="ankr", params=params, deployments=workdir))
+    return deploy_both_sides(web3_context(eth.web3(mined_on_return=False), deployer, side="ethereum", params=params, deployments=workdir),
+                             web3_context(ankr.web3(mined_on_return=False), deployer, side="ankr", params=params, deployments=workdir))
 
 
 def _release_gas(w3: Web3, bridge: Any, source: Destination, validators: list[Any], signers: int, sender: str,
@@ -84,7 +84,7 @@ def gas_figures(eth: Anvil, ankr: Anvil, workdir: Path) -> list[list[object]]:
     keys = dev_private_keys(20)
     validators = [Account.from_key(k) for k in keys[11:18]]
     rows: list[list[object]] = []
-    eth_w3, ankr_w3 = eth.web3(), ankr.web3()
+    eth_w3, ankr_w3 = eth.web3(mined_on_return=False), ankr.web3(mined_on_return=False)
     user = eth.dev_accounts()[1]
     for count, threshold in ((4, 3), (7, 5)):
         bridge = _setup(eth, ankr, validators[:count], threshold, workdir / f"{count}")
@@ -249,7 +249,7 @@ def end_to_end(workdir: Path, release_gas_estimate: int) -> Throughput:
     with Anvil(chain_id=31337, accounts=20, block_time=THROUGHPUT_BLOCK_TIME, gas_limit=THROUGHPUT_GAS_LIMIT) as eth, \
             Anvil(chain_id=31338, accounts=20, block_time=THROUGHPUT_BLOCK_TIME, gas_limit=THROUGHPUT_GAS_LIMIT) as ankr:
         bridge = _setup(eth, ankr, validators, 3, workdir / "e2e")
-        eth_w3, ankr_w3 = eth.web3(), ankr.web3()
+        eth_w3, ankr_w3 = eth.web3(mined_on_return=False), ankr.web3(mined_on_return=False)
         deployer = eth.dev_accounts()[0]
         token = bridge.token.functions
         _send_all(eth_w3, [{"from": deployer, "to": bridge.token.address,

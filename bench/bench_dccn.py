@@ -118,7 +118,7 @@ def breakdown(w3: Any, receipt: Any) -> Breakdown:
 def measure_gas() -> tuple[list[GasRow], dict[str, Breakdown]]:
     # --steps-tracing: anvil keeps the opcode steps that debug_traceTransaction returns.
     with Anvil(accounts=10, extra_args=["--steps-tracing"]) as node, tempfile.TemporaryDirectory() as deployments:
-        w3 = node.web3()
+        w3 = node.web3(mined_on_return=False)
         (deployer, tenant, provider, app, monitor, other, other_tenant, treasury, newcomer,
          new_tenant) = w3.eth.accounts[:10]
         params = {"dccn": EconomyParams(treasury=treasury, monitor=monitor, reporter=deployer)}

@@ -26,7 +26,7 @@ TRANSFERS = 600
 
 def raw_transfers_per_second(anvil: Anvil, token, sender: Account, count: int) -> float:
     """The limit: signed token transfers sent back to back by one Python client, automine."""
-    w3 = anvil.web3()
+    w3 = anvil.web3(mined_on_return=False)
     nonce = w3.eth.get_transaction_count(sender.address)
     chain_id = w3.eth.chain_id
     started = time.perf_counter()
@@ -43,7 +43,7 @@ def raw_transfers_per_second(anvil: Anvil, token, sender: Account, count: int) -
 def raw_batched_transfers_per_second(anvil: Anvil, token, sender: Account, count: int, batch: int = 100) -> float:
     """The same transfers signed (from ready calldata, as the sender signs) and sent in JSON-RPC
     batches of `batch`, as the sender sends them; done when the node has mined them all."""
-    w3 = anvil.web3()
+    w3 = anvil.web3(mined_on_return=False)
     nonce = w3.eth.get_transaction_count(sender.address)
     chain_id = w3.eth.chain_id
     data = bytes.fromhex(token.functions.transfer(sender.address, 1)._encode_transaction_data()[2:])
@@ -76,7 +76,7 @@ def main() -> None:
     keys = dev_private_keys(3)
     owner, relayer = Account.from_key(keys[0]), Account.from_key(keys[2])
     with Anvil() as anvil, tempfile.TemporaryDirectory() as tmp:
-        w3 = anvil.web3()
+        w3 = anvil.web3(mined_on_return=False)
         # AnkrToken from the token part, its supply minted to `owner`.
         token = run_parts(web3_context(w3, owner, deployments=Path(tmp) / "deployments"), ("token",)).at("AnkrToken")
         token.functions.transfer(relayer.address, 10**24).transact({"from": owner.address})

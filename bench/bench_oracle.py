@@ -65,7 +65,7 @@ ORACLE_PARAMS = {"oracle": OracleParams(REQUEST_TTL, DELIVERY_OVERHEAD)}  # the 
 
 class GasBench:
     def __init__(self, anvil: Anvil) -> None:
-        self.w3 = anvil.web3()
+        self.w3 = anvil.web3(mined_on_return=False)
         self.anvil = anvil
         keys = dev_private_keys(4)
         self.admin, self.requester, self.operator, self.other = (Account.from_key(k).address for k in keys)
@@ -217,7 +217,7 @@ def post_raw(client: httpx.Client, url: str, raws: list[bytes]) -> None:
 
 def anvil_ingest_rate(anvil: Anvil, count: int = 1200) -> float:
     """Host limit: pre-signed ETH transfers per second this anvil accepts (4 senders, batched JSON-RPC)."""
-    w3 = anvil.web3()
+    w3 = anvil.web3(mined_on_return=False)
     senders = [Account.from_key(k) for k in dev_private_keys(40)[36:40]]
     chain_id = w3.eth.chain_id
     signed: list[list[bytes]] = []
@@ -326,7 +326,7 @@ class Throughput:
             process.wait(timeout=20)
 
     def run(self, anvil: Anvil, pki: DevPki, source: PriceSource) -> dict[str, float]:
-        w3 = anvil.web3()
+        w3 = anvil.web3(mined_on_return=False)
         keys = dev_private_keys(40)
         admin, relayer = Account.from_key(keys[0]), Account.from_key(keys[1])
         deployed = run_parts(web3_context(w3, admin.address, params=ORACLE_PARAMS,
@@ -395,7 +395,7 @@ class Throughput:
     def _load(self, anvil: Anvil, oracle: Any, requesters: list[Any], source: PriceSource, count: int,
               pace: float | None) -> Load:
         """Send `count` pre-signed requests (all at once, or `pace` per second in total); follow their blocks."""
-        w3 = anvil.web3()
+        w3 = anvil.web3(mined_on_return=False)
         params = Params(source.url(), "json:data.price", "uint256", 2).to_json()
         fee = oracle.functions.requestFee(0, 10 * GWEI).call()
         data = oracle.functions.request(params, ZERO, 0)._encode_transaction_data()
@@ -435,7 +435,7 @@ class Throughput:
         first_block = w3.eth.block_number + 1  # blocks up to the head belong to earlier phases
 
         def watch() -> None:
-            local = anvil.web3()
+            local = anvil.web3(mined_on_return=False)
             next_block = first_block
             while not done.is_set():
                 head = local.eth.block_number

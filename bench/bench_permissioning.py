@@ -42,7 +42,7 @@ def _enode(seed: int) -> tuple[bytes, bytes]:
 class Bench:
     def __init__(self, node: Anvil) -> None:
         self.node = node
-        self.w3: Web3 = node.web3()
+        self.w3: Web3 = node.web3(mined_on_return=False)
         self.admins = self.w3.eth.accounts[:3]
         self.relayer = self.w3.eth.accounts[3]
         # The permissioning part (2 of the 3 admins, a day's proposal ttl), from the first admin.

@@ -54,7 +54,7 @@ class RootChainBench:
     by the operator (who posts the operator bond and holds the ANKR supply)."""
 
     def __init__(self, anvil: Anvil, token: bool = False) -> None:
-        self.w3 = anvil.web3()
+        self.w3 = anvil.web3(mined_on_return=False)
         self.anvil = anvil
         keys = dev_private_keys(10)
         self.keys = {Account.from_key(k).address: k for k in keys}
@@ -193,7 +193,7 @@ def fill_queue(anvil: Anvil, root_chain: str, count: int, first_blknum: int, exi
         answers = anvil._client.post(anvil.url, json=batch[start:start + 2000]).json()
         if any("error" in a for a in answers):
             raise RuntimeError(f"anvil_setStorageAt failed: {answers[:1]}")
-    rc = anvil.web3().eth.contract(address=root_chain, abi=[
+    rc = anvil.web3(mined_on_return=False).eth.contract(address=root_chain, abi=[
         {"name": "exitQueueSize", "type": "function", "stateMutability": "view", "inputs": [],
          "outputs": [{"type": "uint256"}]},
         {"name": "getNextExit", "type": "function", "stateMutability": "view", "inputs": [],
@@ -317,7 +317,7 @@ def measure_root_chain(anvil: Anvil, queue: int, breakdowns: dict[str, Any]
 
 
 def measure_token_chain(anvil: Anvil) -> list[list[object]]:
-    w3 = anvil.web3()
+    w3 = anvil.web3(mined_on_return=False)
     b = RootChainBench(anvil, token=True)
     token, user = b.token, b.users[0]
     transact(w3, token.functions.transfer(user, 10**24), sender=b.operator)  # the token part minted to the operator
@@ -328,7 +328,7 @@ def measure_token_chain(anvil: Anvil) -> list[list[object]]:
 
 
 def measure_heap(anvil: Anvil, sizes: list[int]) -> list[list[object]]:
-    w3 = anvil.web3()
+    w3 = anvil.web3(mined_on_return=False)
     sender = Account.from_key(dev_private_keys(1)[0]).address
     rows: list[list[object]] = []
     for size in sizes:

@@ -87,7 +87,7 @@ class Failover:
 
     def __init__(self, anvil: Anvil, dsn: str, token: Any, key: str, recipient: str, tmp: Path) -> None:
         self.anvil, self.dsn, self.token, self.key, self.tmp = anvil, dsn, token, key, tmp
-        self.w3 = anvil.web3()
+        self.w3 = anvil.web3(mined_on_return=False)
         self.account = Account.from_key(key)
         self.recipient = recipient
         self.queue = TxSender(self.w3, open_db(dsn), self.account)  # enqueues only, never processes
@@ -217,7 +217,7 @@ def main() -> None:
     failover_key, recipient = keys[5], Account.from_key(keys[1]).address
     with Anvil() as anvil, PostgresServer() as pg, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        w3 = anvil.web3()
+        w3 = anvil.web3(mined_on_return=False)
         token = run_parts(web3_context(w3, owner, deployments=tmp / "deployments"), ("token",)).at("AnkrToken")
         for account in [*senders.values(), Account.from_key(failover_key)]:
             token.functions.transfer(account.address, 10**24).transact({"from": owner.address})

@@ -26,7 +26,7 @@ def breakdown(anvil: Anvil, receipt: Any) -> dict[str, int]:
     """Gas of one mined transaction by kind: intrinsic calldata, then each opcode's cost at depth 1
     (the gas between it and the next step, so a precompile call counts what it used), the refund."""
     tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-    data = bytes(anvil.web3().eth.get_transaction(tx_hash)["input"])
+    data = bytes(anvil.web3(mined_on_return=False).eth.get_transaction(tx_hash)["input"])
     zeros = data.count(0)
     calldata = 4 * zeros + 16 * (len(data) - zeros)
     steps = anvil.rpc("debug_traceTransaction", tx_hash,

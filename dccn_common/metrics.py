@@ -11,7 +11,9 @@ several services in one process never clash. Figures are read at scrape time: fr
 follower's status, and from the durable tables through a read-only connection of each
 database (the service's own connection stays with its thread; counters read from tables,
 such as events handled and gas spent, survive restarts). Only the send-to-confirm latency
-is observed as it happens, after each service tick. Every sample has a `service` label.
+is observed as it happens: after each service tick, and at each scrape after the outbox
+figures are read (so a scrape that counts a row mined has timed it). Every sample has a
+`service` label.
 See docs/operations.md for the list.
 """
 
@@ -71,15 +73,19 @@ class ServiceMetrics:
         self._readers = _Readers()
         self._latency_watches: list[_LatencyWatch] = []
         self._followers: list[ChainFollower] = []
-        self._latency = Histogram("dccn_outbox_confirm_latency_seconds",
-                                  "Seconds from a transaction's first broadcast to its receipt.",
-                                  ["service", "chain", "signer"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._observing = threading.Lock()  # the tick thread and scrapes both observe
+        # The figures read from the database first, the in-memory series after them: those only
+        # run ahead of the database (a handler counts before its commit; a scrape times the rows
+        # it saw confirmed), so one scrape never shows more handled or confirmed than counted or timed.
+        self.registry.register(_Collector(self))
         self._events = Counter("dccn_follower_events_by_type",
                                "Events handled since the process started, by contract and event.",
                                ["service", "follower", "contract", "event"], registry=self.registry)
         self._errors = Counter("dccn_metrics_read_errors", "Figures that could not be read at a scrape.",
                                ["service", "figure"], registry=self.registry)
-        self.registry.register(_Collector(self))
+        self._latency = Histogram("dccn_outbox_confirm_latency_seconds",
+                                  "Seconds from a transaction's first broadcast to its receipt.",
+                                  ["service", "chain", "signer"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.gauge("dccn_service_start_time_seconds", "Unix time the service process started.",
                    lambda: self.started)
         # SQLite: each service is the single active instance (a second one refuses to start);
@@ -143,7 +149,8 @@ class ServiceMetrics:
         self.counter("dccn_follower_events_handled", "Events handled (durable: counted in follower_consumed).",
                      self._sql_reader(follower.db, "SELECT ?, COUNT(*) FROM follower_consumed WHERE follower = ?",
                                       (name, name)), labels)
-        self._count_events(follower)
+        with self._observing:
+            self._count_events(follower)
 
     def watch_sender(self, sender: TxSender) -> None:
         if any(watch.sender is sender for watch in self._latency_watches):
@@ -187,14 +194,16 @@ class ServiceMetrics:
                    figure("needed"), labels)
 
     def observe(self) -> None:
-        """After each tick: time newly confirmed transactions; count events of new handlers."""
-        for watch in self._latency_watches:
-            try:
-                watch.observe()
-            except Exception as err:  # metrics never fail the tick; the next one looks again
-                log.debug("latency not observed", extra={"error": str(err)})
-        for follower in self._followers:
-            self._count_events(follower)
+        """After each tick and at each scrape: time newly confirmed transactions; count events
+        of new handlers (a handler declared after the last look has a series from the next)."""
+        with self._observing:
+            for watch in self._latency_watches:
+                try:
+                    watch.observe()
+                except Exception as err:  # metrics never fail the tick; the next one looks again
+                    log.debug("latency not observed", extra={"error": str(err)})
+            for follower in self._followers:
+                self._count_events(follower)
 
     def _count_events(self, follower: ChainFollower) -> None:
         # Wraps each handler once (handlers may be declared after the follower is watched).
@@ -225,6 +234,7 @@ class ServiceMetrics:
                 family = families[figure.name] = kind(figure.name, figure.doc, labels=("service", *figure.labels))
             for values, value in samples:
                 family.add_metric([self.service, *values], value)
+        self.observe()  # what the figures above count as confirmed or handled is timed and counted too
         yield from families.values()
 
 

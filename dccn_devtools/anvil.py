@@ -25,6 +25,7 @@ from web3 import HTTPProvider, Web3
 
 from dccn_common import PROJECT_ROOT
 from dccn_devtools.anvil_ticker import tick_blocks
+from dccn_devtools.mined_on_return import MinedOnReturn
 from dccn_devtools.ports import free_port
 from dccn_devtools.processes import stop_process
 
@@ -97,6 +98,7 @@ class Anvil:
         self._log_offset = 0
         self._client = httpx.Client(timeout=30)
         self._request_id = 0
+        self._reverted = False  # a snapshot was reverted: reorgs are refused from then on
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -209,8 +211,13 @@ class Anvil:
             raise AnvilError(f"{method}: {body['error'].get('message', body['error'])}")
         return body["result"]
 
-    def web3(self) -> Web3:
-        return Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}))
+    def web3(self, *, mined_on_return: bool = True) -> Web3:
+        """A client of this node. With `mined_on_return` (what tests want) a send returns once
+        automined (see dccn_devtools.mined_on_return); benchmarks measuring raw send rates pass False."""
+        w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}))
+        if mined_on_return:
+            w3.middleware_onion.add(MinedOnReturn, "mined_on_return")
+        return w3
 
     # -- test controls --------------------------------------------------------------
 
@@ -231,6 +238,15 @@ class Anvil:
     def revert(self, snapshot_id: str) -> None:
         if not self.rpc("evm_revert", snapshot_id):
             raise AnvilError(f"snapshot {snapshot_id} could not be reverted")
+        self._reverted = True
+
+    def _check_reorg_allowed(self) -> None:
+        # Seen on the pinned anvil: after evm_revert, the state history holds the reverted
+        # branches' states under the same block numbers, and a later anvil_reorg/rollback can
+        # load one of them (a contract deployed on the canonical chain had no code after it).
+        if self._reverted:
+            raise AnvilError("anvil: no reorg on a node that has reverted a snapshot (its state history "
+                             "mixes the reverted branches); reorg on a fresh node")
 
     def reorg(self, depth: int, replacement_txs: Sequence[tuple[dict[str, Any], int]] = ()) -> None:
         """Replace the last `depth` blocks with new ones (different hashes).
@@ -239,10 +255,12 @@ class Anvil:
         new blocks; without them the new blocks are empty, so everything the old ones
         held is gone from the chain.
         """
+        self._check_reorg_allowed()
         self.rpc("anvil_reorg", depth, [[tx, offset] for tx, offset in replacement_txs])
 
     def rollback(self, depth: int) -> None:
         """Drop the last `depth` blocks without replacing them."""
+        self._check_reorg_allowed()
         self.rpc("anvil_rollback", depth)
 
     def set_automine(self, enabled: bool) -> None:

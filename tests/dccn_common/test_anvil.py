@@ -48,6 +48,7 @@ def test_snapshot_revert__restores_balances(chain: Anvil, roles) -> None:
     assert w3.eth.get_balance(roles.bob.address) == before
 
 
+@pytest.mark.reorgs
 def test_reorg__replaces_blocks_and_drops_their_transactions(chain: Anvil, roles) -> None:
     w3 = chain.web3()
     tx_hash = w3.eth.send_transaction({"from": roles.alice.address, "to": roles.bob.address, "value": 1})
@@ -57,6 +58,53 @@ def test_reorg__replaces_blocks_and_drops_their_transactions(chain: Anvil, roles
     assert w3.eth.get_block(mined_in["blockNumber"])["hash"] != old_hash
     with pytest.raises(Exception, match="not found"):
         w3.eth.get_transaction_receipt(tx_hash)
+
+
+def test_reorg__node_that_reverted_a_snapshot__refused_before_touching_the_chain(roles) -> None:
+    # After evm_revert, anvil_reorg can load a reverted branch's state (a deployed contract lost
+    # its code in the sender tests): the harness refuses rather than hand a test a wrong chain.
+    with Anvil(chain_id=4545) as node:
+        w3 = node.web3()
+        snapshot = node.snapshot()
+        w3.eth.send_transaction({"from": roles.alice.address, "to": roles.bob.address, "value": 1})
+        node.revert(snapshot)
+        head = node.block_number()
+        with pytest.raises(AnvilError, match="no reorg on a node that has reverted a snapshot"):
+            node.reorg(1)
+        with pytest.raises(AnvilError, match="no reorg on a node that has reverted a snapshot"):
+            node.rollback(1)
+        assert node.block_number() == head
+
+
+def test_web3__send_on_an_automining_node__returns_once_mined(chain: Anvil, roles) -> None:
+    # Without the middleware about one send in three returned before its block (measured).
+    w3 = chain.web3()
+    for _ in range(150):
+        head = w3.eth.block_number
+        tx_hash = w3.eth.send_transaction({"from": roles.alice.address, "to": roles.bob.address, "value": 1})
+        assert w3.eth.block_number == head + 1
+        assert w3.eth.get_transaction_receipt(tx_hash)["blockNumber"] == head + 1
+
+
+def test_web3__send_with_automine_off_or_behind_a_nonce_gap__returns_without_waiting(chain: Anvil, roles) -> None:
+    w3 = chain.web3()
+    nonce = w3.eth.get_transaction_count(roles.alice.address)
+    started = time.monotonic()
+    w3.eth.send_transaction({"from": roles.alice.address, "to": roles.bob.address, "value": 1, "nonce": nonce + 3})
+    chain.set_automine(False)
+    w3.eth.send_transaction({"from": roles.bob.address, "to": roles.alice.address, "value": 1})
+    assert time.monotonic() - started < 5  # the 30 s mining timeout was not waited out
+    pool = chain.rpc("txpool_content")
+    assert len(pool["queued"][roles.alice.address.lower()]) == 1
+    assert len(pool["pending"][roles.bob.address.lower()]) == 1
+
+
+def test_web3__benchmark_client__sends_without_the_mining_wait(chain: Anvil) -> None:
+    def layers(w3) -> list[str]:
+        return [name for _, name in w3.middleware_onion.middleware]
+
+    assert "mined_on_return" in layers(chain.web3())
+    assert "mined_on_return" not in layers(chain.web3(mined_on_return=False))
 
 
 def test_loopback_only__other_hosts_refused() -> None:

@@ -96,6 +96,7 @@ def test_handler_failure__rolls_back_its_writes_and_is_retried(w3, ankr_token, m
     assert _seen_amounts(db) == amounts
 
 
+@pytest.mark.reorgs
 def test_reorg__removed_event_is_rewound_and_replacement_followed(chain, w3, ankr_token, make_db, send_transfers, roles) -> None:
     db = make_db()
     follower = _follow_transfers(w3, db, ankr_token, start_block=_start_block(w3))
@@ -112,6 +113,7 @@ def test_reorg__removed_event_is_rewound_and_replacement_followed(chain, w3, ank
     assert _seen_amounts(db) == [*kept, 777]
 
 
+@pytest.mark.reorgs
 def test_reorg_deeper_than_chunk__rewinds_to_common_ancestor(chain, w3, ankr_token, make_db, send_transfers) -> None:
     db = make_db()
     follower = _follow_transfers(w3, db, ankr_token, start_block=_start_block(w3), chunk_size=2)

@@ -97,6 +97,7 @@ def _stored_raw(sender: TxSender, key: str) -> str:
     return "0x" + bytes(sender.db.execute("SELECT raw FROM outbox WHERE key = ?", (key,)).fetchone()["raw"]).hex()
 
 
+@pytest.mark.reorgs
 def test_reorg_removes_mined_tx__same_bytes_rebroadcast__next_row_gets_next_nonce(
     chain, w3, make_sender, funded_token, roles
 ) -> None:
@@ -116,6 +117,7 @@ def test_reorg_removes_mined_tx__same_bytes_rebroadcast__next_row_gets_next_nonc
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 7
 
 
+@pytest.mark.reorgs
 def test_reorg_reincludes_tx__recorded_at_new_block__nothing_new_signed(
     chain, w3, make_sender, funded_token, roles
 ) -> None:
@@ -133,6 +135,7 @@ def test_reorg_reincludes_tx__recorded_at_new_block__nothing_new_signed(
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 5
 
 
+@pytest.mark.reorgs
 def test_reorg_returns_tx_to_mempool__sender_waits__mined_once(chain, w3, make_sender, funded_token, roles) -> None:
     sender = make_sender()
     first = sender.send_now("pay", funded_token.address, transfer_data(funded_token, roles.bob.address, 6))
@@ -156,6 +159,7 @@ def test_reorg_returns_tx_to_mempool__sender_waits__mined_once(chain, w3, make_s
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 6
 
 
+@pytest.mark.reorgs
 def test_deep_reorg_removing_two_rows__next_transaction_mined__nothing_stuck(
     chain, w3, make_sender, funded_token, roles
 ) -> None:
@@ -174,6 +178,7 @@ def test_deep_reorg_removing_two_rows__next_transaction_mined__nothing_stuck(
     assert funded_token.functions.balanceOf(roles.bob.address).call() == 7
 
 
+@pytest.mark.reorgs
 def test_follower_rewind__sender_reopens_rows_before_service_handlers(
     chain, w3, make_db, make_sender, funded_token, roles
 ) -> None:
@@ -280,6 +285,7 @@ def test_database_of_old_schema__opens__hash_list_moved_out_of_error(make_db, ma
     assert sorted(sender.tx_hashes("k")) == ["0xaa", "0xbb", "0xcc"]
 
 
+@pytest.mark.reorgs
 def test_reorg_below_the_last_verified_head__detected_without_a_follower__same_bytes_mined_again(
     chain, w3, make_sender, funded_token, roles
 ) -> None:

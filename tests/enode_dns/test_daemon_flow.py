@@ -111,6 +111,7 @@ def test_address_source_returns_garbage__nothing_signed_and_reported(
     assert anvil_registry.endpoint_updates(node.enode) == []
 
 
+@pytest.mark.reorgs
 def test_reorg_drops_an_admission__mirror_rewinds_and_files_drop_the_node(
     chain: Anvil, anvil_registry: AnvilRegistry, make_node_keys: Callable[[str], NodeKeys], relayer_keystore: Path,
     besu_dir: Path, write_daemon_config: Callable[..., Path],

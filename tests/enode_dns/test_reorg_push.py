@@ -20,6 +20,7 @@ pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 OLD, NEW = ("203.0.113.10", 30303), ("198.51.100.77", 30303)
 
 
+@pytest.mark.reorgs
 def test_reorg_removes_a_mined_self_update__same_tx_mined_again__one_sequence(
     chain: Anvil, anvil_registry: AnvilRegistry, make_node_keys: Callable[[str], NodeKeys], relayer_keystore: Path,
     address_endpoint: AddressEndpoint, write_daemon_config: Callable[..., Path],

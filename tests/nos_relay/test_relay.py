@@ -116,6 +116,7 @@ def test_relay__shares_work_by_request_id(w3, deployment, roles, enclave_keys, s
     assert submitters == expected
 
 
+@pytest.mark.reorgs
 def test_relay__request_reorged_out__job_forgotten(w3, chain, deployment, roles, enclave_socket, price_source,
                                                    make_relay):
     relay = make_relay([enclave_socket])

@@ -26,6 +26,7 @@ def _delivered_ids(oracle: Any) -> list[str]:
     return [HexBytes(log["args"]["requestId"]).to_0x_hex() for log in oracle.events.Delivered().get_logs(from_block=0)]
 
 
+@pytest.mark.reorgs
 def test_relay__deep_reorg_removes_confirmed_delivery__same_tx_mined_again_later_requests_delivered(
     w3, chain, deployment, roles, enclave_socket, price_source, make_relay
 ) -> None:
@@ -60,6 +61,7 @@ def test_relay__deep_reorg_removes_confirmed_delivery__same_tx_mined_again_later
     assert (job["batch_key"], job["submit_attempts"]) == (delivery["key"], 1)
 
 
+@pytest.mark.reorgs
 def test_relay__reorg_within_confirmations_removes_delivery__job_submitted_again_until_mined_again(
     w3, chain, deployment, roles, enclave_socket, price_source, make_relay
 ) -> None:

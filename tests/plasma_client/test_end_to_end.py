@@ -259,6 +259,7 @@ def test_fees__collected_as_operator_output__operator_exits_finalizes_withdraws(
     assert owed - 10**15 < gained <= owed  # the fees and bonds, less gas
 
 
+@pytest.mark.reorgs
 def test_reorg_removing_a_deposit__operator_removes_the_spend(
     plasma: Any, start_operator: Any, roles: Any, eventually: Any
 ) -> None:

@@ -66,6 +66,7 @@ def _first_block_final(plasma: Any, start_operator: Any, roles: Any, eventually:
     return FinalBlock(running, api, first, submission, root)
 
 
+@pytest.mark.reorgs
 def test_reorg_removing_a_final_submit_block__same_tx_mined_again__next_block_submitted(
     plasma: Any, start_operator: Any, roles: Any, eventually: Any
 ) -> None:
@@ -98,6 +99,7 @@ def _watcher_rows(plasma: Any, actor: Any, sql: str) -> list[Any]:
         db.close()
 
 
+@pytest.mark.reorgs
 def test_reorg_removing_the_watchers_challenge__challenging_again__same_challenge_mined_once(
     plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
 ) -> None:
@@ -153,6 +155,7 @@ def _outbox(plasma: Any, actor: Any, exit_id: int) -> list[Any]:
                                         "ORDER BY rowid")
 
 
+@pytest.mark.reorgs
 def test_watcher__spend_submitted_after_exit_started__exit_challenged(
     plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
 ) -> None:
@@ -204,6 +207,7 @@ def test_watcher__spend_submitted_after_exit_started__exit_challenged(
     assert statuses.count("mined") == 1 and set(statuses[:-1]) <= {"reverted", "failed"}
 
 
+@pytest.mark.reorgs
 def test_watcher__someone_elses_challenge_removed_by_reorg__watcher_challenges_itself(
     plasma: Any, start_operator: Any, start_watcher: Any, cli: Any, roles: Any, eventually: Any
 ) -> None:
@@ -259,6 +263,7 @@ def _set_frozen(plasma: Any, slot: int, frozen: bool) -> None:
     assert plasma.rootchain.functions.frozen().call() is frozen
 
 
+@pytest.mark.reorgs
 def test_operator__submit_block_reincluded_reverts_after_reorg__resubmitted_under_its_number(
     plasma: Any, start_operator: Any, roles: Any, eventually: Any
 ) -> None:

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.parametrize("store_backend", BACKENDS, indirect=True)
 
 
 @pytest.mark.anvil
+@pytest.mark.reorgs
 def test_reorg__lock_removed_before_confirmations__never_paid(make_bridge: Any, roles: Any) -> None:
     h: BridgeHarness = make_bridge(4, 3)
     network = h.network()
@@ -43,6 +44,7 @@ def test_reorg__lock_removed_before_confirmations__never_paid(make_bridge: Any, 
 
 
 @pytest.mark.anvil
+@pytest.mark.reorgs
 def test_reorg__lock_moved_to_another_block__paid_once(make_bridge: Any, roles: Any) -> None:
     h: BridgeHarness = make_bridge(4, 3)
     network = h.network()
@@ -74,6 +76,7 @@ def _executions(relay: Any) -> list[Any]:
 
 
 @pytest.mark.anvil
+@pytest.mark.reorgs
 def test_reorg__destination_removes_confirmed_execution__same_tx_mined_again_later_transfer_paid(
     make_bridge: Any, roles: Any
 ) -> None:

@@ -377,21 +377,38 @@ def apply_schema(conn: Connection, name: str, version: int, ddl: Migration) -> b
     callable taking the connection, for data migrations. After the last step, call
     `require_schema` so a database written by newer code is refused, not used in the old shape.
     """
-    with transaction(conn):
-        current = schema_version(conn, name)
-        if current >= version:
-            return False
-        if callable(ddl):
-            ddl(conn)
-        else:
-            for statement in _split_statements(ddl):
-                conn.execute(statement)
-        conn.execute(
-            "INSERT INTO schema_versions (name, version, applied_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at",
-            (name, version, time.time()),
-        )
+    try:
+        with transaction(conn):
+            current = schema_version(conn, name)
+            if current >= version:
+                return False
+            if callable(ddl):
+                ddl(conn)
+            else:
+                for statement in _split_statements(ddl):
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_versions (name, version, applied_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at",
+                (name, version, time.time()),
+            )
+    except _sql_errors() as err:
+        if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+            raise
+        # Rolled back: a database holding tables of these names in another shape (another
+        # program's, or damaged) is left as it was.
+        raise StoreError(f"schema {name} version {version} does not fit this database ({_reason(err)}): "
+                         "is it another program's database? refusing to use it") from None
     return True
+
+
+def _sql_errors() -> tuple[type[Exception], ...]:
+    """The SQL errors of both backends (psycopg only when installed)."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.DatabaseError,)
+    return (sqlite3.DatabaseError, psycopg.Error)
 
 
 def require_schema(conn: Connection, name: str, known: int) -> None:

@@ -145,6 +145,18 @@ def test_apply_schema__failing_step__leaves_neither_its_changes_nor_its_record(d
     assert table_columns(db, "things") == []
 
 
+def test_apply_schema__table_of_another_shape__store_error_database_unchanged(db: Any) -> None:
+    db.execute("CREATE TABLE things (other TEXT)")  # another program's table of the same name
+    db.execute("INSERT INTO things (other) VALUES ('theirs')")
+    with pytest.raises(StoreError, match=r"^schema things version 1 does not fit this database \(.*"
+                                         r"is it another program's database\? refusing to use it$"):
+        apply_schema(db, "things", 1, "CREATE TABLE IF NOT EXISTS things (id TEXT PRIMARY KEY); "
+                                      "CREATE INDEX IF NOT EXISTS things_by_id ON things (id)")
+    assert schema_version(db, "things") == 0
+    assert table_columns(db, "things") == ["other"]
+    assert [row["other"] for row in db.execute("SELECT other FROM things").fetchall()] == ["theirs"]
+
+
 def test_apply_schema__callable_step_migrates_data(db: Any) -> None:
     db.execute("INSERT INTO kv (k, v) VALUES ('a', 'old')")
     assert apply_schema(db, "kv-data", 1, lambda conn: conn.execute("UPDATE kv SET v = 'new'"))

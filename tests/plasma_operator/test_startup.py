@@ -94,3 +94,26 @@ def test_operator__second_instance_same_database_or_key__refused_naming_the_firs
     assert same_key.stderr.strip() == (f"error: signing key {plasma.roles.operator.address} on chain 31337 is in use "
                                        f"by {holder}")
     assert first.process.poll() is None
+
+
+@pytest.mark.anvil
+def test_operator__database_of_another_program__one_line_exit_2_file_untouched(
+        plasma: Any, cli_run: Any, keystore: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "other-program.db"
+    foreign = sqlite3.connect(db)
+    foreign.execute("CREATE TABLE outbox (x TEXT)")  # a name this operator uses, in another shape
+    foreign.execute("INSERT INTO outbox VALUES ('theirs')")
+    foreign.commit()
+    foreign.close()
+    result = cli_run("plasma_operator.server", *_operator_args(plasma.anvil.url, plasma.manifest, keystore, db, 0),
+                     env=OPERATOR_ENV)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: schema outbox version 1 does not fit this database (")
+    assert result.stderr.strip().endswith("is it another program's database? refusing to use it")
+    assert "Traceback" not in result.stderr
+    check = sqlite3.connect(db)
+    assert check.execute("SELECT x FROM outbox").fetchall() == [("theirs",)]
+    assert [row[1] for row in check.execute("PRAGMA table_info(outbox)")] == ["x"]
+    check.close()

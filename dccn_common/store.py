@@ -393,13 +393,20 @@ def apply_schema(conn: Connection, name: str, version: int, ddl: Migration) -> b
                 (name, version, time.time()),
             )
     except _sql_errors() as err:
-        if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
-            raise
+        if not _is_shape_error(err):
+            raise  # busy, locked, a race between two starting instances: not the database's shape
         # Rolled back: a database holding tables of these names in another shape (another
-        # program's, or damaged) is left as it was.
+        # program's) is left as it was.
         raise StoreError(f"schema {name} version {version} does not fit this database ({_reason(err)}): "
                          "is it another program's database? refusing to use it") from None
     return True
+
+
+def _is_shape_error(err: Exception) -> bool:
+    """The statement does not fit the tables there (a missing column, a table of another kind)."""
+    if isinstance(err, sqlite3.DatabaseError):
+        return not any(word in str(err) for word in ("locked", "busy"))
+    return str(getattr(err, "sqlstate", "") or "").startswith("42")  # PostgreSQL: undefined/duplicate object
 
 
 def _sql_errors() -> tuple[type[Exception], ...]:
